@@ -1,0 +1,2 @@
+"""tillgate agent."""
+__version__ = "0.1.0"

@@ -1,0 +1,118 @@
+"""Money and points arithmetic: exact, half-up to the kopeck, no float anywhere.
+
+Inside the rules engine amounts are whole kopecks (``int``); they become
+``Decimal`` with two places only at the edges (JSON, storage, display). Integer minor
+units make "the lines add up to the receipt exactly" a matter of integer sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
+
+CENT = Decimal("0.01")
+HUNDRED = Decimal(100)
+
+
+def to_money(value: Decimal | int | str) -> Decimal:
+    """A Decimal with exactly two places, rounded half-up."""
+    try:
+        return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, TypeError, ValueError) as exc:
+        raise ValueError(f"not a money amount: {value!r}") from exc
+
+
+def to_kop(value: Decimal | int | str) -> int:
+    """Money → whole kopecks (half-up)."""
+    return int(to_money(value) * 100)
+
+
+def from_kop(kop: int) -> Decimal:
+    """Whole kopecks → money with two places."""
+    return (Decimal(kop) / 100).quantize(CENT)
+
+
+def fmt(kop: int) -> str:
+    """Whole kopecks → the API's money string (``"89.00"``)."""
+    return str(from_kop(kop))
+
+
+def round_half_up(value: Fraction | Decimal) -> int:
+    """Round an exact rational to the nearest integer, halves away from zero."""
+    if isinstance(value, Decimal):
+        return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    sign = -1 if value < 0 else 1
+    v = abs(value)
+    return sign * int((v + Fraction(1, 2)).__floor__())
+
+
+def floor_points(value: Fraction | Decimal) -> int:
+    """Points are whole: accrual rounds down (towards zero for non-negative values)."""
+    if isinstance(value, Decimal):
+        return int(value.to_integral_value(rounding=ROUND_DOWN))
+    return int(value.__floor__()) if value >= 0 else -int((-value).__floor__())
+
+
+def line_amount(price: Decimal, qty: Decimal) -> int:
+    """A line's amount in kopecks: price × qty rounded half-up to the kopeck."""
+    return round_half_up(Fraction(price) * Fraction(qty) * 100)
+
+
+def allocate(total: int, weights: Sequence[int], caps: Sequence[int] | None = None) -> list[int]:
+    """Spread ``total`` kopecks over lines in proportion to ``weights``.
+
+    Each share is rounded down; the remainder goes one kopeck at a time to the largest
+    line first (ties: the earliest), so the shares always add up to ``total`` exactly.
+    With ``caps`` no line receives more than its cap; what a capped line cannot take is
+    spread over the others the same way. If the caps together are less than ``total``
+    the result adds up to ``sum(caps)`` instead (the caller decides what that means).
+    """
+    n = len(weights)
+    if caps is None:
+        caps = list(weights)
+    if total <= 0 or n == 0:
+        return [0] * n
+    shares = [0] * n
+    remaining = min(total, sum(max(c, 0) for c in caps))
+    open_ = [i for i in range(n) if caps[i] > 0 and weights[i] > 0]
+    if not open_:
+        open_ = [i for i in range(n) if caps[i] > 0]
+    while remaining > 0 and open_:
+        wsum = sum(max(weights[i], 0) for i in open_)
+        room = {i: caps[i] - shares[i] for i in open_}
+        if wsum <= 0:
+            give = {i: 0 for i in open_}
+        else:
+            give = {i: remaining * max(weights[i], 0) // wsum for i in open_}
+        capped = [i for i in open_ if give[i] >= room[i]]
+        if capped:
+            # Fill the lines that hit their cap, then spread the rest over the others.
+            for i in capped:
+                shares[i] += room[i]
+                remaining -= room[i]
+            open_ = [i for i in open_ if i not in capped]
+            continue
+        for i in open_:
+            shares[i] += give[i]
+            remaining -= give[i]
+        # Remainder kopecks: largest line first (by weight, then by index).
+        order = sorted(open_, key=lambda i: (-weights[i], i))
+        while remaining > 0:
+            progressed = False
+            for i in order:
+                if remaining == 0:
+                    break
+                if shares[i] < caps[i]:
+                    shares[i] += 1
+                    remaining -= 1
+                    progressed = True
+            if not progressed:
+                break
+        break
+    return shares
+
+
+def percent_of(amount_kop: int, percent: Decimal | int) -> int:
+    """``percent``% of an amount in kopecks, rounded half-up."""
+    return round_half_up(Fraction(amount_kop) * Fraction(Decimal(percent)) / 100)
