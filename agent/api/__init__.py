@@ -1,0 +1,1 @@
+"""The POS API: the local HTTP interface POS software calls around every sale."""

@@ -1,0 +1,224 @@
+"""The POS API as a FastAPI application (routes, auth, size limits, JSON errors).
+
+Handlers are plain ``def`` so FastAPI runs them in its thread pool: each one is a short
+SQLite transaction in :class:`~tillgate.agent.service.TillService`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__, errors
+from ..service import TillService
+from . import schemas as s
+from .docs_page import DOCS_HTML
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 503)
+}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before they are parsed."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        too_large = _error(413, "payload_too_large",
+                           f"the request body is larger than {self.limit} bytes "
+                           "(pos_api.max_body_bytes)")
+        if length is not None:
+            try:
+                if int(length) > self.limit:
+                    await too_large(scope, receive, send)
+                    return
+            except ValueError:
+                await _error(400, "invalid_request", "bad Content-Length")(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await too_large(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts: list[str] = []
+    for err in exc.errors()[:5]:
+        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+        path = ""
+        for x in loc:
+            path += f"[{x}]" if x.isdigit() else (("." if path else "") + x)
+        if err.get("type") == "json_invalid":
+            return f"malformed JSON: {err.get('ctx', {}).get('error', 'cannot parse')}"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif err.get("type") == "missing":
+            msg = "is required"
+        parts.append(f"{path}: {msg}" if path else msg)
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def create_app(service: TillService, *, token: str = "", max_body_bytes: int = 1 << 20,
+               status_extra: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+    """The POS API over ``service``; ``status_extra`` adds device/sync state to /v1/status."""
+    app = FastAPI(
+        title="tillgate POS API",
+        version=__version__,
+        description="Local API that POS software calls around every sale: calculate, "
+        "confirm, cancel, refund, card lookup, status.",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.middleware("http")
+    async def auth(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        if token and request.url.path.startswith("/v1/"):
+            given = request.headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                value.strip().encode(), token.encode()
+            ):
+                return _error(401, "unauthorized",
+                              "missing or wrong Authorization: Bearer token")
+        return await call_next(request)
+
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.exception_handler(errors.ApiError)
+    async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(errors.StorageFullError)
+    async def storage_full(_: Request, exc: errors.StorageFullError) -> JSONResponse:
+        logger.error("storage full: %s", exc)
+        return _error(503, "storage_full", str(exc))
+
+    @app.exception_handler(errors.StoreError)
+    async def store_error(_: Request, exc: errors.StoreError) -> JSONResponse:
+        logger.error("store error: %s", exc)
+        return _error(503, "store_unavailable", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def defect(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("internal error (a defect): %s", type(exc).__name__)
+        return _error(500, "internal_error", "internal error; see the agent log")
+
+    rid = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$", description="receipt_id")
+
+    @app.post("/v1/receipts/calculate", response_model=s.CalculateOut,
+              responses=ERROR_RESPONSES, tags=["receipts"])
+    def calculate(body: s.CalculateIn) -> Any:
+        """Price the open basket: discounts, points to redeem and accrue, hints, print items."""
+        return service.calculate(body)
+
+    @app.post("/v1/receipts/{receipt_id}/confirm", response_model=s.ConfirmOut,
+              responses=ERROR_RESPONSES, tags=["receipts"])
+    def confirm(body: s.ConfirmIn | None = None, receipt_id: str = rid) -> Any:
+        """Commit the last calculation: ledger entries are durable before this answers."""
+        body = body or s.ConfirmIn()
+        return service.confirm(receipt_id, paid=body.paid, fiscal_id=body.fiscal_id)
+
+    @app.post("/v1/receipts/{receipt_id}/cancel", response_model=s.CancelOut,
+              responses=ERROR_RESPONSES, tags=["receipts"])
+    def cancel(receipt_id: str = rid) -> Any:
+        """Abandon the sale and release any hold."""
+        return service.cancel(receipt_id)
+
+    @app.post("/v1/receipts/{receipt_id}/refund", response_model=s.RefundOut,
+              responses=ERROR_RESPONSES, tags=["receipts"])
+    def refund(body: s.RefundIn, receipt_id: str = rid) -> Any:
+        """Return some lines (or all): points reversed/returned in proportion, never over."""
+        lines = [(ln.index, ln.qty) for ln in body.lines] if body.lines is not None else None
+        if lines is not None and not lines:
+            raise errors.InvalidRequest("lines is empty; omit it to return the whole receipt")
+        return service.refund(receipt_id, refund_id=body.refund_id, lines=lines)
+
+    @app.get("/v1/cards/{card}", response_model=s.CardLookupOut, responses=ERROR_RESPONSES,
+             tags=["cards"])
+    def card(card: str = Path(max_length=512)) -> Any:
+        """A card by number, track data, QR payload or phone: balance, hints, history."""
+        return service.card_lookup(card)
+
+    @app.post("/v1/session/card", responses=ERROR_RESPONSES, tags=["cards"])
+    def present(body: s.PresentIn) -> Any:
+        """Present a card at the till (what a reader does); the next calculate uses it."""
+        return service.present(body.card, source=body.source)
+
+    @app.get("/v1/status", tags=["till"])
+    def status() -> Any:
+        """The till's identity, connection state, sync backlog and devices."""
+        st = service.settings
+        out: dict[str, Any] = {"till": st.till, "store": st.store, "version": __version__,
+                               "offline": service.offline, "last_sync": None}
+        out.update(service.status())
+        out["devices"] = {"printer": {"status": "not_configured"},
+                          "scanner": {"status": "not_configured"},
+                          "card_reader": {"status": "not_configured"},
+                          "intercept": {"status": "disabled"}}
+        if status_extra is not None:
+            out.update(status_extra())
+        return out
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # Self-contained (no CDN): a till may have no internet.
+        return HTMLResponse(DOCS_HTML)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

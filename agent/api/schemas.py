@@ -1,0 +1,256 @@
+"""Request and response bodies of the POS API (``pos-api.md``), as pydantic models.
+
+Money is a decimal string with two places and is refused as a JSON float; quantities are
+decimal strings or numbers; points are integers. These models are also what
+``/openapi.json`` publishes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+ReceiptId = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$")
+]
+MoneyStr = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["89.00"])]
+MAX_QTY = Decimal(100_000)
+MAX_PRICE = Decimal("99999999.99")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _money_in(v: Any, *, field: str) -> Decimal:
+    if isinstance(v, bool) or not isinstance(v, str):
+        raise ValueError(f'{field} must be a decimal string like "89.00", not a JSON number')
+    try:
+        d = Decimal(v)
+    except InvalidOperation as exc:
+        raise ValueError(f"{field} {v!r} is not a decimal number") from exc
+    if not d.is_finite():
+        raise ValueError(f"{field} must be a finite number")
+    if d != d.quantize(Decimal("0.01")):
+        raise ValueError(f"{field} has more than two decimal places")
+    if d < 0:
+        raise ValueError(f"{field} must not be negative")
+    if d > MAX_PRICE:
+        raise ValueError(f"{field} is absurdly large (max {MAX_PRICE})")
+    return d
+
+
+class LineIn(_In):
+    sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: Annotated[str, StringConstraints(max_length=256)] = ""
+    qty: Annotated[Decimal, Field(json_schema_extra={"examples": [2, "0.350"]})]
+    price: Annotated[Decimal, Field(json_schema_extra={"type": "string", "examples": ["89.00"]})]
+    category: Annotated[str, StringConstraints(max_length=64)] | None = None
+    tags: Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
+                    Field(max_length=32)] = []
+    no_discount: bool = False
+
+    @field_validator("qty", mode="before")
+    @classmethod
+    def _qty(cls, v: Any) -> Decimal:
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
+            raise ValueError("qty must be a number or a decimal string")
+        try:
+            d = Decimal(str(v)) if not isinstance(v, int) else Decimal(v)
+        except InvalidOperation as exc:
+            raise ValueError(f"qty {v!r} is not a number") from exc
+        if not d.is_finite() or d <= 0:
+            raise ValueError("qty must be greater than 0")
+        if d > MAX_QTY:
+            raise ValueError(f"qty is absurdly large (max {MAX_QTY})")
+        if d != d.quantize(Decimal("0.001")):
+            raise ValueError("qty has more than three decimal places")
+        return d.normalize() if d == d.to_integral_value() else d
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, v: Any) -> Decimal:
+        return _money_in(v, field="price")
+
+
+class CalculateIn(_In):
+    receipt_id: ReceiptId
+    cashier: Annotated[str, StringConstraints(max_length=100)] | None = None
+    card: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    coupons: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+                       Field(max_length=20)] = []
+    redeem: int | Literal["max"] = 0
+    lines: list[LineIn] = []
+
+    @field_validator("redeem", mode="before")
+    @classmethod
+    def _redeem(cls, v: Any) -> int | str:
+        if isinstance(v, bool) or not (isinstance(v, int) or v == "max"):
+            raise ValueError('redeem must be a whole number of points or "max"')
+        if isinstance(v, int) and not 0 <= v <= 100_000_000:
+            raise ValueError("redeem must be between 0 and 100000000 points")
+        return v
+
+
+class ConfirmIn(_In):
+    paid: str | None = None
+    fiscal_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+    @field_validator("paid", mode="before")
+    @classmethod
+    def _paid(cls, v: Any) -> str | None:
+        return None if v is None else str(_money_in(v, field="paid"))
+
+
+class RefundLineIn(_In):
+    index: Annotated[int, Field(ge=0, le=100_000)]
+    qty: Decimal
+
+    _qty = field_validator("qty", mode="before")(LineIn._qty.__func__)  # type: ignore[attr-defined]
+
+
+class RefundIn(_In):
+    refund_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$")]
+    lines: list[RefundLineIn] | None = None
+
+
+class PresentIn(_In):
+    card: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    source: Literal["api", "card_reader", "scanner"] = "api"
+
+
+# ---------------------------------------------------------------- responses
+
+
+class CardOut(BaseModel):
+    number: str = Field(examples=["2900•••••2345"])
+    holder: str
+    tier: str | None
+    status: str
+    balance: int
+    pending: int
+    redeemable: int
+    held: int = 0
+    source: str | None = None
+
+
+class LineOut(BaseModel):
+    index: int
+    sku: str
+    qty: str
+    price: MoneyStr
+    amount: MoneyStr
+    discount: MoneyStr
+    total: MoneyStr
+    redeemed: MoneyStr
+    paid: MoneyStr
+    promotions: list[str]
+
+
+class PointsMoney(BaseModel):
+    points: int
+    amount: MoneyStr
+
+
+class Accrued(BaseModel):
+    points: int
+    available_from: str | None
+
+
+class EffectOut(BaseModel):
+    id: str
+    name: str
+    discount: MoneyStr
+    points: int
+
+
+class RejectedCoupon(BaseModel):
+    code: str
+    reason: str
+
+
+class CouponsOut(BaseModel):
+    applied: list[str]
+    rejected: list[RejectedCoupon]
+
+
+class HintOut(BaseModel):
+    kind: str
+    text: str
+    promotion: str | None = None
+
+
+class PrintOut(BaseModel):
+    kind: str
+    title: str | None = None
+    text: str | None = None
+    code: str | None = None
+    valid_until: str | None = None
+    promotion: str | None = None
+
+
+class CalculateOut(BaseModel):
+    receipt_id: str
+    offline: bool
+    card: CardOut | None
+    lines: list[LineOut]
+    subtotal: MoneyStr
+    discount: MoneyStr
+    redeemed: PointsMoney
+    total: MoneyStr
+    accrued: Accrued
+    promotions: list[EffectOut]
+    coupons: CouponsOut
+    hints: list[HintOut]
+    print: list[PrintOut]
+
+
+class ConfirmOut(BaseModel):
+    receipt_id: str
+    status: Literal["confirmed"]
+    card: CardOut | None
+    accrued: Accrued
+    redeemed: PointsMoney
+    printed: list[PrintOut]
+    offline: bool
+
+
+class CancelOut(BaseModel):
+    receipt_id: str
+    status: Literal["cancelled"]
+    offline: bool
+
+
+class RefundOut(BaseModel):
+    receipt_id: str
+    refund_id: str
+    status: Literal["refunded"]
+    points_reversed: int
+    points_returned: int
+    amount_returned: MoneyStr
+    card: CardOut | None
+    offline: bool
+
+
+class HistoryOut(BaseModel):
+    kind: str
+    points: int
+    receipt_id: str | None
+    created_at: str
+
+
+class CardLookupOut(CardOut):
+    hints: list[HintOut]
+    history: list[HistoryOut]
+    offline: bool
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

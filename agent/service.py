@@ -1,0 +1,716 @@
+"""The till's use cases: calculate, confirm, cancel, refund and card lookup.
+
+This is where the pure rules core meets the SQLite cache: each call runs in one write
+transaction (``BEGIN IMMEDIATE``), so two tills' worth of concurrent POS calls on one
+card are serialized, a hold placed by one calculate is seen by the next, and a confirm is
+either entirely in the ledger or not at all. The HTTP layer (:mod:`.api.app`) only
+translates JSON to these calls and errors to status codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from . import errors
+from .cards import identify, mask
+from .clock import Clock, local
+from .money import fmt
+from .rules import model as m
+from .rules.coupons import CouponSigner, canonical, promotion_tag, serial_for
+from .rules.engine import Catalog, effective_tier, evaluate
+from .rules.program import ProgramFile
+from .rules.refunds import PaidLine, state
+from .session import CardSession
+from .store import cards as card_store
+from .store import ledger
+from .store.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TillSettings:
+    till: str
+    store: str
+    timezone: str
+    language: str = "ru"
+    hold_seconds: int = 900
+    max_lines: int = 1000
+
+
+class CouponAlreadyUsed(errors.ApiError):
+    status, code = 409, "coupon_already_used"
+
+
+class TillService:
+    """Everything the POS API does, over one :class:`Database`."""
+
+    def __init__(self, *, db: Database, settings: TillSettings, clock: Clock,
+                 session: CardSession, signer: CouponSigner) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.session = session
+        self.signer = signer
+        self._catalog: Catalog | None = None
+        self._catalog_version: str | None = None
+        self.offline = False  # the sync layer sets this; a standalone till is never offline
+
+    # ------------------------------------------------------------ program
+
+    def install_program(self, program: ProgramFile, *, version: str) -> bool:
+        """Put a validated program in force; returns False if that version is already in."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT version FROM program WHERE id = 1").fetchone()
+            if row and row[0] == version:
+                self._load_catalog(conn)
+                return False
+            conn.execute(
+                "INSERT INTO program (id, version, body, loaded_at) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET version = excluded.version,"
+                " body = excluded.body, loaded_at = excluded.loaded_at",
+                (version, program.model_dump_json(by_alias=True), ledger.ts(self.clock.now())),
+            )
+            self._catalog = Catalog.build(program)
+            self._catalog_version = version
+        logger.info("program %r version %s in force (%d promotions)",
+                    program.program.name, version, len(program.promotions))
+        return True
+
+    def _load_catalog(self, conn: sqlite3.Connection) -> Catalog:
+        row = conn.execute("SELECT version, body FROM program WHERE id = 1").fetchone()
+        if row is None:
+            raise errors.StoreError("no loyalty program is loaded on this till")
+        if self._catalog is None or self._catalog_version != row["version"]:
+            self._catalog = Catalog.build(ProgramFile.model_validate_json(row["body"]))
+            self._catalog_version = row["version"]
+        return self._catalog
+
+    @property
+    def program_version(self) -> str | None:
+        return self._catalog_version
+
+    def catalog(self) -> Catalog:
+        with self.db.read() as conn:
+            return self._load_catalog(conn)
+
+    def import_cards(self, records: list[card_store.CardRecord]) -> int:
+        """Put cards into the cache; an opening balance is credited once per card."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            program = self._load_catalog(conn).program
+            for rec in records:
+                card_store.upsert(conn, rec, now=now)
+                if rec.opening_balance > 0:
+                    seen = conn.execute(
+                        "SELECT 1 FROM ledger WHERE card = ? AND kind = 'adjust'"
+                        " AND note = 'opening balance'", (rec.number,)).fetchone()
+                    if not seen:
+                        self._credit(conn, card=rec.number, kind="adjust",
+                                     points=rec.opening_balance, now=now, delay_days=0,
+                                     expiry_days=program.expiry_days, note="opening balance")
+        return len(records)
+
+    # ------------------------------------------------------------ helpers
+
+    def _now(self) -> tuple[datetime, datetime]:
+        now = self.clock.now()
+        return now, local(now, self.settings.timezone)
+
+    def _sweep(self, conn: sqlite3.Connection, now: datetime, card: str | None) -> None:
+        """Release timed-out holds and expire lots (for one card, or all)."""
+        rows = conn.execute(
+            "SELECT receipt_id, card, hold_entry, hold_points FROM receipts"
+            " WHERE hold_entry IS NOT NULL AND hold_expires_at <= ?", (ledger.ts(now),)
+        ).fetchall()
+        for r in rows:
+            ledger.append(conn, till=self.settings.till, card=r["card"], kind="release",
+                          points=r["hold_points"], at=now, receipt_id=r["receipt_id"],
+                          ref=r["hold_entry"], note="hold timed out")
+            conn.execute("UPDATE receipts SET hold_entry = NULL, hold_points = 0,"
+                         " hold_expires_at = NULL WHERE receipt_id = ?", (r["receipt_id"],))
+        ledger.expire_due(conn, till=self.settings.till, now=now, card=card)
+
+    def sweep(self) -> None:
+        """Periodic housekeeping: timed-out holds and expired lots of every card."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            self._sweep(conn, now, None)
+
+    def _credit(self, conn: sqlite3.Connection, *, card: str, kind: str, points: int,
+                now: datetime, delay_days: int, expiry_days: int, note: str | None = None,
+                receipt_id: str | None = None) -> tuple[str, datetime]:
+        entry = ledger.append(conn, till=self.settings.till, card=card, kind=kind,
+                              points=points, at=now, receipt_id=receipt_id, note=note)
+        available = now + timedelta(days=delay_days)
+        expires = available + timedelta(days=expiry_days) if expiry_days else None
+        ledger.add_lot(conn, entry_id=entry, card=card, points=points,
+                       available_from=available, expires_at=expires)
+        return entry, available
+
+    def _resolve_card(self, conn: sqlite3.Connection, raw: str, *, now: datetime,
+                      register: bool) -> card_store.CardRecord:
+        program = self._load_catalog(conn).program
+        ref = identify(raw, number_pattern=program.card_number_pattern)
+        if ref.kind == "phone":
+            rec = card_store.find(conn, phone=ref.value)
+        else:
+            rec = card_store.find(conn, number=ref.value)
+        if rec is None:
+            if register and ref.kind == "number" and program.register_unknown_cards:
+                rec = card_store.CardRecord(number=ref.value, status="new")
+                card_store.upsert(conn, rec, now=now, origin="till")
+                logger.info("card %s registered on first use", mask(ref.value))
+                return rec
+            raise errors.CardNotFound(f"card {mask(ref.value)} is not known to this till")
+        return rec
+
+    def _customer(self, conn: sqlite3.Connection, rec: card_store.CardRecord, *,
+                  now: datetime, now_local: datetime, catalog: Catalog,
+                  own_hold: int = 0) -> m.Customer:
+        program = catalog.program
+        bal = ledger.balance(conn, rec.number, now)
+        visits = conn.execute(
+            "SELECT COUNT(*) FROM receipts WHERE card = ? AND status = 'confirmed'",
+            (rec.number,)).fetchone()[0]
+        since = ledger.ts(now - timedelta(days=program.window_days))
+        spend_kop = conn.execute(
+            "SELECT COALESCE(SUM(paid_kop - returned_kop), 0) FROM receipts WHERE card = ?"
+            " AND status = 'confirmed' AND confirmed_at >= ?", (rec.number, since)).fetchone()[0]
+        today = now_local.date().isoformat()
+        uses_today: dict[str, int] = {}
+        uses_total: dict[str, int] = {}
+        for row in conn.execute(
+            "SELECT promotion_id, COUNT(*) AS n, SUM(day = ?) AS t FROM promotion_uses"
+            " WHERE card = ? GROUP BY promotion_id", (today, rec.number)):
+            uses_total[row["promotion_id"]] = row["n"]
+            uses_today[row["promotion_id"]] = row["t"] or 0
+        stamps = {r[0]: r[1] for r in conn.execute(
+            "SELECT promotion_id, count FROM stamps WHERE card = ?", (rec.number,))}
+        held_by_others = bal.held - own_hold
+        return m.Customer(
+            number=rec.number, holder=rec.holder, status=rec.status, tier=rec.tier,
+            segments=frozenset(rec.segments), clubs=frozenset(rec.clubs),
+            birthday=rec.birthday, visits=visits,
+            rolling_spend=Decimal(spend_kop) / 100, balance=bal.balance,
+            pending=bal.pending, redeemable=max(0, bal.balance - held_by_others),
+            last_birthday_bonus=rec.last_birthday_bonus,
+            uses_today=uses_today, uses_total=uses_total, stamps=stamps,
+        )
+
+    def _card_out(self, customer: m.Customer | None, *, tier: str | None, held: int,
+                  source: str | None) -> dict[str, Any] | None:
+        if customer is None:
+            return None
+        return {"number": mask(customer.number), "holder": customer.holder, "tier": tier,
+                "status": customer.status, "balance": customer.balance,
+                "pending": customer.pending, "redeemable": max(0, customer.balance - held),
+                "held": held, "source": source}
+
+    def _coupons(self, conn: sqlite3.Connection, codes: list[str], catalog: Catalog
+                 ) -> tuple[list[m.Coupon], list[dict[str, str]]]:
+        accepted: list[m.Coupon] = []
+        rejected: list[dict[str, str]] = []
+        by_tag = {promotion_tag(p.id): p.id for p in catalog.promotions}
+        for raw in codes:
+            try:
+                code = canonical(raw)
+                signed = self.signer.verify(code)
+            except errors.TillgateError:
+                rejected.append({"code": raw, "reason": "invalid"})
+                continue
+            promo = by_tag.get(signed.promotion_tag)
+            if promo is None:
+                rejected.append({"code": code, "reason": "unknown_promotion"})
+            elif conn.execute("SELECT 1 FROM coupons_revoked WHERE code = ?", (code,)).fetchone():
+                rejected.append({"code": code, "reason": "revoked"})
+            elif conn.execute("SELECT 1 FROM coupons_used WHERE code = ?", (code,)).fetchone():
+                rejected.append({"code": code, "reason": "used"})
+            else:
+                accepted.append(m.Coupon(code=code, promotion_id=promo,
+                                         valid_until=signed.valid_until))
+        return accepted, rejected
+
+    def _budgets(self, conn: sqlite3.Connection, catalog: Catalog) -> dict[str, int]:
+        ids = [p.id for p in catalog.promotions if p.limits.budget_points]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return {r[0]: r[1] for r in conn.execute(
+            f"SELECT promotion_id, SUM(points) FROM promotion_uses WHERE promotion_id IN ({marks})"
+            " GROUP BY promotion_id", ids)}
+
+    # ------------------------------------------------------------ calculate
+
+    def calculate(self, req: Any) -> dict[str, Any]:
+        """Price a basket for ``req`` (a :class:`~.api.schemas.CalculateIn`); may place a hold."""
+        if len(req.lines) > self.settings.max_lines:
+            raise errors.PayloadTooLarge(
+                f"the basket has {len(req.lines)} lines; at most {self.settings.max_lines} "
+                "are accepted (pos_api.max_lines)")
+        now, now_local = self._now()
+        with self.db.write() as conn:
+            catalog = self._load_catalog(conn)
+            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
+                               (req.receipt_id,)).fetchone()
+            if row is not None and row["status"] == "confirmed":
+                raise errors.ReceiptAlreadyConfirmed(
+                    f"receipt {req.receipt_id} is already confirmed; use refund to change it")
+            if row is not None and row["status"] == "cancelled":
+                raise errors.ReceiptCancelled(f"receipt {req.receipt_id} was cancelled")
+
+            # Which card: the request's, else this receipt's earlier one, else the session's.
+            source: str | None = None
+            raw_card: str | None = req.card
+            if raw_card is not None:
+                source = "request"
+            elif row is not None and row["card"]:
+                prev = json.loads(row["result"]).get("_card_source")
+                raw_card, source = row["card"], prev or "request"
+            else:
+                presented = self.session.current(now)
+                if presented is not None:
+                    raw_card, source = presented.raw, "session"
+            rec = None
+            if raw_card is not None:
+                rec = self._resolve_card(conn, raw_card, now=now, register=True)
+                if rec.status == "blocked":
+                    raise errors.CardBlocked(f"card {mask(rec.number)} is blocked")
+            self._sweep(conn, now, rec.number if rec else None)
+            own_hold = 0
+            if row is not None and row["hold_entry"] and rec and row["card"] == rec.number:
+                own_hold = row["hold_points"]
+            customer = (self._customer(conn, rec, now=now, now_local=now_local,
+                                       catalog=catalog, own_hold=own_hold) if rec else None)
+            coupons, rejected = self._coupons(conn, list(req.coupons), catalog)
+            lines = tuple(
+                m.Line(index=i, sku=ln.sku, name=ln.name, qty=ln.qty, price=ln.price,
+                       category=ln.category, tags=tuple(ln.tags), no_discount=ln.no_discount)
+                for i, ln in enumerate(req.lines))
+            context = m.Context(now=now_local, store=self.settings.store,
+                                till=self.settings.till, language=self.settings.language,
+                                budget_used=self._budgets(conn, catalog))
+            result = evaluate(catalog, m.Request(lines=lines, customer=customer,
+                                                 coupons=tuple(coupons), redeem=req.redeem),
+                              context)
+            if isinstance(req.redeem, int) and req.redeem > result.redeem_max:
+                raise errors.InsufficientPoints(
+                    f"{req.redeem} points asked, at most {result.redeem_max} can be spent on "
+                    "this receipt", details={"redeemable": result.redeem_max})
+
+            # Hold the points this receipt would spend, replacing any earlier hold of it.
+            hold_entry = row["hold_entry"] if row is not None else None
+            hold_points = row["hold_points"] if row is not None else 0
+            hold_expires = row["hold_expires_at"] if row is not None else None
+            want = result.redeemed_points if rec else 0
+            if hold_entry and (want != hold_points or row["card"] != (rec.number if rec else None)):
+                ledger.append(conn, till=self.settings.till, card=row["card"], kind="release",
+                              points=hold_points, at=now, receipt_id=req.receipt_id,
+                              ref=hold_entry, note="basket changed")
+                hold_entry, hold_points, hold_expires = None, 0, None
+            if want and rec and not hold_entry:
+                hold_entry = ledger.append(conn, till=self.settings.till, card=rec.number,
+                                           kind="hold", points=-want, at=now,
+                                           receipt_id=req.receipt_id)
+                hold_points = want
+            if hold_entry:
+                hold_expires = ledger.ts(now + timedelta(seconds=self.settings.hold_seconds))
+
+            response = self._calc_response(req, result, customer, rejected, source=source,
+                                           held=hold_points, now_local=now_local,
+                                           catalog=catalog)
+            stored = dict(response)
+            stored["_internal"] = self._internal(result, coupons, response)
+            stored["_card_source"] = source
+            conn.execute(
+                "INSERT INTO receipts (receipt_id, status, card, request, result, hold_entry,"
+                " hold_points, hold_expires_at, accrued, redeemed, paid_kop, created_at,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (receipt_id) DO UPDATE SET card = excluded.card,"
+                " request = excluded.request, result = excluded.result,"
+                " hold_entry = excluded.hold_entry, hold_points = excluded.hold_points,"
+                " hold_expires_at = excluded.hold_expires_at, accrued = excluded.accrued,"
+                " redeemed = excluded.redeemed, paid_kop = excluded.paid_kop,"
+                " updated_at = excluded.updated_at",
+                (req.receipt_id, "calculated", rec.number if rec else None,
+                 req.model_dump_json(), json.dumps(stored, ensure_ascii=False),
+                 hold_entry, hold_points, hold_expires, result.accrued_points,
+                 result.redeemed_points, result.total, ledger.ts(now), ledger.ts(now)),
+            )
+        return response
+
+    def _internal(self, result: m.Result, coupons: list[m.Coupon],
+                  response: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "lines": [{"index": ln.index, "paid": ln.paid, "eligible": ln.eligible}
+                      for ln in result.lines],
+            "uses": list(result.uses),
+            "stamps": dict(result.stamps),
+            "budget": dict(result.budget_points),
+            "birthday_points": result.birthday_points,
+            "welcome_points": result.welcome_points,
+            "coupons_used": {c.code: c.promotion_id for c in coupons
+                             if c.code in result.coupons_applied},
+            "effects": {e.id: e.points for e in result.effects},
+        }
+
+    def _calc_response(self, req: Any, result: m.Result, customer: m.Customer | None,
+                       rejected: list[dict[str, str]], *, source: str | None, held: int,
+                       now_local: datetime, catalog: Catalog) -> dict[str, Any]:
+        program = catalog.program
+        available = (now_local.date() + timedelta(days=program.accrual_delay_days)
+                     if result.accrued_points else None)
+        prints: list[dict[str, Any]] = []
+        for item in result.print:
+            if item.kind == "coupon":
+                valid_until = item.valid_until or now_local.date()
+                code = self.signer.issue(
+                    promotion_id=item.promotion,
+                    serial=serial_for(self.settings.till, req.receipt_id, item.promotion),
+                    valid_until=valid_until)
+                prints.append({"kind": "coupon", "title": item.title, "code": code,
+                               "valid_until": valid_until.isoformat(),
+                               "promotion": item.promotion})
+            else:
+                prints.append({"kind": item.kind, "title": item.title or None,
+                               "text": item.text, "promotion": item.promotion})
+        by_line = {ln.index: ln for ln in result.lines}
+        return {
+            "receipt_id": req.receipt_id,
+            "offline": self.offline,
+            "card": self._card_out(customer, tier=result.tier, held=held, source=source),
+            "lines": [
+                {"index": i, "sku": ln.sku, "qty": str(ln.qty), "price": str(ln.price),
+                 "amount": fmt(by_line[i].amount), "discount": fmt(by_line[i].discount),
+                 "total": fmt(by_line[i].total), "redeemed": fmt(by_line[i].redeemed),
+                 "paid": fmt(by_line[i].paid), "promotions": list(by_line[i].promotions)}
+                for i, ln in enumerate(req.lines)
+            ],
+            "subtotal": fmt(result.subtotal),
+            "discount": fmt(result.discount),
+            "redeemed": {"points": result.redeemed_points,
+                         "amount": fmt(result.redeemed_amount)},
+            "total": fmt(result.total),
+            "accrued": {"points": result.accrued_points,
+                        "available_from": available.isoformat() if available else None},
+            "promotions": [{"id": e.id, "name": e.name, "discount": fmt(e.discount),
+                            "points": e.points} for e in result.effects],
+            "coupons": {"applied": list(result.coupons_applied),
+                        "rejected": rejected + [{"code": c, "reason": r}
+                                                for c, r in result.coupons_rejected]},
+            "hints": [{"kind": h.kind, "text": h.text, "promotion": h.promotion}
+                      for h in result.hints],
+            "print": prints,
+        }
+
+    # ------------------------------------------------------------ confirm / cancel
+
+    def confirm(self, receipt_id: str, *, paid: str | None = None,
+                fiscal_id: str | None = None) -> dict[str, Any]:
+        """Commit the last calculation of a receipt to the ledger (idempotent)."""
+        now, now_local = self._now()
+        presented = self.session.current(now)
+        with self.db.write() as conn:
+            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
+                               (receipt_id,)).fetchone()
+            if row is None:
+                raise errors.ReceiptNotFound(f"receipt {receipt_id} was never calculated")
+            if row["status"] == "confirmed":
+                return dict(json.loads(row["response"]))
+            if row["status"] == "cancelled":
+                raise errors.ReceiptCancelled(f"receipt {receipt_id} was cancelled")
+            catalog = self._load_catalog(conn)
+            program = catalog.program
+            calc = json.loads(row["result"])
+            internal = calc["_internal"]
+            card = row["card"]
+            till = self.settings.till
+            accrued = {"points": 0, "available_from": None}
+            redeemed_points = row["redeemed"] if card else 0
+            if card:
+                self._sweep(conn, now, card)
+                row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
+                                   (receipt_id,)).fetchone()
+                if redeemed_points:
+                    if row["hold_entry"]:
+                        ledger.append(conn, till=till, card=card, kind="release",
+                                      points=row["hold_points"], at=now, receipt_id=receipt_id,
+                                      ref=row["hold_entry"], note="confirmed")
+                    else:
+                        # The hold timed out: spend only if the points are still there.
+                        bal = ledger.balance(conn, card, now)
+                        if bal.redeemable < redeemed_points:
+                            raise errors.InsufficientPoints(
+                                f"the hold on {redeemed_points} points timed out and only "
+                                f"{bal.redeemable} are spendable now; calculate again")
+                    entry = ledger.append(conn, till=till, card=card, kind="redeem",
+                                          points=-redeemed_points, at=now,
+                                          receipt_id=receipt_id, ref=row["hold_entry"])
+                    ledger.consume(conn, entry_id=entry, card=card, points=redeemed_points,
+                                   now=now)
+                if row["accrued"] > 0:
+                    _, available = self._credit(
+                        conn, card=card, kind="accrue", points=row["accrued"], now=now,
+                        delay_days=program.accrual_delay_days, expiry_days=program.expiry_days,
+                        receipt_id=receipt_id)
+                    accrued = {"points": row["accrued"],
+                               "available_from": local(available, self.settings.timezone)
+                               .date().isoformat()}
+                day = now_local.date().isoformat()
+                for pid in internal["uses"]:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO promotion_uses (receipt_id, promotion_id, card,"
+                        " day, points) VALUES (?,?,?,?,?)",
+                        (receipt_id, pid, card, day, internal["budget"].get(pid, 0)))
+                for pid, count in internal["stamps"].items():
+                    conn.execute(
+                        "INSERT INTO stamps (card, promotion_id, count) VALUES (?,?,?)"
+                        " ON CONFLICT (card, promotion_id) DO UPDATE SET count = excluded.count",
+                        (card, pid, count))
+                if internal["birthday_points"]:
+                    card_store.set_birthday_bonus(conn, card, now_local.year)
+            else:
+                day = now_local.date().isoformat()
+                for pid in internal["uses"]:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO promotion_uses (receipt_id, promotion_id, card,"
+                        " day, points) VALUES (?,?,NULL,?,?)",
+                        (receipt_id, pid, day, internal["budget"].get(pid, 0)))
+            for code, pid in internal["coupons_used"].items():
+                try:
+                    conn.execute(
+                        "INSERT INTO coupons_used (code, promotion_id, receipt_id, card, used_at)"
+                        " VALUES (?,?,?,?,?)", (code, pid, receipt_id, card, ledger.ts(now)))
+                except sqlite3.IntegrityError as exc:
+                    raise CouponAlreadyUsed(
+                        f"coupon {code} was used on another receipt meanwhile; "
+                        "calculate again") from exc
+            for item in calc["print"]:
+                if item["kind"] == "coupon":
+                    conn.execute(
+                        "INSERT OR IGNORE INTO coupons_issued (code, promotion_id, receipt_id,"
+                        " valid_until, created_at) VALUES (?,?,?,?,?)",
+                        (item["code"], item["promotion"], receipt_id, item["valid_until"],
+                         ledger.ts(now)))
+            customer = None
+            tier = None
+            if card:
+                rec = card_store.find(conn, number=card)
+                assert rec is not None
+                customer = self._customer(conn, rec, now=now, now_local=now_local,
+                                          catalog=catalog)
+                tier = effective_tier(program, rec.tier, customer.rolling_spend)
+            held = ledger.open_held(conn, card) if card else 0
+            response = {
+                "receipt_id": receipt_id,
+                "status": "confirmed",
+                "card": self._card_out(customer, tier=tier, held=held,
+                                       source=calc.get("_card_source")),
+                "accrued": accrued,
+                "redeemed": {"points": redeemed_points,
+                             "amount": calc["redeemed"]["amount"] if card else "0.00"},
+                "printed": calc["print"],
+                "offline": self.offline,
+            }
+            conn.execute(
+                "UPDATE receipts SET status = 'confirmed', hold_entry = NULL, hold_points = 0,"
+                " hold_expires_at = NULL, paid = ?, fiscal_id = ?, response = ?,"
+                " confirmed_at = ?, updated_at = ? WHERE receipt_id = ?",
+                (paid, fiscal_id, json.dumps(response, ensure_ascii=False), ledger.ts(now),
+                 ledger.ts(now), receipt_id))
+        if paid is not None and paid != calc["total"]:
+            logger.warning("receipt %s confirmed with paid=%s but calculated total %s",
+                           receipt_id, paid, calc["total"])
+        if presented is not None and calc.get("_card_source") == "session":
+            self.session.clear(presented)
+        return response
+
+    def cancel(self, receipt_id: str) -> dict[str, Any]:
+        """Abandon a calculated receipt and release its hold (idempotent)."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
+                               (receipt_id,)).fetchone()
+            if row is None:
+                raise errors.ReceiptNotFound(f"receipt {receipt_id} was never calculated")
+            if row["status"] == "confirmed":
+                raise errors.ReceiptAlreadyConfirmed(
+                    f"receipt {receipt_id} is confirmed; use refund to return it")
+            if row["status"] == "calculated":
+                if row["hold_entry"]:
+                    ledger.append(conn, till=self.settings.till, card=row["card"],
+                                  kind="release", points=row["hold_points"], at=now,
+                                  receipt_id=receipt_id, ref=row["hold_entry"], note="cancelled")
+                conn.execute(
+                    "UPDATE receipts SET status = 'cancelled', hold_entry = NULL,"
+                    " hold_points = 0, hold_expires_at = NULL, updated_at = ?"
+                    " WHERE receipt_id = ?", (ledger.ts(now), receipt_id))
+        return {"receipt_id": receipt_id, "status": "cancelled", "offline": self.offline}
+
+    # ------------------------------------------------------------ refund
+
+    def refund(self, receipt_id: str, *, refund_id: str,
+               lines: list[tuple[int, Decimal]] | None) -> dict[str, Any]:
+        """Return some or all of a confirmed receipt (idempotent by ``refund_id``)."""
+        now, now_local = self._now()
+        with self.db.write() as conn:
+            done = conn.execute("SELECT receipt_id, response FROM refunds WHERE refund_id = ?",
+                                (refund_id,)).fetchone()
+            if done is not None:
+                if done["receipt_id"] != receipt_id:
+                    raise errors.InvalidRequest(
+                        f"refund_id {refund_id} was already used for another receipt")
+                return dict(json.loads(done["response"]))
+            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
+                               (receipt_id,)).fetchone()
+            if row is None or row["status"] == "calculated":
+                raise errors.ReceiptNotFound(f"no confirmed receipt {receipt_id}")
+            if row["status"] == "cancelled":
+                raise errors.ReceiptCancelled(f"receipt {receipt_id} was cancelled")
+            calc = json.loads(row["result"])
+            request = json.loads(row["request"])
+            qtys = {i: Decimal(str(ln["qty"])) for i, ln in enumerate(request["lines"])}
+            paid_lines = [PaidLine(index=x["index"], qty=qtys[x["index"]], paid=x["paid"],
+                                   eligible=x["eligible"]) for x in calc["_internal"]["lines"]]
+            before = {r[0]: Decimal(r[1]) for r in conn.execute(
+                "SELECT line_index, returned_qty FROM refund_lines WHERE receipt_id = ?",
+                (receipt_id,))}
+            after = dict(before)
+            if lines is None:
+                after = dict(qtys)
+                if all(before.get(i, Decimal(0)) >= q for i, q in qtys.items()):
+                    raise errors.RefundExceedsReceipt(
+                        f"receipt {receipt_id} has already been returned in full")
+            else:
+                for index, qty in lines:
+                    if index not in qtys:
+                        raise errors.InvalidRequest(
+                            f"receipt {receipt_id} has no line {index} "
+                            f"(it has {len(qtys)} lines)")
+                    after[index] = after.get(index, Decimal(0)) + qty
+                    if after[index] > qtys[index]:
+                        raise errors.RefundExceedsReceipt(
+                            f"line {index}: {after[index]} returned in total but only "
+                            f"{qtys[index]} were sold")
+            prev = state(paid_lines, before, accrued=row["accrued"], redeemed=row["redeemed"])
+            new = state(paid_lines, after, accrued=row["accrued"], redeemed=row["redeemed"])
+            reversed_now = new.points_reversed - prev.points_reversed
+            returned_now = new.points_returned - prev.points_returned
+            amount_now = new.amount_returned - prev.amount_returned
+            card = row["card"]
+            till = self.settings.till
+            if card and reversed_now > 0:
+                accrue = conn.execute(
+                    "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'accrue'",
+                    (receipt_id,)).fetchone()
+                entry = ledger.append(conn, till=till, card=card, kind="reverse",
+                                      points=-reversed_now, at=now, receipt_id=receipt_id,
+                                      refund_id=refund_id, ref=accrue[0] if accrue else None)
+                ledger.consume(conn, entry_id=entry, card=card, points=reversed_now, now=now,
+                               first_lot=accrue[0] if accrue else None, include_pending=True)
+            if card and returned_now > 0:
+                redeems = [r[0] for r in conn.execute(
+                    "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'redeem'",
+                    (receipt_id,))]
+                entry = ledger.append(conn, till=till, card=card, kind="return",
+                                      points=returned_now, at=now, receipt_id=receipt_id,
+                                      refund_id=refund_id)
+                given = ledger.give_back(conn, entry_id=entry, from_entries=redeems,
+                                         points=returned_now)
+                if given < returned_now:
+                    # Points redeemed before lots existed (debt): credit a fresh lot.
+                    ledger.add_lot(conn, entry_id=entry, card=card, points=returned_now - given,
+                                   available_from=now, expires_at=None)
+            for index, qty in after.items():
+                conn.execute(
+                    "INSERT INTO refund_lines (receipt_id, line_index, returned_qty)"
+                    " VALUES (?,?,?) ON CONFLICT (receipt_id, line_index)"
+                    " DO UPDATE SET returned_qty = excluded.returned_qty",
+                    (receipt_id, index, str(qty)))
+            conn.execute("UPDATE receipts SET returned_kop = ?, updated_at = ?"
+                         " WHERE receipt_id = ?", (new.amount_returned, ledger.ts(now),
+                                                   receipt_id))
+            customer = None
+            tier = None
+            if card:
+                self._sweep(conn, now, card)
+                catalog = self._load_catalog(conn)
+                rec = card_store.find(conn, number=card)
+                assert rec is not None
+                customer = self._customer(conn, rec, now=now, now_local=now_local,
+                                          catalog=catalog)
+                tier = effective_tier(catalog.program, rec.tier, customer.rolling_spend)
+            response = {
+                "receipt_id": receipt_id,
+                "refund_id": refund_id,
+                "status": "refunded",
+                "points_reversed": reversed_now if card else 0,
+                "points_returned": returned_now if card else 0,
+                "amount_returned": fmt(amount_now),
+                "card": self._card_out(customer, tier=tier,
+                                       held=ledger.open_held(conn, card) if card else 0,
+                                       source=None),
+                "offline": self.offline,
+            }
+            conn.execute(
+                "INSERT INTO refunds (refund_id, receipt_id, request, response, created_at)"
+                " VALUES (?,?,?,?,?)",
+                (refund_id, receipt_id,
+                 json.dumps({"lines": [[i, str(q)] for i, q in lines] if lines else None}),
+                 json.dumps(response, ensure_ascii=False), ledger.ts(now)))
+        return response
+
+    # ------------------------------------------------------------ cards, session, status
+
+    def card_lookup(self, raw: str) -> dict[str, Any]:
+        """A card with its balance, hints and recent history."""
+        now, now_local = self._now()
+        with self.db.read() as conn:
+            catalog = self._load_catalog(conn)
+            rec = self._resolve_card(conn, raw, now=now, register=False)
+            customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
+            result = evaluate(catalog, m.Request(lines=(), customer=customer),
+                              m.Context(now=now_local, store=self.settings.store,
+                                        till=self.settings.till,
+                                        language=self.settings.language))
+            held = ledger.open_held(conn, rec.number)
+            history = ledger.entries(conn, rec.number, limit=20)
+        out = self._card_out(customer, tier=result.tier, held=held, source="request")
+        assert out is not None
+        out["hints"] = [{"kind": h.kind, "text": h.text, "promotion": h.promotion}
+                        for h in result.hints]
+        out["history"] = [{"kind": e.kind, "points": e.points, "receipt_id": e.receipt_id,
+                           "created_at": e.created_at} for e in history]
+        out["offline"] = self.offline
+        return out
+
+    def present(self, raw: str, *, source: str) -> dict[str, Any]:
+        """A card presented at the till (reader, scanner or API): starts the card session."""
+        now = self.clock.now()
+        with self.db.read() as conn:
+            rec = self._resolve_card(conn, raw, now=now, register=False) if raw else None
+        self.session.present(raw, source=source, at=now)
+        return {"card": mask(rec.number) if rec else None, "source": source,
+                "expires_in": self.session_seconds}
+
+    @property
+    def session_seconds(self) -> int:
+        return self.session._seconds
+
+    def status(self) -> dict[str, Any]:
+        with self.db.read() as conn:
+            unsynced = conn.execute(
+                "SELECT COUNT(*) FROM ledger WHERE synced_at IS NULL").fetchone()[0]
+            row = conn.execute("SELECT version FROM program WHERE id = 1").fetchone()
+        return {"unsynced_entries": unsynced,
+                "promotions_version": row[0] if row else None}
+
+
+def coupon_valid_until(text: str) -> date:
+    return date.fromisoformat(text)

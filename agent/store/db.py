@@ -1,0 +1,169 @@
+"""One SQLite file per till: connection, pragmas, migrations and write transactions.
+
+WAL lets the POS API read while a write is in progress; writes are serialized by one
+process-wide lock and ``BEGIN IMMEDIATE`` (so a write never upgrades a read lock and
+deadlocks); ``synchronous=FULL`` makes a committed confirm durable before the API
+answers. Every transaction either commits whole or rolls back whole, so a crash at any
+instant leaves a consistent file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StorageFullError, StoreError
+from .schema import MIGRATIONS
+
+logger = logging.getLogger(__name__)
+
+_FULL_CODES = {sqlite3.SQLITE_FULL} if hasattr(sqlite3, "SQLITE_FULL") else {13}
+
+
+def _translate(exc: sqlite3.Error, what: str) -> StoreError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc).lower()
+    if code in _FULL_CODES or "database or disk is full" in text or "disk full" in text:
+        return StorageFullError(f"{what}: the disk is full; nothing was written ({exc})")
+    return StoreError(f"{what}: {exc}")
+
+
+class Database:
+    """The till's SQLite file. Thread-safe: one connection, guarded by one lock."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+            self._conn = sqlite3.connect(
+                uri, uri=readonly, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the data file {self.path}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute("PRAGMA busy_timeout = 10000")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    logger.warning("SQLite refused WAL mode (%s); continuing with %s", mode, mode)
+                self._conn.execute("PRAGMA synchronous = FULL")
+                self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path} is not a usable tillgate data file ({exc}); "
+                "restore it from a backup or move it aside"
+            ) from exc
+
+    # ------------------------------------------------------------ schema
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this tillgate "
+                f"understands ({len(MIGRATIONS)}); upgrade tillgate"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.write():
+                for statement in _statements(script):
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {version}")
+            logger.info("data file migrated to schema version %d", version)
+
+    # ------------------------------------------------------------ transactions
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc, "cannot start a write") from exc
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException as exc:
+                self._depth = 0
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:  # pragma: no cover - already rolled back by SQLite
+                    pass
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc, "write failed") from exc
+                raise
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._depth = 0
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:  # pragma: no cover
+                    pass
+                raise _translate(exc, "cannot commit") from exc
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read (a deferred transaction, so several SELECTs see one state)."""
+        with self._lock:
+            if self._depth:
+                yield self._conn
+                return
+            self._conn.execute("BEGIN")
+            self._depth = 1
+            try:
+                yield self._conn
+            finally:
+                self._depth = 0
+                self._conn.execute("COMMIT")
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass
+            self._conn.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    # executescript() would COMMIT our transaction; run statements one by one instead.
+    buf: list[str] = []
+    for line in script.splitlines():
+        buf.append(line)
+        joined = "\n".join(buf)
+        if sqlite3.complete_statement(joined):
+            if joined.strip():
+                yield joined
+            buf = []
+    rest = "\n".join(buf).strip()
+    if rest:
+        yield rest

@@ -1,0 +1,247 @@
+"""The points ledger: append-only entries, accrual lots, holds, expiry and FIFO spending.
+
+Every balance is derived from the entries. For a card at instant ``now``:
+
+* ``total``   = Σ points of all its entries (holds and releases included);
+* ``pending`` = points of lots not yet spendable (``available_from > now``);
+* ``held``    = points reserved by open holds (placed by calculate, not yet resolved);
+* ``balance`` = ``total - pending + held`` — the points the card owns and may spend;
+* ``redeemable`` = ``balance - held`` — what a new receipt may spend now.
+
+so ``total == balance + pending - held`` always holds. Lots whose ``expires_at`` has
+passed still count until :func:`expire_due` writes their ``expire`` entries; readers use
+:func:`balance`, which already leaves them out, so a balance is right between sweeps too.
+
+All functions take an open connection inside a write (or read) transaction of
+:class:`~tillgate.agent.store.db.Database`; none commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+KINDS = ("accrue", "redeem", "hold", "release", "reverse", "return", "expire", "adjust")
+
+
+def ts(when: datetime) -> str:
+    """Instants are stored as UTC ISO-8601 with microseconds, so they sort as text."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime given to the ledger")
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Balance:
+    total: int
+    balance: int
+    pending: int
+    held: int
+
+    @property
+    def redeemable(self) -> int:
+        return max(0, self.balance - self.held)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    id: str
+    seq: int
+    till: str
+    card: str
+    kind: str
+    points: int
+    receipt_id: str | None
+    refund_id: str | None
+    ref: str | None
+    created_at: str
+
+
+def append(
+    conn: sqlite3.Connection,
+    *,
+    till: str,
+    card: str,
+    kind: str,
+    points: int,
+    at: datetime,
+    receipt_id: str | None = None,
+    refund_id: str | None = None,
+    ref: str | None = None,
+    note: str | None = None,
+) -> str:
+    """Append one entry with a till-made id and the next per-till sequence number."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger").fetchone()[0]
+    entry_id = uuid.uuid4().hex
+    conn.execute(
+        "INSERT INTO ledger (id, seq, till, card, kind, points, receipt_id, refund_id, ref, note,"
+        " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (entry_id, seq, till, card, kind, points, receipt_id, refund_id, ref, note, ts(at)),
+    )
+    return entry_id
+
+
+def add_lot(
+    conn: sqlite3.Connection,
+    *,
+    entry_id: str,
+    card: str,
+    points: int,
+    available_from: datetime,
+    expires_at: datetime | None,
+) -> str:
+    """Create the lot an ``accrue`` or positive ``adjust`` entry brings."""
+    lot_id = entry_id  # one lot per crediting entry: the entry id names it
+    conn.execute(
+        "INSERT INTO lots (id, card, entry_id, points, available_from, expires_at, remaining)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (lot_id, card, entry_id, points, ts(available_from),
+         ts(expires_at) if expires_at else None, points),
+    )
+    return lot_id
+
+
+def _move(conn: sqlite3.Connection, entry_id: str, lot_id: str, points: int) -> None:
+    conn.execute(
+        "INSERT INTO lot_moves (entry_id, lot_id, points) VALUES (?,?,?)"
+        " ON CONFLICT (entry_id, lot_id) DO UPDATE SET points = points + excluded.points",
+        (entry_id, lot_id, points),
+    )
+    conn.execute("UPDATE lots SET remaining = remaining + ? WHERE id = ?", (points, lot_id))
+
+
+def consume(
+    conn: sqlite3.Connection,
+    *,
+    entry_id: str,
+    card: str,
+    points: int,
+    now: datetime,
+    first_lot: str | None = None,
+    include_pending: bool = False,
+) -> int:
+    """Take ``points`` out of the card's lots for an entry, soonest-to-expire first (FIFO).
+
+    ``first_lot`` is drained before any other (a refund reverses its own accrual first);
+    ``include_pending`` lets a reversal reach lots that are not yet spendable. Returns the
+    points actually taken; any shortfall is debt the balance shows as negative.
+    """
+    left = points
+    now_s = ts(now)
+    if first_lot is not None and left > 0:
+        row = conn.execute("SELECT remaining FROM lots WHERE id = ?", (first_lot,)).fetchone()
+        if row and row[0] > 0:
+            take = min(left, row[0])
+            _move(conn, entry_id, first_lot, -take)
+            left -= take
+    if left <= 0:
+        return points
+    cond = "" if include_pending else " AND available_from <= :now"
+    rows = conn.execute(
+        "SELECT id, remaining FROM lots WHERE card = :card AND remaining > 0"
+        " AND (expires_at IS NULL OR expires_at > :now)" + cond +
+        " ORDER BY available_from > :now, expires_at IS NULL, expires_at, available_from, id",
+        {"card": card, "now": now_s},
+    ).fetchall()
+    for lot_id, remaining in rows:
+        if left <= 0:
+            break
+        take = min(left, remaining)
+        _move(conn, entry_id, lot_id, -take)
+        left -= take
+    return points - left
+
+
+def give_back(
+    conn: sqlite3.Connection, *, entry_id: str, from_entries: list[str], points: int
+) -> int:
+    """Return ``points`` to the lots that ``from_entries`` consumed, keeping their expiry.
+
+    The lots consumed last are refilled first, and no lot gets back more than was taken
+    from it by those entries (net of earlier give-backs recorded against the same lots).
+    """
+    if points <= 0 or not from_entries:
+        return 0
+    marks = ",".join("?" * len(from_entries))
+    taken = conn.execute(
+        f"SELECT m.lot_id, -SUM(m.points) FROM lot_moves m JOIN lots l ON l.id = m.lot_id"
+        f" WHERE m.entry_id IN ({marks}) AND m.points < 0"
+        f" GROUP BY m.lot_id ORDER BY l.expires_at IS NULL DESC, l.expires_at DESC, m.lot_id DESC",
+        from_entries,
+    ).fetchall()
+    left = points
+    for lot_id, amount in taken:
+        if left <= 0:
+            break
+        back = min(left, amount)
+        _move(conn, entry_id, lot_id, back)
+        left -= back
+    return points - left
+
+
+def balance(conn: sqlite3.Connection, card: str, now: datetime) -> Balance:
+    """The card's balance at ``now``, derived from its entries and lots."""
+    now_s = ts(now)
+    total = conn.execute(
+        "SELECT COALESCE(SUM(points), 0) FROM ledger WHERE card = ?", (card,)
+    ).fetchone()[0]
+    pending, expired = conn.execute(
+        "SELECT COALESCE(SUM(CASE WHEN available_from > :now THEN remaining END), 0),"
+        " COALESCE(SUM(CASE WHEN available_from <= :now AND expires_at IS NOT NULL"
+        "   AND expires_at <= :now AND remaining > 0 THEN remaining END), 0)"
+        " FROM lots WHERE card = :card",
+        {"card": card, "now": now_s},
+    ).fetchone()
+    held = open_held(conn, card)
+    # Expired lots not yet swept are already gone for the customer.
+    return Balance(total=total, balance=total - pending - expired + held,
+                   pending=pending, held=held)
+
+
+def open_held(conn: sqlite3.Connection, card: str) -> int:
+    """Points reserved by the card's unresolved holds."""
+    return -int(
+        conn.execute(
+            "SELECT COALESCE(SUM(points), 0) FROM ledger WHERE card = ? AND kind IN"
+            " ('hold', 'release')",
+            (card,),
+        ).fetchone()[0]
+    )
+
+
+def expire_due(conn: sqlite3.Connection, *, till: str, now: datetime,
+               card: str | None = None) -> int:
+    """Write ``expire`` entries for every lot past its expiry with points left; returns count."""
+    args: dict[str, str] = {"now": ts(now)}
+    where = "expires_at IS NOT NULL AND expires_at <= :now AND remaining > 0"
+    if card is not None:
+        where += " AND card = :card"
+        args["card"] = card
+    rows = conn.execute(
+        f"SELECT id, card, remaining, expires_at FROM lots WHERE {where} ORDER BY expires_at, id",
+        args,
+    ).fetchall()
+    for lot_id, lot_card, remaining, expires_at in rows:
+        entry = append(conn, till=till, card=lot_card, kind="expire", points=-remaining,
+                       at=now, ref=lot_id, note=f"lot expired at {expires_at}")
+        _move(conn, entry, lot_id, -remaining)
+    return len(rows)
+
+
+def entries(conn: sqlite3.Connection, card: str, *, limit: int | None = None) -> list[Entry]:
+    """The card's entries, newest first."""
+    sql = ("SELECT id, seq, till, card, kind, points, receipt_id, refund_id, ref, created_at"
+           " FROM ledger WHERE card = ? ORDER BY seq DESC")
+    params: tuple[object, ...] = (card,)
+    if limit is not None:
+        sql += " LIMIT ?"
+        params = (card, limit)
+    return [Entry(**dict(r)) for r in conn.execute(sql, params).fetchall()]

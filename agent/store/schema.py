@@ -1,0 +1,166 @@
+"""The data file's schema as an ordered list of migrations (``PRAGMA user_version``).
+
+Never edit a migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- The program/promotions file in force (one row), as validated JSON.
+CREATE TABLE program (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    version   TEXT NOT NULL,
+    body      TEXT NOT NULL,
+    loaded_at TEXT NOT NULL
+);
+
+CREATE TABLE cards (
+    number      TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL DEFAULT '',
+    phone       TEXT,
+    birthday    TEXT,
+    tier        TEXT,
+    segments    TEXT NOT NULL DEFAULT '[]',
+    clubs       TEXT NOT NULL DEFAULT '[]',
+    status      TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'new', 'blocked')),
+    origin      TEXT NOT NULL DEFAULT 'import',
+    last_birthday_bonus INTEGER,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX cards_phone ON cards (phone);
+
+-- One row per receipt_id the POS used. request/result: the last calculation (JSON).
+CREATE TABLE receipts (
+    receipt_id      TEXT PRIMARY KEY,
+    status          TEXT NOT NULL CHECK (status IN ('calculated', 'confirmed', 'cancelled')),
+    card            TEXT,
+    request         TEXT NOT NULL,
+    result          TEXT NOT NULL,
+    hold_entry      TEXT,
+    hold_points     INTEGER NOT NULL DEFAULT 0,
+    hold_expires_at TEXT,
+    accrued         INTEGER NOT NULL DEFAULT 0,
+    redeemed        INTEGER NOT NULL DEFAULT 0,
+    paid_kop        INTEGER NOT NULL DEFAULT 0,
+    returned_kop    INTEGER NOT NULL DEFAULT 0,
+    paid            TEXT,
+    fiscal_id       TEXT,
+    response        TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    confirmed_at    TEXT
+);
+CREATE INDEX receipts_card ON receipts (card, confirmed_at);
+CREATE INDEX receipts_hold ON receipts (hold_expires_at) WHERE hold_entry IS NOT NULL;
+
+-- The append-only ledger: the single source of every balance.
+CREATE TABLE ledger (
+    id          TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL UNIQUE,
+    till        TEXT NOT NULL,
+    card        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN
+                ('accrue', 'redeem', 'hold', 'release', 'reverse', 'return', 'expire', 'adjust')),
+    points      INTEGER NOT NULL,
+    receipt_id  TEXT,
+    refund_id   TEXT,
+    ref         TEXT,
+    note        TEXT,
+    created_at  TEXT NOT NULL,
+    synced_at   TEXT
+);
+CREATE INDEX ledger_card ON ledger (card, kind);
+CREATE INDEX ledger_receipt ON ledger (receipt_id);
+-- A hold is resolved (released) exactly once.
+CREATE UNIQUE INDEX ledger_release_once ON ledger (ref) WHERE kind = 'release';
+CREATE TRIGGER ledger_append_only_update BEFORE UPDATE OF
+    id, seq, till, card, kind, points, receipt_id, refund_id, ref, created_at ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_append_only_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+
+-- Accrual lots: pending until available_from, spendable until expires_at (NULL: never).
+CREATE TABLE lots (
+    id             TEXT PRIMARY KEY,
+    card           TEXT NOT NULL,
+    entry_id       TEXT NOT NULL REFERENCES ledger (id),
+    points         INTEGER NOT NULL,
+    available_from TEXT NOT NULL,
+    expires_at     TEXT,
+    remaining      INTEGER NOT NULL
+);
+CREATE INDEX lots_card ON lots (card, available_from);
+
+-- How each entry moved points out of (negative) or back into (positive) a lot.
+CREATE TABLE lot_moves (
+    entry_id TEXT NOT NULL REFERENCES ledger (id),
+    lot_id   TEXT NOT NULL REFERENCES lots (id),
+    points   INTEGER NOT NULL,
+    PRIMARY KEY (entry_id, lot_id)
+);
+CREATE INDEX lot_moves_lot ON lot_moves (lot_id);
+
+CREATE TABLE refunds (
+    refund_id  TEXT PRIMARY KEY,
+    receipt_id TEXT NOT NULL REFERENCES receipts (receipt_id),
+    request    TEXT NOT NULL,
+    response   TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+-- Cumulative returned quantity per receipt line (refund arithmetic is cumulative).
+CREATE TABLE refund_lines (
+    receipt_id   TEXT NOT NULL,
+    line_index   INTEGER NOT NULL,
+    returned_qty TEXT NOT NULL,
+    PRIMARY KEY (receipt_id, line_index)
+);
+
+CREATE TABLE promotion_uses (
+    receipt_id   TEXT NOT NULL,
+    promotion_id TEXT NOT NULL,
+    card         TEXT,
+    day          TEXT NOT NULL,
+    points       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (receipt_id, promotion_id)
+);
+CREATE INDEX promotion_uses_card ON promotion_uses (card, promotion_id, day);
+
+CREATE TABLE stamps (
+    card         TEXT NOT NULL,
+    promotion_id TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    PRIMARY KEY (card, promotion_id)
+);
+
+CREATE TABLE coupons_issued (
+    code         TEXT PRIMARY KEY,
+    promotion_id TEXT NOT NULL,
+    receipt_id   TEXT NOT NULL,
+    valid_until  TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+
+CREATE TABLE coupons_used (
+    code         TEXT PRIMARY KEY,
+    promotion_id TEXT NOT NULL,
+    receipt_id   TEXT NOT NULL,
+    card         TEXT,
+    used_at      TEXT NOT NULL,
+    synced_at    TEXT
+);
+
+CREATE TABLE coupons_revoked (
+    code       TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL DEFAULT 'revoked',
+    revoked_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1,)
