@@ -13,8 +13,10 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
     ├── DeviceError                 a device cannot be opened or stopped answering
     ├── SyncError                   head office unreachable, refused, or answered nonsense
     ├── RulesError                  the rules engine was given something it cannot evaluate
+    │   └── CouponInvalid           a coupon code is malformed or its signature does not verify
     └── ApiError                    a POS API request that must be refused (has code + status)
         ├── InvalidRequest          400 invalid_request
+        ├── CardFormatError         400 invalid_card
         ├── Unauthorized            401 unauthorized
         ├── CardNotFound            404 card_not_found
         ├── CardBlocked             403 card_blocked
@@ -71,6 +73,10 @@ class RulesError(TillgateError):
     """The rules engine was given input it cannot evaluate."""
 
 
+class CouponInvalid(RulesError):
+    """A coupon code is malformed or forged; the message never repeats a secret."""
+
+
 class ApiError(TillgateError):
     """A POS API request that must be refused. ``status`` and ``code`` are part of the contract."""
 
@@ -85,6 +91,12 @@ class ApiError(TillgateError):
 
 class InvalidRequest(ApiError):
     status, code = 400, "invalid_request"
+
+
+class CardFormatError(ApiError):
+    """What the POS or reader sent is not a card; the message never holds the full number."""
+
+    status, code = 400, "invalid_card"
 
 
 class Unauthorized(ApiError):

@@ -51,8 +51,15 @@ class CouponAlreadyUsed(errors.ApiError):
 class TillService:
     """Everything the POS API does, over one :class:`Database`."""
 
-    def __init__(self, *, db: Database, settings: TillSettings, clock: Clock,
-                 session: CardSession, signer: CouponSigner) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: TillSettings,
+        clock: Clock,
+        session: CardSession,
+        signer: CouponSigner,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -79,8 +86,12 @@ class TillService:
             )
             self._catalog = Catalog.build(program)
             self._catalog_version = version
-        logger.info("program %r version %s in force (%d promotions)",
-                    program.program.name, version, len(program.promotions))
+        logger.info(
+            "program %r version %s in force (%d promotions)",
+            program.program.name,
+            version,
+            len(program.promotions),
+        )
         return True
 
     def _load_catalog(self, conn: sqlite3.Connection) -> Catalog:
@@ -110,11 +121,20 @@ class TillService:
                 if rec.opening_balance > 0:
                     seen = conn.execute(
                         "SELECT 1 FROM ledger WHERE card = ? AND kind = 'adjust'"
-                        " AND note = 'opening balance'", (rec.number,)).fetchone()
+                        " AND note = 'opening balance'",
+                        (rec.number,),
+                    ).fetchone()
                     if not seen:
-                        self._credit(conn, card=rec.number, kind="adjust",
-                                     points=rec.opening_balance, now=now, delay_days=0,
-                                     expiry_days=program.expiry_days, note="opening balance")
+                        self._credit(
+                            conn,
+                            card=rec.number,
+                            kind="adjust",
+                            points=rec.opening_balance,
+                            now=now,
+                            delay_days=0,
+                            expiry_days=program.expiry_days,
+                            note="opening balance",
+                        )
         return len(records)
 
     # ------------------------------------------------------------ helpers
@@ -127,14 +147,26 @@ class TillService:
         """Release timed-out holds and expire lots (for one card, or all)."""
         rows = conn.execute(
             "SELECT receipt_id, card, hold_entry, hold_points FROM receipts"
-            " WHERE hold_entry IS NOT NULL AND hold_expires_at <= ?", (ledger.ts(now),)
+            " WHERE hold_entry IS NOT NULL AND hold_expires_at <= ?",
+            (ledger.ts(now),),
         ).fetchall()
         for r in rows:
-            ledger.append(conn, till=self.settings.till, card=r["card"], kind="release",
-                          points=r["hold_points"], at=now, receipt_id=r["receipt_id"],
-                          ref=r["hold_entry"], note="hold timed out")
-            conn.execute("UPDATE receipts SET hold_entry = NULL, hold_points = 0,"
-                         " hold_expires_at = NULL WHERE receipt_id = ?", (r["receipt_id"],))
+            ledger.append(
+                conn,
+                till=self.settings.till,
+                card=r["card"],
+                kind="release",
+                points=r["hold_points"],
+                at=now,
+                receipt_id=r["receipt_id"],
+                ref=r["hold_entry"],
+                note="hold timed out",
+            )
+            conn.execute(
+                "UPDATE receipts SET hold_entry = NULL, hold_points = 0,"
+                " hold_expires_at = NULL WHERE receipt_id = ?",
+                (r["receipt_id"],),
+            )
         ledger.expire_due(conn, till=self.settings.till, now=now, card=card)
 
     def sweep(self) -> None:
@@ -143,19 +175,44 @@ class TillService:
         with self.db.write() as conn:
             self._sweep(conn, now, None)
 
-    def _credit(self, conn: sqlite3.Connection, *, card: str, kind: str, points: int,
-                now: datetime, delay_days: int, expiry_days: int, note: str | None = None,
-                receipt_id: str | None = None) -> tuple[str, datetime]:
-        entry = ledger.append(conn, till=self.settings.till, card=card, kind=kind,
-                              points=points, at=now, receipt_id=receipt_id, note=note)
+    def _credit(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        card: str,
+        kind: str,
+        points: int,
+        now: datetime,
+        delay_days: int,
+        expiry_days: int,
+        note: str | None = None,
+        receipt_id: str | None = None,
+    ) -> tuple[str, datetime]:
+        entry = ledger.append(
+            conn,
+            till=self.settings.till,
+            card=card,
+            kind=kind,
+            points=points,
+            at=now,
+            receipt_id=receipt_id,
+            note=note,
+        )
         available = now + timedelta(days=delay_days)
         expires = available + timedelta(days=expiry_days) if expiry_days else None
-        ledger.add_lot(conn, entry_id=entry, card=card, points=points,
-                       available_from=available, expires_at=expires)
+        ledger.add_lot(
+            conn,
+            entry_id=entry,
+            card=card,
+            points=points,
+            available_from=available,
+            expires_at=expires,
+        )
         return entry, available
 
-    def _resolve_card(self, conn: sqlite3.Connection, raw: str, *, now: datetime,
-                      register: bool) -> card_store.CardRecord:
+    def _resolve_card(
+        self, conn: sqlite3.Connection, raw: str, *, now: datetime, register: bool
+    ) -> card_store.CardRecord:
         program = self._load_catalog(conn).program
         ref = identify(raw, number_pattern=program.card_number_pattern)
         if ref.kind == "phone":
@@ -171,53 +228,86 @@ class TillService:
             raise errors.CardNotFound(f"card {mask(ref.value)} is not known to this till")
         return rec
 
-    def _customer(self, conn: sqlite3.Connection, rec: card_store.CardRecord, *,
-                  now: datetime, now_local: datetime, catalog: Catalog,
-                  own_hold: int = 0) -> m.Customer:
+    def _customer(
+        self,
+        conn: sqlite3.Connection,
+        rec: card_store.CardRecord,
+        *,
+        now: datetime,
+        now_local: datetime,
+        catalog: Catalog,
+        own_hold: int = 0,
+    ) -> m.Customer:
         program = catalog.program
         bal = ledger.balance(conn, rec.number, now)
         visits = conn.execute(
-            "SELECT COUNT(*) FROM receipts WHERE card = ? AND status = 'confirmed'",
-            (rec.number,)).fetchone()[0]
+            "SELECT COUNT(*) FROM receipts WHERE card = ? AND status = 'confirmed'", (rec.number,)
+        ).fetchone()[0]
         since = ledger.ts(now - timedelta(days=program.window_days))
         spend_kop = conn.execute(
             "SELECT COALESCE(SUM(paid_kop - returned_kop), 0) FROM receipts WHERE card = ?"
-            " AND status = 'confirmed' AND confirmed_at >= ?", (rec.number, since)).fetchone()[0]
+            " AND status = 'confirmed' AND confirmed_at >= ?",
+            (rec.number, since),
+        ).fetchone()[0]
         today = now_local.date().isoformat()
         uses_today: dict[str, int] = {}
         uses_total: dict[str, int] = {}
         for row in conn.execute(
             "SELECT promotion_id, COUNT(*) AS n, SUM(day = ?) AS t FROM promotion_uses"
-            " WHERE card = ? GROUP BY promotion_id", (today, rec.number)):
+            " WHERE card = ? GROUP BY promotion_id",
+            (today, rec.number),
+        ):
             uses_total[row["promotion_id"]] = row["n"]
             uses_today[row["promotion_id"]] = row["t"] or 0
-        stamps = {r[0]: r[1] for r in conn.execute(
-            "SELECT promotion_id, count FROM stamps WHERE card = ?", (rec.number,))}
+        stamps = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT promotion_id, count FROM stamps WHERE card = ?", (rec.number,)
+            )
+        }
         held_by_others = bal.held - own_hold
         return m.Customer(
-            number=rec.number, holder=rec.holder, status=rec.status, tier=rec.tier,
-            segments=frozenset(rec.segments), clubs=frozenset(rec.clubs),
-            birthday=rec.birthday, visits=visits,
-            rolling_spend=Decimal(spend_kop) / 100, balance=bal.balance,
-            pending=bal.pending, redeemable=max(0, bal.balance - held_by_others),
+            number=rec.number,
+            holder=rec.holder,
+            status=rec.status,
+            tier=rec.tier,
+            segments=frozenset(rec.segments),
+            clubs=frozenset(rec.clubs),
+            birthday=rec.birthday,
+            visits=visits,
+            rolling_spend=Decimal(spend_kop) / 100,
+            balance=bal.balance,
+            pending=bal.pending,
+            redeemable=max(0, bal.balance - held_by_others),
             last_birthday_bonus=rec.last_birthday_bonus,
-            uses_today=uses_today, uses_total=uses_total, stamps=stamps,
+            uses_today=uses_today,
+            uses_total=uses_total,
+            stamps=stamps,
         )
 
-    def _card_out(self, customer: m.Customer | None, *, tier: str | None, held: int,
-                  source: str | None) -> dict[str, Any] | None:
+    def _card_out(
+        self, customer: m.Customer | None, *, tier: str | None, held: int, source: str | None
+    ) -> dict[str, Any] | None:
         if customer is None:
             return None
-        return {"number": mask(customer.number), "holder": customer.holder, "tier": tier,
-                "status": customer.status, "balance": customer.balance,
-                "pending": customer.pending, "redeemable": max(0, customer.balance - held),
-                "held": held, "source": source}
+        return {
+            "number": mask(customer.number),
+            "holder": customer.holder,
+            "tier": tier,
+            "status": customer.status,
+            "balance": customer.balance,
+            "pending": customer.pending,
+            "redeemable": max(0, customer.balance - held),
+            "held": held,
+            "source": source,
+        }
 
-    def _coupons(self, conn: sqlite3.Connection, codes: list[str], catalog: Catalog
-                 ) -> tuple[list[m.Coupon], list[dict[str, str]]]:
+    def _coupons(
+        self, conn: sqlite3.Connection, codes: list[str], catalog: Catalog
+    ) -> tuple[list[m.Coupon], list[dict[str, str]]]:
         accepted: list[m.Coupon] = []
         rejected: list[dict[str, str]] = []
-        by_tag = {promotion_tag(p.id): p.id for p in catalog.promotions}
+        by_tag = {promotion_tag(pid): pid for pid in catalog.by_id}
         for raw in codes:
             try:
                 code = canonical(raw)
@@ -233,18 +323,24 @@ class TillService:
             elif conn.execute("SELECT 1 FROM coupons_used WHERE code = ?", (code,)).fetchone():
                 rejected.append({"code": code, "reason": "used"})
             else:
-                accepted.append(m.Coupon(code=code, promotion_id=promo,
-                                         valid_until=signed.valid_until))
+                accepted.append(
+                    m.Coupon(code=code, promotion_id=promo, valid_until=signed.valid_until)
+                )
         return accepted, rejected
 
     def _budgets(self, conn: sqlite3.Connection, catalog: Catalog) -> dict[str, int]:
-        ids = [p.id for p in catalog.promotions if p.limits.budget_points]
+        ids = [p.id for p in catalog.by_id.values() if p.limits.budget_points]
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        return {r[0]: r[1] for r in conn.execute(
-            f"SELECT promotion_id, SUM(points) FROM promotion_uses WHERE promotion_id IN ({marks})"
-            " GROUP BY promotion_id", ids)}
+        return {
+            r[0]: r[1]
+            for r in conn.execute(
+                f"SELECT promotion_id, SUM(points) FROM promotion_uses WHERE promotion_id IN ({marks})"
+                " GROUP BY promotion_id",
+                ids,
+            )
+        }
 
     # ------------------------------------------------------------ calculate
 
@@ -253,15 +349,18 @@ class TillService:
         if len(req.lines) > self.settings.max_lines:
             raise errors.PayloadTooLarge(
                 f"the basket has {len(req.lines)} lines; at most {self.settings.max_lines} "
-                "are accepted (pos_api.max_lines)")
+                "are accepted (pos_api.max_lines)"
+            )
         now, now_local = self._now()
         with self.db.write() as conn:
             catalog = self._load_catalog(conn)
-            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
-                               (req.receipt_id,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM receipts WHERE receipt_id = ?", (req.receipt_id,)
+            ).fetchone()
             if row is not None and row["status"] == "confirmed":
                 raise errors.ReceiptAlreadyConfirmed(
-                    f"receipt {req.receipt_id} is already confirmed; use refund to change it")
+                    f"receipt {req.receipt_id} is already confirmed; use refund to change it"
+                )
             if row is not None and row["status"] == "cancelled":
                 raise errors.ReceiptCancelled(f"receipt {req.receipt_id} was cancelled")
 
@@ -286,23 +385,47 @@ class TillService:
             own_hold = 0
             if row is not None and row["hold_entry"] and rec and row["card"] == rec.number:
                 own_hold = row["hold_points"]
-            customer = (self._customer(conn, rec, now=now, now_local=now_local,
-                                       catalog=catalog, own_hold=own_hold) if rec else None)
+            customer = (
+                self._customer(
+                    conn, rec, now=now, now_local=now_local, catalog=catalog, own_hold=own_hold
+                )
+                if rec
+                else None
+            )
             coupons, rejected = self._coupons(conn, list(req.coupons), catalog)
             lines = tuple(
-                m.Line(index=i, sku=ln.sku, name=ln.name, qty=ln.qty, price=ln.price,
-                       category=ln.category, tags=tuple(ln.tags), no_discount=ln.no_discount)
-                for i, ln in enumerate(req.lines))
-            context = m.Context(now=now_local, store=self.settings.store,
-                                till=self.settings.till, language=self.settings.language,
-                                budget_used=self._budgets(conn, catalog))
-            result = evaluate(catalog, m.Request(lines=lines, customer=customer,
-                                                 coupons=tuple(coupons), redeem=req.redeem),
-                              context)
+                m.Line(
+                    index=i,
+                    sku=ln.sku,
+                    name=ln.name,
+                    qty=ln.qty,
+                    price=ln.price,
+                    category=ln.category,
+                    tags=tuple(ln.tags),
+                    no_discount=ln.no_discount,
+                )
+                for i, ln in enumerate(req.lines)
+            )
+            context = m.Context(
+                now=now_local,
+                store=self.settings.store,
+                till=self.settings.till,
+                language=self.settings.language,
+                budget_used=self._budgets(conn, catalog),
+            )
+            result = evaluate(
+                catalog,
+                m.Request(
+                    lines=lines, customer=customer, coupons=tuple(coupons), redeem=req.redeem
+                ),
+                context,
+            )
             if isinstance(req.redeem, int) and req.redeem > result.redeem_max:
                 raise errors.InsufficientPoints(
                     f"{req.redeem} points asked, at most {result.redeem_max} can be spent on "
-                    "this receipt", details={"redeemable": result.redeem_max})
+                    "this receipt",
+                    details={"redeemable": result.redeem_max},
+                )
 
             # Hold the points this receipt would spend, replacing any earlier hold of it.
             hold_entry = row["hold_entry"] if row is not None else None
@@ -310,21 +433,42 @@ class TillService:
             hold_expires = row["hold_expires_at"] if row is not None else None
             want = result.redeemed_points if rec else 0
             if hold_entry and (want != hold_points or row["card"] != (rec.number if rec else None)):
-                ledger.append(conn, till=self.settings.till, card=row["card"], kind="release",
-                              points=hold_points, at=now, receipt_id=req.receipt_id,
-                              ref=hold_entry, note="basket changed")
+                ledger.append(
+                    conn,
+                    till=self.settings.till,
+                    card=row["card"],
+                    kind="release",
+                    points=hold_points,
+                    at=now,
+                    receipt_id=req.receipt_id,
+                    ref=hold_entry,
+                    note="basket changed",
+                )
                 hold_entry, hold_points, hold_expires = None, 0, None
             if want and rec and not hold_entry:
-                hold_entry = ledger.append(conn, till=self.settings.till, card=rec.number,
-                                           kind="hold", points=-want, at=now,
-                                           receipt_id=req.receipt_id)
+                hold_entry = ledger.append(
+                    conn,
+                    till=self.settings.till,
+                    card=rec.number,
+                    kind="hold",
+                    points=-want,
+                    at=now,
+                    receipt_id=req.receipt_id,
+                )
                 hold_points = want
             if hold_entry:
                 hold_expires = ledger.ts(now + timedelta(seconds=self.settings.hold_seconds))
 
-            response = self._calc_response(req, result, customer, rejected, source=source,
-                                           held=hold_points, now_local=now_local,
-                                           catalog=catalog)
+            response = self._calc_response(
+                req,
+                result,
+                customer,
+                rejected,
+                source=source,
+                held=hold_points,
+                now_local=now_local,
+                catalog=catalog,
+            )
             stored = dict(response)
             stored["_internal"] = self._internal(result, coupons, response)
             stored["_card_source"] = source
@@ -338,34 +482,60 @@ class TillService:
                 " hold_expires_at = excluded.hold_expires_at, accrued = excluded.accrued,"
                 " redeemed = excluded.redeemed, paid_kop = excluded.paid_kop,"
                 " updated_at = excluded.updated_at",
-                (req.receipt_id, "calculated", rec.number if rec else None,
-                 req.model_dump_json(), json.dumps(stored, ensure_ascii=False),
-                 hold_entry, hold_points, hold_expires, result.accrued_points,
-                 result.redeemed_points, result.total, ledger.ts(now), ledger.ts(now)),
+                (
+                    req.receipt_id,
+                    "calculated",
+                    rec.number if rec else None,
+                    req.model_dump_json(),
+                    json.dumps(stored, ensure_ascii=False),
+                    hold_entry,
+                    hold_points,
+                    hold_expires,
+                    result.accrued_points,
+                    result.redeemed_points,
+                    result.total,
+                    ledger.ts(now),
+                    ledger.ts(now),
+                ),
             )
         return response
 
-    def _internal(self, result: m.Result, coupons: list[m.Coupon],
-                  response: dict[str, Any]) -> dict[str, Any]:
+    def _internal(
+        self, result: m.Result, coupons: list[m.Coupon], response: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
-            "lines": [{"index": ln.index, "paid": ln.paid, "eligible": ln.eligible}
-                      for ln in result.lines],
+            "lines": [
+                {"index": ln.index, "paid": ln.paid, "eligible": ln.eligible} for ln in result.lines
+            ],
             "uses": list(result.uses),
             "stamps": dict(result.stamps),
             "budget": dict(result.budget_points),
             "birthday_points": result.birthday_points,
             "welcome_points": result.welcome_points,
-            "coupons_used": {c.code: c.promotion_id for c in coupons
-                             if c.code in result.coupons_applied},
+            "coupons_used": {
+                c.code: c.promotion_id for c in coupons if c.code in result.coupons_applied
+            },
             "effects": {e.id: e.points for e in result.effects},
         }
 
-    def _calc_response(self, req: Any, result: m.Result, customer: m.Customer | None,
-                       rejected: list[dict[str, str]], *, source: str | None, held: int,
-                       now_local: datetime, catalog: Catalog) -> dict[str, Any]:
+    def _calc_response(
+        self,
+        req: Any,
+        result: m.Result,
+        customer: m.Customer | None,
+        rejected: list[dict[str, str]],
+        *,
+        source: str | None,
+        held: int,
+        now_local: datetime,
+        catalog: Catalog,
+    ) -> dict[str, Any]:
         program = catalog.program
-        available = (now_local.date() + timedelta(days=program.accrual_delay_days)
-                     if result.accrued_points else None)
+        available = (
+            now_local.date() + timedelta(days=program.accrual_delay_days)
+            if result.accrued_points
+            else None
+        )
         prints: list[dict[str, Any]] = []
         for item in result.print:
             if item.kind == "coupon":
@@ -373,52 +543,81 @@ class TillService:
                 code = self.signer.issue(
                     promotion_id=item.promotion,
                     serial=serial_for(self.settings.till, req.receipt_id, item.promotion),
-                    valid_until=valid_until)
-                prints.append({"kind": "coupon", "title": item.title, "code": code,
-                               "valid_until": valid_until.isoformat(),
-                               "promotion": item.promotion})
+                    valid_until=valid_until,
+                )
+                prints.append(
+                    {
+                        "kind": "coupon",
+                        "title": item.title,
+                        "code": code,
+                        "valid_until": valid_until.isoformat(),
+                        "promotion": item.promotion,
+                    }
+                )
             else:
-                prints.append({"kind": item.kind, "title": item.title or None,
-                               "text": item.text, "promotion": item.promotion})
+                prints.append(
+                    {
+                        "kind": item.kind,
+                        "title": item.title or None,
+                        "text": item.text,
+                        "promotion": item.promotion,
+                    }
+                )
         by_line = {ln.index: ln for ln in result.lines}
         return {
             "receipt_id": req.receipt_id,
             "offline": self.offline,
             "card": self._card_out(customer, tier=result.tier, held=held, source=source),
             "lines": [
-                {"index": i, "sku": ln.sku, "qty": str(ln.qty), "price": str(ln.price),
-                 "amount": fmt(by_line[i].amount), "discount": fmt(by_line[i].discount),
-                 "total": fmt(by_line[i].total), "redeemed": fmt(by_line[i].redeemed),
-                 "paid": fmt(by_line[i].paid), "promotions": list(by_line[i].promotions)}
+                {
+                    "index": i,
+                    "sku": ln.sku,
+                    "qty": str(ln.qty),
+                    "price": str(ln.price),
+                    "amount": fmt(by_line[i].amount),
+                    "discount": fmt(by_line[i].discount),
+                    "total": fmt(by_line[i].total),
+                    "redeemed": fmt(by_line[i].redeemed),
+                    "paid": fmt(by_line[i].paid),
+                    "promotions": list(by_line[i].promotions),
+                }
                 for i, ln in enumerate(req.lines)
             ],
             "subtotal": fmt(result.subtotal),
             "discount": fmt(result.discount),
-            "redeemed": {"points": result.redeemed_points,
-                         "amount": fmt(result.redeemed_amount)},
+            "redeemed": {"points": result.redeemed_points, "amount": fmt(result.redeemed_amount)},
             "total": fmt(result.total),
-            "accrued": {"points": result.accrued_points,
-                        "available_from": available.isoformat() if available else None},
-            "promotions": [{"id": e.id, "name": e.name, "discount": fmt(e.discount),
-                            "points": e.points} for e in result.effects],
-            "coupons": {"applied": list(result.coupons_applied),
-                        "rejected": rejected + [{"code": c, "reason": r}
-                                                for c, r in result.coupons_rejected]},
-            "hints": [{"kind": h.kind, "text": h.text, "promotion": h.promotion}
-                      for h in result.hints],
+            "accrued": {
+                "points": result.accrued_points,
+                "available_from": available.isoformat() if available else None,
+            },
+            "promotions": [
+                {"id": e.id, "name": e.name, "discount": fmt(e.discount), "points": e.points}
+                for e in result.effects
+            ],
+            "coupons": {
+                "applied": list(result.coupons_applied),
+                "rejected": rejected
+                + [{"code": c, "reason": r} for c, r in result.coupons_rejected],
+            },
+            "hints": [
+                {"kind": h.kind, "text": h.text, "promotion": h.promotion} for h in result.hints
+            ],
             "print": prints,
         }
 
     # ------------------------------------------------------------ confirm / cancel
 
-    def confirm(self, receipt_id: str, *, paid: str | None = None,
-                fiscal_id: str | None = None) -> dict[str, Any]:
+    def confirm(
+        self, receipt_id: str, *, paid: str | None = None, fiscal_id: str | None = None
+    ) -> dict[str, Any]:
         """Commit the last calculation of a receipt to the ledger (idempotent)."""
         now, now_local = self._now()
         presented = self.session.current(now)
         with self.db.write() as conn:
-            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
-                               (receipt_id,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM receipts WHERE receipt_id = ?", (receipt_id,)
+            ).fetchone()
             if row is None:
                 raise errors.ReceiptNotFound(f"receipt {receipt_id} was never calculated")
             if row["status"] == "confirmed":
@@ -435,44 +634,71 @@ class TillService:
             redeemed_points = row["redeemed"] if card else 0
             if card:
                 self._sweep(conn, now, card)
-                row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
-                                   (receipt_id,)).fetchone()
+                row = conn.execute(
+                    "SELECT * FROM receipts WHERE receipt_id = ?", (receipt_id,)
+                ).fetchone()
                 if redeemed_points:
                     if row["hold_entry"]:
-                        ledger.append(conn, till=till, card=card, kind="release",
-                                      points=row["hold_points"], at=now, receipt_id=receipt_id,
-                                      ref=row["hold_entry"], note="confirmed")
+                        ledger.append(
+                            conn,
+                            till=till,
+                            card=card,
+                            kind="release",
+                            points=row["hold_points"],
+                            at=now,
+                            receipt_id=receipt_id,
+                            ref=row["hold_entry"],
+                            note="confirmed",
+                        )
                     else:
                         # The hold timed out: spend only if the points are still there.
                         bal = ledger.balance(conn, card, now)
                         if bal.redeemable < redeemed_points:
                             raise errors.InsufficientPoints(
                                 f"the hold on {redeemed_points} points timed out and only "
-                                f"{bal.redeemable} are spendable now; calculate again")
-                    entry = ledger.append(conn, till=till, card=card, kind="redeem",
-                                          points=-redeemed_points, at=now,
-                                          receipt_id=receipt_id, ref=row["hold_entry"])
-                    ledger.consume(conn, entry_id=entry, card=card, points=redeemed_points,
-                                   now=now)
+                                f"{bal.redeemable} are spendable now; calculate again"
+                            )
+                    entry = ledger.append(
+                        conn,
+                        till=till,
+                        card=card,
+                        kind="redeem",
+                        points=-redeemed_points,
+                        at=now,
+                        receipt_id=receipt_id,
+                        ref=row["hold_entry"],
+                    )
+                    ledger.consume(conn, entry_id=entry, card=card, points=redeemed_points, now=now)
                 if row["accrued"] > 0:
                     _, available = self._credit(
-                        conn, card=card, kind="accrue", points=row["accrued"], now=now,
-                        delay_days=program.accrual_delay_days, expiry_days=program.expiry_days,
-                        receipt_id=receipt_id)
-                    accrued = {"points": row["accrued"],
-                               "available_from": local(available, self.settings.timezone)
-                               .date().isoformat()}
+                        conn,
+                        card=card,
+                        kind="accrue",
+                        points=row["accrued"],
+                        now=now,
+                        delay_days=program.accrual_delay_days,
+                        expiry_days=program.expiry_days,
+                        receipt_id=receipt_id,
+                    )
+                    accrued = {
+                        "points": row["accrued"],
+                        "available_from": local(available, self.settings.timezone)
+                        .date()
+                        .isoformat(),
+                    }
                 day = now_local.date().isoformat()
                 for pid in internal["uses"]:
                     conn.execute(
                         "INSERT OR IGNORE INTO promotion_uses (receipt_id, promotion_id, card,"
                         " day, points) VALUES (?,?,?,?,?)",
-                        (receipt_id, pid, card, day, internal["budget"].get(pid, 0)))
+                        (receipt_id, pid, card, day, internal["budget"].get(pid, 0)),
+                    )
                 for pid, count in internal["stamps"].items():
                     conn.execute(
                         "INSERT INTO stamps (card, promotion_id, count) VALUES (?,?,?)"
                         " ON CONFLICT (card, promotion_id) DO UPDATE SET count = excluded.count",
-                        (card, pid, count))
+                        (card, pid, count),
+                    )
                 if internal["birthday_points"]:
                     card_store.set_birthday_bonus(conn, card, now_local.year)
             else:
@@ -481,40 +707,51 @@ class TillService:
                     conn.execute(
                         "INSERT OR IGNORE INTO promotion_uses (receipt_id, promotion_id, card,"
                         " day, points) VALUES (?,?,NULL,?,?)",
-                        (receipt_id, pid, day, internal["budget"].get(pid, 0)))
+                        (receipt_id, pid, day, internal["budget"].get(pid, 0)),
+                    )
             for code, pid in internal["coupons_used"].items():
                 try:
                     conn.execute(
                         "INSERT INTO coupons_used (code, promotion_id, receipt_id, card, used_at)"
-                        " VALUES (?,?,?,?,?)", (code, pid, receipt_id, card, ledger.ts(now)))
+                        " VALUES (?,?,?,?,?)",
+                        (code, pid, receipt_id, card, ledger.ts(now)),
+                    )
                 except sqlite3.IntegrityError as exc:
                     raise CouponAlreadyUsed(
-                        f"coupon {code} was used on another receipt meanwhile; "
-                        "calculate again") from exc
+                        f"coupon {code} was used on another receipt meanwhile; calculate again"
+                    ) from exc
             for item in calc["print"]:
                 if item["kind"] == "coupon":
                     conn.execute(
                         "INSERT OR IGNORE INTO coupons_issued (code, promotion_id, receipt_id,"
                         " valid_until, created_at) VALUES (?,?,?,?,?)",
-                        (item["code"], item["promotion"], receipt_id, item["valid_until"],
-                         ledger.ts(now)))
+                        (
+                            item["code"],
+                            item["promotion"],
+                            receipt_id,
+                            item["valid_until"],
+                            ledger.ts(now),
+                        ),
+                    )
             customer = None
             tier = None
             if card:
                 rec = card_store.find(conn, number=card)
                 assert rec is not None
-                customer = self._customer(conn, rec, now=now, now_local=now_local,
-                                          catalog=catalog)
+                customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
                 tier = effective_tier(program, rec.tier, customer.rolling_spend)
             held = ledger.open_held(conn, card) if card else 0
             response = {
                 "receipt_id": receipt_id,
                 "status": "confirmed",
-                "card": self._card_out(customer, tier=tier, held=held,
-                                       source=calc.get("_card_source")),
+                "card": self._card_out(
+                    customer, tier=tier, held=held, source=calc.get("_card_source")
+                ),
                 "accrued": accrued,
-                "redeemed": {"points": redeemed_points,
-                             "amount": calc["redeemed"]["amount"] if card else "0.00"},
+                "redeemed": {
+                    "points": redeemed_points,
+                    "amount": calc["redeemed"]["amount"] if card else "0.00",
+                },
                 "printed": calc["print"],
                 "offline": self.offline,
             }
@@ -522,11 +759,22 @@ class TillService:
                 "UPDATE receipts SET status = 'confirmed', hold_entry = NULL, hold_points = 0,"
                 " hold_expires_at = NULL, paid = ?, fiscal_id = ?, response = ?,"
                 " confirmed_at = ?, updated_at = ? WHERE receipt_id = ?",
-                (paid, fiscal_id, json.dumps(response, ensure_ascii=False), ledger.ts(now),
-                 ledger.ts(now), receipt_id))
+                (
+                    paid,
+                    fiscal_id,
+                    json.dumps(response, ensure_ascii=False),
+                    ledger.ts(now),
+                    ledger.ts(now),
+                    receipt_id,
+                ),
+            )
         if paid is not None and paid != calc["total"]:
-            logger.warning("receipt %s confirmed with paid=%s but calculated total %s",
-                           receipt_id, paid, calc["total"])
+            logger.warning(
+                "receipt %s confirmed with paid=%s but calculated total %s",
+                receipt_id,
+                paid,
+                calc["total"],
+            )
         if presented is not None and calc.get("_card_source") == "session":
             self.session.clear(presented)
         return response
@@ -535,40 +783,56 @@ class TillService:
         """Abandon a calculated receipt and release its hold (idempotent)."""
         now = self.clock.now()
         with self.db.write() as conn:
-            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
-                               (receipt_id,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM receipts WHERE receipt_id = ?", (receipt_id,)
+            ).fetchone()
             if row is None:
                 raise errors.ReceiptNotFound(f"receipt {receipt_id} was never calculated")
             if row["status"] == "confirmed":
                 raise errors.ReceiptAlreadyConfirmed(
-                    f"receipt {receipt_id} is confirmed; use refund to return it")
+                    f"receipt {receipt_id} is confirmed; use refund to return it"
+                )
             if row["status"] == "calculated":
                 if row["hold_entry"]:
-                    ledger.append(conn, till=self.settings.till, card=row["card"],
-                                  kind="release", points=row["hold_points"], at=now,
-                                  receipt_id=receipt_id, ref=row["hold_entry"], note="cancelled")
+                    ledger.append(
+                        conn,
+                        till=self.settings.till,
+                        card=row["card"],
+                        kind="release",
+                        points=row["hold_points"],
+                        at=now,
+                        receipt_id=receipt_id,
+                        ref=row["hold_entry"],
+                        note="cancelled",
+                    )
                 conn.execute(
                     "UPDATE receipts SET status = 'cancelled', hold_entry = NULL,"
                     " hold_points = 0, hold_expires_at = NULL, updated_at = ?"
-                    " WHERE receipt_id = ?", (ledger.ts(now), receipt_id))
+                    " WHERE receipt_id = ?",
+                    (ledger.ts(now), receipt_id),
+                )
         return {"receipt_id": receipt_id, "status": "cancelled", "offline": self.offline}
 
     # ------------------------------------------------------------ refund
 
-    def refund(self, receipt_id: str, *, refund_id: str,
-               lines: list[tuple[int, Decimal]] | None) -> dict[str, Any]:
+    def refund(
+        self, receipt_id: str, *, refund_id: str, lines: list[tuple[int, Decimal]] | None
+    ) -> dict[str, Any]:
         """Return some or all of a confirmed receipt (idempotent by ``refund_id``)."""
         now, now_local = self._now()
         with self.db.write() as conn:
-            done = conn.execute("SELECT receipt_id, response FROM refunds WHERE refund_id = ?",
-                                (refund_id,)).fetchone()
+            done = conn.execute(
+                "SELECT receipt_id, response FROM refunds WHERE refund_id = ?", (refund_id,)
+            ).fetchone()
             if done is not None:
                 if done["receipt_id"] != receipt_id:
                     raise errors.InvalidRequest(
-                        f"refund_id {refund_id} was already used for another receipt")
+                        f"refund_id {refund_id} was already used for another receipt"
+                    )
                 return dict(json.loads(done["response"]))
-            row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?",
-                               (receipt_id,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM receipts WHERE receipt_id = ?", (receipt_id,)
+            ).fetchone()
             if row is None or row["status"] == "calculated":
                 raise errors.ReceiptNotFound(f"no confirmed receipt {receipt_id}")
             if row["status"] == "cancelled":
@@ -576,28 +840,38 @@ class TillService:
             calc = json.loads(row["result"])
             request = json.loads(row["request"])
             qtys = {i: Decimal(str(ln["qty"])) for i, ln in enumerate(request["lines"])}
-            paid_lines = [PaidLine(index=x["index"], qty=qtys[x["index"]], paid=x["paid"],
-                                   eligible=x["eligible"]) for x in calc["_internal"]["lines"]]
-            before = {r[0]: Decimal(r[1]) for r in conn.execute(
-                "SELECT line_index, returned_qty FROM refund_lines WHERE receipt_id = ?",
-                (receipt_id,))}
+            paid_lines = [
+                PaidLine(
+                    index=x["index"], qty=qtys[x["index"]], paid=x["paid"], eligible=x["eligible"]
+                )
+                for x in calc["_internal"]["lines"]
+            ]
+            before = {
+                r[0]: Decimal(r[1])
+                for r in conn.execute(
+                    "SELECT line_index, returned_qty FROM refund_lines WHERE receipt_id = ?",
+                    (receipt_id,),
+                )
+            }
             after = dict(before)
             if lines is None:
                 after = dict(qtys)
                 if all(before.get(i, Decimal(0)) >= q for i, q in qtys.items()):
                     raise errors.RefundExceedsReceipt(
-                        f"receipt {receipt_id} has already been returned in full")
+                        f"receipt {receipt_id} has already been returned in full"
+                    )
             else:
                 for index, qty in lines:
                     if index not in qtys:
                         raise errors.InvalidRequest(
-                            f"receipt {receipt_id} has no line {index} "
-                            f"(it has {len(qtys)} lines)")
+                            f"receipt {receipt_id} has no line {index} (it has {len(qtys)} lines)"
+                        )
                     after[index] = after.get(index, Decimal(0)) + qty
                     if after[index] > qtys[index]:
                         raise errors.RefundExceedsReceipt(
                             f"line {index}: {after[index]} returned in total but only "
-                            f"{qtys[index]} were sold")
+                            f"{qtys[index]} were sold"
+                        )
             prev = state(paid_lines, before, accrued=row["accrued"], redeemed=row["redeemed"])
             new = state(paid_lines, after, accrued=row["accrued"], redeemed=row["redeemed"])
             reversed_now = new.points_reversed - prev.points_reversed
@@ -607,35 +881,70 @@ class TillService:
             till = self.settings.till
             if card and reversed_now > 0:
                 accrue = conn.execute(
-                    "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'accrue'",
-                    (receipt_id,)).fetchone()
-                entry = ledger.append(conn, till=till, card=card, kind="reverse",
-                                      points=-reversed_now, at=now, receipt_id=receipt_id,
-                                      refund_id=refund_id, ref=accrue[0] if accrue else None)
-                ledger.consume(conn, entry_id=entry, card=card, points=reversed_now, now=now,
-                               first_lot=accrue[0] if accrue else None, include_pending=True)
+                    "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'accrue'", (receipt_id,)
+                ).fetchone()
+                entry = ledger.append(
+                    conn,
+                    till=till,
+                    card=card,
+                    kind="reverse",
+                    points=-reversed_now,
+                    at=now,
+                    receipt_id=receipt_id,
+                    refund_id=refund_id,
+                    ref=accrue[0] if accrue else None,
+                )
+                ledger.consume(
+                    conn,
+                    entry_id=entry,
+                    card=card,
+                    points=reversed_now,
+                    now=now,
+                    first_lot=accrue[0] if accrue else None,
+                    include_pending=True,
+                )
             if card and returned_now > 0:
-                redeems = [r[0] for r in conn.execute(
-                    "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'redeem'",
-                    (receipt_id,))]
-                entry = ledger.append(conn, till=till, card=card, kind="return",
-                                      points=returned_now, at=now, receipt_id=receipt_id,
-                                      refund_id=refund_id)
-                given = ledger.give_back(conn, entry_id=entry, from_entries=redeems,
-                                         points=returned_now)
+                redeems = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'redeem'",
+                        (receipt_id,),
+                    )
+                ]
+                entry = ledger.append(
+                    conn,
+                    till=till,
+                    card=card,
+                    kind="return",
+                    points=returned_now,
+                    at=now,
+                    receipt_id=receipt_id,
+                    refund_id=refund_id,
+                )
+                given = ledger.give_back(
+                    conn, entry_id=entry, from_entries=redeems, points=returned_now
+                )
                 if given < returned_now:
                     # Points redeemed before lots existed (debt): credit a fresh lot.
-                    ledger.add_lot(conn, entry_id=entry, card=card, points=returned_now - given,
-                                   available_from=now, expires_at=None)
+                    ledger.add_lot(
+                        conn,
+                        entry_id=entry,
+                        card=card,
+                        points=returned_now - given,
+                        available_from=now,
+                        expires_at=None,
+                    )
             for index, qty in after.items():
                 conn.execute(
                     "INSERT INTO refund_lines (receipt_id, line_index, returned_qty)"
                     " VALUES (?,?,?) ON CONFLICT (receipt_id, line_index)"
                     " DO UPDATE SET returned_qty = excluded.returned_qty",
-                    (receipt_id, index, str(qty)))
-            conn.execute("UPDATE receipts SET returned_kop = ?, updated_at = ?"
-                         " WHERE receipt_id = ?", (new.amount_returned, ledger.ts(now),
-                                                   receipt_id))
+                    (receipt_id, index, str(qty)),
+                )
+            conn.execute(
+                "UPDATE receipts SET returned_kop = ?, updated_at = ? WHERE receipt_id = ?",
+                (new.amount_returned, ledger.ts(now), receipt_id),
+            )
             customer = None
             tier = None
             if card:
@@ -643,8 +952,7 @@ class TillService:
                 catalog = self._load_catalog(conn)
                 rec = card_store.find(conn, number=card)
                 assert rec is not None
-                customer = self._customer(conn, rec, now=now, now_local=now_local,
-                                          catalog=catalog)
+                customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
                 tier = effective_tier(catalog.program, rec.tier, customer.rolling_spend)
             response = {
                 "receipt_id": receipt_id,
@@ -653,17 +961,25 @@ class TillService:
                 "points_reversed": reversed_now if card else 0,
                 "points_returned": returned_now if card else 0,
                 "amount_returned": fmt(amount_now),
-                "card": self._card_out(customer, tier=tier,
-                                       held=ledger.open_held(conn, card) if card else 0,
-                                       source=None),
+                "card": self._card_out(
+                    customer,
+                    tier=tier,
+                    held=ledger.open_held(conn, card) if card else 0,
+                    source=None,
+                ),
                 "offline": self.offline,
             }
             conn.execute(
                 "INSERT INTO refunds (refund_id, receipt_id, request, response, created_at)"
                 " VALUES (?,?,?,?,?)",
-                (refund_id, receipt_id,
-                 json.dumps({"lines": [[i, str(q)] for i, q in lines] if lines else None}),
-                 json.dumps(response, ensure_ascii=False), ledger.ts(now)))
+                (
+                    refund_id,
+                    receipt_id,
+                    json.dumps({"lines": [[i, str(q)] for i, q in lines] if lines else None}),
+                    json.dumps(response, ensure_ascii=False),
+                    ledger.ts(now),
+                ),
+            )
         return response
 
     # ------------------------------------------------------------ cards, session, status
@@ -675,18 +991,32 @@ class TillService:
             catalog = self._load_catalog(conn)
             rec = self._resolve_card(conn, raw, now=now, register=False)
             customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
-            result = evaluate(catalog, m.Request(lines=(), customer=customer),
-                              m.Context(now=now_local, store=self.settings.store,
-                                        till=self.settings.till,
-                                        language=self.settings.language))
+            result = evaluate(
+                catalog,
+                m.Request(lines=(), customer=customer),
+                m.Context(
+                    now=now_local,
+                    store=self.settings.store,
+                    till=self.settings.till,
+                    language=self.settings.language,
+                ),
+            )
             held = ledger.open_held(conn, rec.number)
             history = ledger.entries(conn, rec.number, limit=20)
         out = self._card_out(customer, tier=result.tier, held=held, source="request")
         assert out is not None
-        out["hints"] = [{"kind": h.kind, "text": h.text, "promotion": h.promotion}
-                        for h in result.hints]
-        out["history"] = [{"kind": e.kind, "points": e.points, "receipt_id": e.receipt_id,
-                           "created_at": e.created_at} for e in history]
+        out["hints"] = [
+            {"kind": h.kind, "text": h.text, "promotion": h.promotion} for h in result.hints
+        ]
+        out["history"] = [
+            {
+                "kind": e.kind,
+                "points": e.points,
+                "receipt_id": e.receipt_id,
+                "created_at": e.created_at,
+            }
+            for e in history
+        ]
         out["offline"] = self.offline
         return out
 
@@ -696,8 +1026,11 @@ class TillService:
         with self.db.read() as conn:
             rec = self._resolve_card(conn, raw, now=now, register=False) if raw else None
         self.session.present(raw, source=source, at=now)
-        return {"card": mask(rec.number) if rec else None, "source": source,
-                "expires_in": self.session_seconds}
+        return {
+            "card": mask(rec.number) if rec else None,
+            "source": source,
+            "expires_in": self.session_seconds,
+        }
 
     @property
     def session_seconds(self) -> int:
@@ -706,10 +1039,10 @@ class TillService:
     def status(self) -> dict[str, Any]:
         with self.db.read() as conn:
             unsynced = conn.execute(
-                "SELECT COUNT(*) FROM ledger WHERE synced_at IS NULL").fetchone()[0]
+                "SELECT COUNT(*) FROM ledger WHERE synced_at IS NULL"
+            ).fetchone()[0]
             row = conn.execute("SELECT version FROM program WHERE id = 1").fetchone()
-        return {"unsynced_entries": unsynced,
-                "promotions_version": row[0] if row else None}
+        return {"unsynced_entries": unsynced, "promotions_version": row[0] if row else None}
 
 
 def coupon_valid_until(text: str) -> date:

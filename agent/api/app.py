@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,12 +38,32 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+class BearerAuth:
+    """Require ``Authorization: Bearer <token>`` on every /v1 route when a token is set."""
+
+    def __init__(self, app: ASGIApp, *, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token and scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            scheme, _, value = given.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(value.strip(), self.token):
+                await _error(401, "unauthorized", "missing or wrong Authorization: Bearer token")(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before they are parsed."""
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
         self.limit = limit
+        self.message = f"the request body is larger than {limit} bytes (pos_api.max_body_bytes)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,9 +71,7 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        too_large = _error(413, "payload_too_large",
-                           f"the request body is larger than {self.limit} bytes "
-                           "(pos_api.max_body_bytes)")
+        too_large = _error(413, "payload_too_large", self.message)
         if length is not None:
             try:
                 if int(length) > self.limit:
@@ -70,17 +88,12 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    # An HTTPException raised while FastAPI reads the body is passed on
+                    # as it is (any other error there becomes a generic 400).
+                    raise HTTPException(413, detail=self.message)
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_large(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited, send)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -102,8 +115,13 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def create_app(service: TillService, *, token: str = "", max_body_bytes: int = 1 << 20,
-               status_extra: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+def create_app(
+    service: TillService,
+    *,
+    token: str = "",
+    max_body_bytes: int = 1 << 20,
+    status_extra: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
     """The POS API over ``service``; ``status_extra`` adds device/sync state to /v1/status."""
     app = FastAPI(
         title="tillgate POS API",
@@ -114,18 +132,7 @@ def create_app(service: TillService, *, token: str = "", max_body_bytes: int = 1
         redoc_url=None,
     )
 
-    @app.middleware("http")
-    async def auth(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        if token and request.url.path.startswith("/v1/"):
-            given = request.headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                value.strip().encode(), token.encode()
-            ):
-                return _error(401, "unauthorized",
-                              "missing or wrong Authorization: Bearer token")
-        return await call_next(request)
-
+    app.add_middleware(BearerAuth, token=token)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     @app.exception_handler(errors.ApiError)
@@ -148,7 +155,9 @@ def create_app(service: TillService, *, token: str = "", max_body_bytes: int = 1
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -158,27 +167,43 @@ def create_app(service: TillService, *, token: str = "", max_body_bytes: int = 1
 
     rid = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$", description="receipt_id")
 
-    @app.post("/v1/receipts/calculate", response_model=s.CalculateOut,
-              responses=ERROR_RESPONSES, tags=["receipts"])
+    @app.post(
+        "/v1/receipts/calculate",
+        response_model=s.CalculateOut,
+        responses=ERROR_RESPONSES,
+        tags=["receipts"],
+    )
     def calculate(body: s.CalculateIn) -> Any:
         """Price the open basket: discounts, points to redeem and accrue, hints, print items."""
         return service.calculate(body)
 
-    @app.post("/v1/receipts/{receipt_id}/confirm", response_model=s.ConfirmOut,
-              responses=ERROR_RESPONSES, tags=["receipts"])
+    @app.post(
+        "/v1/receipts/{receipt_id}/confirm",
+        response_model=s.ConfirmOut,
+        responses=ERROR_RESPONSES,
+        tags=["receipts"],
+    )
     def confirm(body: s.ConfirmIn | None = None, receipt_id: str = rid) -> Any:
         """Commit the last calculation: ledger entries are durable before this answers."""
         body = body or s.ConfirmIn()
         return service.confirm(receipt_id, paid=body.paid, fiscal_id=body.fiscal_id)
 
-    @app.post("/v1/receipts/{receipt_id}/cancel", response_model=s.CancelOut,
-              responses=ERROR_RESPONSES, tags=["receipts"])
+    @app.post(
+        "/v1/receipts/{receipt_id}/cancel",
+        response_model=s.CancelOut,
+        responses=ERROR_RESPONSES,
+        tags=["receipts"],
+    )
     def cancel(receipt_id: str = rid) -> Any:
         """Abandon the sale and release any hold."""
         return service.cancel(receipt_id)
 
-    @app.post("/v1/receipts/{receipt_id}/refund", response_model=s.RefundOut,
-              responses=ERROR_RESPONSES, tags=["receipts"])
+    @app.post(
+        "/v1/receipts/{receipt_id}/refund",
+        response_model=s.RefundOut,
+        responses=ERROR_RESPONSES,
+        tags=["receipts"],
+    )
     def refund(body: s.RefundIn, receipt_id: str = rid) -> Any:
         """Return some lines (or all): points reversed/returned in proportion, never over."""
         lines = [(ln.index, ln.qty) for ln in body.lines] if body.lines is not None else None
@@ -186,8 +211,12 @@ def create_app(service: TillService, *, token: str = "", max_body_bytes: int = 1
             raise errors.InvalidRequest("lines is empty; omit it to return the whole receipt")
         return service.refund(receipt_id, refund_id=body.refund_id, lines=lines)
 
-    @app.get("/v1/cards/{card}", response_model=s.CardLookupOut, responses=ERROR_RESPONSES,
-             tags=["cards"])
+    @app.get(
+        "/v1/cards/{card}",
+        response_model=s.CardLookupOut,
+        responses=ERROR_RESPONSES,
+        tags=["cards"],
+    )
     def card(card: str = Path(max_length=512)) -> Any:
         """A card by number, track data, QR payload or phone: balance, hints, history."""
         return service.card_lookup(card)
@@ -201,13 +230,20 @@ def create_app(service: TillService, *, token: str = "", max_body_bytes: int = 1
     def status() -> Any:
         """The till's identity, connection state, sync backlog and devices."""
         st = service.settings
-        out: dict[str, Any] = {"till": st.till, "store": st.store, "version": __version__,
-                               "offline": service.offline, "last_sync": None}
+        out: dict[str, Any] = {
+            "till": st.till,
+            "store": st.store,
+            "version": __version__,
+            "offline": service.offline,
+            "last_sync": None,
+        }
         out.update(service.status())
-        out["devices"] = {"printer": {"status": "not_configured"},
-                          "scanner": {"status": "not_configured"},
-                          "card_reader": {"status": "not_configured"},
-                          "intercept": {"status": "disabled"}}
+        out["devices"] = {
+            "printer": {"status": "not_configured"},
+            "scanner": {"status": "not_configured"},
+            "card_reader": {"status": "not_configured"},
+            "intercept": {"status": "disabled"},
+        }
         if status_extra is not None:
             out.update(status_extra())
         return out

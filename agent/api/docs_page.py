@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (embedded HTML/JS page)
 """The human page at ``/docs``: renders ``/openapi.json`` with no external assets."""
 
 DOCS_HTML = """<!doctype html>

@@ -12,9 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-ReceiptId = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$")
-]
+ReceiptId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$")]
 MoneyStr = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["89.00"])]
 MAX_QTY = Decimal(100_000)
 MAX_PRICE = Decimal("99999999.99")
@@ -48,8 +46,9 @@ class LineIn(_In):
     qty: Annotated[Decimal, Field(json_schema_extra={"examples": [2, "0.350"]})]
     price: Annotated[Decimal, Field(json_schema_extra={"type": "string", "examples": ["89.00"]})]
     category: Annotated[str, StringConstraints(max_length=64)] | None = None
-    tags: Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
-                    Field(max_length=32)] = []
+    tags: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=32)
+    ] = []
     no_discount: bool = False
 
     @field_validator("qty", mode="before")
@@ -79,8 +78,9 @@ class CalculateIn(_In):
     receipt_id: ReceiptId
     cashier: Annotated[str, StringConstraints(max_length=100)] | None = None
     card: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
-    coupons: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
-                       Field(max_length=20)] = []
+    coupons: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=20)
+    ] = []
     redeem: int | Literal["max"] = 0
     lines: list[LineIn] = []
 

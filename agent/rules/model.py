@@ -153,3 +153,6 @@ class Result:
     budget_points: Mapping[str, int]  # promotion id → points given from its budget
     welcome_points: int
     birthday_points: int
+    # The year of the birthday the bonus was given for (None: no bonus). Store it as
+    # Customer.last_birthday_bonus: near New Year it differs from the receipt's year.
+    birthday_year: int | None = None

@@ -284,8 +284,14 @@ class CouponReward(_Model):
 
 
 StampInner = Annotated[
-    PercentReward | AmountReward | PriceReward | FreeItemReward | PointsReward
-    | PointsPercentReward | MultiplierReward | MessageReward,
+    PercentReward
+    | AmountReward
+    | PriceReward
+    | FreeItemReward
+    | PointsReward
+    | PointsPercentReward
+    | MultiplierReward
+    | MessageReward,
     Field(discriminator="kind"),
 ]
 
@@ -297,8 +303,16 @@ class StampReward(_Model):
 
 
 Reward = Annotated[
-    PercentReward | AmountReward | PriceReward | FreeItemReward | PointsReward
-    | PointsPercentReward | MultiplierReward | CouponReward | StampReward | MessageReward,
+    PercentReward
+    | AmountReward
+    | PriceReward
+    | FreeItemReward
+    | PointsReward
+    | PointsPercentReward
+    | MultiplierReward
+    | CouponReward
+    | StampReward
+    | MessageReward,
     Field(discriminator="kind"),
 ]
 
@@ -325,18 +339,21 @@ class Promotion(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Promotion:
         r = self.reward
-        needs_items = (
-            (getattr(r, "on", None) in ("matching", "cheapest"))
-            or r.kind in ("price", "free_item", "points_percent", "multiplier")
+        needs_items = (getattr(r, "on", None) in ("matching", "cheapest")) or r.kind in (
+            "price",
+            "free_item",
+            "points_percent",
+            "multiplier",
         )
         if needs_items and not (self.when.items and self.when.items.any):
             raise ValueError(
                 f"reward kind {r.kind!r} works on matching items: set when.items "
                 "(skus, categories or tags)"
             )
-        if r.kind == "stamp" and r.reward.kind in ("price", "free_item", "points_percent",
-                                                   "multiplier") and not (
-            self.when.items and self.when.items.any
+        if (
+            r.kind == "stamp"
+            and r.reward.kind in ("price", "free_item", "points_percent", "multiplier")
+            and not (self.when.items and self.when.items.any)
         ):
             raise ValueError("a stamp reward on matching items needs when.items")
         return self
@@ -373,9 +390,18 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"percent", "amount", "price", "free_item", "points", "points_percent",
-                      "multiplier", "coupon", "stamp", "message"} and out.endswith(
-                          ("reward", "discount")):
+        elif part in {
+            "percent",
+            "amount",
+            "price",
+            "free_item",
+            "points",
+            "points_percent",
+            "multiplier",
+            "coupon",
+            "stamp",
+            "message",
+        } and out.endswith(("reward", "discount")):
             continue  # the discriminator tag is noise in a path a person reads
         else:
             out += ("." if out else "") + (part if part != "from_" else "from")
@@ -396,6 +422,8 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "is required"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern", "").startswith("^[A-Za-z0-9]"):
+        return "use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
     if kind == "union_tag_invalid":
         return f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
     return msg.removeprefix("Value error, ")
@@ -408,16 +436,20 @@ def validation_errors(exc: ValidationError) -> list[str]:
         path = _path(tuple(err.get("loc", ())))
         msg = _message(dict(err))
         for part in msg.split("\n"):
-            lines.append(part if ": " in part and part.startswith("promotions[") or not path
-                         else f"{path}: {part}")
+            lines.append(
+                part
+                if ": " in part and part.startswith("promotions[") or not path
+                else f"{path}: {part}"
+            )
     return lines
 
 
 def parse_program(data: Any, *, source: str = "program") -> ProgramFile:
     """Validate a decoded program file; raise ProgramError listing every problem by path."""
     if not isinstance(data, dict):
-        raise ProgramError(["the file must be a table/object with [program] and [[promotions]]"],
-                           source=source)
+        raise ProgramError(
+            ["the file must be a table/object with [program] and [[promotions]]"], source=source
+        )
     try:
         return ProgramFile.model_validate(data)
     except ValidationError as exc:

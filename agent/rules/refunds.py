@@ -62,15 +62,12 @@ def state(
         back_qty = sum(Fraction(returned.get(line.index, Decimal(0))) for line in lines)
         share = back_qty / total_qty if total_qty else Fraction(0)
     share = min(max(share, Fraction(0)), Fraction(1))
-    all_returned = all(
-        returned.get(line.index, Decimal(0)) >= line.qty for line in lines
-    )
+    all_returned = all(returned.get(line.index, Decimal(0)) >= line.qty for line in lines)
     if all_returned:
         share = Fraction(1)
     return RefundState(
         share=share,
         points_returned=redeemed if share == 1 else floor(redeemed * share),
         points_reversed=accrued if share == 1 else ceil(accrued * share),
-        amount_returned=sum(line.paid for line in lines) if all_returned
-        else round_half_up(money),
+        amount_returned=sum(line.paid for line in lines) if all_returned else round_half_up(money),
     )

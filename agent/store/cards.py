@@ -46,31 +46,45 @@ def _row_to_card(row: sqlite3.Row) -> CardRecord:
     )
 
 
-def find(conn: sqlite3.Connection, *, number: str | None = None,
-         phone: str | None = None) -> CardRecord | None:
+def find(
+    conn: sqlite3.Connection, *, number: str | None = None, phone: str | None = None
+) -> CardRecord | None:
     if number is not None:
         row = conn.execute("SELECT * FROM cards WHERE number = ?", (number,)).fetchone()
     elif phone is not None:
-        rows = conn.execute("SELECT * FROM cards WHERE phone = ? ORDER BY status = 'blocked',"
-                            " updated_at DESC LIMIT 1", (phone,)).fetchall()
+        rows = conn.execute(
+            "SELECT * FROM cards WHERE phone = ? ORDER BY status = 'blocked',"
+            " updated_at DESC LIMIT 1",
+            (phone,),
+        ).fetchall()
         row = rows[0] if rows else None
     else:
         return None
     return _row_to_card(row) if row else None
 
 
-def upsert(conn: sqlite3.Connection, card: CardRecord, *, now: datetime,
-           origin: str = "import") -> None:
+def upsert(
+    conn: sqlite3.Connection, card: CardRecord, *, now: datetime, origin: str = "import"
+) -> None:
     conn.execute(
         "INSERT INTO cards (number, holder, phone, birthday, tier, segments, clubs, status,"
         " origin, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder, phone = excluded.phone,"
         " birthday = excluded.birthday, tier = excluded.tier, segments = excluded.segments,"
         " clubs = excluded.clubs, status = excluded.status, updated_at = excluded.updated_at",
-        (card.number, card.holder, card.phone,
-         card.birthday.isoformat() if card.birthday else None, card.tier,
-         json.dumps(list(card.segments), ensure_ascii=False),
-         json.dumps(list(card.clubs), ensure_ascii=False), card.status, origin, ts(now), ts(now)),
+        (
+            card.number,
+            card.holder,
+            card.phone,
+            card.birthday.isoformat() if card.birthday else None,
+            card.tier,
+            json.dumps(list(card.segments), ensure_ascii=False),
+            json.dumps(list(card.clubs), ensure_ascii=False),
+            card.status,
+            origin,
+            ts(now),
+            ts(now),
+        ),
     )
 
 
@@ -83,8 +97,17 @@ class CsvError(ValueError):
 
 
 REQUIRED_COLUMNS = ("number",)
-KNOWN_COLUMNS = ("number", "holder", "phone", "birthday", "tier", "segments", "clubs", "status",
-                 "balance")
+KNOWN_COLUMNS = (
+    "number",
+    "holder",
+    "phone",
+    "birthday",
+    "tier",
+    "segments",
+    "clubs",
+    "status",
+    "balance",
+)
 
 
 def parse_csv(text: str, *, number_pattern: str) -> tuple[list[CardRecord], list[str]]:
@@ -135,17 +158,19 @@ def parse_csv(text: str, *, number_pattern: str) -> tuple[list[CardRecord], list
                 if value != value.to_integral_value() or value < 0:
                     raise CsvError("balance must be a whole number of points >= 0")
                 opening = int(value)
-            cards.append(CardRecord(
-                number=number,
-                holder=row.get("holder", ""),
-                phone=phone,
-                birthday=birthday,
-                tier=row.get("tier") or None,
-                segments=_split(row.get("segments", "")),
-                clubs=_split(row.get("clubs", "")),
-                status=status,
-                opening_balance=opening,
-            ))
+            cards.append(
+                CardRecord(
+                    number=number,
+                    holder=row.get("holder", ""),
+                    phone=phone,
+                    birthday=birthday,
+                    tier=row.get("tier") or None,
+                    segments=_split(row.get("segments", "")),
+                    clubs=_split(row.get("clubs", "")),
+                    status=status,
+                    opening_balance=opening,
+                )
+            )
             seen.add(number)
         except CsvError as exc:
             problems.append(f"row {n}: {exc}")

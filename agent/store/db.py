@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress, suppress
 from pathlib import Path
 
 from ..errors import StorageFullError, StoreError
@@ -107,10 +107,8 @@ class Database:
                 yield self._conn
             except BaseException as exc:
                 self._depth = 0
-                try:
+                with suppress(sqlite3.Error):  # SQLite may have rolled back already
                     self._conn.execute("ROLLBACK")
-                except sqlite3.Error:  # pragma: no cover - already rolled back by SQLite
-                    pass
                 if isinstance(exc, sqlite3.Error):
                     raise _translate(exc, "write failed") from exc
                 raise
@@ -118,10 +116,8 @@ class Database:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._depth = 0
-                try:
+                with suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-                except sqlite3.Error:  # pragma: no cover
-                    pass
                 raise _translate(exc, "cannot commit") from exc
             finally:
                 self._depth = 0
@@ -147,10 +143,8 @@ class Database:
 
     def close(self) -> None:
         with self._lock:
-            try:
+            with suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA optimize")
-            except sqlite3.Error:
-                pass
             self._conn.close()
 
 

@@ -103,8 +103,15 @@ def add_lot(
     conn.execute(
         "INSERT INTO lots (id, card, entry_id, points, available_from, expires_at, remaining)"
         " VALUES (?,?,?,?,?,?,?)",
-        (lot_id, card, entry_id, points, ts(available_from),
-         ts(expires_at) if expires_at else None, points),
+        (
+            lot_id,
+            card,
+            entry_id,
+            points,
+            ts(available_from),
+            ts(expires_at) if expires_at else None,
+            points,
+        ),
     )
     return lot_id
 
@@ -147,8 +154,9 @@ def consume(
     cond = "" if include_pending else " AND available_from <= :now"
     rows = conn.execute(
         "SELECT id, remaining FROM lots WHERE card = :card AND remaining > 0"
-        " AND (expires_at IS NULL OR expires_at > :now)" + cond +
-        " ORDER BY available_from > :now, expires_at IS NULL, expires_at, available_from, id",
+        " AND (expires_at IS NULL OR expires_at > :now)"
+        + cond
+        + " ORDER BY available_from > :now, expires_at IS NULL, expires_at, available_from, id",
         {"card": card, "now": now_s},
     ).fetchall()
     for lot_id, remaining in rows:
@@ -202,8 +210,9 @@ def balance(conn: sqlite3.Connection, card: str, now: datetime) -> Balance:
     ).fetchone()
     held = open_held(conn, card)
     # Expired lots not yet swept are already gone for the customer.
-    return Balance(total=total, balance=total - pending - expired + held,
-                   pending=pending, held=held)
+    return Balance(
+        total=total, balance=total - pending - expired + held, pending=pending, held=held
+    )
 
 
 def open_held(conn: sqlite3.Connection, card: str) -> int:
@@ -217,8 +226,9 @@ def open_held(conn: sqlite3.Connection, card: str) -> int:
     )
 
 
-def expire_due(conn: sqlite3.Connection, *, till: str, now: datetime,
-               card: str | None = None) -> int:
+def expire_due(
+    conn: sqlite3.Connection, *, till: str, now: datetime, card: str | None = None
+) -> int:
     """Write ``expire`` entries for every lot past its expiry with points left; returns count."""
     args: dict[str, str] = {"now": ts(now)}
     where = "expires_at IS NOT NULL AND expires_at <= :now AND remaining > 0"
@@ -230,16 +240,26 @@ def expire_due(conn: sqlite3.Connection, *, till: str, now: datetime,
         args,
     ).fetchall()
     for lot_id, lot_card, remaining, expires_at in rows:
-        entry = append(conn, till=till, card=lot_card, kind="expire", points=-remaining,
-                       at=now, ref=lot_id, note=f"lot expired at {expires_at}")
+        entry = append(
+            conn,
+            till=till,
+            card=lot_card,
+            kind="expire",
+            points=-remaining,
+            at=now,
+            ref=lot_id,
+            note=f"lot expired at {expires_at}",
+        )
         _move(conn, entry, lot_id, -remaining)
     return len(rows)
 
 
 def entries(conn: sqlite3.Connection, card: str, *, limit: int | None = None) -> list[Entry]:
     """The card's entries, newest first."""
-    sql = ("SELECT id, seq, till, card, kind, points, receipt_id, refund_id, ref, created_at"
-           " FROM ledger WHERE card = ? ORDER BY seq DESC")
+    sql = (
+        "SELECT id, seq, till, card, kind, points, receipt_id, refund_id, ref, created_at"
+        " FROM ledger WHERE card = ? ORDER BY seq DESC"
+    )
     params: tuple[object, ...] = (card,)
     if limit is not None:
         sql += " LIMIT ?"

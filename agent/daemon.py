@@ -1,0 +1,209 @@
+"""``tillgate run``: wires the store, rules, POS API and housekeeping into one process.
+
+Start-up order matters for the cashier: the data file is opened and migrated, the
+program is loaded (a standalone till reads its program and cards files), then the POS API
+socket is bound; only then does the agent say it is ready. SIGINT/SIGTERM stop it
+cleanly: uvicorn finishes the requests in flight, the scheduler stops, the data file is
+closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import __version__, errors
+from .clock import Clock, SystemClock
+from .rules.coupons import CouponSigner, generate_key
+from .rules.program import load_program_file
+from .service import TillService, TillSettings
+from .session import CardSession
+from .store import cards as card_store
+from .store.db import Database
+
+if TYPE_CHECKING:
+    from .config import Config
+
+logger = logging.getLogger(__name__)
+
+
+def coupon_key(db: Database) -> bytes:
+    """This till's coupon signing key: made once and kept in the data file.
+
+    A standalone shop signs and verifies its own coupons; a chain's tills receive the
+    chain key from head office instead (sync), so any till verifies any till's coupon.
+    """
+    with db.write() as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'coupon_key'").fetchone()
+        if row:
+            return bytes.fromhex(row[0])
+        key = generate_key()
+        conn.execute("INSERT INTO meta (key, value) VALUES ('coupon_key', ?)", (key.hex(),))
+        return key
+
+
+@dataclass
+class FileWatcher:
+    """Reloads the standalone program and cards files when they change on disk."""
+
+    service: TillService
+    program_file: Path
+    cards_file: Path | None
+    _seen: dict[Path, tuple[float, int]] = field(default_factory=dict)
+
+    def _changed(self, path: Path) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        sig = (st.st_mtime, st.st_size)
+        if self._seen.get(path) == sig:
+            return False
+        self._seen[path] = sig
+        return True
+
+    def load_program(self, *, strict: bool) -> None:
+        if not self._changed(self.program_file) and not strict:
+            return
+        try:
+            program = load_program_file(self.program_file)
+        except errors.ProgramError as exc:
+            if strict:
+                raise
+            logger.error("program file changed but is invalid; keeping the one in force: %s", exc)
+            return
+        version = hashlib.sha256(self.program_file.read_bytes()).hexdigest()[:12]
+        self.service.install_program(program, version=f"file-{version}")
+
+    def load_cards(self, *, strict: bool) -> None:
+        path = self.cards_file
+        if path is None or (not self._changed(path) and not strict):
+            return
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"cannot read the cards file {path}: {exc}"
+            if strict:
+                raise errors.ConfigError(msg) from exc
+            logger.error("%s", msg)
+            return
+        program = self.service.catalog().program
+        records, problems = card_store.parse_csv(text, number_pattern=program.card_number_pattern)
+        for p in problems:
+            logger.warning("cards file %s: %s", path, p)
+        n = self.service.import_cards(records)
+        logger.info("cards file %s: %d cards loaded, %d problems", path, n, len(problems))
+
+    def poll(self) -> None:
+        self.load_program(strict=False)
+        self.load_cards(strict=False)
+
+
+def build_service(config: Config, *, clock: Clock | None = None) -> TillService:
+    """Open the data file and make the till service (no network, no threads)."""
+    clock = clock or SystemClock()
+    data_dir = Path(config.till.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise errors.StoreError(f"cannot create the data directory {data_dir}: {exc}") from exc
+    db = Database(data_dir / "tillgate.sqlite3")
+    settings = TillSettings(
+        till=config.till.id,
+        store=config.till.store,
+        timezone=config.till.timezone,
+        language=config.till.language,
+        hold_seconds=config.till.hold_seconds,
+        max_lines=config.pos_api.max_lines,
+    )
+    return TillService(
+        db=db,
+        settings=settings,
+        clock=clock,
+        session=CardSession(seconds=config.till.card_session_seconds),
+        signer=CouponSigner(coupon_key(db)),
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the API socket up front so a busy port is a clear error, not a log line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise errors.TillgateError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program may "
+            "be using the port: stop it or set pos_api.port"
+        ) from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
+    """Run the agent until SIGINT/SIGTERM; returns the process exit code."""
+    import uvicorn
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from .api.app import create_app
+
+    service = build_service(config, clock=clock)
+    watcher: FileWatcher | None = None
+    if not config.hq.url:
+        if config.standalone.program_file is None:
+            raise errors.ConfigError("standalone.program_file is required when hq.url is empty")
+        watcher = FileWatcher(
+            service=service,
+            program_file=Path(config.standalone.program_file),
+            cards_file=Path(config.standalone.cards_file) if config.standalone.cards_file else None,
+        )
+        watcher.load_program(strict=True)
+        watcher.load_cards(strict=True)
+    else:
+        # Head-office sync arrives with the sync layer; until then a till with hq.url uses
+        # the last program it has.
+        service.catalog()
+    service.sweep()
+
+    sock = bind(config.pos_api.host, config.pos_api.port)
+    host, port = sock.getsockname()[:2]
+    app = create_app(
+        service, token=config.pos_api.token, max_body_bytes=config.pos_api.max_body_bytes
+    )
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        service.sweep, "interval", seconds=60, id="sweep", coalesce=True, max_instances=1
+    )
+    if watcher is not None:
+        scheduler.add_job(
+            watcher.poll, "interval", seconds=5, id="watch-files", coalesce=True, max_instances=1
+        )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        )
+    )
+    scheduler.start()
+    logger.info(
+        "tillgate %s: till %s of store %s, POS API on http://%s:%s",
+        __version__,
+        config.till.id,
+        config.till.store,
+        host,
+        port,
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        scheduler.shutdown(wait=False)
+        service.db.close()
+        sock.close()
+        logger.info("tillgate stopped")
+    return 0

@@ -1,0 +1,209 @@
+"""Shared fixtures: a real till (SQLite file + POS API over HTTP on loopback), a manual clock."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from tillgate.agent.api.app import create_app
+from tillgate.agent.clock import ManualClock
+from tillgate.agent.rules.coupons import CouponSigner
+from tillgate.agent.rules.program import parse_program
+from tillgate.agent.service import TillService, TillSettings
+from tillgate.agent.session import CardSession
+from tillgate.agent.store import cards as card_store
+from tillgate.agent.store.db import Database
+
+KEY = b"k" * 32
+
+BASE_PROGRAM: dict[str, Any] = {
+    "program": {
+        "name": "Тест Бонус",
+        "point_value": "1.00",
+        "max_redeem_percent": 50,
+        "min_redeem_points": 1,
+        "accrual_delay_days": 14,
+        "expiry_days": 365,
+        "welcome_points": 0,
+        "birthday_points": 0,
+        "birthday_window_days": 3,
+        "no_discount_categories": ["tobacco"],
+        "max_discount_percent": 90,
+        "register_unknown_cards": True,
+        "tiers": [
+            {"name": "silver", "min_spend": "0", "accrue_percent": 3},
+            {"name": "gold", "min_spend": "20000", "accrue_percent": 5},
+            {
+                "name": "platinum",
+                "min_spend": "50000",
+                "accrue_percent": 7,
+                "spend_window_days": 365,
+            },
+        ],
+    },
+    "promotions": [],
+}
+
+CARDS = [
+    card_store.CardRecord(
+        number="2900000000011", holder="Анна", phone="+79161234567", tier="silver"
+    ),
+    card_store.CardRecord(
+        number="2900000000028", holder="Борис", tier="gold", segments=("pensioners",)
+    ),
+    card_store.CardRecord(
+        number="2900000000035", holder="Вера", tier="platinum", clubs=("wine-club",)
+    ),
+    card_store.CardRecord(number="2900000000042", holder="Глеб", status="blocked"),
+]
+ANNA, BORIS, VERA, BLOCKED = (c.number for c in CARDS)
+
+
+def program(*promotions: dict[str, Any], **program_overrides: Any) -> dict[str, Any]:
+    """The base test program with extra promotions and [program] keys."""
+    data = copy.deepcopy(BASE_PROGRAM)
+    data["program"].update(program_overrides)
+    data["promotions"] = list(promotions)
+    return data
+
+
+def line(
+    sku: str, price: str, qty: Any = 1, category: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"sku": sku, "name": f"item {sku}", "qty": qty, "price": price}
+    if category:
+        out["category"] = category
+    out.update(extra)
+    return out
+
+
+@dataclass
+class Till:
+    """A running till: HTTP client, the service behind it, its clock and data file."""
+
+    http: httpx.Client
+    service: TillService
+    clock: ManualClock
+    path: Path
+    url: str
+
+    def calc(self, receipt_id: str, lines: list[dict[str, Any]], **kw: Any) -> httpx.Response:
+        return self.http.post(
+            "/v1/receipts/calculate", json={"receipt_id": receipt_id, "lines": lines, **kw}
+        )
+
+    def ok_calc(self, receipt_id: str, lines: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
+        r = self.calc(receipt_id, lines, **kw)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def confirm(self, receipt_id: str, **kw: Any) -> httpx.Response:
+        return self.http.post(f"/v1/receipts/{receipt_id}/confirm", json=kw or None)
+
+    def sale(self, receipt_id: str, lines: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
+        calc = self.ok_calc(receipt_id, lines, **kw)
+        r = self.confirm(receipt_id)
+        assert r.status_code == 200, r.text
+        return calc | {"confirmed": r.json()}
+
+    def card(self, number: str) -> dict[str, Any]:
+        r = self.http.get(f"/v1/cards/{number}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def ledger_sum(self, number: str) -> int:
+        with self.service.db.read() as conn:
+            return int(
+                conn.execute(
+                    "SELECT COALESCE(SUM(points),0) FROM ledger WHERE card=?", (number,)
+                ).fetchone()[0]
+            )
+
+    def set_program(self, data: dict[str, Any], version: str | None = None) -> None:
+        pf = parse_program(data)
+        self.service.install_program(pf, version=version or f"v{time.monotonic_ns()}")
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # Monday 2026-11-23 09:00 Moscow time (06:00 UTC).
+    return ManualClock(datetime(2026, 11, 23, 6, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def make_till(tmp_path: Path, clock: ManualClock) -> Iterator[Any]:
+    """Start tills (real SQLite file + real uvicorn on loopback); all stopped at teardown."""
+    started: list[tuple[uvicorn.Server, threading.Thread, httpx.Client, Database]] = []
+
+    def start(
+        data: dict[str, Any] | None = None,
+        *,
+        token: str = "",
+        cards: list[card_store.CardRecord] | None = None,
+        name: str = "till",
+        max_lines: int = 1000,
+        max_body_bytes: int = 1 << 20,
+        hold_seconds: int = 900,
+    ) -> Till:
+        path = tmp_path / f"{name}.sqlite3"
+        db = Database(path)
+        service = TillService(
+            db=db,
+            settings=TillSettings(
+                till=name,
+                store="store-01",
+                timezone="Europe/Moscow",
+                language="ru",
+                hold_seconds=hold_seconds,
+                max_lines=max_lines,
+            ),
+            clock=clock,
+            session=CardSession(seconds=120),
+            signer=CouponSigner(KEY),
+        )
+        service.install_program(parse_program(data or program()), version="v1")
+        service.import_cards(list(CARDS if cards is None else cards))
+        app = create_app(service, token=token, max_body_bytes=max_body_bytes)
+        sock = free_socket()
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        port = sock.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        http = httpx.Client(base_url=url, timeout=10, headers=headers)
+        started.append((server, thread, http, db))
+        return Till(http=http, service=service, clock=clock, path=path, url=url)
+
+    yield start
+    for server, thread, http, db in started:
+        http.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        db.close()
