@@ -336,8 +336,8 @@ class TillService:
         return {
             r[0]: r[1]
             for r in conn.execute(
-                f"SELECT promotion_id, SUM(points) FROM promotion_uses WHERE promotion_id IN ({marks})"
-                " GROUP BY promotion_id",
+                "SELECT promotion_id, SUM(points) FROM promotion_uses"
+                f" WHERE promotion_id IN ({marks}) GROUP BY promotion_id",
                 ids,
             )
         }
