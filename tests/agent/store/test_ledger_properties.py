@@ -30,24 +30,40 @@ from tillgate.agent.store import ledger
 from tillgate.agent.store.db import Database
 
 PROMOS = [
-    {"id": "dairy-10", "name": "d", "who": {"card": False},
-     "when": {"items": {"categories": ["dairy"]}},
-     "reward": {"kind": "percent", "value": 10, "on": "matching"}},
-    {"id": "bonus", "name": "b", "reward": {"kind": "points", "value": 7},
-     "when": {"min_total": "300.00"}},
-    {"id": "m50", "name": "m", "stacking": "best", "who": {"card": False},
-     "reward": {"kind": "amount", "value": "50.00", "on": "order"}},
+    {
+        "id": "dairy-10",
+        "name": "d",
+        "who": {"card": False},
+        "when": {"items": {"categories": ["dairy"]}},
+        "reward": {"kind": "percent", "value": 10, "on": "matching"},
+    },
+    {
+        "id": "bonus",
+        "name": "b",
+        "reward": {"kind": "points", "value": 7},
+        "when": {"min_total": "300.00"},
+    },
+    {
+        "id": "m50",
+        "name": "m",
+        "stacking": "best",
+        "who": {"card": False},
+        "reward": {"kind": "amount", "value": "50.00", "on": "order"},
+    },
 ]
 
 prices = st.integers(min_value=1, max_value=50_000).map(lambda k: f"{k // 100}.{k % 100:02d}")
 lines_st = st.lists(
-    st.fixed_dictionaries({
-        "sku": st.sampled_from(["milk", "bread", "cig", "meat"]),
-        "qty": st.integers(min_value=1, max_value=4),
-        "price": prices,
-        "category": st.sampled_from(["dairy", "bakery", "tobacco", "meat"]),
-    }),
-    min_size=1, max_size=5,
+    st.fixed_dictionaries(
+        {
+            "sku": st.sampled_from(["milk", "bread", "cig", "meat"]),
+            "qty": st.integers(min_value=1, max_value=4),
+            "price": prices,
+            "category": st.sampled_from(["dairy", "bakery", "tobacco", "meat"]),
+        }
+    ),
+    min_size=1,
+    max_size=5,
 )
 
 
@@ -59,16 +75,27 @@ class LedgerMachine(RuleBasedStateMachine):
         self.db = Database(Path(self.dir.name) / "t.sqlite3")
         self.svc = TillService(
             db=self.db,
-            settings=TillSettings(till="t1", store="s1", timezone="Europe/Moscow",
-                                  hold_seconds=600),
-            clock=self.clock, session=CardSession(seconds=120), signer=CouponSigner(KEY))
-        self.svc.install_program(parse_program(program(*PROMOS, accrual_delay_days=1,
-                                                       expiry_days=30, welcome_points=20)),
-                                 version="v1")
+            settings=TillSettings(
+                till="t1", store="s1", timezone="Europe/Moscow", hold_seconds=600
+            ),
+            clock=self.clock,
+            session=CardSession(seconds=120),
+            signer=CouponSigner(KEY),
+        )
+        self.svc.install_program(
+            parse_program(
+                program(*PROMOS, accrual_delay_days=1, expiry_days=30, welcome_points=20)
+            ),
+            version="v1",
+        )
         from tillgate.agent.store.cards import CardRecord
 
-        cards = [CardRecord(number=c.number, holder=c.holder, tier=c.tier, status=c.status,
-                            opening_balance=300) for c in CARDS]
+        cards = [
+            CardRecord(
+                number=c.number, holder=c.holder, tier=c.tier, status=c.status, opening_balance=300
+            )
+            for c in CARDS
+        ]
         self.svc.import_cards(cards)
         self.n = 0
         self.open: list[str] = []
@@ -78,13 +105,17 @@ class LedgerMachine(RuleBasedStateMachine):
         self.db.close()
         self.dir.cleanup()
 
-    @rule(lines=lines_st, card=st.sampled_from([ANNA, BORIS, None]),
-          redeem=st.one_of(st.just("max"), st.integers(0, 400)))
+    @rule(
+        lines=lines_st,
+        card=st.sampled_from([ANNA, BORIS, None]),
+        redeem=st.one_of(st.just("max"), st.integers(0, 400)),
+    )
     def calculate(self, lines, card, redeem) -> None:
         self.n += 1
         rid = f"R{self.n}"
-        req = CalculateIn.model_validate({"receipt_id": rid, "lines": lines, "card": card,
-                                          "redeem": redeem})
+        req = CalculateIn.model_validate(
+            {"receipt_id": rid, "lines": lines, "card": card, "redeem": redeem}
+        )
         try:
             self.svc.calculate(req)
         except errors.InsufficientPoints:
@@ -111,10 +142,12 @@ class LedgerMachine(RuleBasedStateMachine):
         with self.db.read() as conn:
             import json
 
-            req = json.loads(conn.execute("SELECT request FROM receipts WHERE receipt_id=?",
-                                          (rid,)).fetchone()[0])
-        self.confirmed[rid] = {str(i): Decimal(str(ln["qty"]))
-                               for i, ln in enumerate(req["lines"])}
+            req = json.loads(
+                conn.execute("SELECT request FROM receipts WHERE receipt_id=?", (rid,)).fetchone()[
+                    0
+                ]
+            )
+        self.confirmed[rid] = {str(i): Decimal(str(ln["qty"])) for i, ln in enumerate(req["lines"])}
         again = self.svc.confirm(rid)
         assert again["status"] == "confirmed"
 
@@ -162,8 +195,9 @@ class LedgerMachine(RuleBasedStateMachine):
             for card in (ANNA, BORIS):
                 b = ledger.balance(conn, card, now)
                 assert b.total == b.balance + b.pending - b.held
-                lots = conn.execute("SELECT COALESCE(SUM(remaining),0) FROM lots WHERE card=?",
-                                    (card,)).fetchone()[0]
+                lots = conn.execute(
+                    "SELECT COALESCE(SUM(remaining),0) FROM lots WHERE card=?", (card,)
+                ).fetchone()[0]
                 assert lots >= 0 or b.balance < 0
 
     @invariant()
@@ -179,7 +213,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 "   AND kind = 'accrue'), 0),"
                 " COALESCE((SELECT -SUM(points) FROM ledger WHERE receipt_id = r.receipt_id"
                 "   AND kind = 'redeem'), 0)"
-                " FROM receipts r WHERE status = 'confirmed'").fetchall()
+                " FROM receipts r WHERE status = 'confirmed'"
+            ).fetchall()
         for rid, _acc, _red, reversed_, returned, accrued, redeemed in rows:
             assert 0 <= reversed_ <= accrued, rid
             assert 0 <= returned <= redeemed, rid
@@ -190,12 +225,17 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def holds_resolve_once(self) -> None:
         with self.db.read() as conn:
-            dup = conn.execute("SELECT ref, COUNT(*) FROM ledger WHERE kind='release'"
-                               " GROUP BY ref HAVING COUNT(*) > 1").fetchall()
+            dup = conn.execute(
+                "SELECT ref, COUNT(*) FROM ledger WHERE kind='release'"
+                " GROUP BY ref HAVING COUNT(*) > 1"
+            ).fetchall()
             assert not dup
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow])
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 TestLedger = LedgerMachine.TestCase
