@@ -1,0 +1,87 @@
+"""The data file: migrations, a full disk, a corrupt or foreign file, a newer schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ANNA, line, program
+from tillgate.agent import errors
+from tillgate.agent.store.db import Database
+from tillgate.agent.store.schema import MIGRATIONS
+
+
+def test_new_file_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
+    db = Database(tmp_path / "t.sqlite3")
+    assert db.schema_version == len(MIGRATIONS)
+    with db.read() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    db.close()
+    again = Database(tmp_path / "t.sqlite3")  # re-opening does not migrate twice
+    assert again.schema_version == len(MIGRATIONS)
+    again.close()
+
+
+def test_ledger_is_append_only(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tillgate.agent.store import ledger
+
+    db = Database(tmp_path / "t.sqlite3")
+    with db.write() as conn:
+        ledger.append(conn, till="t", card="1", kind="adjust", points=5, at=datetime.now(UTC))
+    with pytest.raises(errors.StoreError, match="append-only"), db.write() as conn:
+        conn.execute("UPDATE ledger SET points = 500")
+    with pytest.raises(errors.StoreError, match="append-only"), db.write() as conn:
+        conn.execute("DELETE FROM ledger")
+    db.close()
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    path.write_bytes(b"this is not a database, just some bytes" * 100)
+    with pytest.raises(errors.StoreError, match="not a usable tillgate data file"):
+        Database(path)
+    assert path.read_bytes().startswith(b"this is not a database")  # left untouched
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(errors.StoreError, match="upgrade tillgate"):
+        Database(path)
+
+
+def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(errors.StoreError, match="cannot open"):
+        Database(blocker / "sub" / "t.sqlite3")
+
+
+def test_full_disk_refuses_the_sale_and_writes_nothing(make_till) -> None:
+    till = make_till(program())
+    till.sale("R0", [line("a", "100.00")], card=ANNA)
+    with till.service.db.read() as conn:
+        before = conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        # Make the database "full" exactly as a full disk does: SQLITE_FULL on write.
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+    lines = [line(f"sku{i}", "10.00", 1, None, name="x" * 200) for i in range(300)]
+    r = till.calc("R1", lines, card=ANNA)
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "storage_full"
+    assert "disk is full" in r.json()["error"]["message"]
+    with till.service.db.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == before
+        assert (
+            conn.execute("SELECT COUNT(*) FROM receipts WHERE receipt_id = 'R1'").fetchone()[0] == 0
+        )
+        conn.execute("PRAGMA max_page_count = 1073741823")
+    # Space is back: the same sale goes through.
+    assert till.calc("R1", lines, card=ANNA).status_code == 200
