@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,12 +150,35 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus its habit of re-raising SIGTERM after shutdown.
+
+        uvicorn re-sends the captured signal to the process once it has stopped, which
+        would kill it before the scheduler is stopped and the data file closed; the daemon
+        installs the same handlers itself and exits 0 after a clean stop instead.
+        """
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
+
+
 def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
     """Run the agent until SIGINT/SIGTERM; returns the process exit code."""
     import uvicorn
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from .api.app import create_app
+
+    _Server = _server_class()
 
     service = build_service(config, clock=clock)
     watcher: FileWatcher | None = None
@@ -185,7 +211,7 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         scheduler.add_job(
             watcher.poll, "interval", seconds=5, id="watch-files", coalesce=True, max_instances=1
         )
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
         )
@@ -199,9 +225,12 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         host,
         port,
     )
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in _SIGNALS}
     try:
         server.run(sockets=[sock])
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         scheduler.shutdown(wait=False)
         service.db.close()
         sock.close()
