@@ -135,7 +135,9 @@ def build_service(config: Config, *, clock: Clock | None = None) -> TillService:
 def bind(host: str, port: int) -> socket.socket:
     """Bind the API socket up front so a busy port is a clear error, not a log line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets, and
+    # without it every keep-alive answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -1,0 +1,212 @@
+"""Benchmarks for tillgate; results go to docs/performance.md (see bench/README.md)."""
+
+from __future__ import annotations
+
+import platform
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "performance.md"
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_startup(runs: int = 7) -> str:
+    times = []
+    for _ in range(runs):
+        tmp = Path(tempfile.mkdtemp())
+        t0 = time.perf_counter()
+        proc, _ = _agent(tmp)
+        times.append(time.perf_counter() - t0)
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(tmp)
+    return (
+        f"`tillgate run` to first answer, {runs} cold starts on a fresh data dir: "
+        f"median **{statistics.median(times):.2f} s**, max {max(times):.2f} s "
+        "(target < 3 s)."
+    )
+
+
+def _catalog(n: int):
+    from tillgate.agent.rules.engine import Catalog
+    from tillgate.agent.rules.program import parse_program
+
+    rng = random.Random(1)
+    promos = []
+    for i in range(n):
+        kind = rng.choice(["percent", "amount", "points", "price"])
+        items = {"skus": [f"sku{rng.randrange(5000)}" for _ in range(3)]}
+        reward = {
+            "percent": {"kind": "percent", "value": rng.randint(1, 30), "on": "matching"},
+            "amount": {"kind": "amount", "value": "10.00", "on": "matching"},
+            "points": {"kind": "points", "value": 5},
+            "price": {"kind": "price", "value": "9.99"},
+        }[kind]
+        promos.append(
+            {
+                "id": f"p{i}",
+                "name": f"p{i}",
+                "priority": rng.randint(0, 100),
+                "stacking": rng.choice(["stackable", "exclusive", "best"]),
+                "who": {"card": False},
+                "when": {"items": items},
+                "reward": reward,
+            }
+        )
+    return Catalog.build(
+        parse_program(
+            {
+                "program": {
+                    "name": "bench",
+                    "tiers": [{"name": "silver", "min_spend": "0", "accrue_percent": 3}],
+                },
+                "promotions": promos,
+            }
+        )
+    )
+
+
+def _time(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    best = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        best.append((time.perf_counter() - t0) / repeat)
+    return min(best)
+
+
+def bench_engine() -> str:
+    from tillgate.agent.rules import model as m
+    from tillgate.agent.rules.engine import evaluate
+
+    catalog = _catalog(1000)
+    ctx = m.Context(now=datetime(2026, 11, 23, 10, 0), store="s", till="t")
+    cust = m.Customer(number="2900000000011", tier="silver", balance=1000, redeemable=1000)
+    rows = []
+    for size in (20, 200):
+        lines = tuple(
+            m.Line(index=i, sku=f"sku{i * 7}", qty=Decimal(2), price=Decimal("99.90"))
+            for i in range(size)
+        )
+        req = m.Request(lines=lines, customer=cust, redeem="max")
+        t = _time(lambda req=req: evaluate(catalog, req, ctx), 20)
+        rows.append(f"| {size} lines | {t * 1000:.2f} ms |")
+    build = _time(lambda: _catalog(1000), 1)
+    return (
+        "1,000 active promotions (random kinds, stacking and priorities, 3 SKUs each):\n\n"
+        "| basket | one evaluation |\n| --- | --- |\n"
+        + "\n".join(rows)
+        + f"\n\nParsing and indexing the 1,000-promotion program: {build * 1000:.0f} ms "
+        "(once per program version)."
+    )
+
+
+def _agent(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    import httpx
+
+    for name in ("config.example.toml", "program.example.toml", "cards.example.csv"):
+        shutil.copy(ROOT / name, tmp / name)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tillgate.agent.cli",
+            "run",
+            "--config",
+            str(tmp / "config.example.toml"),
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=tmp,
+    )
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            time.sleep(0.01)
+
+
+def bench_api(n: int = 300) -> str:
+    import httpx
+
+    tmp = Path(tempfile.mkdtemp())
+    proc, port = _agent(tmp)
+    lines = [{"sku": f"s{i}", "qty": 2, "price": "99.90", "category": "grocery"} for i in range(10)]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        t0 = time.perf_counter()
+        for i in range(n):
+            r = http.post(
+                "/v1/receipts/calculate",
+                json={"receipt_id": f"B{i}", "card": "2900000012345", "lines": lines},
+            )
+            assert r.status_code == 200, r.text
+            assert http.post(f"/v1/receipts/B{i}/confirm").status_code == 200
+        dt = time.perf_counter() - t0
+    proc.terminate()
+    proc.wait()
+    shutil.rmtree(tmp)
+    return (
+        f"{n} sales (10-line calculate + confirm on a card, the sample program, "
+        "synchronous=FULL) over HTTP from one client: "
+        f"**{dt / n * 1000:.1f} ms per sale** ({n / dt:.0f} sales/s)."
+    )
+
+
+BENCHES = {"startup": bench_startup, "engine": bench_engine, "api": bench_api}
+
+
+def write(section: str, body: str) -> None:
+    text = (
+        OUT.read_text(encoding="utf-8")
+        if OUT.exists()
+        else (
+            "# Performance\n\nMeasured by `bench/run.py` (see `bench/README.md`); "
+            "each section says when and where.\n"
+        )
+    )
+    stamp = (
+        f"_{datetime.now().date()} · {platform.python_implementation()} "
+        f"{platform.python_version()} · {platform.machine()}, "
+        f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} "
+        "cores_"
+    )
+    block = f"## {section}\n\n{stamp}\n\n{body}\n"
+    pattern = re.compile(rf"## {section}\n.*?(?=\n## |\Z)", re.S)
+    text = pattern.sub(block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    OUT.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(BENCHES)
+    for name in names:
+        body = BENCHES[name]()
+        print(f"{name}: {body}")
+        write(name, body)
+
+
+if __name__ == "__main__":
+    main()
