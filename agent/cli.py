@@ -1,0 +1,174 @@
+"""The ``tillgate`` command: parses arguments, wires things up, maps errors to exit codes.
+
+Exit codes are decided here and nowhere else: 0 done, 1 a failure at run time, 2 bad usage,
+bad config or a bad file, 130 interrupted. A foreseeable error is one line on stderr
+(``tillgate: error: …``), never a traceback. Verbs import what they need when they run,
+so ``tillgate --version`` stays instant on a slow till.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from . import __version__
+from .cards import mask_in_text
+from .errors import ConfigError, ProgramError, TillgateError
+
+PROG = "tillgate"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A command line argparse refused; reported in one line like every other error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse would print the usage block and exit on its own; we want one line and to
+    # keep the exit code decision in main().
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb built so far."""
+    parser = _Parser(
+        prog=PROG,
+        description="tillgate — offline-first loyalty agent for retail checkouts.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    run = verbs.add_parser(
+        "run",
+        help="run the agent daemon (POS API, devices, sync)",
+        description="Run the agent daemon on this till until SIGINT/SIGTERM.",
+    )
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $TILLGATE_CONFIG, else ./config.toml)",
+    )
+    run.add_argument("--host", help="POS API address to bind (overrides pos_api.host)")
+    run.add_argument(
+        "--port", type=int, help="POS API port, 0 for any free one (overrides pos_api.port)"
+    )
+    run.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="overrides logging.level",
+    )
+    run.set_defaults(handler=_run)
+
+    schema = verbs.add_parser(
+        "schema",
+        help="print a JSON Schema",
+        description="Print the JSON Schema of a file format as JSON.",
+    )
+    schema.add_argument("what", choices=["promotions"], help="promotions: the program file")
+    schema.set_defaults(handler=_schema)
+
+    check = verbs.add_parser(
+        "check-program",
+        help="validate a program/promotions file",
+        description="Validate a program/promotions file (TOML or JSON) and list every problem.",
+    )
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(handler=_check_program)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version finish here
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        if args.verb is None:
+            raise UsageError(f"choose a verb: run, schema, check-program (see '{PROG} --help')")
+        return int(args.handler(args))
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except ProgramError as exc:
+        # Each problem on its own line, led by the file unless the problem already names it.
+        lines = [e if exc.source in e else f"{exc.source}: {e}" for e in exc.errors]
+        return _fail("\n".join(lines), EXIT_USAGE)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except TillgateError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`tillgate schema promotions | head`). Point stdout at
+        # devnull so the interpreter's final flush does not print a second error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+
+
+def entry() -> NoReturn:
+    """The console script: ``tillgate = "tillgate.agent.cli:entry"``."""
+    raise SystemExit(main())
+
+
+def _fail(message: str, code: int) -> int:
+    # One line per problem, each a complete sentence a cashier can read out on the phone.
+    for line in message.splitlines() or ["unknown error"]:
+        print(f"{PROG}: error: {mask_in_text(line)}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------- verbs
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import load_config, resolve_config_path
+    from .logs import setup_logging
+
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["pos_api.host"] = args.host
+    if args.port is not None:
+        overrides["pos_api.port"] = args.port
+    if args.log_level is not None:
+        overrides["logging.level"] = args.log_level
+    config = load_config(resolve_config_path(args.config, os.environ), overrides)
+    setup_logging(config.logging.level, config.logging.file)
+    try:
+        from .daemon import run_daemon
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.daemon":
+            raise  # a real missing dependency is a defect worth its traceback
+        raise TillgateError("this build has no agent daemon yet (tillgate.agent.daemon)") from exc
+    return int(run_daemon(config))
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .rules.program import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _check_program(args: argparse.Namespace) -> int:
+    from .rules.program import load_program_file
+
+    loaded = load_program_file(args.file)  # a ProgramError lists every problem, in main()
+    program = loaded.program
+    print(
+        f"{args.file}: ok: {program.name!r}, {len(loaded.promotions)} promotions, "
+        f"{len(program.tiers)} tiers"
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,326 @@
+"""The ``tillgate`` command: verbs, exit codes, and one clear line for every foreseeable error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tillgate.agent import __version__
+from tillgate.agent.cli import main
+from tillgate.agent.config import Config
+from tillgate.agent.errors import DeviceError, StoreError
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ("config.example.toml", "program.example.toml", "cards.example.csv")
+
+
+def tillgate(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the command as a user does, in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "tillgate.agent.cli", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=cwd,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", **env},
+        timeout=60,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The single ``tillgate: error: …`` line a failure must print, and nothing else."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("tillgate: error: "), lines
+    return lines[0].removeprefix("tillgate: error: ")
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    for name in EXAMPLES:
+        shutil.copy(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def test_version() -> None:
+    result = tillgate("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"tillgate {__version__}" == "tillgate 0.1.0"
+
+
+@pytest.mark.parametrize("verb", [[], ["run"], ["schema"], ["check-program"]])
+def test_every_verb_has_help(verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*verb, "--help"]) == 0
+    assert "usage: tillgate" in capsys.readouterr().out
+
+
+def test_only_built_verbs_are_offered(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--help"])
+    out = capsys.readouterr().out
+    for verb in ("run", "schema", "check-program"):
+        assert verb in out
+    for verb in ("demo", "enroll", "sync", "doctor", "decode", "intercept", "hq"):
+        assert main([verb]) == 2
+        err = capsys.readouterr().err
+        assert "invalid choice" in err
+
+
+def test_no_verb_is_a_usage_error() -> None:
+    assert "choose a verb" in one_error_line(tillgate())
+
+
+def test_unknown_flag_is_one_line() -> None:
+    assert "unrecognized arguments: --colour" in one_error_line(tillgate("run", "--colour"))
+
+
+def test_bad_flag_value_is_one_line() -> None:
+    assert "--port: invalid int value" in one_error_line(tillgate("run", "--port", "http"))
+
+
+def test_schema_promotions() -> None:
+    result = tillgate("schema", "promotions")
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "tillgate program and promotions"
+    assert "promotions" in schema["properties"]
+    assert "\\u" not in result.stdout  # ensure_ascii=False: Russian stays readable
+
+
+def test_schema_of_something_else() -> None:
+    assert "invalid choice: 'cards'" in one_error_line(tillgate("schema", "cards"))
+
+
+def test_check_program_ok() -> None:
+    result = tillgate("check-program", str(ROOT / "program.example.toml"))
+    assert result.returncode == 0, result.stderr
+    assert "Ромашка Бонус" in result.stdout
+    assert re.search(r"\b\d+ promotions, 3 tiers$", result.stdout.strip())
+
+
+def test_check_program_lists_every_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[program]\nname = "X"\npoint_value = 1.5\n'
+        '[[promotions]]\nid = "a"\nname = "A"\nreward = { kind = "percent", value = 0 }\n'
+        '[[promotions]]\nid = "b"\nname = "B"\nreward = { kind = "teleport" }\n',
+        encoding="utf-8",
+    )
+    result = tillgate("check-program", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith(f"tillgate: error: {bad}: ") for line in lines)
+    assert any("program.point_value:" in line for line in lines)
+    assert any("promotions[0].reward.value: must be > 0" in line for line in lines)
+    assert any("promotions[1].reward: unknown kind 'teleport'" in line for line in lines)
+
+
+def test_check_program_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[program\n", encoding="utf-8")
+    assert "not valid TOML" in one_error_line(tillgate("check-program", str(bad)))
+    assert "file not found" in one_error_line(tillgate("check-program", str(tmp_path / "no")))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[till]\nid = "t"\nstore = "s"\ncolour = "red"\n', "till.colour: unknown key"),
+        ('[till]\nid = "t"\nstore = "s"\n[pos_api]\nport = 70000\n', "pos_api.port: must be <="),
+        ('[till]\nid = "t"\nstore = "s"\ntimezone = "Mars/Olympus"\n', "till.timezone: unknown"),
+        ('[till]\nid = "t"\nstore = \n', "not valid TOML"),
+    ],
+)
+def test_run_with_a_bad_config(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text + '[standalone]\nprogram_file = "p.toml"\n', encoding="utf-8")
+    line = one_error_line(tillgate("run", "--config", str(config)))
+    assert line.startswith(f"{config}: {expected}"), line
+
+
+def test_run_with_a_missing_config(tmp_path: Path) -> None:
+    line = one_error_line(tillgate("run", cwd=tmp_path))
+    assert line.startswith("config.toml: file not found")
+    line = one_error_line(tillgate("run", cwd=tmp_path, TILLGATE_CONFIG="elsewhere.toml"))
+    assert line.startswith("elsewhere.toml: file not found")
+
+
+def test_run_flag_is_checked_like_the_file(examples: Path) -> None:
+    line = one_error_line(
+        tillgate("run", "--config", "config.example.toml", "--port", "70000", cwd=examples)
+    )
+    assert line == "config.example.toml: pos_api.port: must be <= 65535"
+
+
+def test_run_with_an_invalid_program(examples: Path) -> None:
+    program = examples / "program.example.toml"
+    program.write_text('[program]\nname = ""\npoint_value = 1.5\n', encoding="utf-8")
+    result = tillgate("run", "--config", "config.example.toml", "--port", "0", cwd=examples)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tillgate: error:")]
+    assert len(errors) == 2, result.stderr
+    assert errors[0].startswith(f"tillgate: error: {program}: program.name: ")
+    assert errors[1].startswith(f"tillgate: error: {program}: program.point_value: ")
+
+
+class FakeDaemon:
+    """Stands in for tillgate.agent.daemon so the CLI's hand-over can be seen."""
+
+    def __init__(self, result: int | BaseException = 0) -> None:
+        self.result = result
+        self.configs: list[Config] = []
+
+    def module(self) -> types.ModuleType:
+        module = types.ModuleType("tillgate.agent.daemon")
+        module.run_daemon = self.run_daemon  # type: ignore[attr-defined]
+        return module
+
+    def run_daemon(self, config: Config) -> int:
+        self.configs.append(config)
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+@pytest.fixture
+def fake_daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDaemon]:
+    daemon = FakeDaemon()
+    monkeypatch.setitem(sys.modules, "tillgate.agent.daemon", daemon.module())
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield daemon
+    for h in [h for h in root.handlers if h not in before]:
+        root.removeHandler(h)
+        h.close()
+
+
+def test_run_hands_the_config_with_flags_to_the_daemon(
+    examples: Path, fake_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(examples)
+    code = main(
+        [
+            "run",
+            "--config",
+            "config.example.toml",
+            "--host",
+            "localhost",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+        ]
+    )
+    assert code == 0
+    (config,) = fake_daemon.configs
+    assert (config.pos_api.host, config.pos_api.port, config.logging.level) == (
+        "localhost",
+        0,
+        "WARNING",
+    )
+    assert config.standalone.program_file == examples / "program.example.toml"
+
+
+def test_run_uses_the_environment(
+    examples: Path, fake_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TILLGATE_CONFIG", str(examples / "config.example.toml"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run"]) == 0
+    assert fake_daemon.configs[0].till.id == "till-1"
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "message"),
+    [
+        (DeviceError("printer gone"), 1, "tillgate: error: printer gone\n"),
+        (
+            StoreError("cannot open card 2900000012345"),
+            1,
+            "tillgate: error: cannot open card 2900•••••2345\n",
+        ),
+        (KeyboardInterrupt(), 130, ""),
+    ],
+)
+def test_run_time_failures(
+    examples: Path,
+    fake_daemon: FakeDaemon,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    raised: BaseException,
+    code: int,
+    message: str,
+) -> None:
+    fake_daemon.result = raised
+    monkeypatch.chdir(examples)
+    assert main(["run", "--config", "config.example.toml", "--log-level", "error"]) == code
+    assert capsys.readouterr().err == message
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="stops the agent with SIGINT")
+def test_run_the_example_config_for_real(examples: Path) -> None:
+    """``tillgate run --config config.example.toml`` serves the POS API and stops on SIGINT."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tillgate.agent.cli",
+            "run",
+            "--config",
+            "config.example.toml",
+            "--port",
+            "0",
+        ],
+        cwd=examples,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        assert proc.stderr is not None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if m := re.search(r"POS API on (http://\S+)", line):
+                url = m.group(1)
+        assert url, "".join(lines)
+        status: dict[str, Any] = httpx.get(f"{url}/v1/status", timeout=10).json()
+        assert status["till"] == "till-1"
+        card = httpx.get(f"{url}/v1/cards/2900000012345", timeout=10)
+        assert card.status_code == 200, card.text  # cards.example.csv was loaded
+        assert "2900000012345" not in card.text
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[1]
+        # Interrupted is 130 by the shell's convention; a clean stop before it is fine too.
+        assert proc.returncode in (0, 130), rest
+        assert "tillgate stopped" in rest
+        assert "Traceback" not in "".join(lines) + rest
+        assert "2900000012345" not in "".join(lines) + rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,62 @@
+"""Packaging: what `pip install .` ships is what the repository holds."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from tillgate.agent.config import load_config
+from tillgate.agent.rules.program import load_program_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_every_agent_package_is_listed() -> None:
+    # setuptools installs only the packages named in `packages`; a subpackage missing there
+    # works in an editable install and breaks on a real till.
+    tool = pyproject()["tool"]["setuptools"]
+    assert tool["package-dir"] == {"tillgate.agent": "agent"}
+    listed = set(tool["packages"])
+    found = {
+        ".".join(("tillgate.agent", *init.parent.relative_to(ROOT / "agent").parts))
+        for init in (ROOT / "agent").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found <= listed, f"add to pyproject [tool.setuptools] packages: {sorted(found - listed)}"
+    assert listed <= found, f"listed but missing: {sorted(listed - found)}"
+
+
+def test_console_script_points_at_a_function() -> None:
+    import importlib
+
+    target = pyproject()["project"]["scripts"]["tillgate"]
+    module, _, name = target.partition(":")
+    assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_example_program_validates() -> None:
+    loaded = load_program_file(ROOT / "program.example.toml")
+    assert loaded.program.name == "Ромашка Бонус"
+    kinds = {p.reward.kind for p in loaded.promotions}
+    assert kinds == {
+        "percent",
+        "amount",
+        "price",
+        "free_item",
+        "points",
+        "points_percent",
+        "multiplier",
+        "coupon",
+        "stamp",
+        "message",
+    }
+    assert {p.stacking for p in loaded.promotions} == {"stackable", "exclusive", "best"}
+
+
+def test_example_config_validates() -> None:
+    config = load_config(ROOT / "config.example.toml")
+    assert config.standalone.program_file == ROOT / "program.example.toml"
