@@ -40,11 +40,11 @@ def fmt(kop: int) -> str:
 
 def round_half_up(value: Fraction | Decimal) -> int:
     """Round an exact rational to the nearest integer, halves away from zero."""
-    if isinstance(value, Decimal):
-        return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    sign = -1 if value < 0 else 1
-    v = abs(value)
-    return sign * int((v + Fraction(1, 2)).__floor__())
+    # Integer arithmetic on the exact ratio: this sits on the engine's hot path.
+    n, d = value.as_integer_ratio()
+    if n >= 0:
+        return (2 * n + d) // (2 * d)
+    return -((-2 * n + d) // (2 * d))
 
 
 def floor_points(value: Fraction | Decimal) -> int:
@@ -56,7 +56,10 @@ def floor_points(value: Fraction | Decimal) -> int:
 
 def line_amount(price: Decimal, qty: Decimal) -> int:
     """A line's amount in kopecks: price × qty rounded half-up to the kopeck."""
-    return round_half_up(Fraction(price) * Fraction(qty) * 100)
+    pn, pd = price.as_integer_ratio()
+    qn, qd = qty.as_integer_ratio()
+    n, d = pn * qn * 100, pd * qd
+    return (2 * n + d) // (2 * d) if n >= 0 else -((-2 * n + d) // (2 * d))
 
 
 def allocate(total: int, weights: Sequence[int], caps: Sequence[int] | None = None) -> list[int]:

@@ -511,6 +511,7 @@ class TillService:
             "stamps": dict(result.stamps),
             "budget": dict(result.budget_points),
             "birthday_points": result.birthday_points,
+            "birthday_year": result.birthday_year,
             "welcome_points": result.welcome_points,
             "coupons_used": {
                 c.code: c.promotion_id for c in coupons if c.code in result.coupons_applied
@@ -699,8 +700,8 @@ class TillService:
                         " ON CONFLICT (card, promotion_id) DO UPDATE SET count = excluded.count",
                         (card, pid, count),
                     )
-                if internal["birthday_points"]:
-                    card_store.set_birthday_bonus(conn, card, now_local.year)
+                if internal["birthday_points"] and internal.get("birthday_year"):
+                    card_store.set_birthday_bonus(conn, card, internal["birthday_year"])
             else:
                 day = now_local.date().isoformat()
                 for pid in internal["uses"]:

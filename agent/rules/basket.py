@@ -40,8 +40,10 @@ class Basket:
             ok = not line.no_discount and line.category not in excluded
             amounts.append(amount)
             eligible.append(ok)
-            # The floor is the kept share of the amount, rounded half-up like any money.
-            floors.append(round_half_up(amount * keep / 100) if ok else amount)
+            # The floor is the kept share of the amount, rounded half-up like any money
+            # (0 without a cap, the common case, so no rounding is needed).
+            floor = round_half_up(amount * keep / 100) if keep else 0
+            floors.append(floor if ok else amount)
             units.append(1 if line.weighed else max(int(line.qty), 0))
         return cls(
             lines=tuple(lines),

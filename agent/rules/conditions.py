@@ -165,10 +165,11 @@ def failures(
     if not scope:
         # Nothing in the basket for it to act on (or no eligible line at all).
         out.append("empty")
-    if basket.amount_of(scope) < to_kop(promo.when.min_total):
+    # Sums only when there is something to compare: most promotions have neither.
+    if promo.when.min_total and basket.amount_of(scope) < to_kop(promo.when.min_total):
         out.append("min_total")
     items = promo.when.items
-    if items is not None and basket.units_of(scope) < items.min_qty:
+    if items is not None and items.min_qty and basket.units_of(scope) < items.min_qty:
         out.append("min_qty")
     return tuple(out)
 

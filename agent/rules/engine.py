@@ -23,7 +23,14 @@ from .catalog import Catalog
 from .conditions import Shopper, failures, static_failures
 from .hints import cashier_hints, ordered
 from .model import Context, Coupon, Effect, LineResult, PrintItem, Request, Result
-from .points import capped_by_budget, redeem, tier_part, tier_percent
+from .points import (
+    birthday_bonus_year,
+    capped_by_budget,
+    redeem,
+    tier_part,
+    tier_percent,
+    welcome_points,
+)
 from .program import (
     POINT_KINDS,
     CouponReward,
@@ -131,15 +138,11 @@ def evaluate(catalog: Catalog, request: Request, context: Context) -> Result:
 
     outcomes = [_with_points(o, program, shopper, paid, context) for o in outcomes]
     outcomes = [o for o in outcomes if o.effective]
-    welcome = program.welcome_points if member and member.visits == 0 and basket.lines else 0
-    birthday_year = None
-    near = shopper.birthday
-    if member and near and basket.lines and member.last_birthday_bonus != near.year:
-        # Once per birthday: the occurrence's year, so a 31 December birthday honoured on
-        # 2 January is not honoured again on 29 December.
-        birthday_year = near.year
+    # Bonuses need a receipt, not an eligible line: a first purchase of cigarettes alone
+    # would otherwise lose the welcome bonus for good.
+    welcome = welcome_points(program, member) if basket.lines else 0
+    birthday_year = birthday_bonus_year(program, member, shopper.birthday) if basket.lines else None
     birthday = program.birthday_points if birthday_year is not None else 0
-    birthday_year = birthday_year if birthday else None
     exact = sum((o.points for o in outcomes), Fraction(0)) + welcome + birthday
     if member is not None:
         exact += tier_part(program, shopper.tier, basket, paid)

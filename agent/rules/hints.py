@@ -179,6 +179,8 @@ def upsells(
         promo = catalog.ordered[rank]
         assert promo.hint is not None  # only promotions with a hint are in catalog.near
         scope = catalog.scope(rank, matching, basket)
+        if not scope:
+            continue  # none of its items in the basket: nothing to build on
         missed = failures(
             promo,
             scope=scope,

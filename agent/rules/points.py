@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
@@ -87,3 +88,20 @@ def capped_by_budget(
     if not budget:
         return part
     return min(part, Fraction(max(budget - used.get(promotion, 0), 0)))
+
+
+def welcome_points(program: Program, member: Customer | None) -> int:
+    """The welcome bonus, on a card's first purchase."""
+    return program.welcome_points if member is not None and member.visits == 0 else 0
+
+
+def birthday_bonus_year(program: Program, member: Customer | None, near: date | None) -> int | None:
+    """The year of the birthday this receipt gives the bonus for, or None.
+
+    Once per birthday, not per calendar year: the occurrence's year is compared and is what
+    the service records, so a 31 December birthday honoured on 2 January is not honoured
+    again on 29 December (nor twice across New Year).
+    """
+    if member is None or near is None or not program.birthday_points:
+        return None
+    return near.year if member.last_birthday_bonus != near.year else None

@@ -438,7 +438,7 @@ def validation_errors(exc: ValidationError) -> list[str]:
         for part in msg.split("\n"):
             lines.append(
                 part
-                if ": " in part and part.startswith("promotions[") or not path
+                if (": " in part and part.startswith("promotions[")) or not path
                 else f"{path}: {part}"
             )
     return lines

@@ -196,3 +196,15 @@ def test_stamp_with_a_points_reward(make):
     r = make.run(cat, make.line("a", "100.00"), customer=make.customer(stamps={"visits": 1}))
     assert r.stamps == {"visits": 2} and r.accrued_points == 43
     assert [(e.id, e.points) for e in r.effects] == [("visits", 40)]
+
+
+def test_honoured_coupon_stacks_per_its_own_stacking(make):
+    reward = {**COUPON, "discount": {"kind": "percent", "value": 15, "on": "order"}}
+    cat = make.catalog(
+        make.promo("coupon-15", reward, stacking="exclusive", priority=10),
+        make.promo("all-10", {"kind": "percent", "value": 10, "on": "order"}),
+    )
+    r = make.run(cat, make.line("a", "100.00"), coupons=(make.coupon("coupon-15"),))
+    assert r.lines[0].promotions == ("coupon-15",) and r.discount == 1500
+    r = make.run(cat, make.line("a", "100.00"))
+    assert r.lines[0].promotions == ("all-10",) and r.print[0].kind == "coupon"

@@ -236,3 +236,19 @@ def test_points_percent_without_tiers_and_with_point_value(make):
     r = make.run(cat, make.line("a", "100.00", category="d"), customer=make.customer(tier=None))
     # 10% of 100.00 is 10.00 of value, 20 points of 0.50.
     assert (r.tier, r.accrued_points) == (None, 20)
+
+
+def test_blocked_card_still_gets_mass_promotions_but_nothing_personal(make):
+    cat = make.catalog(
+        make.promo("all", {"kind": "percent", "value": 10, "on": "order"}),
+        make.promo(
+            "gold", {"kind": "percent", "value": 10, "on": "order"}, who={"tiers": ["silver"]}
+        ),
+        make.promo(
+            "stamp",
+            {"kind": "stamp", "every": 2, "reward": {"kind": "points", "value": 5}},
+            who={"card": False},
+        ),
+    )
+    r = make.run(cat, make.line("a", "100.00"), customer=make.customer(status="blocked"))
+    assert r.uses == ("all",) and r.stamps == {} and r.accrued_points == 0
