@@ -1,0 +1,180 @@
+"""Daemon wiring: standalone files reloaded on change, busy port, coupon key, clean stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_socket
+from tillgate.agent import errors
+from tillgate.agent.config import load_config
+from tillgate.agent.daemon import FileWatcher, bind, build_service, coupon_key
+
+PROGRAM = """
+[program]
+name = "Магазин у дома"
+[[program.tiers]]
+name = "silver"
+min_spend = "0"
+accrue_percent = {pct}
+"""
+
+
+def write_config(tmp: Path, **extra: str) -> Path:
+    (tmp / "program.toml").write_text(PROGRAM.format(pct=3), encoding="utf-8")
+    (tmp / "cards.csv").write_text("number,holder\n2900000000011,Анна\n", encoding="utf-8")
+    cfg = tmp / "config.toml"
+    cfg.write_text(
+        '[till]\nid = "t1"\nstore = "s1"\ndata_dir = "data"\n'
+        '[standalone]\nprogram_file = "program.toml"\ncards_file = "cards.csv"\n',
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def test_program_and_cards_reload_on_change_and_bad_changes_are_kept_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_config(write_config(tmp_path))
+    service = build_service(config)
+    watcher = FileWatcher(
+        service=service, program_file=tmp_path / "program.toml", cards_file=tmp_path / "cards.csv"
+    )
+    watcher.load_program(strict=True)
+    watcher.load_cards(strict=True)
+    assert service.catalog().program.tiers[0].accrue_percent == 3
+    first = service.program_version
+
+    (tmp_path / "program.toml").write_text(PROGRAM.format(pct=7), encoding="utf-8")
+    os.utime(tmp_path / "program.toml", (time.time() + 5, time.time() + 5))
+    watcher.poll()
+    assert service.catalog().program.tiers[0].accrue_percent == 7
+    assert service.program_version != first
+
+    (tmp_path / "program.toml").write_text("[program]\nname = ''\n", encoding="utf-8")
+    os.utime(tmp_path / "program.toml", (time.time() + 10, time.time() + 10))
+    with caplog.at_level(logging.ERROR):
+        watcher.poll()
+    assert service.catalog().program.tiers[0].accrue_percent == 7  # the good one stays
+    assert "keeping the one in force" in caplog.text
+
+    (tmp_path / "cards.csv").write_text(
+        "number,holder\n2900000000011,Анна\n2900000000028,Борис\nbad,Никто\n", encoding="utf-8"
+    )
+    os.utime(tmp_path / "cards.csv", (time.time() + 5, time.time() + 5))
+    with caplog.at_level(logging.WARNING):
+        watcher.poll()
+    assert service.card_lookup("2900000000028")["holder"] == "Борис"
+    assert "row 4" in caplog.text
+    service.db.close()
+
+
+def test_invalid_program_file_stops_the_start(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
+    (tmp_path / "program.toml").write_text(
+        '[program]\nname = "x"\nmax_redeem_percent = 150\n', encoding="utf-8"
+    )
+    service = build_service(config)
+    watcher = FileWatcher(service=service, program_file=tmp_path / "program.toml", cards_file=None)
+    with pytest.raises(errors.ProgramError, match=r"program.max_redeem_percent: must be <= 100"):
+        watcher.load_program(strict=True)
+    service.db.close()
+
+
+def test_coupon_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
+    service = build_service(config)
+    key = coupon_key(service.db)
+    assert len(key) == 32 and coupon_key(service.db) == key
+    service.db.close()
+
+
+def test_busy_port_is_a_clear_error() -> None:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    try:
+        with pytest.raises(errors.TillgateError, match=f"cannot listen on 127.0.0.1:{port}"):
+            bind("127.0.0.1", port)
+    finally:
+        sock.close()
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tillgate.agent.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_run_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    sock = free_socket()
+    try:
+        out = run_cli(
+            "run", "--config", str(cfg), "--port", str(sock.getsockname()[1]), cwd=tmp_path
+        )
+    finally:
+        sock.close()
+    assert out.returncode == 1
+    assert "cannot listen" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_run_refuses_an_invalid_program_with_every_error(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    (tmp_path / "program.toml").write_text(
+        '[program]\nname = "x"\nmax_redeem_percent = 150\n[[promotions]]\nid = "a"\n'
+        'name = "A"\nreward = { kind = "percent", value = 0 }\n',
+        encoding="utf-8",
+    )
+    out = run_cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert out.returncode == 2
+    assert "program.max_redeem_percent" in out.stderr
+    assert "promotions[0].reward.value" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_cleanly_on_signals(tmp_path: Path, sig: signal.Signals) -> None:
+    cfg = write_config(tmp_path)
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tillgate.agent.cli",
+            "run",
+            "--config",
+            str(cfg),
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "tillgate stopped" in err and "Traceback" not in err
