@@ -176,7 +176,9 @@ def _server_class() -> type:
 def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
     """Run the agent until SIGINT/SIGTERM; returns the process exit code."""
     import uvicorn
-    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+        BackgroundScheduler,
+    )
 
     from .api.app import create_app
 

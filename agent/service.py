@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from . import errors
 from .cards import identify, mask
@@ -39,7 +39,7 @@ class TillSettings:
     till: str
     store: str
     timezone: str
-    language: str = "ru"
+    language: Literal["ru", "en"] = "ru"
     hold_seconds: int = 900
     max_lines: int = 1000
 
@@ -631,7 +631,7 @@ class TillService:
             internal = calc["_internal"]
             card = row["card"]
             till = self.settings.till
-            accrued = {"points": 0, "available_from": None}
+            accrued: dict[str, Any] = {"points": 0, "available_from": None}
             redeemed_points = row["redeemed"] if card else 0
             if card:
                 self._sweep(conn, now, card)

@@ -91,7 +91,7 @@ class CalculateIn(_In):
             raise ValueError('redeem must be a whole number of points or "max"')
         if isinstance(v, int) and not 0 <= v <= 100_000_000:
             raise ValueError("redeem must be between 0 and 100000000 points")
-        return v
+        return "max" if v == "max" else int(v)
 
 
 class ConfirmIn(_In):
