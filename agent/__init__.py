@@ -1,2 +1,3 @@
 """tillgate agent."""
+
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,13 +44,16 @@ Seconds = Annotated[int, Field(gt=0, le=7 * 24 * 3600)]
 # ---------------------------------------------------------------- device addresses
 
 
+Scheme = Literal[
+    "none", "serial", "pty", "tcp", "usb", "file", "evdev", "loop", "socket", "rfc2217"
+]
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeviceAddress:
     """A parsed device URL: which transport, and where (``serial:///dev/ttyUSB0?baudrate=…``)."""
 
-    scheme: Literal[
-        "none", "serial", "pty", "tcp", "usb", "file", "evdev", "loop", "socket", "rfc2217"
-    ]
+    scheme: Scheme
     url: str
     path: str = ""  # serial device, pty symlink, file or evdev node
     host: str = ""
@@ -93,7 +96,7 @@ def parse_device_url(url: str) -> DeviceAddress:
     if scheme in ("pty", "evdev"):
         if not rest.lstrip("/"):
             raise ValueError(f"{url!r}: {scheme}: needs a path, e.g. {scheme}:/path")
-        return DeviceAddress(scheme=scheme, url=url, path=rest)
+        return DeviceAddress(scheme=cast(Scheme, scheme), url=url, path=rest)
     if scheme == "usb":
         raise ValueError(
             f"{url!r}: write a USB device as usb://VID:PID in hex, e.g. usb://04b8:0202"
@@ -130,7 +133,7 @@ def parse_device_url(url: str) -> DeviceAddress:
             port = 9100  # the raw printing port every network receipt printer listens on
         if port == 0:
             raise ValueError(f"{url!r}: port must be 1..65535")
-        return DeviceAddress(scheme=scheme, url=url, host=host, port=port)
+        return DeviceAddress(scheme=cast(Scheme, scheme), url=url, host=host, port=port)
     raise ValueError(f"unknown device URL {url!r}; expected {_DEVICE_FORMS}")
 
 

@@ -307,7 +307,11 @@ class TillService:
     ) -> tuple[list[m.Coupon], list[dict[str, str]]]:
         accepted: list[m.Coupon] = []
         rejected: list[dict[str, str]] = []
-        by_tag = {promotion_tag(pid): pid for pid in catalog.by_id}
+        by_tag = {
+            promotion_tag(pid): pid
+            for pid, p in catalog.by_id.items()
+            if p.reward.kind == "coupon" or p.when.coupon
+        }
         for raw in codes:
             try:
                 code = canonical(raw)

@@ -22,7 +22,7 @@ from .basket import Basket
 from .catalog import Catalog
 from .conditions import Shopper, failures, static_failures
 from .hints import cashier_hints, ordered
-from .model import Context, Coupon, Effect, LineResult, PrintItem, Request, Result
+from .model import Context, Coupon, Effect, Line, LineResult, PrintItem, Request, Result
 from .points import (
     birthday_bonus_year,
     capped_by_budget,
@@ -34,6 +34,7 @@ from .points import (
 from .program import (
     POINT_KINDS,
     CouponReward,
+    Items,
     MessageReward,
     Program,
     Promotion,
@@ -264,6 +265,15 @@ def _select(
     return plans
 
 
+def _wants(items: Items, line: Line) -> bool:
+    """Whether a line is one of ``items`` (sku, category or any tag)."""
+    return (
+        line.sku in items.skus
+        or (line.category is not None and line.category in items.categories)
+        or any(tag in items.tags for tag in line.tags)
+    )
+
+
 def _plan(
     promo: Promotion,
     scope: tuple[int, ...],
@@ -278,6 +288,9 @@ def _plan(
         # Honouring a printed coupon: who/when were the conditions for issuing it.
         if static_failures(promo, context):
             return None
+        if reward.items is not None and reward.items.any:
+            wanted = reward.items
+            scope = tuple(i for i in basket.eligible_idx if _wants(wanted, basket.lines[i]))
         return Plan(promo=promo, reward=reward.discount, scope=scope, coupon=coupon)
     missed = failures(
         promo,

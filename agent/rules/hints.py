@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
+from ..cards import mask
 from ..money import fmt, to_kop
 from .basket import Basket
 from .catalog import Catalog
@@ -89,11 +90,6 @@ def text(language: Language, key: str, **values: object) -> str:
 def currency_sign(currency: str) -> str:
     """₽ for roubles; other currencies show their code."""
     return _CURRENCY_SIGNS.get(currency, currency)
-
-
-def mask(number: str) -> str:
-    """A card number as it may be shown: the last four digits only."""
-    return "•••" + number[-4:]
 
 
 def day(language: Language, when: date) -> str:

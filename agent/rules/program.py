@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ..errors import ProgramError
+from .coupons import promotion_tag
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
@@ -281,6 +282,9 @@ class CouponReward(_Model):
     discount: CouponDiscount
     valid_days: Annotated[int, Field(ge=1, le=3650)] = 30
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    # The lines the discount applies to when the coupon is honoured (on = "matching");
+    # default: the promotion's when.items. Lets "buy pastries, get coffee off" be written.
+    items: Items | None = None
 
 
 StampInner = Annotated[
@@ -351,6 +355,15 @@ class Promotion(_Model):
                 "(skus, categories or tags)"
             )
         if (
+            r.kind == "coupon"
+            and r.discount.on == "matching"
+            and not (r.items and r.items.any)
+            and not (self.when.items and self.when.items.any)
+        ):
+            raise ValueError(
+                "a coupon whose discount is on matching items needs reward.items or when.items"
+            )
+        if (
             r.kind == "stamp"
             and r.reward.kind in ("price", "free_item", "points_percent", "multiplier")
             and not (self.when.items and self.when.items.any)
@@ -377,6 +390,19 @@ class ProgramFile(_Model):
             for t in p.who.tiers:
                 if t not in tiers:
                     problems.append(f"promotions[{i}].who.tiers: unknown tier {t!r}")
+        # Coupon codes name their promotion by a short hash; two coupon promotions with the
+        # same hash could not be told apart at the till, so such a program is refused.
+        tags: dict[int, int] = {}
+        for i, p in enumerate(self.promotions):
+            if p.reward.kind != "coupon" and not p.when.coupon:
+                continue
+            tag = promotion_tag(p.id)
+            if tag in tags and self.promotions[tags[tag]].id != p.id:
+                problems.append(
+                    f"promotions[{i}].id: its coupon code tag collides with "
+                    f"promotions[{tags[tag]}] ({self.promotions[tags[tag]].id!r}); rename one"
+                )
+            tags.setdefault(tag, i)
         if problems:
             raise ValueError("\n".join(problems))
         return self

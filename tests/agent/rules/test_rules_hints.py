@@ -36,7 +36,7 @@ def test_greeting_without_a_name_shows_a_masked_card(make):
         customer=make.customer(holder="", tier="platinum"),
         language="en",
     )
-    assert r.hints[0].text == "Card •••2345, platinum"
+    assert r.hints[0].text == "Card 2900•••••2345, platinum"
     assert "tier" not in kinds(r)  # no tier above platinum
 
 

@@ -99,7 +99,7 @@ ITEM_KINDS = {"price", "free_item", "points_percent", "multiplier"}
 
 
 def needs_items(reward: dict[str, Any]) -> bool:
-    inner = reward.get("reward", reward)
+    inner = reward.get("reward", reward.get("discount", reward))
     return inner["kind"] in ITEM_KINDS or inner.get("on") in ("matching", "cheapest")
 
 
