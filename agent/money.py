@@ -65,8 +65,8 @@ def line_amount(price: Decimal, qty: Decimal) -> int:
 def allocate(total: int, weights: Sequence[int], caps: Sequence[int] | None = None) -> list[int]:
     """Spread ``total`` kopecks over lines in proportion to ``weights``.
 
-    Each share is rounded down; the remainder goes one kopeck at a time to the largest
-    line first (ties: the earliest), so the shares always add up to ``total`` exactly.
+    Each share is rounded down; the remainder goes to the largest line (ties: the
+    earliest), so the shares always add up to ``total`` exactly.
     With ``caps`` no line receives more than its cap; what a capped line cannot take is
     spread over the others the same way. If the caps together are less than ``total``
     the result adds up to ``sum(caps)`` instead (the caller decides what that means).
@@ -99,19 +99,14 @@ def allocate(total: int, weights: Sequence[int], caps: Sequence[int] | None = No
         for i in open_:
             shares[i] += give[i]
             remaining -= give[i]
-        # Remainder kopecks: largest line first (by weight, then by index).
-        order = sorted(open_, key=lambda i: (-weights[i], i))
-        while remaining > 0:
-            progressed = False
-            for i in order:
-                if remaining == 0:
-                    break
-                if shares[i] < caps[i]:
-                    shares[i] += 1
-                    remaining -= 1
-                    progressed = True
-            if not progressed:
+        # The rounding remainder goes to the largest line (by weight, then by index); only
+        # what its cap cannot take moves on to the next largest.
+        for i in sorted(open_, key=lambda i: (-weights[i], i)):
+            if remaining == 0:
                 break
+            take = min(remaining, caps[i] - shares[i])
+            shares[i] += take
+            remaining -= take
         break
     return shares
 

@@ -151,15 +151,13 @@ class TillService:
             (ledger.ts(now),),
         ).fetchall()
         for r in rows:
-            ledger.append(
+            self._release(
                 conn,
-                till=self.settings.till,
                 card=r["card"],
-                kind="release",
+                hold_entry=r["hold_entry"],
                 points=r["hold_points"],
-                at=now,
                 receipt_id=r["receipt_id"],
-                ref=r["hold_entry"],
+                now=now,
                 note="hold timed out",
             )
             conn.execute(
@@ -168,6 +166,48 @@ class TillService:
                 (r["receipt_id"],),
             )
         ledger.expire_due(conn, till=self.settings.till, now=now, card=card)
+
+    def _hold(
+        self, conn: sqlite3.Connection, *, card: str, points: int, receipt_id: str, now: datetime
+    ) -> str:
+        """Reserve points for a receipt: a ``hold`` entry that sets its lots aside."""
+        entry = ledger.append(
+            conn,
+            till=self.settings.till,
+            card=card,
+            kind="hold",
+            points=-points,
+            at=now,
+            receipt_id=receipt_id,
+        )
+        ledger.reserve(conn, hold_entry=entry, card=card, points=points, now=now)
+        return entry
+
+    def _release(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        card: str,
+        hold_entry: str,
+        points: int,
+        receipt_id: str,
+        now: datetime,
+        note: str,
+    ) -> str:
+        """Resolve a hold (once: a unique index refuses a second release of it)."""
+        entry = ledger.append(
+            conn,
+            till=self.settings.till,
+            card=card,
+            kind="release",
+            points=points,
+            at=now,
+            receipt_id=receipt_id,
+            ref=hold_entry,
+            note=note,
+        )
+        ledger.unreserve(conn, release_entry=entry, hold_entry=hold_entry)
+        return entry
 
     def sweep(self) -> None:
         """Periodic housekeeping: timed-out holds and expired lots of every card."""
@@ -386,6 +426,10 @@ class TillService:
                 if rec.status == "blocked":
                     raise errors.CardBlocked(f"card {mask(rec.number)} is blocked")
             self._sweep(conn, now, rec.number if rec else None)
+            # The sweep may have released this receipt's own timed-out hold: read it again.
+            row = conn.execute(
+                "SELECT * FROM receipts WHERE receipt_id = ?", (req.receipt_id,)
+            ).fetchone()
             own_hold = 0
             if row is not None and row["hold_entry"] and rec and row["card"] == rec.number:
                 own_hold = row["hold_points"]
@@ -407,6 +451,7 @@ class TillService:
                     category=ln.category,
                     tags=tuple(ln.tags),
                     no_discount=ln.no_discount,
+                    is_weighed=ln.weighed,
                 )
                 for i, ln in enumerate(req.lines)
             )
@@ -437,27 +482,19 @@ class TillService:
             hold_expires = row["hold_expires_at"] if row is not None else None
             want = result.redeemed_points if rec else 0
             if hold_entry and (want != hold_points or row["card"] != (rec.number if rec else None)):
-                ledger.append(
+                self._release(
                     conn,
-                    till=self.settings.till,
                     card=row["card"],
-                    kind="release",
+                    hold_entry=hold_entry,
                     points=hold_points,
-                    at=now,
                     receipt_id=req.receipt_id,
-                    ref=hold_entry,
+                    now=now,
                     note="basket changed",
                 )
                 hold_entry, hold_points, hold_expires = None, 0, None
             if want and rec and not hold_entry:
-                hold_entry = ledger.append(
-                    conn,
-                    till=self.settings.till,
-                    card=rec.number,
-                    kind="hold",
-                    points=-want,
-                    at=now,
-                    receipt_id=req.receipt_id,
+                hold_entry = self._hold(
+                    conn, card=rec.number, points=want, receipt_id=req.receipt_id, now=now
                 )
                 hold_points = want
             if hold_entry:
@@ -469,7 +506,8 @@ class TillService:
                 customer,
                 rejected,
                 source=source,
-                held=hold_points,
+                # every open hold on the card, this receipt's included
+                held=ledger.open_held(conn, rec.number) if rec else 0,
                 now_local=now_local,
                 catalog=catalog,
             )
@@ -644,15 +682,13 @@ class TillService:
                 ).fetchone()
                 if redeemed_points:
                     if row["hold_entry"]:
-                        ledger.append(
+                        self._release(
                             conn,
-                            till=till,
                             card=card,
-                            kind="release",
+                            hold_entry=row["hold_entry"],
                             points=row["hold_points"],
-                            at=now,
                             receipt_id=receipt_id,
-                            ref=row["hold_entry"],
+                            now=now,
                             note="confirmed",
                         )
                     else:
@@ -673,7 +709,16 @@ class TillService:
                         receipt_id=receipt_id,
                         ref=row["hold_entry"],
                     )
-                    ledger.consume(conn, entry_id=entry, card=card, points=redeemed_points, now=now)
+                    taken = 0
+                    if row["hold_entry"]:
+                        # Spend the very lots the hold set aside, even if one expired since.
+                        taken = ledger.spend_reserved(
+                            conn, redeem_entry=entry, hold_entry=row["hold_entry"]
+                        )
+                    if redeemed_points > taken:
+                        ledger.consume(
+                            conn, entry_id=entry, card=card, points=redeemed_points - taken, now=now
+                        )
                 if row["accrued"] > 0:
                     _, available = self._credit(
                         conn,
@@ -799,15 +844,13 @@ class TillService:
                 )
             if row["status"] == "calculated":
                 if row["hold_entry"]:
-                    ledger.append(
+                    self._release(
                         conn,
-                        till=self.settings.till,
                         card=row["card"],
-                        kind="release",
+                        hold_entry=row["hold_entry"],
                         points=row["hold_points"],
-                        at=now,
                         receipt_id=receipt_id,
-                        ref=row["hold_entry"],
+                        now=now,
                         note="cancelled",
                     )
                 conn.execute(
@@ -909,13 +952,14 @@ class TillService:
                     include_pending=True,
                 )
             if card and returned_now > 0:
-                redeems = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'redeem'",
-                        (receipt_id,),
-                    )
-                ]
+                redeems: list[str] = []
+                earlier: list[str] = []
+                for entry_id, kind in conn.execute(
+                    "SELECT id, kind FROM ledger WHERE receipt_id = ? AND kind IN"
+                    " ('redeem', 'return') ORDER BY seq",
+                    (receipt_id,),
+                ):
+                    (redeems if kind == "redeem" else earlier).append(entry_id)
                 entry = ledger.append(
                     conn,
                     till=till,
@@ -927,7 +971,11 @@ class TillService:
                     refund_id=refund_id,
                 )
                 given = ledger.give_back(
-                    conn, entry_id=entry, from_entries=redeems, points=returned_now
+                    conn,
+                    entry_id=entry,
+                    from_entries=redeems,
+                    back_entries=earlier,
+                    points=returned_now,
                 )
                 if given < returned_now:
                     # Points redeemed before lots existed (debt): credit a fresh lot.

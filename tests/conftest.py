@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import socket
 import threading
 import time
@@ -141,6 +142,18 @@ def free_socket() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     return sock
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect each test's garbage before the next one starts.
+
+    Finalizers of a big test's leftovers otherwise run in the middle of pytest's
+    ``ast.parse`` of a failing test's traceback, and CPython 3.11 then aborts the whole
+    run with "AST constructor recursion depth mismatch" instead of reporting the failure.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture

@@ -155,9 +155,12 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            400: "invalid_request",  # e.g. a body FastAPI could not parse at all
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -212,7 +215,7 @@ def create_app(
         return service.refund(receipt_id, refund_id=body.refund_id, lines=lines)
 
     @app.get(
-        "/v1/cards/{card}",
+        "/v1/cards/{card:path}",
         response_model=s.CardLookupOut,
         responses=ERROR_RESPONSES,
         tags=["cards"],

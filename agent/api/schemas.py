@@ -26,18 +26,20 @@ def _money_in(v: Any, *, field: str) -> Decimal:
     if isinstance(v, bool) or not isinstance(v, str):
         raise ValueError(f'{field} must be a decimal string like "89.00", not a JSON number')
     try:
-        d = Decimal(v)
+        d = Decimal(v.strip())
     except InvalidOperation as exc:
         raise ValueError(f"{field} {v!r} is not a decimal number") from exc
     if not d.is_finite():
         raise ValueError(f"{field} must be a finite number")
-    if d != d.quantize(Decimal("0.01")):
-        raise ValueError(f"{field} has more than two decimal places")
     if d < 0:
         raise ValueError(f"{field} must not be negative")
-    if d > MAX_PRICE:
+    if d > MAX_PRICE:  # before quantize, which fails on numbers over 28 digits
         raise ValueError(f"{field} is absurdly large (max {MAX_PRICE})")
-    return d
+    money = d.quantize(Decimal("0.01"))
+    if money != d:
+        raise ValueError(f"{field} has more than two decimal places")
+    # "89", "89.0" and "8.9e1" are the same money; answer it as "89.00" (and never "-0.00").
+    return abs(money)
 
 
 class LineIn(_In):
@@ -50,6 +52,13 @@ class LineIn(_In):
         list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=32)
     ] = []
     no_discount: bool = False
+    weighed: Annotated[
+        bool | None,
+        Field(
+            description="weighed goods count as one unit per line; default: a "
+            "fractional qty means weighed"
+        ),
+    ] = None
 
     @field_validator("qty", mode="before")
     @classmethod
@@ -66,7 +75,9 @@ class LineIn(_In):
             raise ValueError(f"qty is absurdly large (max {MAX_QTY})")
         if d != d.quantize(Decimal("0.001")):
             raise ValueError("qty has more than three decimal places")
-        return d.normalize() if d == d.to_integral_value() else d
+        # Keep the precision the POS wrote ("0.350", "2") but never an exponent ("1E+2").
+        exponent = d.as_tuple().exponent
+        return d.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else d
 
     @field_validator("price", mode="before")
     @classmethod

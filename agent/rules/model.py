@@ -27,10 +27,13 @@ class Line:
     category: str | None = None
     tags: tuple[str, ...] = ()
     no_discount: bool = False
+    is_weighed: bool | None = None  # as the POS says; None: fractional qty means weighed
 
     @property
     def weighed(self) -> bool:
-        """Weighed goods (fractional qty) count as one unit per line."""
+        """Weighed goods count as one unit per line (``min_qty``, ``free_item``)."""
+        if self.is_weighed is not None:
+            return self.is_weighed
         return self.qty != self.qty.to_integral_value()
 
 

@@ -168,30 +168,94 @@ def consume(
     return points - left
 
 
+def reserve(
+    conn: sqlite3.Connection, *, hold_entry: str, card: str, points: int, now: datetime
+) -> int:
+    """Set aside spendable lots for a hold, so expiry cannot take points a receipt holds."""
+    return consume(conn, entry_id=hold_entry, card=card, points=points, now=now)
+
+
+def _reserved(conn: sqlite3.Connection, hold_entry: str) -> list[tuple[str, int]]:
+    return [
+        (r[0], -int(r[1]))
+        for r in conn.execute(
+            "SELECT lot_id, points FROM lot_moves WHERE entry_id = ? AND points < 0"
+            " ORDER BY lot_id",
+            (hold_entry,),
+        )
+    ]
+
+
+def unreserve(conn: sqlite3.Connection, *, release_entry: str, hold_entry: str) -> None:
+    """A released hold puts back exactly what it set aside, lot by lot (expired or not)."""
+    for lot_id, taken in _reserved(conn, hold_entry):
+        _move(conn, release_entry, lot_id, taken)
+
+
+def spend_reserved(conn: sqlite3.Connection, *, redeem_entry: str, hold_entry: str) -> int:
+    """A confirmed hold's redemption spends the very lots the hold set aside.
+
+    Called right after :func:`unreserve` of the same hold in one transaction, so the lots
+    end as the hold left them; the points were the customer's when they were held, even
+    if a lot has expired since. Returns the points taken.
+    """
+    total = 0
+    for lot_id, taken in _reserved(conn, hold_entry):
+        _move(conn, redeem_entry, lot_id, -taken)
+        total += taken
+    return total
+
+
 def give_back(
-    conn: sqlite3.Connection, *, entry_id: str, from_entries: list[str], points: int
+    conn: sqlite3.Connection,
+    *,
+    entry_id: str,
+    from_entries: list[str],
+    back_entries: list[str],
+    points: int,
 ) -> int:
     """Return ``points`` to the lots that ``from_entries`` consumed, keeping their expiry.
 
-    The lots consumed last are refilled first, and no lot gets back more than was taken
-    from it by those entries (net of earlier give-backs recorded against the same lots).
+    What ``back_entries`` (earlier returns for the same receipt) already gave a lot is owed
+    to it no more, so repeated partial refunds refill each lot at most with what was taken
+    from it. The lots expiring last are refilled first (kindest to the customer).
     """
     if points <= 0 or not from_entries:
         return 0
+    owed: dict[str, int] = {}
     marks = ",".join("?" * len(from_entries))
-    taken = conn.execute(
-        f"SELECT m.lot_id, -SUM(m.points) FROM lot_moves m JOIN lots l ON l.id = m.lot_id"
-        f" WHERE m.entry_id IN ({marks}) AND m.points < 0"
-        f" GROUP BY m.lot_id ORDER BY l.expires_at IS NULL DESC, l.expires_at DESC, m.lot_id DESC",
+    for lot_id, taken in conn.execute(
+        f"SELECT lot_id, -SUM(points) FROM lot_moves WHERE entry_id IN ({marks})"
+        " AND points < 0 GROUP BY lot_id",
         from_entries,
-    ).fetchall()
+    ):
+        owed[lot_id] = int(taken)
+    if back_entries:
+        marks = ",".join("?" * len(back_entries))
+        for lot_id, given in conn.execute(
+            f"SELECT lot_id, SUM(points) FROM lot_moves WHERE entry_id IN ({marks})"
+            " AND points > 0 GROUP BY lot_id",
+            back_entries,
+        ):
+            if lot_id in owed:
+                owed[lot_id] -= int(given)
+    order = (
+        conn.execute(
+            f"SELECT id FROM lots WHERE id IN ({','.join('?' * len(owed))})"
+            " ORDER BY expires_at IS NULL DESC, expires_at DESC, id DESC",
+            list(owed),
+        ).fetchall()
+        if owed
+        else []
+    )
     left = points
-    for lot_id, amount in taken:
+    for (lot_id,) in order:
         if left <= 0:
             break
-        back = min(left, amount)
-        _move(conn, entry_id, lot_id, back)
-        left -= back
+        back = min(left, owed[lot_id])
+        if back > 0:
+            _move(conn, entry_id, lot_id, back)
+            left -= back
     return points - left
 
 

@@ -36,9 +36,10 @@ def test_percent_on_order_is_spread_in_proportion(make):
 def test_percent_on_order_rounds_once_and_gives_the_remainder_to_the_largest_line(make):
     cat = make.catalog(make.promo("all-10", {"kind": "percent", "value": 10, "on": "order"}))
     r = make.run(cat, make.line("a", "0.05"), make.line("b", "0.05"), make.line("c", "0.06"))
-    # 10% of 0.16 is 0.016 → 0.02; a kopeck each, largest line first, then the earliest.
+    # 10% of 0.16 is 0.016 → 0.02; shares round down to 0, the whole remainder goes to
+    # the largest line (domain.md: "rounding remainders go to the largest line").
     assert r.discount == 2
-    assert [ln.discount for ln in r.lines] == [1, 0, 1]
+    assert [ln.discount for ln in r.lines] == [0, 0, 2]
 
 
 def test_percent_max_caps_the_promotion_keeping_proportions(make):
@@ -52,7 +53,7 @@ def test_percent_max_caps_the_promotion_keeping_proportions(make):
     lines = [make.line(f"tv{k}", "3000.00", category="tv") for k in range(3)]
     r = make.run(cat, *lines)
     assert r.discount == 50000
-    assert [ln.discount for ln in r.lines] == [16667, 16667, 16666]
+    assert [ln.discount for ln in r.lines] == [16668, 16666, 16666]
 
 
 def test_percent_max_on_order(make):
