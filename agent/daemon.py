@@ -13,10 +13,11 @@ import hashlib
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from . import __version__, errors
@@ -166,9 +167,17 @@ def _server_class() -> type:
         installs the same handlers itself and exits 0 after a clean stop instead.
         """
 
+        on_exit: Callable[[], None] | None = None
+
         @contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Open event streams would hold the graceful shutdown up: end them first.
+            if self.on_exit is not None:
+                self.on_exit()
+            super().handle_exit(sig, frame)
 
     return Server
 
@@ -219,6 +228,15 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
         )
+    )
+    server.on_exit = service.events.close
+    service.events.publish(
+        "sync",
+        {
+            "offline": service.offline,
+            "mode": "standalone" if not config.hq.url else "hq",
+            "last_sync": None,
+        },
     )
     scheduler.start()
     logger.info(

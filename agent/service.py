@@ -20,6 +20,7 @@ from typing import Any, Literal
 from . import errors
 from .cards import identify, mask
 from .clock import Clock, local
+from .events import EventBus
 from .money import fmt
 from .rules import model as m
 from .rules.coupons import CouponSigner, canonical, promotion_tag, serial_for
@@ -59,6 +60,7 @@ class TillService:
         clock: Clock,
         session: CardSession,
         signer: CouponSigner,
+        events: EventBus | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -68,6 +70,7 @@ class TillService:
         self._catalog: Catalog | None = None
         self._catalog_version: str | None = None
         self.offline = False  # the sync layer sets this; a standalone till is never offline
+        self.events = events or EventBus()
 
     # ------------------------------------------------------------ program
 
@@ -540,6 +543,15 @@ class TillService:
                     ledger.ts(now),
                 ),
             )
+        self._announce(response | {"status": "calculated"})
+        self.events.publish(
+            "hints",
+            {
+                "receipt_id": response["receipt_id"],
+                "card": response["card"],
+                "hints": response["hints"],
+            },
+        )
         return response
 
     def _internal(
@@ -827,6 +839,7 @@ class TillService:
             )
         if presented is not None and calc.get("_card_source") == "session":
             self.session.clear(presented)
+        self._announce(response)
         return response
 
     def cancel(self, receipt_id: str) -> dict[str, Any]:
@@ -859,7 +872,9 @@ class TillService:
                     " WHERE receipt_id = ?",
                     (ledger.ts(now), receipt_id),
                 )
-        return {"receipt_id": receipt_id, "status": "cancelled", "offline": self.offline}
+        response = {"receipt_id": receipt_id, "status": "cancelled", "offline": self.offline}
+        self._announce(response)
+        return response
 
     # ------------------------------------------------------------ refund
 
@@ -1033,9 +1048,28 @@ class TillService:
                     ledger.ts(now),
                 ),
             )
+        self._announce(response | {"status": "refunded"})
         return response
 
     # ------------------------------------------------------------ cards, session, status
+
+    def _announce(self, response: dict[str, Any]) -> None:
+        """Tell the cashier's screen what happened to a receipt (after it is committed)."""
+        keys = (
+            "receipt_id",
+            "status",
+            "card",
+            "subtotal",
+            "discount",
+            "total",
+            "redeemed",
+            "accrued",
+            "points_reversed",
+            "points_returned",
+            "amount_returned",
+            "offline",
+        )
+        self.events.publish("receipt", {k: response[k] for k in keys if k in response})
 
     def card_lookup(self, raw: str) -> dict[str, Any]:
         """A card with its balance, hints and recent history."""
@@ -1079,6 +1113,13 @@ class TillService:
         with self.db.read() as conn:
             rec = self._resolve_card(conn, raw, now=now, register=False) if raw else None
         self.session.present(raw, source=source, at=now)
+        if rec is not None:
+            shown = self.card_lookup(rec.number)
+            shown["source"] = source
+            self.events.publish("card", {k: v for k, v in shown.items() if k != "history"})
+            self.events.publish(
+                "hints", {"receipt_id": None, "card": shown, "hints": shown["hints"]}
+            )
         return {
             "card": mask(rec.number) if rec else None,
             "source": source,

@@ -165,7 +165,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def make_till(tmp_path: Path, clock: ManualClock) -> Iterator[Any]:
     """Start tills (real SQLite file + real uvicorn on loopback); all stopped at teardown."""
-    started: list[tuple[uvicorn.Server, threading.Thread, httpx.Client, Database]] = []
+    started: list[tuple[uvicorn.Server, threading.Thread, httpx.Client, Database, TillService]] = []
 
     def start(
         data: dict[str, Any] | None = None,
@@ -211,12 +211,13 @@ def make_till(tmp_path: Path, clock: ManualClock) -> Iterator[Any]:
         url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         http = httpx.Client(base_url=url, timeout=10, headers=headers)
-        started.append((server, thread, http, db))
+        started.append((server, thread, http, db, service))
         return Till(http=http, service=service, clock=clock, path=path, url=url)
 
     yield start
-    for server, thread, http, db in started:
+    for server, thread, http, db, service in started:
         http.close()
+        service.events.close()
         server.should_exit = True
         thread.join(timeout=10)
         db.close()

@@ -6,14 +6,15 @@ SQLite transaction in :class:`~tillgate.agent.service.TillService`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, errors
@@ -228,6 +229,51 @@ def create_app(
     def present(body: s.PresentIn) -> Any:
         """Present a card at the till (what a reader does); the next calculate uses it."""
         return service.present(body.card, source=body.source)
+
+    @app.get(
+        "/v1/events",
+        tags=["till"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def events(request: Request) -> StreamingResponse:
+        """Server-Sent Events for the cashier's screen: card, hints, receipt, device, sync.
+
+        The latest event of each kind comes first, so a screen that (re)connects is current
+        at once; a comment line every 15 s keeps proxies from closing an idle stream.
+        """
+        bus = service.events
+        sub, latest = bus.subscribe(asyncio.get_running_loop())
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield "retry: 2000\n\n"
+                for event in latest:
+                    yield event.sse()
+                idle = 0.0
+                while not bus.closed:
+                    try:
+                        item = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        idle += 1.0
+                        if idle >= 15:
+                            idle = 0.0
+                            yield ": ping\n\n"
+                        continue
+                    if item is None:
+                        return
+                    idle = 0.0
+                    yield item.sse()
+            finally:
+                bus.unsubscribe(sub)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @app.get("/v1/status", tags=["till"])
     def status() -> Any:

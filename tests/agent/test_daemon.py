@@ -174,7 +174,15 @@ def test_run_stops_cleanly_on_signals(tmp_path: Path, sig: signal.Signals) -> No
             pass
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
+    # An open event stream (the hint panel) must not hold the stop up.
+    client = httpx.Client(timeout=httpx.Timeout(5, read=30))
+    stream = client.stream("GET", f"http://127.0.0.1:{port}/v1/events")
+    response = stream.__enter__()
+    assert response.status_code == 200
+    started = time.monotonic()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
+    client.close()
+    assert time.monotonic() - started < 10
     assert proc.returncode == 0, err
     assert "tillgate stopped" in err and "Traceback" not in err
