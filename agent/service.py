@@ -345,6 +345,26 @@ class TillService:
             "source": source,
         }
 
+    def _card_after(
+        self,
+        conn: sqlite3.Connection,
+        card: str | None,
+        *,
+        now: datetime,
+        now_local: datetime,
+        source: str | None,
+    ) -> dict[str, Any] | None:
+        """The card object as it stands after a receipt's entries are written."""
+        if not card:
+            return None
+        catalog = self._load_catalog(conn)
+        rec = card_store.find(conn, number=card)
+        if rec is None:  # pragma: no cover - a card with entries is never deleted
+            raise errors.StoreError(f"card {mask(card)} has ledger entries but no card record")
+        customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
+        tier = effective_tier(catalog.program, rec.tier, customer.rolling_spend)
+        return self._card_out(customer, tier=tier, held=ledger.open_held(conn, card), source=source)
+
     def _coupons(
         self, conn: sqlite3.Connection, codes: list[str], catalog: Catalog
     ) -> tuple[list[m.Coupon], list[dict[str, str]]]:
@@ -795,19 +815,11 @@ class TillService:
                             ledger.ts(now),
                         ),
                     )
-            customer = None
-            tier = None
-            if card:
-                rec = card_store.find(conn, number=card)
-                assert rec is not None
-                customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
-                tier = effective_tier(program, rec.tier, customer.rolling_spend)
-            held = ledger.open_held(conn, card) if card else 0
             response = {
                 "receipt_id": receipt_id,
                 "status": "confirmed",
-                "card": self._card_out(
-                    customer, tier=tier, held=held, source=calc.get("_card_source")
+                "card": self._card_after(
+                    conn, card, now=now, now_local=now_local, source=calc.get("_card_source")
                 ),
                 "accrued": accrued,
                 "redeemed": {
@@ -1013,15 +1025,8 @@ class TillService:
                 "UPDATE receipts SET returned_kop = ?, updated_at = ? WHERE receipt_id = ?",
                 (new.amount_returned, ledger.ts(now), receipt_id),
             )
-            customer = None
-            tier = None
             if card:
                 self._sweep(conn, now, card)
-                catalog = self._load_catalog(conn)
-                rec = card_store.find(conn, number=card)
-                assert rec is not None
-                customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
-                tier = effective_tier(catalog.program, rec.tier, customer.rolling_spend)
             response = {
                 "receipt_id": receipt_id,
                 "refund_id": refund_id,
@@ -1029,12 +1034,7 @@ class TillService:
                 "points_reversed": reversed_now if card else 0,
                 "points_returned": returned_now if card else 0,
                 "amount_returned": fmt(amount_now),
-                "card": self._card_out(
-                    customer,
-                    tier=tier,
-                    held=ledger.open_held(conn, card) if card else 0,
-                    source=None,
-                ),
+                "card": self._card_after(conn, card, now=now, now_local=now_local, source=None),
                 "offline": self.offline,
             }
             conn.execute(
