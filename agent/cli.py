@@ -142,12 +142,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["logging.level"] = args.log_level
     config = load_config(resolve_config_path(args.config, os.environ), overrides)
     setup_logging(config.logging.level, config.logging.file)
-    try:
-        from .daemon import run_daemon
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.daemon":
-            raise  # a real missing dependency is a defect worth its traceback
-        raise TillgateError("this build has no agent daemon yet (tillgate.agent.daemon)") from exc
+    from .daemon import run_daemon
+
     return int(run_daemon(config))
 
 

@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from . import errors
+from . import errors, responses
+from .api.schemas import CalculateIn
 from .cards import identify, mask
 from .clock import Clock, local
 from .events import EventBus
@@ -29,7 +30,7 @@ from .rules.program import ProgramFile
 from .rules.refunds import PaidLine, state
 from .session import CardSession
 from .store import cards as card_store
-from .store import ledger
+from .store import ledger, points, receipts
 from .store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -128,8 +129,9 @@ class TillService:
                         (rec.number,),
                     ).fetchone()
                     if not seen:
-                        self._credit(
+                        points.credit(
                             conn,
+                            till=self.settings.till,
                             card=rec.number,
                             kind="adjust",
                             points=rec.opening_balance,
@@ -147,111 +149,32 @@ class TillService:
         return now, local(now, self.settings.timezone)
 
     def _sweep(self, conn: sqlite3.Connection, now: datetime, card: str | None) -> None:
-        """Release timed-out holds and expire lots (for one card, or all)."""
-        rows = conn.execute(
-            "SELECT receipt_id, card, hold_entry, hold_points FROM receipts"
-            " WHERE hold_entry IS NOT NULL AND hold_expires_at <= ?",
-            (ledger.ts(now),),
-        ).fetchall()
-        for r in rows:
-            self._release(
-                conn,
-                card=r["card"],
-                hold_entry=r["hold_entry"],
-                points=r["hold_points"],
-                receipt_id=r["receipt_id"],
-                now=now,
-                note="hold timed out",
-            )
-            conn.execute(
-                "UPDATE receipts SET hold_entry = NULL, hold_points = 0,"
-                " hold_expires_at = NULL WHERE receipt_id = ?",
-                (r["receipt_id"],),
-            )
-        ledger.expire_due(conn, till=self.settings.till, now=now, card=card)
+        points.sweep(conn, till=self.settings.till, now=now, card=card)
 
-    def _hold(
-        self, conn: sqlite3.Connection, *, card: str, points: int, receipt_id: str, now: datetime
-    ) -> str:
-        """Reserve points for a receipt: a ``hold`` entry that sets its lots aside."""
-        entry = ledger.append(
-            conn,
-            till=self.settings.till,
-            card=card,
-            kind="hold",
-            points=-points,
-            at=now,
-            receipt_id=receipt_id,
-        )
-        ledger.reserve(conn, hold_entry=entry, card=card, points=points, now=now)
-        return entry
-
-    def _release(
+    def _customer(
         self,
         conn: sqlite3.Connection,
+        rec: card_store.CardRecord,
         *,
-        card: str,
-        hold_entry: str,
-        points: int,
-        receipt_id: str,
         now: datetime,
-        note: str,
-    ) -> str:
-        """Resolve a hold (once: a unique index refuses a second release of it)."""
-        entry = ledger.append(
+        now_local: datetime,
+        catalog: Catalog,
+        own_hold: int = 0,
+    ) -> m.Customer:
+        return points.customer(
             conn,
-            till=self.settings.till,
-            card=card,
-            kind="release",
-            points=points,
-            at=now,
-            receipt_id=receipt_id,
-            ref=hold_entry,
-            note=note,
+            rec,
+            now=now,
+            now_local=now_local,
+            window_days=catalog.program.window_days,
+            own_hold=own_hold,
         )
-        ledger.unreserve(conn, release_entry=entry, hold_entry=hold_entry)
-        return entry
 
     def sweep(self) -> None:
         """Periodic housekeeping: timed-out holds and expired lots of every card."""
         now = self.clock.now()
         with self.db.write() as conn:
             self._sweep(conn, now, None)
-
-    def _credit(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        card: str,
-        kind: str,
-        points: int,
-        now: datetime,
-        delay_days: int,
-        expiry_days: int,
-        note: str | None = None,
-        receipt_id: str | None = None,
-    ) -> tuple[str, datetime]:
-        entry = ledger.append(
-            conn,
-            till=self.settings.till,
-            card=card,
-            kind=kind,
-            points=points,
-            at=now,
-            receipt_id=receipt_id,
-            note=note,
-        )
-        available = now + timedelta(days=delay_days)
-        expires = available + timedelta(days=expiry_days) if expiry_days else None
-        ledger.add_lot(
-            conn,
-            entry_id=entry,
-            card=card,
-            points=points,
-            available_from=available,
-            expires_at=expires,
-        )
-        return entry, available
 
     def _resolve_card(
         self, conn: sqlite3.Connection, raw: str, *, now: datetime, register: bool
@@ -271,80 +194,6 @@ class TillService:
             raise errors.CardNotFound(f"card {mask(ref.value)} is not known to this till")
         return rec
 
-    def _customer(
-        self,
-        conn: sqlite3.Connection,
-        rec: card_store.CardRecord,
-        *,
-        now: datetime,
-        now_local: datetime,
-        catalog: Catalog,
-        own_hold: int = 0,
-    ) -> m.Customer:
-        program = catalog.program
-        bal = ledger.balance(conn, rec.number, now)
-        visits = conn.execute(
-            "SELECT COUNT(*) FROM receipts WHERE card = ? AND status = 'confirmed'", (rec.number,)
-        ).fetchone()[0]
-        since = ledger.ts(now - timedelta(days=program.window_days))
-        spend_kop = conn.execute(
-            "SELECT COALESCE(SUM(paid_kop - returned_kop), 0) FROM receipts WHERE card = ?"
-            " AND status = 'confirmed' AND confirmed_at >= ?",
-            (rec.number, since),
-        ).fetchone()[0]
-        today = now_local.date().isoformat()
-        uses_today: dict[str, int] = {}
-        uses_total: dict[str, int] = {}
-        for row in conn.execute(
-            "SELECT promotion_id, COUNT(*) AS n, SUM(day = ?) AS t FROM promotion_uses"
-            " WHERE card = ? GROUP BY promotion_id",
-            (today, rec.number),
-        ):
-            uses_total[row["promotion_id"]] = row["n"]
-            uses_today[row["promotion_id"]] = row["t"] or 0
-        stamps = {
-            r[0]: r[1]
-            for r in conn.execute(
-                "SELECT promotion_id, count FROM stamps WHERE card = ?", (rec.number,)
-            )
-        }
-        held_by_others = bal.held - own_hold
-        return m.Customer(
-            number=rec.number,
-            holder=rec.holder,
-            status=rec.status,
-            tier=rec.tier,
-            segments=frozenset(rec.segments),
-            clubs=frozenset(rec.clubs),
-            birthday=rec.birthday,
-            visits=visits,
-            rolling_spend=Decimal(spend_kop) / 100,
-            balance=bal.balance,
-            pending=bal.pending,
-            redeemable=max(0, bal.balance - held_by_others),
-            last_birthday_bonus=rec.last_birthday_bonus,
-            uses_today=uses_today,
-            uses_total=uses_total,
-            stamps=stamps,
-        )
-
-    def _card_out(
-        self, customer: m.Customer | None, *, tier: str | None, held: int, source: str | None
-    ) -> dict[str, Any] | None:
-        if customer is None:
-            return None
-        return {
-            "number": mask(customer.number),
-            "holder": customer.holder,
-            "tier": tier,
-            "status": customer.status,
-            "balance": customer.balance,
-            "pending": customer.pending,
-            "redeemable": max(0, customer.balance - held),
-            "held": held,
-            "source": source,
-        }
-
     def _card_after(
         self,
         conn: sqlite3.Connection,
@@ -363,7 +212,9 @@ class TillService:
             raise errors.StoreError(f"card {mask(card)} has ledger entries but no card record")
         customer = self._customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
         tier = effective_tier(catalog.program, rec.tier, customer.rolling_spend)
-        return self._card_out(customer, tier=tier, held=ledger.open_held(conn, card), source=source)
+        return responses.card_out(
+            customer, tier=tier, held=ledger.open_held(conn, card), source=source
+        )
 
     def _coupons(
         self, conn: sqlite3.Connection, codes: list[str], catalog: Catalog
@@ -395,23 +246,9 @@ class TillService:
                 )
         return accepted, rejected
 
-    def _budgets(self, conn: sqlite3.Connection, catalog: Catalog) -> dict[str, int]:
-        ids = [p.id for p in catalog.by_id.values() if p.limits.budget_points]
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        return {
-            r[0]: r[1]
-            for r in conn.execute(
-                "SELECT promotion_id, SUM(points) FROM promotion_uses"
-                f" WHERE promotion_id IN ({marks}) GROUP BY promotion_id",
-                ids,
-            )
-        }
-
     # ------------------------------------------------------------ calculate
 
-    def calculate(self, req: Any) -> dict[str, Any]:
+    def calculate(self, req: CalculateIn) -> dict[str, Any]:
         """Price a basket for ``req`` (a :class:`~.api.schemas.CalculateIn`); may place a hold."""
         if len(req.lines) > self.settings.max_lines:
             raise errors.PayloadTooLarge(
@@ -483,7 +320,9 @@ class TillService:
                 store=self.settings.store,
                 till=self.settings.till,
                 language=self.settings.language,
-                budget_used=self._budgets(conn, catalog),
+                budget_used=points.budgets_used(
+                    conn, [p.id for p in catalog.by_id.values() if p.limits.budget_points]
+                ),
             )
             result = evaluate(
                 catalog,
@@ -505,8 +344,9 @@ class TillService:
             hold_expires = row["hold_expires_at"] if row is not None else None
             want = result.redeemed_points if rec else 0
             if hold_entry and (want != hold_points or row["card"] != (rec.number if rec else None)):
-                self._release(
+                points.release(
                     conn,
+                    till=self.settings.till,
                     card=row["card"],
                     hold_entry=hold_entry,
                     points=hold_points,
@@ -516,26 +356,39 @@ class TillService:
                 )
                 hold_entry, hold_points, hold_expires = None, 0, None
             if want and rec and not hold_entry:
-                hold_entry = self._hold(
-                    conn, card=rec.number, points=want, receipt_id=req.receipt_id, now=now
+                hold_entry = points.hold(
+                    conn,
+                    till=self.settings.till,
+                    card=rec.number,
+                    points=want,
+                    receipt_id=req.receipt_id,
+                    now=now,
                 )
                 hold_points = want
             if hold_entry:
                 hold_expires = ledger.ts(now + timedelta(seconds=self.settings.hold_seconds))
 
-            response = self._calc_response(
+            response = responses.calculation(
                 req,
                 result,
-                customer,
-                rejected,
-                source=source,
-                # every open hold on the card, this receipt's included
-                held=ledger.open_held(conn, rec.number) if rec else 0,
-                now_local=now_local,
-                catalog=catalog,
+                # every open hold on the card counts, this receipt's included
+                card=responses.card_out(
+                    customer,
+                    tier=result.tier,
+                    source=source,
+                    held=ledger.open_held(conn, rec.number) if rec else 0,
+                ),
+                rejected=rejected,
+                prints=self._prints(req.receipt_id, result, now_local.date()),
+                available_from=(
+                    now_local.date() + timedelta(days=catalog.program.accrual_delay_days)
+                    if result.accrued_points
+                    else None
+                ),
+                offline=self.offline,
             )
             stored = dict(response)
-            stored["_internal"] = self._internal(result, coupons, response)
+            stored["_internal"] = responses.internal(result, coupons)
             stored["_card_source"] = source
             conn.execute(
                 "INSERT INTO receipts (receipt_id, status, card, request, result, hold_entry,"
@@ -574,112 +427,21 @@ class TillService:
         )
         return response
 
-    def _internal(
-        self, result: m.Result, coupons: list[m.Coupon], response: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "lines": [
-                {"index": ln.index, "paid": ln.paid, "eligible": ln.eligible} for ln in result.lines
-            ],
-            "uses": list(result.uses),
-            "stamps": dict(result.stamps),
-            "budget": dict(result.budget_points),
-            "birthday_points": result.birthday_points,
-            "birthday_year": result.birthday_year,
-            "welcome_points": result.welcome_points,
-            "coupons_used": {
-                c.code: c.promotion_id for c in coupons if c.code in result.coupons_applied
-            },
-            "effects": {e.id: e.points for e in result.effects},
-        }
-
-    def _calc_response(
-        self,
-        req: Any,
-        result: m.Result,
-        customer: m.Customer | None,
-        rejected: list[dict[str, str]],
-        *,
-        source: str | None,
-        held: int,
-        now_local: datetime,
-        catalog: Catalog,
-    ) -> dict[str, Any]:
-        program = catalog.program
-        available = (
-            now_local.date() + timedelta(days=program.accrual_delay_days)
-            if result.accrued_points
-            else None
-        )
-        prints: list[dict[str, Any]] = []
+    def _prints(self, receipt_id: str, result: m.Result, today: date) -> list[dict[str, Any]]:
+        """What will be printed; coupons get their signed code (the same for the same receipt)."""
+        out: list[dict[str, Any]] = []
         for item in result.print:
             if item.kind == "coupon":
-                valid_until = item.valid_until or now_local.date()
+                valid_until = item.valid_until or today
                 code = self.signer.issue(
                     promotion_id=item.promotion,
-                    serial=serial_for(self.settings.till, req.receipt_id, item.promotion),
+                    serial=serial_for(self.settings.till, receipt_id, item.promotion),
                     valid_until=valid_until,
                 )
-                prints.append(
-                    {
-                        "kind": "coupon",
-                        "title": item.title,
-                        "code": code,
-                        "valid_until": valid_until.isoformat(),
-                        "promotion": item.promotion,
-                    }
-                )
+                out.append(responses.coupon_print(item, code=code, valid_until=valid_until))
             else:
-                prints.append(
-                    {
-                        "kind": item.kind,
-                        "title": item.title or None,
-                        "text": item.text,
-                        "promotion": item.promotion,
-                    }
-                )
-        by_line = {ln.index: ln for ln in result.lines}
-        return {
-            "receipt_id": req.receipt_id,
-            "offline": self.offline,
-            "card": self._card_out(customer, tier=result.tier, held=held, source=source),
-            "lines": [
-                {
-                    "index": i,
-                    "sku": ln.sku,
-                    "qty": str(ln.qty),
-                    "price": str(ln.price),
-                    "amount": fmt(by_line[i].amount),
-                    "discount": fmt(by_line[i].discount),
-                    "total": fmt(by_line[i].total),
-                    "redeemed": fmt(by_line[i].redeemed),
-                    "paid": fmt(by_line[i].paid),
-                    "promotions": list(by_line[i].promotions),
-                }
-                for i, ln in enumerate(req.lines)
-            ],
-            "subtotal": fmt(result.subtotal),
-            "discount": fmt(result.discount),
-            "redeemed": {"points": result.redeemed_points, "amount": fmt(result.redeemed_amount)},
-            "total": fmt(result.total),
-            "accrued": {
-                "points": result.accrued_points,
-                "available_from": available.isoformat() if available else None,
-            },
-            "promotions": [
-                {"id": e.id, "name": e.name, "discount": fmt(e.discount), "points": e.points}
-                for e in result.effects
-            ],
-            "coupons": {
-                "applied": list(result.coupons_applied),
-                "rejected": rejected
-                + [{"code": c, "reason": r} for c, r in result.coupons_rejected],
-            },
-            "hints": [
-                {"kind": h.kind, "text": h.text, "promotion": h.promotion} for h in result.hints
-            ],
-            "print": prints,
-        }
+                out.append(responses.message_print(item))
+        return out
 
     # ------------------------------------------------------------ confirm / cancel
 
@@ -714,8 +476,9 @@ class TillService:
                 ).fetchone()
                 if redeemed_points:
                     if row["hold_entry"]:
-                        self._release(
+                        points.release(
                             conn,
+                            till=self.settings.till,
                             card=card,
                             hold_entry=row["hold_entry"],
                             points=row["hold_points"],
@@ -752,8 +515,9 @@ class TillService:
                             conn, entry_id=entry, card=card, points=redeemed_points - taken, now=now
                         )
                 if row["accrued"] > 0:
-                    _, available = self._credit(
+                    _, available = points.credit(
                         conn,
+                        till=self.settings.till,
                         card=card,
                         kind="accrue",
                         points=row["accrued"],
@@ -768,53 +532,30 @@ class TillService:
                         .date()
                         .isoformat(),
                     }
-                day = now_local.date().isoformat()
-                for pid in internal["uses"]:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO promotion_uses (receipt_id, promotion_id, card,"
-                        " day, points) VALUES (?,?,?,?,?)",
-                        (receipt_id, pid, card, day, internal["budget"].get(pid, 0)),
-                    )
                 for pid, count in internal["stamps"].items():
-                    conn.execute(
-                        "INSERT INTO stamps (card, promotion_id, count) VALUES (?,?,?)"
-                        " ON CONFLICT (card, promotion_id) DO UPDATE SET count = excluded.count",
-                        (card, pid, count),
-                    )
+                    receipts.set_stamps(conn, card=card, promotion_id=pid, count=count)
                 if internal["birthday_points"] and internal.get("birthday_year"):
                     card_store.set_birthday_bonus(conn, card, internal["birthday_year"])
-            else:
-                day = now_local.date().isoformat()
-                for pid in internal["uses"]:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO promotion_uses (receipt_id, promotion_id, card,"
-                        " day, points) VALUES (?,?,NULL,?,?)",
-                        (receipt_id, pid, day, internal["budget"].get(pid, 0)),
-                    )
-            for code, pid in internal["coupons_used"].items():
-                try:
-                    conn.execute(
-                        "INSERT INTO coupons_used (code, promotion_id, receipt_id, card, used_at)"
-                        " VALUES (?,?,?,?,?)",
-                        (code, pid, receipt_id, card, ledger.ts(now)),
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise CouponAlreadyUsed(
-                        f"coupon {code} was used on another receipt meanwhile; calculate again"
-                    ) from exc
-            for item in calc["print"]:
-                if item["kind"] == "coupon":
-                    conn.execute(
-                        "INSERT OR IGNORE INTO coupons_issued (code, promotion_id, receipt_id,"
-                        " valid_until, created_at) VALUES (?,?,?,?,?)",
-                        (
-                            item["code"],
-                            item["promotion"],
-                            receipt_id,
-                            item["valid_until"],
-                            ledger.ts(now),
-                        ),
-                    )
+            receipts.record_uses(
+                conn,
+                receipt_id=receipt_id,
+                card=card,
+                day=now_local.date().isoformat(),
+                uses=internal["uses"],
+                budget=internal["budget"],
+            )
+            used = receipts.record_coupons(
+                conn,
+                receipt_id=receipt_id,
+                card=card,
+                now=now,
+                used=internal["coupons_used"],
+                issued=[p for p in calc["print"] if p["kind"] == "coupon"],
+            )
+            if used is not None:
+                raise CouponAlreadyUsed(
+                    f"coupon {used} was used on another receipt meanwhile; calculate again"
+                )
             response = {
                 "receipt_id": receipt_id,
                 "status": "confirmed",
@@ -869,8 +610,9 @@ class TillService:
                 )
             if row["status"] == "calculated":
                 if row["hold_entry"]:
-                    self._release(
+                    points.release(
                         conn,
+                        till=self.settings.till,
                         card=row["card"],
                         hold_entry=row["hold_entry"],
                         points=row["hold_points"],
@@ -955,65 +697,25 @@ class TillService:
             card = row["card"]
             till = self.settings.till
             if card and reversed_now > 0:
-                accrue = conn.execute(
-                    "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'accrue'", (receipt_id,)
-                ).fetchone()
-                entry = ledger.append(
+                points.reverse_accrual(
                     conn,
                     till=till,
                     card=card,
-                    kind="reverse",
-                    points=-reversed_now,
-                    at=now,
                     receipt_id=receipt_id,
                     refund_id=refund_id,
-                    ref=accrue[0] if accrue else None,
-                )
-                ledger.consume(
-                    conn,
-                    entry_id=entry,
-                    card=card,
                     points=reversed_now,
                     now=now,
-                    first_lot=accrue[0] if accrue else None,
-                    include_pending=True,
                 )
             if card and returned_now > 0:
-                redeems: list[str] = []
-                earlier: list[str] = []
-                for entry_id, kind in conn.execute(
-                    "SELECT id, kind FROM ledger WHERE receipt_id = ? AND kind IN"
-                    " ('redeem', 'return') ORDER BY seq",
-                    (receipt_id,),
-                ):
-                    (redeems if kind == "redeem" else earlier).append(entry_id)
-                entry = ledger.append(
+                points.return_redeemed(
                     conn,
                     till=till,
                     card=card,
-                    kind="return",
-                    points=returned_now,
-                    at=now,
                     receipt_id=receipt_id,
                     refund_id=refund_id,
-                )
-                given = ledger.give_back(
-                    conn,
-                    entry_id=entry,
-                    from_entries=redeems,
-                    back_entries=earlier,
                     points=returned_now,
+                    now=now,
                 )
-                if given < returned_now:
-                    # Points redeemed before lots existed (debt): credit a fresh lot.
-                    ledger.add_lot(
-                        conn,
-                        entry_id=entry,
-                        card=card,
-                        points=returned_now - given,
-                        available_from=now,
-                        expires_at=None,
-                    )
             for index, qty in after.items():
                 conn.execute(
                     "INSERT INTO refund_lines (receipt_id, line_index, returned_qty)"
@@ -1055,21 +757,7 @@ class TillService:
 
     def _announce(self, response: dict[str, Any]) -> None:
         """Tell the cashier's screen what happened to a receipt (after it is committed)."""
-        keys = (
-            "receipt_id",
-            "status",
-            "card",
-            "subtotal",
-            "discount",
-            "total",
-            "redeemed",
-            "accrued",
-            "points_reversed",
-            "points_returned",
-            "amount_returned",
-            "offline",
-        )
-        self.events.publish("receipt", {k: response[k] for k in keys if k in response})
+        self.events.publish("receipt", responses.receipt_event(response))
 
     def card_lookup(self, raw: str) -> dict[str, Any]:
         """A card with its balance, hints and recent history."""
@@ -1090,7 +778,7 @@ class TillService:
             )
             held = ledger.open_held(conn, rec.number)
             history = ledger.entries(conn, rec.number, limit=20)
-        out = self._card_out(customer, tier=result.tier, held=held, source="request")
+        out = responses.card_out(customer, tier=result.tier, held=held, source="request")
         assert out is not None
         out["hints"] = [
             {"kind": h.kind, "text": h.text, "promotion": h.promotion} for h in result.hints
@@ -1123,12 +811,8 @@ class TillService:
         return {
             "card": mask(rec.number) if rec else None,
             "source": source,
-            "expires_in": self.session_seconds,
+            "expires_in": self.session.seconds,
         }
-
-    @property
-    def session_seconds(self) -> int:
-        return self.session._seconds
 
     def status(self) -> dict[str, Any]:
         with self.db.read() as conn:
@@ -1137,7 +821,3 @@ class TillService:
             ).fetchone()[0]
             row = conn.execute("SELECT version FROM program WHERE id = 1").fetchone()
         return {"unsynced_entries": unsynced, "promotions_version": row[0] if row else None}
-
-
-def coupon_valid_until(text: str) -> date:
-    return date.fromisoformat(text)

@@ -18,7 +18,7 @@ class CardSession:
     """The card most recently presented on this till, valid for ``seconds`` after."""
 
     def __init__(self, *, seconds: int) -> None:
-        self._seconds = seconds
+        self.seconds = seconds
         self._lock = threading.Lock()
         self._current: Presented | None = None
 
@@ -30,7 +30,7 @@ class CardSession:
     def current(self, now: datetime) -> Presented | None:
         with self._lock:
             p = self._current
-            if p is None or now - p.at > timedelta(seconds=self._seconds) or now < p.at:
+            if p is None or now - p.at > timedelta(seconds=self.seconds) or now < p.at:
                 return None
             return p
 

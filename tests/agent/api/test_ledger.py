@@ -10,14 +10,14 @@ from tillgate.agent.store import ledger
 
 
 def earn(till, points: int, rid: str, card: str = ANNA) -> None:
-    """Give a card spendable points by an opening-balance style adjustment."""
-    from tillgate.agent.store.cards import CardRecord
+    """Give a card spendable points by an adjustment (as an opening balance is credited)."""
+    from tillgate.agent.store import points as store_points
 
-    rec = CardRecord(number=card, holder="x", tier="silver", opening_balance=points)
     with till.service.db.write() as conn:
-        till.service._credit(
+        store_points.credit(
             conn,
-            card=rec.number,
+            till="till",
+            card=card,
             kind="adjust",
             points=points,
             now=till.clock.now(),

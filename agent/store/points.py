@@ -1,0 +1,272 @@
+"""A receipt's point movements in the till's cache: holds, releases, credits, sweeps.
+
+These combine the ledger with the receipts table, inside the caller's write
+transaction; the till service decides when each happens.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from ..rules import model as m
+from . import ledger
+from .cards import CardRecord
+
+
+def hold(
+    conn: sqlite3.Connection, *, till: str, card: str, points: int, receipt_id: str, now: datetime
+) -> str:
+    """Reserve points for a receipt: a ``hold`` entry that sets its lots aside."""
+    entry = ledger.append(
+        conn, till=till, card=card, kind="hold", points=-points, at=now, receipt_id=receipt_id
+    )
+    ledger.reserve(conn, hold_entry=entry, card=card, points=points, now=now)
+    return entry
+
+
+def release(
+    conn: sqlite3.Connection,
+    *,
+    till: str,
+    card: str,
+    hold_entry: str,
+    points: int,
+    receipt_id: str,
+    now: datetime,
+    note: str,
+) -> str:
+    """Resolve a hold (once: a unique index refuses a second release of it)."""
+    entry = ledger.append(
+        conn,
+        till=till,
+        card=card,
+        kind="release",
+        points=points,
+        at=now,
+        receipt_id=receipt_id,
+        ref=hold_entry,
+        note=note,
+    )
+    ledger.unreserve(conn, release_entry=entry, hold_entry=hold_entry)
+    return entry
+
+
+def sweep(conn: sqlite3.Connection, *, till: str, now: datetime, card: str | None) -> None:
+    """Release timed-out holds (all cards) and expire lots (of one card, or all)."""
+    rows = conn.execute(
+        "SELECT receipt_id, card, hold_entry, hold_points FROM receipts"
+        " WHERE hold_entry IS NOT NULL AND hold_expires_at <= ?",
+        (ledger.ts(now),),
+    ).fetchall()
+    for r in rows:
+        release(
+            conn,
+            till=till,
+            card=r["card"],
+            hold_entry=r["hold_entry"],
+            points=r["hold_points"],
+            receipt_id=r["receipt_id"],
+            now=now,
+            note="hold timed out",
+        )
+        conn.execute(
+            "UPDATE receipts SET hold_entry = NULL, hold_points = 0,"
+            " hold_expires_at = NULL WHERE receipt_id = ?",
+            (r["receipt_id"],),
+        )
+    ledger.expire_due(conn, till=till, now=now, card=card)
+
+
+def credit(
+    conn: sqlite3.Connection,
+    *,
+    till: str,
+    card: str,
+    kind: str,
+    points: int,
+    now: datetime,
+    delay_days: int,
+    expiry_days: int,
+    note: str | None = None,
+    receipt_id: str | None = None,
+) -> tuple[str, datetime]:
+    """A crediting entry and its lot: spendable after ``delay_days``, for ``expiry_days``."""
+    entry = ledger.append(
+        conn,
+        till=till,
+        card=card,
+        kind=kind,
+        points=points,
+        at=now,
+        receipt_id=receipt_id,
+        note=note,
+    )
+    available = now + timedelta(days=delay_days)
+    expires = available + timedelta(days=expiry_days) if expiry_days else None
+    ledger.add_lot(
+        conn, entry_id=entry, card=card, points=points, available_from=available, expires_at=expires
+    )
+    return entry, available
+
+
+def customer(
+    conn: sqlite3.Connection,
+    rec: CardRecord,
+    *,
+    now: datetime,
+    now_local: datetime,
+    window_days: int,
+    own_hold: int = 0,
+) -> m.Customer:
+    """What the rules engine needs to know of a card, as of ``now``.
+
+    ``own_hold`` is the hold this very receipt already has: its points are still the
+    receipt's to spend, so they do not count against it.
+    """
+    bal = ledger.balance(conn, rec.number, now)
+    visits = conn.execute(
+        "SELECT COUNT(*) FROM receipts WHERE card = ? AND status = 'confirmed'", (rec.number,)
+    ).fetchone()[0]
+    since = ledger.ts(now - timedelta(days=window_days))
+    spend_kop = conn.execute(
+        "SELECT COALESCE(SUM(paid_kop - returned_kop), 0) FROM receipts WHERE card = ?"
+        " AND status = 'confirmed' AND confirmed_at >= ?",
+        (rec.number, since),
+    ).fetchone()[0]
+    today = now_local.date().isoformat()
+    uses_today: dict[str, int] = {}
+    uses_total: dict[str, int] = {}
+    for row in conn.execute(
+        "SELECT promotion_id, COUNT(*) AS n, SUM(day = ?) AS t FROM promotion_uses"
+        " WHERE card = ? GROUP BY promotion_id",
+        (today, rec.number),
+    ):
+        uses_total[row["promotion_id"]] = row["n"]
+        uses_today[row["promotion_id"]] = row["t"] or 0
+    stamps = {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT promotion_id, count FROM stamps WHERE card = ?", (rec.number,)
+        )
+    }
+    held_by_others = bal.held - own_hold
+    return m.Customer(
+        number=rec.number,
+        holder=rec.holder,
+        status=rec.status,
+        tier=rec.tier,
+        segments=frozenset(rec.segments),
+        clubs=frozenset(rec.clubs),
+        birthday=rec.birthday,
+        visits=visits,
+        rolling_spend=Decimal(spend_kop) / 100,
+        balance=bal.balance,
+        pending=bal.pending,
+        redeemable=max(0, bal.balance - held_by_others),
+        last_birthday_bonus=rec.last_birthday_bonus,
+        uses_today=uses_today,
+        uses_total=uses_total,
+        stamps=stamps,
+    )
+
+
+def budgets_used(conn: sqlite3.Connection, promotion_ids: list[str]) -> dict[str, int]:
+    """Points each promotion with a budget has given so far on this till."""
+    if not promotion_ids:
+        return {}
+    marks = ",".join("?" * len(promotion_ids))
+    return {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT promotion_id, SUM(points) FROM promotion_uses"
+            f" WHERE promotion_id IN ({marks}) GROUP BY promotion_id",
+            promotion_ids,
+        )
+    }
+
+
+def reverse_accrual(
+    conn: sqlite3.Connection,
+    *,
+    till: str,
+    card: str,
+    receipt_id: str,
+    refund_id: str,
+    points: int,
+    now: datetime,
+) -> str:
+    """Take back accrued points (a refund): the receipt's own lot first, then others.
+
+    Pending lots count too; what no lot can cover is debt, shown as a negative balance.
+    """
+    accrue = conn.execute(
+        "SELECT id FROM ledger WHERE receipt_id = ? AND kind = 'accrue'", (receipt_id,)
+    ).fetchone()
+    entry = ledger.append(
+        conn,
+        till=till,
+        card=card,
+        kind="reverse",
+        points=-points,
+        at=now,
+        receipt_id=receipt_id,
+        refund_id=refund_id,
+        ref=accrue[0] if accrue else None,
+    )
+    ledger.consume(
+        conn,
+        entry_id=entry,
+        card=card,
+        points=points,
+        now=now,
+        first_lot=accrue[0] if accrue else None,
+        include_pending=True,
+    )
+    return entry
+
+
+def return_redeemed(
+    conn: sqlite3.Connection,
+    *,
+    till: str,
+    card: str,
+    receipt_id: str,
+    refund_id: str,
+    points: int,
+    now: datetime,
+) -> str:
+    """Give redeemed points back (a refund) into the lots they were spent from."""
+    redeems: list[str] = []
+    earlier: list[str] = []
+    for entry_id, kind in conn.execute(
+        "SELECT id, kind FROM ledger WHERE receipt_id = ? AND kind IN ('redeem', 'return')"
+        " ORDER BY seq",
+        (receipt_id,),
+    ):
+        (redeems if kind == "redeem" else earlier).append(entry_id)
+    entry = ledger.append(
+        conn,
+        till=till,
+        card=card,
+        kind="return",
+        points=points,
+        at=now,
+        receipt_id=receipt_id,
+        refund_id=refund_id,
+    )
+    given = ledger.give_back(
+        conn, entry_id=entry, from_entries=redeems, back_entries=earlier, points=points
+    )
+    if given < points:
+        # Spent while the card was in debt (no lot behind them): a fresh, spendable lot.
+        ledger.add_lot(
+            conn,
+            entry_id=entry,
+            card=card,
+            points=points - given,
+            available_from=now,
+            expires_at=None,
+        )
+    return entry
