@@ -96,6 +96,8 @@ CREATE TABLE lots (
     remaining      INTEGER NOT NULL
 );
 CREATE INDEX lots_card ON lots (card, available_from);
+-- The expiry sweep looks only at lots that still hold points.
+CREATE INDEX lots_expiry ON lots (expires_at) WHERE remaining > 0;
 
 -- How each entry moved points out of (negative) or back into (positive) a lot.
 CREATE TABLE lot_moves (
