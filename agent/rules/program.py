@@ -483,24 +483,19 @@ def parse_program(data: Any, *, source: str = "program") -> ProgramFile:
 
 
 def decode_program(text: str, *, fmt: Literal["toml", "json"], source: str) -> ProgramFile:
-    """Decode TOML or JSON text and validate it."""
+    """Decode TOML or JSON text and validate it.
+
+    Numbers with a fraction are read as exact decimals in both formats, so
+    ``point_value = 0.5`` means exactly 0.50; no float ever holds money.
+    """
     try:
-        data = tomllib.loads(text) if fmt == "toml" else json.loads(text, parse_float=Decimal)
+        if fmt == "toml":
+            data = tomllib.loads(text, parse_float=Decimal)
+        else:
+            data = json.loads(text, parse_float=Decimal)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ProgramError([f"not valid {fmt.upper()}: {exc}"], source=source) from exc
-    if fmt == "json":
-        data = _decimals_to_str(data)
     return parse_program(data, source=source)
-
-
-def _decimals_to_str(v: Any) -> Any:
-    # JSON numbers with a fraction were parsed as Decimal (never float); money validators
-    # accept Decimal, so only floats are refused.
-    if isinstance(v, dict):
-        return {k: _decimals_to_str(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_decimals_to_str(x) for x in v]
-    return v
 
 
 def load_program_file(path: str | Path) -> ProgramFile:
