@@ -46,6 +46,10 @@ class TillSettings:
     max_lines: int = 1000
 
 
+# A receipt whose sale went through: confirmed, or since returned in full.
+DONE = ("confirmed", "refunded")
+
+
 class CouponAlreadyUsed(errors.ApiError):
     status, code = 409, "coupon_already_used"
 
@@ -261,7 +265,7 @@ class TillService:
             row = conn.execute(
                 "SELECT * FROM receipts WHERE receipt_id = ?", (req.receipt_id,)
             ).fetchone()
-            if row is not None and row["status"] == "confirmed":
+            if row is not None and row["status"] in DONE:
                 raise errors.ReceiptAlreadyConfirmed(
                     f"receipt {req.receipt_id} is already confirmed; use refund to change it"
                 )
@@ -457,7 +461,7 @@ class TillService:
             ).fetchone()
             if row is None:
                 raise errors.ReceiptNotFound(f"receipt {receipt_id} was never calculated")
-            if row["status"] == "confirmed":
+            if row["status"] in DONE:
                 return dict(json.loads(row["response"]))
             if row["status"] == "cancelled":
                 raise errors.ReceiptCancelled(f"receipt {receipt_id} was cancelled")
@@ -604,7 +608,7 @@ class TillService:
             ).fetchone()
             if row is None:
                 raise errors.ReceiptNotFound(f"receipt {receipt_id} was never calculated")
-            if row["status"] == "confirmed":
+            if row["status"] in DONE:
                 raise errors.ReceiptAlreadyConfirmed(
                     f"receipt {receipt_id} is confirmed; use refund to return it"
                 )
@@ -724,8 +728,16 @@ class TillService:
                     (receipt_id, index, str(qty)),
                 )
             conn.execute(
-                "UPDATE receipts SET returned_kop = ?, updated_at = ? WHERE receipt_id = ?",
-                (new.amount_returned, ledger.ts(now), receipt_id),
+                "UPDATE receipts SET returned_kop = ?, updated_at = ?, status = ?"
+                " WHERE receipt_id = ?",
+                (
+                    new.amount_returned,
+                    ledger.ts(now),
+                    "refunded"
+                    if all(after.get(i, 0) >= q for i, q in qtys.items())
+                    else "confirmed",
+                    receipt_id,
+                ),
             )
             if card:
                 self._sweep(conn, now, card)

@@ -127,12 +127,13 @@ def customer(
     """
     bal = ledger.balance(conn, rec.number, now)
     visits = conn.execute(
-        "SELECT COUNT(*) FROM receipts WHERE card = ? AND status = 'confirmed'", (rec.number,)
+        "SELECT COUNT(*) FROM receipts WHERE card = ? AND status IN ('confirmed', 'refunded')",
+        (rec.number,),
     ).fetchone()[0]
     since = ledger.ts(now - timedelta(days=window_days))
     spend_kop = conn.execute(
         "SELECT COALESCE(SUM(paid_kop - returned_kop), 0) FROM receipts WHERE card = ?"
-        " AND status = 'confirmed' AND confirmed_at >= ?",
+        " AND status IN ('confirmed', 'refunded') AND confirmed_at >= ?",
         (rec.number, since),
     ).fetchone()[0]
     today = now_local.date().isoformat()

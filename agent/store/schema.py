@@ -36,9 +36,11 @@ CREATE TABLE cards (
 CREATE INDEX cards_phone ON cards (phone);
 
 -- One row per receipt_id the POS used. request/result: the last calculation (JSON).
+-- status: calculated → confirmed (→ refunded once returned in full) | cancelled.
 CREATE TABLE receipts (
     receipt_id      TEXT PRIMARY KEY,
-    status          TEXT NOT NULL CHECK (status IN ('calculated', 'confirmed', 'cancelled')),
+    status          TEXT NOT NULL
+                    CHECK (status IN ('calculated', 'confirmed', 'cancelled', 'refunded')),
     card            TEXT,
     request         TEXT NOT NULL,
     result          TEXT NOT NULL,

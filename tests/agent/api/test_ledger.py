@@ -280,3 +280,32 @@ def test_status_reports_unsynced_entries(make_till):
     st = till.http.get("/v1/status").json()
     assert st["till"] == "till" and st["offline"] is False
     assert st["unsynced_entries"] == 1 and st["promotions_version"] == "v1"
+
+
+def test_a_receipt_returned_in_full_is_refunded_and_stays_idempotent(make_till):
+    till = make_till(program())
+    first = till.sale(
+        "R1", [line("a", "100.00", 2), line("cig", "200.00", 1, "tobacco")], card=ANNA
+    )
+    part = till.http.post(
+        "/v1/receipts/R1/refund", json={"refund_id": "F1", "lines": [{"index": 0, "qty": 2}]}
+    )
+    assert part.status_code == 200
+
+    def status() -> str:
+        with till.service.db.read() as conn:
+            return str(
+                conn.execute("SELECT status FROM receipts WHERE receipt_id = 'R1'").fetchone()[0]
+            )
+
+    assert status() == "confirmed"  # the cigarettes are still sold
+    rest = till.http.post("/v1/receipts/R1/refund", json={"refund_id": "F2"})
+    assert rest.status_code == 200 and status() == "refunded"
+    assert till.confirm("R1").json() == first["confirmed"]  # confirm stays idempotent
+    assert (
+        till.http.post("/v1/receipts/R1/cancel").json()["error"]["code"]
+        == "receipt_already_confirmed"
+    )
+    again = till.http.post("/v1/receipts/R1/refund", json={"refund_id": "F3"})
+    assert again.json()["error"]["code"] == "refund_exceeds_receipt"
+    assert till.card(ANNA)["history"][0]["kind"] in ("reverse", "return")

@@ -213,7 +213,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 "   AND kind = 'accrue'), 0),"
                 " COALESCE((SELECT -SUM(points) FROM ledger WHERE receipt_id = r.receipt_id"
                 "   AND kind = 'redeem'), 0)"
-                " FROM receipts r WHERE status = 'confirmed'"
+                " FROM receipts r WHERE status IN ('confirmed', 'refunded')"
             ).fetchall()
         for rid, _acc, _red, reversed_, returned, accrued, redeemed in rows:
             assert 0 <= reversed_ <= accrued, rid
