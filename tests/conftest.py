@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +138,73 @@ class Till:
     def set_program(self, data: dict[str, Any], version: str | None = None) -> None:
         pf = parse_program(data)
         self.service.install_program(pf, version=version or f"v{time.monotonic_ns()}")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ("config.example.toml", "program.example.toml", "cards.example.csv")
+
+
+def copy_examples(dest: Path) -> Path:
+    """The shipped sample set-up in ``dest``; returns the config file's path."""
+    for name in EXAMPLES:
+        shutil.copy(ROOT / name, dest / name)
+    return dest / "config.example.toml"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with free_socket() as sock:
+        return int(sock.getsockname()[1])
+
+
+def spawn_agent(
+    config: Path | None,
+    *,
+    port: int,
+    cwd: Path,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    stderr: Any = None,
+    timeout: float = 30,
+) -> subprocess.Popen[Any]:
+    """A real ``tillgate run`` on loopback, returned once it answers ``/v1/status``.
+
+    ``config`` None: the agent finds its config itself (``TILLGATE_CONFIG``, ./config.toml).
+
+    If it dies or does not answer in ``timeout`` seconds the test fails with what it wrote
+    to ``stderr`` (a file it can be read back from, or a pipe).
+    """
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tillgate.agent.cli",
+            "run",
+            *(["--config", str(config)] if config is not None else []),
+            "--port",
+            str(port),
+            *args,
+        ],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+    _, err = proc.communicate(timeout=10)
+    if err is None and hasattr(stderr, "name"):
+        stderr.flush()
+        err = Path(stderr.name).read_text(encoding="utf-8", errors="replace")
+    raise AssertionError(f"tillgate run did not start (exit {proc.returncode}):\n{err}")
 
 
 def free_socket() -> socket.socket:

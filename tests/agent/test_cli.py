@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import free_port, spawn_agent
 from tillgate.agent import __version__
 from tillgate.agent.cli import main
 
@@ -176,77 +177,40 @@ def test_run_with_an_invalid_program(examples: Path) -> None:
     assert errors[1].startswith(f"tillgate: error: {program}: program.point_value: ")
 
 
-def start(
-    args: list[str], *, cwd: Path, env: dict[str, str] | None = None, port: int
-) -> subprocess.Popen[str]:
-    """A real ``tillgate run`` answering on ``port`` (or a failure to read its log from)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tillgate.agent.cli", "run", *args],
-        cwd=cwd,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env={**os.environ, **(env or {})},
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    return proc
-
-
 def stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGTERM)
     return proc.communicate(timeout=30)[1]
 
 
-def a_free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_run_flags_override_the_config(examples: Path) -> None:
-    port = a_free_port()
-    proc = start(
-        [
-            "--config",
-            "config.example.toml",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=examples,
+    port = free_port()
+    proc = spawn_agent(
+        examples / "config.example.toml",
         port=port,
+        cwd=examples,
+        args=["--host", "127.0.0.1", "--log-level", "warning"],
+        stderr=subprocess.PIPE,
     )
-    assert proc.poll() is None, proc.communicate()[1]
     err = stop(proc)
     assert proc.returncode == 0, err
     assert " INFO " not in err  # --log-level warning won over the file's level
 
 
 def test_run_uses_the_environment(examples: Path, tmp_path: Path) -> None:
-    port = a_free_port()
+    port = free_port()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = start(
-        ["--port", str(port)],
-        cwd=elsewhere,
+    proc = spawn_agent(
+        None,
         port=port,
+        cwd=elsewhere,
+        stderr=subprocess.PIPE,
         env={"TILLGATE_CONFIG": str(examples / "config.example.toml")},
     )
-    assert proc.poll() is None, proc.communicate()[1]
     status = httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=10).json()
     assert status["till"] == "till-1"
-    assert stop(proc) is not None and proc.returncode == 0
+    stop(proc)
+    assert proc.returncode == 0
 
 
 def test_run_time_failure_is_one_line_and_exit_1(examples: Path) -> None:

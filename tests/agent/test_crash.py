@@ -11,7 +11,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_socket
+from tests.conftest import free_port, spawn_agent
 
 PROGRAM = """
 [program]
@@ -35,33 +34,9 @@ CARDS = "number,holder,tier,status,balance\n2900000000011,Анна,silver,active
 CARD = "2900000000011"
 
 
-def start_agent(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tillgate.agent.cli",
-            "run",
-            "--config",
-            str(tmp / "c.toml"),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "agent.log", "ab"),  # noqa: SIM115
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError((tmp / "agent.log").read_text())
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("agent did not start in 20 s")
+def start_agent(tmp: Path, port: int) -> subprocess.Popen[str]:
+    log = open(tmp / "agent.log", "a")  # noqa: SIM115
+    return spawn_agent(tmp / "c.toml", port=port, cwd=tmp, stderr=log)
 
 
 def pos_loop(url: str, prefix: str, acked: list[str], stop: threading.Event) -> None:
@@ -134,9 +109,7 @@ def test_sigkill_during_confirms_loses_nothing(tmp_path: Path) -> None:
     rounds = int(os.environ.get("CRASH_ROUNDS", "12"))
     acked: list[str] = []
     for round_ in range(rounds):
-        sock = free_socket()
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()
         proc = start_agent(tmp_path, port)
         stop = threading.Event()
         workers = [

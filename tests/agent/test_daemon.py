@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_socket
+from tests.conftest import free_port, free_socket, spawn_agent
 from tillgate.agent import errors
 from tillgate.agent.config import load_config
 from tillgate.agent.daemon import FileWatcher, bind, build_service, coupon_key
@@ -147,33 +147,8 @@ def test_run_refuses_an_invalid_program_with_every_error(tmp_path: Path) -> None
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_stops_cleanly_on_signals(tmp_path: Path, sig: signal.Signals) -> None:
     cfg = write_config(tmp_path)
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tillgate.agent.cli",
-            "run",
-            "--config",
-            str(cfg),
-            "--port",
-            str(port),
-        ],
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    port = free_port()
+    proc = spawn_agent(cfg, port=port, cwd=tmp_path, stderr=subprocess.PIPE)
     # An open event stream (the hint panel) must not hold the stop up.
     client = httpx.Client(timeout=httpx.Timeout(5, read=30))
     stream = client.stream("GET", f"http://127.0.0.1:{port}/v1/events")

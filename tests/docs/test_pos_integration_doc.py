@@ -5,16 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import free_socket
+from tests.conftest import ROOT, copy_examples, free_port, spawn_agent
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "pos-integration.md"
 
 
@@ -28,38 +23,9 @@ def agent(tmp_path_factory: pytest.TempPathFactory):
     if shutil.which("curl") is None:
         pytest.fail("curl is needed for the documentation test (install it: apt-get install curl)")
     tmp = tmp_path_factory.mktemp("doc")
-    for name in ("config.example.toml", "program.example.toml", "cards.example.csv"):
-        shutil.copy(ROOT / name, tmp / name)
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    log = open(tmp / "agent.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tillgate.agent.cli",
-            "run",
-            "--config",
-            str(tmp / "config.example.toml"),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=log,
-        cwd=tmp,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail((tmp / "agent.log").read_text())
-        time.sleep(0.05)
+    port = free_port()
+    log = open(tmp / "agent.log", "w")  # noqa: SIM115
+    proc = spawn_agent(copy_examples(tmp), port=port, cwd=tmp, stderr=log)
     yield port
     proc.terminate()
     assert proc.wait(timeout=15) == 0  # SIGTERM is a clean stop

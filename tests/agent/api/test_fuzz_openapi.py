@@ -7,57 +7,24 @@ failure can be replayed with the same command.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import free_socket
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import copy_examples, free_port, spawn_agent
 
 
 @pytest.mark.slow
 def test_no_generated_request_gets_a_server_error(tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("schemathesis")
     assert cli.exists(), "schemathesis is part of the test extra: pip install -e '.[test]'"
-    for name in ("config.example.toml", "program.example.toml", "cards.example.csv"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115
-    agent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tillgate.agent.cli",
-            "run",
-            "--config",
-            str(tmp_path / "config.example.toml"),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=log,
-        cwd=tmp_path,
-    )
+    config = copy_examples(tmp_path)
+    port = free_port()
+    log = open(tmp_path / "agent.log", "w")  # noqa: SIM115
+    agent = spawn_agent(config, port=port, cwd=tmp_path, stderr=log)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert agent.poll() is None and time.monotonic() < deadline, (
-                tmp_path / "agent.log"
-            ).read_text()
-            time.sleep(0.05)
         out = subprocess.run(
             [
                 str(cli),
