@@ -103,11 +103,14 @@ class TillService:
         return True
 
     def _load_catalog(self, conn: sqlite3.Connection) -> Catalog:
-        row = conn.execute("SELECT version, body FROM program WHERE id = 1").fetchone()
+        # Called several times per POS request: read the program body only when its
+        # version changed, not on every call.
+        row = conn.execute("SELECT version FROM program WHERE id = 1").fetchone()
         if row is None:
             raise errors.StoreError("no loyalty program is loaded on this till")
         if self._catalog is None or self._catalog_version != row["version"]:
-            self._catalog = Catalog.build(ProgramFile.model_validate_json(row["body"]))
+            body = conn.execute("SELECT body FROM program WHERE id = 1").fetchone()["body"]
+            self._catalog = Catalog.build(ProgramFile.model_validate_json(body))
             self._catalog_version = row["version"]
         return self._catalog
 
