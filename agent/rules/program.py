@@ -322,6 +322,7 @@ Reward = Annotated[
 
 MONEY_KINDS = frozenset({"percent", "amount", "price", "free_item"})
 POINT_KINDS = frozenset({"points", "points_percent", "multiplier"})
+REWARD_KINDS = MONEY_KINDS | POINT_KINDS | {"coupon", "stamp", "message"}
 
 
 class Promotion(_Model):
@@ -416,18 +417,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {
-            "percent",
-            "amount",
-            "price",
-            "free_item",
-            "points",
-            "points_percent",
-            "multiplier",
-            "coupon",
-            "stamp",
-            "message",
-        } and out.endswith(("reward", "discount")):
+        elif part in REWARD_KINDS and out.endswith(("reward", "discount")):
             continue  # the discriminator tag is noise in a path a person reads
         else:
             out += ("." if out else "") + (part if part != "from_" else "from")
