@@ -15,15 +15,19 @@ def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
-def test_every_agent_package_is_listed() -> None:
+TOP = ("agent", "drivers", "sync", "hq")
+
+
+def test_every_package_is_listed() -> None:
     # setuptools installs only the packages named in `packages`; a subpackage missing there
     # works in an editable install and breaks on a real till.
     tool = pyproject()["tool"]["setuptools"]
-    assert tool["package-dir"] == {"tillgate.agent": "agent"}
+    assert tool["package-dir"] == {f"tillgate.{top}": top for top in TOP}
     listed = set(tool["packages"])
     found = {
-        ".".join(("tillgate.agent", *init.parent.relative_to(ROOT / "agent").parts))
-        for init in (ROOT / "agent").rglob("__init__.py")
+        ".".join((f"tillgate.{top}", *init.parent.relative_to(ROOT / top).parts))
+        for top in TOP
+        for init in (ROOT / top).rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
     assert found <= listed, f"add to pyproject [tool.setuptools] packages: {sorted(found - listed)}"

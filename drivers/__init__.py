@@ -1,0 +1,1 @@
+"""tillgate drivers: byte ports, ESC/POS, receipt printers, card readers and scanners."""

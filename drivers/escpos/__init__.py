@@ -1,0 +1,1 @@
+"""ESC/POS: the byte stream a POS sends a receipt printer, parsed and rendered."""

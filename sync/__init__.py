@@ -1,0 +1,1 @@
+"""tillgate sync: the till's side of head-office sync (outbox, change feed, enrolment)."""
