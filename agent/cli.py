@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE")
     check.set_defaults(handler=_check_program)
+
+    # Verbs that belong to other layers register themselves; their modules import nothing
+    # heavy at module level, so building the parser stays instant.
+    from tillgate.hq.cli import add_parser as add_hq_verbs
+    from tillgate.sync.cli import add_parsers as add_sync_verbs
+
+    add_sync_verbs(verbs)
+    add_hq_verbs(verbs)
     return parser
 
 
