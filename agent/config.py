@@ -324,8 +324,39 @@ class InterceptSection(_Section):
     pos_side: str = "pty:/run/tillgate/pos-printer"  # the POS software prints to this port
     printer_side: str = "printer"  # "printer": forward to [devices.printer]; or a device URL
     template: Annotated[str, StringConstraints(min_length=1)] = "default"
+    # [intercept.templates.NAME]: role = regex (or a list of them); see docs/devices.md.
+    templates: dict[Ident, dict[str, str | list[str]]] = Field(default_factory=dict)
+    # The printer's code page table (ESC t n → codec) when it differs from Epson's,
+    # e.g. { 17 = "cp866" }; used to read the POS's bytes.
+    codepages: dict[int, str] = Field(default_factory=dict)
+    # Seconds of silence from the POS after which a receipt with no cut is read anyway.
+    idle_seconds: Annotated[float, Field(gt=0, le=600)] = 3.0
 
     _pos = field_validator("pos_side")(_device_url)
+
+    @model_validator(mode="after")
+    def _template_known(self) -> InterceptSection:
+        from .templates import load_template  # the regexes are compiled (and checked) here
+
+        try:
+            for name in self.templates:
+                load_template(name, self.templates)
+            load_template(self.template, self.templates)
+        except ConfigError as exc:  # reported with the others, under [intercept]
+            raise ValueError(str(exc)) from exc
+        return self
+
+    @field_validator("codepages")
+    @classmethod
+    def _codecs(cls, v: dict[int, str]) -> dict[int, str]:
+        for n, name in v.items():
+            if not 0 <= n <= 255:
+                raise ValueError(f"code page number {n} is not 0..255")
+            try:
+                codecs.lookup(name)
+            except LookupError as exc:
+                raise ValueError(f"{name!r} is not a known code page") from exc
+        return v
 
     @field_validator("printer_side")
     @classmethod

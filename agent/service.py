@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -76,6 +77,9 @@ class TillService:
         self._catalog_version: str | None = None
         self.offline = False  # the sync layer sets this; a standalone till is never offline
         self.events = events or EventBus()
+        # Where confirmed receipts' coupons and prompts go to be printed (the device layer
+        # queues them); None: nothing is printed by the agent.
+        self.print_sink: Callable[[str, list[dict[str, Any]]], None] | None = None
 
     # ------------------------------------------------------------ program
 
@@ -255,7 +259,7 @@ class TillService:
 
     # ------------------------------------------------------------ calculate
 
-    def calculate(self, req: CalculateIn) -> dict[str, Any]:
+    def calculate(self, req: CalculateIn, *, money_off: bool = True) -> dict[str, Any]:
         """Price a basket for ``req`` (a :class:`~.api.schemas.CalculateIn`); may place a hold."""
         if len(req.lines) > self.settings.max_lines:
             raise errors.PayloadTooLarge(
@@ -334,7 +338,11 @@ class TillService:
             result = evaluate(
                 catalog,
                 m.Request(
-                    lines=lines, customer=customer, coupons=tuple(coupons), redeem=req.redeem
+                    lines=lines,
+                    customer=customer,
+                    coupons=tuple(coupons),
+                    redeem=req.redeem,
+                    money_off=money_off,
                 ),
                 context,
             )
@@ -453,9 +461,19 @@ class TillService:
     # ------------------------------------------------------------ confirm / cancel
 
     def confirm(
-        self, receipt_id: str, *, paid: str | None = None, fiscal_id: str | None = None
+        self,
+        receipt_id: str,
+        *,
+        paid: str | None = None,
+        fiscal_id: str | None = None,
+        print_items: bool = True,
     ) -> dict[str, Any]:
-        """Commit the last calculation of a receipt to the ledger (idempotent)."""
+        """Commit the last calculation of a receipt to the ledger (idempotent).
+
+        What the receipt prints (coupons, prompts) goes to :attr:`print_sink` once, when the
+        receipt is first confirmed, unless ``print_items`` is false (interception prints it
+        inside the POS's own receipt instead).
+        """
         now, now_local = self._now()
         presented = self.session.current(now)
         with self.db.write() as conn:
@@ -600,6 +618,9 @@ class TillService:
         if presented is not None and calc.get("_card_source") == "session":
             self.session.clear(presented)
         self._announce(response)
+        if print_items and response.get("printed") and self.print_sink is not None:
+            # After the commit: a printer fault never undoes a sale (the sink only queues).
+            self.print_sink(receipt_id, list(response["printed"]))
         return response
 
     def cancel(self, receipt_id: str) -> dict[str, Any]:

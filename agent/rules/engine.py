@@ -128,6 +128,8 @@ def evaluate(catalog: Catalog, request: Request, context: Context) -> Result:
     held, early = _sort_coupons(catalog, request.coupons, today)
     matching = catalog.matching(basket)
     plans = _select(catalog, basket, shopper, context, matching, held)
+    if not request.money_off:
+        plans = [p for p in plans if not p.money]
 
     outcomes, tally = _apply_money(plans, basket)
     totals = tally.remaining

@@ -86,6 +86,9 @@ class Request:
     customer: Customer | None = None
     coupons: tuple[Coupon, ...] = ()
     redeem: int | Literal["max"] = 0
+    # False for a receipt the POS has already priced and printed (interception): money-off
+    # promotions cannot change it any more, so only points, stamps, coupons and prompts apply.
+    money_off: bool = True
 
 
 # ---------------------------------------------------------------- outputs

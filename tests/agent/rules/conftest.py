@@ -112,9 +112,12 @@ class Maker:
         customer: Customer | None = None,
         coupons: tuple[Coupon, ...] = (),
         redeem: int | str = 0,
+        money_off: bool = True,
         **context: Any,
     ) -> Result:
-        request = self.request(*lines, customer=customer, coupons=coupons, redeem=redeem)
+        request = self.request(
+            *lines, customer=customer, coupons=coupons, redeem=redeem, money_off=money_off
+        )
         return evaluate(catalog, request, self.context(**context))
 
 

@@ -229,3 +229,21 @@ def test_a_stamp_whose_reward_loses_the_best_contest_still_counts(make):
     assert r.stamps == {"card": 2}
     assert [e.id for e in r.effects] == ["big"]
     assert r.uses == ("big", "card")
+
+
+def test_a_priced_receipt_gets_points_and_prints_but_no_money_off(make):
+    # Interception: the POS has already printed the prices, so money-off promotions are
+    # skipped and points are earned on what was actually paid.
+    cat = make.catalog(
+        pct(make, "all-10", 10),
+        make.promo("x2", {"kind": "points", "value": 7}),
+        make.promo("hello", {"kind": "message", "text": "Спасибо!"}),
+    )
+    customer = make.customer(tier="silver")
+    r = make.run(cat, make.line("x", "100.00"), customer=customer, money_off=False)
+    assert r.discount == 0 and r.lines[0].total == 10000
+    assert [e.id for e in r.effects if e.points] == ["x2"]
+    assert r.accrued_points == 3 + 7  # silver 3% of 100.00, plus the points reward
+    assert [p.kind for p in r.print] == ["message"]
+    priced = make.run(cat, make.line("x", "100.00"), customer=customer)
+    assert priced.discount == 1000
