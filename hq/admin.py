@@ -1,0 +1,324 @@
+"""What head-office admins do: publish the program, import cards, look at a card, issue
+coupons, read the flags. Validation is the tills' own code (program, cards CSV, coupons).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from tillgate.agent.cards import DEFAULT_NUMBER_PATTERN, mask
+from tillgate.agent.errors import (
+    CardNotFound,
+    InvalidCards,
+    InvalidProgram,
+    InvalidRequest,
+    NotFound,
+    ProgramError,
+)
+from tillgate.agent.rules.coupons import MAX_SERIAL, CouponSigner
+from tillgate.agent.rules.program import ProgramFile, decode_program
+from tillgate.agent.store.cards import parse_csv
+
+from .db import Database, Tx, marks
+from .fold import fold
+from .ledger import (
+    add_changes,
+    canonical_or,
+    card_entries,
+    chunks,
+    expire_due,
+    fold_entry,
+    hq_entries,
+    insert_entries,
+    refresh_cards,
+)
+from .wire import CouponsIssueIn, CouponsRevokeIn, ts
+
+logger = logging.getLogger(__name__)
+
+OPENING_NOTE = "opening balance"
+
+
+# ---------------------------------------------------------------- program
+
+
+def decode_program_body(body: bytes) -> ProgramFile:
+    """The body of ``POST /v1/admin/program``: the program's JSON, or ``{"toml": "..."}``."""
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidProgram(
+            f"the program is not valid JSON: {exc}", details={"errors": [f"not valid JSON: {exc}"]}
+        ) from exc
+    try:
+        if isinstance(data, dict) and set(data) == {"toml"} and isinstance(data["toml"], str):
+            return decode_program(data["toml"], fmt="toml", source="program")
+        # Decoded again so that fractions become exact decimals, never floats.
+        return decode_program(text, fmt="json", source="program")
+    except ProgramError as exc:
+        raise InvalidProgram(
+            f"the program is invalid ({len(exc.errors)} problems); nothing was published",
+            details={"errors": exc.errors},
+        ) from exc
+
+
+def current_program(tx: Tx) -> ProgramFile | None:
+    row = tx.one("SELECT body FROM programs ORDER BY version DESC LIMIT 1")
+    return ProgramFile.model_validate_json(row["body"]) if row else None
+
+
+def publish_program(db: Database, program: ProgramFile, now: datetime) -> dict[str, Any]:
+    """Give a validated program a new version; every till picks it up on its next pull."""
+    with db.write() as tx:
+        version = tx.next_ids("program")
+        tx.execute(
+            "INSERT INTO programs (version, name, body, published_at) VALUES (?, ?, ?, ?)",
+            (version, program.program.name, program.model_dump_json(by_alias=True), ts(now)),
+        )
+        add_changes(tx, "program", ["current"], now)
+    logger.info(
+        "program %r published as version %d (%d promotions)",
+        program.program.name,
+        version,
+        len(program.promotions),
+    )
+    return {"version": str(version), "promotions": len(program.promotions)}
+
+
+# ---------------------------------------------------------------- cards
+
+
+def import_cards(db: Database, text: str, now: datetime) -> dict[str, Any]:
+    """Import or update cards from CSV: all rows, or — if any row is bad — none of them."""
+    with db.read() as tx:
+        program = current_program(tx)
+    pattern = program.program.card_number_pattern if program else DEFAULT_NUMBER_PATTERN
+    records, problems = parse_csv(text, number_pattern=pattern)
+    # An unknown column is ignored with a warning; everything else refuses the file.
+    warnings = [p for p in problems if p.startswith("header: unknown column")]
+    errors = [p for p in problems if p not in warnings]
+    if errors:
+        raise InvalidCards(
+            f"{len(errors)} bad rows in the cards file; nothing was imported",
+            details={"errors": errors},
+        )
+    records.sort(key=lambda r: r.number)
+    numbers = [r.number for r in records]
+    with db.write() as tx:
+        known: set[str] = set()
+        opened: set[str] = set()
+        for part in chunks(numbers):
+            known |= {
+                r["number"]
+                for r in tx.all(
+                    f"SELECT number FROM cards WHERE number IN ({marks(len(part))})", list(part)
+                )
+            }
+            opened |= {
+                r["card"]
+                for r in tx.all(
+                    "SELECT card FROM entries WHERE kind = 'adjust' AND till = 'hq' AND note = ?"
+                    f" AND card IN ({marks(len(part))})",
+                    [OPENING_NOTE, *part],
+                )
+            }
+        tx.many(
+            "INSERT INTO cards (number, holder, phone, birthday, tier, segments, clubs, status,"
+            " origin, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'import', ?, ?)"
+            " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder,"
+            " phone = excluded.phone, birthday = excluded.birthday, tier = excluded.tier,"
+            " segments = excluded.segments, clubs = excluded.clubs, status = excluded.status,"
+            " updated_at = excluded.updated_at",
+            [
+                (
+                    r.number,
+                    r.holder,
+                    r.phone,
+                    r.birthday.isoformat() if r.birthday else None,
+                    r.tier,
+                    json.dumps(list(r.segments), ensure_ascii=False),
+                    json.dumps(list(r.clubs), ensure_ascii=False),
+                    r.status,
+                    ts(now),
+                    ts(now),
+                )
+                for r in records
+            ],
+        )
+        # An opening balance is credited once per card, however often the file is imported.
+        opening = [
+            {
+                "card": r.number,
+                "kind": "adjust",
+                "points": r.opening_balance,
+                "note": OPENING_NOTE,
+                "created_at": ts(now),
+                "available_from": ts(now),
+            }
+            for r in records
+            if r.opening_balance > 0 and r.number not in opened
+        ]
+        insert_entries(tx, hq_entries(tx, opening), now)
+        credited = [str(o["card"]) for o in opening]
+        refresh_cards(tx, credited, now)
+        add_changes(tx, "card", set(numbers) - set(credited), now)
+    imported = len([n for n in numbers if n not in known])
+    logger.info(
+        "cards imported: %d new, %d updated, %d opening balances",
+        imported,
+        len(numbers) - imported,
+        len(opening),
+    )
+    return {"imported": imported, "updated": len(numbers) - imported, "warnings": warnings}
+
+
+def show_card(db: Database, number: str, now: datetime) -> dict[str, Any]:
+    """A card as HQ knows it (``cards show --json``), after writing any expiry that is due."""
+    with db.read() as tx:
+        exists = tx.scalar("SELECT 1 FROM cards WHERE number = ?", (number,))
+    if not exists:
+        raise CardNotFound(f"card {mask(number)} is not known at head office")
+    expire_due(db, now, card=number)
+    with db.read() as tx:
+        row = tx.one("SELECT * FROM cards WHERE number = ?", (number,))
+        assert row is not None
+        entries = card_entries(tx, [number])[number]
+    state = fold([fold_entry(e) for e in entries], now)
+    return {
+        "number": row["number"],
+        "holder": row["holder"],
+        "phone": row["phone"],
+        "birthday": row["birthday"],
+        "tier": row["tier"],
+        "segments": json.loads(row["segments"]),
+        "clubs": json.loads(row["clubs"]),
+        "status": row["status"],
+        "balance": state.balance,
+        "pending": state.pending,
+        "negative_since": row["negative_since"],
+        "lots": [
+            {
+                "points": lot.points,
+                "available_from": ts(lot.available_from),
+                "expires_at": ts(lot.expires_at) if lot.expires_at else None,
+            }
+            for lot in state.lots
+        ],
+        "entries": [
+            {
+                "id": e["id"],
+                "till": e["till"],
+                "seq": int(e["seq"]),
+                "kind": e["kind"],
+                "points": int(e["points"]),
+                "receipt_id": e["receipt_id"],
+                "created_at": e["created_at"],
+            }
+            for e in entries
+        ],
+    }
+
+
+# ---------------------------------------------------------------- coupons
+
+
+def issue_coupons(
+    db: Database, signer: CouponSigner, req: CouponsIssueIn, now: datetime
+) -> dict[str, Any]:
+    """``count`` new signed codes for a coupon promotion of the program in force."""
+    with db.read() as tx:
+        program = current_program(tx)
+    promo = next(
+        (p for p in (program.promotions if program else ()) if p.id == req.promotion), None
+    )
+    if promo is None:
+        raise NotFound(f"promotion {req.promotion!r} is not in the program in force; push it first")
+    if promo.reward.kind != "coupon" and not promo.when.coupon:
+        raise InvalidRequest(
+            f"promotion: {req.promotion!r} takes no coupon (set when.coupon = true, or make "
+            "its reward a coupon)"
+        )
+    today = now.date()
+    if req.valid_until is not None:
+        until = req.valid_until.date()
+    elif promo.reward.kind == "coupon":
+        until = today + timedelta(days=promo.reward.valid_days)
+    elif promo.valid.to is not None:
+        until = promo.valid.to.date()
+    else:
+        until = today + timedelta(days=365)
+    if until < today:
+        raise InvalidRequest(f"valid_until: {until} is in the past")
+    codes: dict[str, None] = {}
+    with db.write() as tx:
+        while len(codes) < req.count:
+            fresh = [_code(signer, req.promotion, until) for _ in range(req.count - len(codes))]
+            fresh = [c for c in dict.fromkeys(fresh) if c not in codes]
+            for part in chunks(fresh):
+                taken = {
+                    r["code"]
+                    for r in tx.all(
+                        f"SELECT code FROM coupons_issued WHERE code IN ({marks(len(part))})",
+                        list(part),
+                    )
+                }
+                codes.update((c, None) for c in part if c not in taken)
+        tx.many(
+            "INSERT INTO coupons_issued (code, promotion_id, valid_until, issued_at)"
+            " VALUES (?, ?, ?, ?)",
+            [(c, req.promotion, until.isoformat(), ts(now)) for c in codes],
+        )
+    logger.info("issued %d coupon codes for %s, valid until %s", len(codes), req.promotion, until)
+    return {"promotion": req.promotion, "valid_until": until.isoformat(), "codes": list(codes)}
+
+
+def _code(signer: CouponSigner, promotion: str, until: date) -> str:
+    return signer.issue(
+        promotion_id=promotion, serial=secrets.randbelow(MAX_SERIAL + 1), valid_until=until
+    )
+
+
+def revoke_coupons(db: Database, req: CouponsRevokeIn, now: datetime) -> dict[str, Any]:
+    """Revoke codes everywhere: tills refuse them from their next pull on."""
+    codes = sorted({canonical_or(c) for c in req.codes})
+    with db.write() as tx:
+        tx.many(
+            "INSERT INTO coupons_revoked (code, reason, revoked_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (code) DO NOTHING",
+            [(c, req.reason, ts(now)) for c in codes],
+        )
+        add_changes(tx, "coupon_revoked", codes, now)
+    return {"revoked": codes}
+
+
+# ---------------------------------------------------------------- flags
+
+
+def flags(db: Database) -> dict[str, Any]:
+    """What needs a person: negative cards, sequence conflicts, coupon double uses."""
+    with db.read() as tx:
+        negative = tx.all(
+            "SELECT number, balance, negative_since FROM cards"
+            " WHERE negative_since IS NOT NULL ORDER BY negative_since, number"
+        )
+        conflicts = tx.all(
+            "SELECT till, seq, entry_id, reason, detected_at FROM sync_conflicts"
+            " ORDER BY detected_at, till, seq"
+        )
+        double = tx.all(
+            "SELECT code, till, receipt_id, card, used_at, first_till, first_receipt_id,"
+            " detected_at FROM coupon_conflicts ORDER BY detected_at, code"
+        )
+    return {
+        "negative_cards": [
+            {"card": r["number"], "balance": int(r["balance"]), "since": r["negative_since"]}
+            for r in negative
+        ],
+        "sync_conflicts": [dict(r, seq=int(r["seq"])) for r in conflicts],
+        "coupon_double_uses": [dict(r) for r in double],
+    }

@@ -1,0 +1,276 @@
+"""Head office's HTTP API (docs/sync-protocol.md): enrolment, push, pull, admin endpoints.
+
+Every refusal is ``{"error": {"code", "message", …details}}`` with its status, and is
+raised before or inside the one transaction a request writes in, so a refused request
+writes nothing. Bodies are read raw and parsed by :mod:`tillgate.hq.wire` (paths in the
+protocol's words, size limits before parsing); the work runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tillgate.agent import __version__, errors
+
+from . import admin, feed, ledger, tills, wire
+from .service import Hq
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+R = TypeVar("R")
+
+MAX_BODY = 8 << 20  # a push of 1000 entries is well under 1 MiB
+MAX_IMPORT = 512 << 20  # a cards CSV of a few million cards
+IMPORT_PATH = "/v1/admin/cards/import"
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if isinstance(details, dict):
+        body.update({k: v for k, v in details.items() if k not in body})
+    return JSONResponse({"error": body}, status_code=status)
+
+
+class BodyLimit:
+    """Refuse bodies over the limit of their path with 413 before anything reads them."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, import_limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.import_limit = import_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.import_limit if scope["path"] == IMPORT_PATH else self.limit
+        too_large = error_response(
+            413, "payload_too_large", f"the request body is larger than {limit} bytes"
+        )
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    await too_large(scope, receive, send)
+                    return
+            except ValueError:
+                await error_response(400, "invalid_request", "bad Content-Length")(
+                    scope, receive, send
+                )
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise errors.PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(hq: Hq) -> FastAPI:
+    """The HQ API over ``hq``."""
+    app = FastAPI(
+        title="tillgate head office",
+        version=__version__,
+        description="Enrolment, ledger push and change feed for tills; admin endpoints.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(BodyLimit, limit=MAX_BODY, import_limit=MAX_IMPORT)
+
+    @app.exception_handler(errors.ApiError)
+    async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(errors.StoreError)
+    async def store_error(_: Request, exc: errors.StoreError) -> JSONResponse:
+        logger.error("database error: %s", exc)
+        return error_response(503, "store_unavailable", f"head office database: {exc}")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "path", "body"))
+        msg = str(first.get("msg", "invalid"))
+        return error_response(400, "invalid_request", f"{loc}: {msg}" if loc else msg)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "invalid_request" if exc.status_code == 400 else "http_error"
+        )
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def defect(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("internal error (a defect): %s", type(exc).__name__)
+        return error_response(500, "internal_error", "internal error; see the head-office log")
+
+    async def work(fn: Callable[..., R], *args: Any) -> R:
+        return await run_in_threadpool(fn, *args)
+
+    def till_of(token: str, tx: Any) -> tills.TillId:
+        try:
+            return tills.authenticate(tx, token)
+        except errors.Unauthorized:
+            if hq.is_admin(token):
+                raise errors.Forbidden(
+                    "the admin token is not a till credential; enrol the till"
+                ) from None
+            raise
+
+    async def require_admin(request: Request) -> None:
+        token = tills.bearer(request.headers.get("authorization"))
+        if hq.is_admin(token):
+            return
+
+        def refuse() -> None:
+            with hq.db.read() as tx:
+                if tills.find_till(tx, token) is not None:
+                    raise errors.Forbidden("a till credential cannot call admin endpoints")
+            raise errors.Unauthorized(
+                "wrong admin token; it is in hq-admin.token in the HQ data directory"
+            )
+
+        await work(refuse)
+
+    # ------------------------------------------------------------ tills
+
+    @app.post("/v1/enroll", tags=["tills"])
+    async def enroll(request: Request) -> Any:
+        """Exchange a one-time enrolment code for this till's credential."""
+        body = wire.parse(wire.EnrollIn, wire.decode_json(await request.body()))
+
+        def run() -> dict[str, Any]:
+            till, credential = tills.enroll(hq.db, code=body.code, now=hq.clock.now())
+            logger.info("till %s of store %s enrolled", till.id, till.store)
+            return {
+                "till": till.id,
+                "store": till.store,
+                "credential": credential,
+                "coupon_key": hq.coupon_key.hex(),
+                "hq": hq.instance_id,
+            }
+
+        return await work(run)
+
+    @app.post("/v1/sync/push", tags=["tills"])
+    async def push(request: Request) -> Any:
+        """Store a batch of this till's ledger entries, coupon uses and new cards."""
+        token = tills.bearer(request.headers.get("authorization"))
+        raw = await request.body()
+
+        def run() -> dict[str, Any]:
+            with hq.db.write() as tx:
+                till = till_of(token, tx)
+                # Parsed after authentication: a stranger learns nothing from error details.
+                batch = wire.parse_push(raw)
+                return ledger.push(tx, till, batch, hq.clock.now())
+
+        return await work(run)
+
+    @app.get("/v1/sync/changes", tags=["tills"])
+    async def changes(request: Request, cursor: int = 0, limit: int = feed.DEFAULT_LIMIT) -> Any:
+        """Everything that changed after ``cursor``: program, cards, coupons."""
+        token = tills.bearer(request.headers.get("authorization"))
+
+        def run() -> dict[str, Any]:
+            with hq.db.read() as tx:
+                till = till_of(token, tx)
+            return feed.changes(hq.db, till, cursor=cursor, limit=limit, now=hq.clock.now())
+
+        return await work(run)
+
+    # ------------------------------------------------------------ admin
+
+    @app.post("/v1/admin/program", tags=["admin"])
+    async def program(request: Request) -> Any:
+        """Validate a program/promotions file whole and publish it as a new version."""
+        await require_admin(request)
+        parsed = admin.decode_program_body(await request.body())
+        return await work(admin.publish_program, hq.db, parsed, hq.clock.now())
+
+    @app.post(IMPORT_PATH, tags=["admin"])
+    async def cards_import(request: Request) -> Any:
+        """Import or update cards from CSV; nothing is imported if any row is bad."""
+        await require_admin(request)
+        raw = await request.body()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise errors.InvalidCards(
+                "the cards file is not UTF-8 text",
+                details={"errors": [f"byte {exc.start}: not UTF-8"]},
+            ) from exc
+        return await work(admin.import_cards, hq.db, text, hq.clock.now())
+
+    @app.get("/v1/admin/cards/{number}", tags=["admin"])
+    async def card(request: Request, number: str) -> Any:
+        """A card as HQ knows it: holder, tier, balance, pending, lots and every entry."""
+        await require_admin(request)
+        return await work(admin.show_card, hq.db, number, hq.clock.now())
+
+    @app.post("/v1/admin/enroll-codes", tags=["admin"])
+    async def enroll_code(request: Request) -> Any:
+        """Issue a one-time enrolment code for a till (valid 7 days)."""
+        await require_admin(request)
+        body = wire.parse(wire.EnrollCodeIn, wire.decode_json(await request.body()))
+        return await work(
+            lambda: tills.issue_code(hq.db, store=body.store, till=body.till, now=hq.clock.now())
+        )
+
+    @app.post("/v1/admin/tills/{till}/revoke", tags=["admin"])
+    async def revoke(request: Request, till: str) -> Any:
+        """Revoke a till's credential; its next request is refused."""
+        await require_admin(request)
+        return await work(lambda: tills.revoke(hq.db, till=till, now=hq.clock.now()))
+
+    @app.get("/v1/admin/tills", tags=["admin"])
+    async def till_list(request: Request) -> Any:
+        """Every enrolled till: store, last push, through_seq, last seen, revoked."""
+        await require_admin(request)
+        return {"tills": await work(tills.list_tills, hq.db)}
+
+    @app.post("/v1/admin/coupons/issue", tags=["admin"])
+    async def coupons_issue(request: Request) -> Any:
+        """Signed coupon codes for a coupon promotion of the program in force."""
+        await require_admin(request)
+        body = wire.parse(wire.CouponsIssueIn, wire.decode_json(await request.body()))
+        return await work(admin.issue_coupons, hq.db, hq.signer, body, hq.clock.now())
+
+    @app.post("/v1/admin/coupons/revoke", tags=["admin"])
+    async def coupons_revoke(request: Request) -> Any:
+        """Revoke coupon codes at every till."""
+        await require_admin(request)
+        body = wire.parse(wire.CouponsRevokeIn, wire.decode_json(await request.body()))
+        return await work(admin.revoke_coupons, hq.db, body, hq.clock.now())
+
+    @app.get("/v1/admin/flags", tags=["admin"])
+    async def flag_list(request: Request) -> Any:
+        """Cards that went negative, sequence conflicts, coupon double uses."""
+        await require_admin(request)
+        return await work(admin.flags, hq.db)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "hq": hq.instance_id}
+
+    return app

@@ -1,0 +1,144 @@
+"""The admin side of the HQ API over HTTP, for the ``tillgate hq …`` verbs.
+
+Refusals become the error tree: a program or cards file HQ refused is a bad file
+(:class:`ProgramError`, :class:`CardsFileError`: exit 2), a refused token is a config
+problem (exit 2), an HQ that does not answer is :class:`HqUnreachable` (exit 1). The httpx
+transport is the seam tests may replace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from tillgate.agent.errors import (
+    CardsFileError,
+    ConfigError,
+    HqBadReply,
+    HqRefused,
+    HqUnreachable,
+    ProgramError,
+)
+
+CHUNK = 256 << 10
+
+
+class AdminClient:
+    """Admin requests to one head office with one admin token."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, *, source: str = "", **kwargs: Any) -> dict[str, Any]:
+        try:
+            r = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise HqUnreachable(
+                f"head office at {self.url} does not answer ({type(exc).__name__}: {exc}); "
+                "is 'tillgate hq serve' running there? (--hq URL)"
+            ) from exc
+        try:
+            body = r.json()
+        except json.JSONDecodeError as exc:
+            raise HqBadReply(
+                f"head office at {self.url} answered {r.status_code} with something that is "
+                "not JSON; is --hq the head office?"
+            ) from exc
+        if r.status_code == 200 and isinstance(body, dict):
+            return body
+        err = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(err, dict):
+            raise HqBadReply(f"head office at {self.url} answered {r.status_code} unexpectedly")
+        code, message = str(err.get("code", "")), str(err.get("message", ""))
+        problems = [str(e) for e in err.get("errors") or []]
+        if code == "invalid_program":
+            raise ProgramError(problems or [message], source=source or "program")
+        if code == "invalid_cards":
+            raise CardsFileError(problems or [message], source=source or "cards file")
+        if r.status_code in (401, 403):
+            raise ConfigError(
+                f"head office refused the admin token ({code}: {message}); pass --token, set "
+                "TILLGATE_HQ_TOKEN, or run where hq-admin.token is"
+            )
+        if r.status_code in (400, 413):
+            raise ConfigError(f"head office refused the request: {message}")
+        details = {k: v for k, v in err.items() if k not in ("code", "message")}
+        raise HqRefused(
+            f"head office refused: {message}", status=r.status_code, code=code, details=details
+        )
+
+    def push_program(self, text: str, *, toml: bool, source: str) -> dict[str, Any]:
+        """Publish a program file (TOML text as ``{"toml"}``, JSON text as it is)."""
+        content = json.dumps({"toml": text}) if toml else text
+        return self._call(
+            "POST",
+            "/v1/admin/program",
+            source=source,
+            content=content.encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def import_cards(
+        self, data: bytes, *, source: str, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """Upload a cards CSV in one request (all or nothing), reporting bytes sent."""
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(0, len(data), CHUNK):
+                part = data[i : i + CHUNK]
+                yield part
+                if progress is not None:
+                    progress(i + len(part))
+
+        return self._call(
+            "POST",
+            "/v1/admin/cards/import",
+            source=source,
+            content=chunks(),
+            headers={"Content-Type": "text/csv", "Content-Length": str(len(data))},
+        )
+
+    def card(self, number: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/admin/cards/{number}")
+
+    def enroll_code(self, *, store: str, till: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/admin/enroll-codes", json={"store": store, "till": till})
+
+    def revoke_till(self, till: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/admin/tills/{till}/revoke")
+
+    def tills(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/tills")
+
+    def issue_coupons(self, promotion: str, count: int) -> dict[str, Any]:
+        return self._call(
+            "POST", "/v1/admin/coupons/issue", json={"promotion": promotion, "count": count}
+        )
+
+    def flags(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/flags")

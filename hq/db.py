@@ -1,0 +1,380 @@
+"""Head office's database: one small interface over SQLite and PostgreSQL.
+
+A single shop or a small chain runs HQ on a SQLite file; a chain runs it on PostgreSQL
+(``--db postgresql://…``). Both run the same SQL and the same migrations
+(:mod:`tillgate.hq.schema`): statements are written with ``?`` placeholders and portable
+types (TEXT, BIGINT, ISO-8601 UTC text for instants), and this module turns ``?`` into
+psycopg's ``%s``.
+
+Transactions, and why they are safe on both:
+
+* **SQLite**: one connection behind a lock, WAL journal, every write ``BEGIN IMMEDIATE``,
+  so writers are serialized whole (several HQ processes on one file wait on the busy
+  timeout). A read is a deferred transaction: one consistent snapshot.
+* **PostgreSQL**: a small pool of autocommit connections; a write is ``BEGIN`` (READ
+  COMMITTED) and serializes what must be serialized with row locks (``SELECT … FOR
+  UPDATE`` on a till's row, on the cards it touches, and on the counter rows of
+  :meth:`Tx.next_ids`); a read is ``REPEATABLE READ READ ONLY``, one snapshot for a whole
+  feed page.
+
+Foreign exceptions (``sqlite3.Error``, ``psycopg.Error``) become
+:class:`~tillgate.agent.errors.StoreError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from tillgate.agent.errors import ConfigError, StorageFullError, StoreError
+
+if TYPE_CHECKING:
+    import psycopg
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+Dialect = Literal["sqlite", "postgresql"]
+DEFAULT_SQLITE_NAME = "hq.sqlite3"
+
+
+def marks(n: int) -> str:
+    """``?, ?, ?`` for an ``IN (…)`` list of ``n`` values."""
+    return ", ".join("?" * n)
+
+
+@lru_cache(maxsize=512)
+def _pg_sql(sql: str) -> str:
+    # No statement of ours holds a literal '?' or '%', so a plain substitution is exact.
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+class Tx:
+    """One open transaction. Rows are dicts; SQL uses ``?`` placeholders on both dialects."""
+
+    def __init__(self, dialect: Dialect, conn: Any) -> None:
+        self.dialect: Dialect = dialect
+        self._conn = conn
+
+    def _run(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        try:
+            if self.dialect == "sqlite":
+                return self._conn.execute(sql, tuple(params or ()))
+            return self._conn.execute(_pg_sql(sql), tuple(params or ()), prepare=False)
+        except Exception as exc:
+            raise translate(exc, "database statement failed") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        return int(self._run(sql, params).rowcount)
+
+    def one(self, sql: str, params: Sequence[Any] | None = None) -> Row | None:
+        row = self._run(sql, params).fetchone()
+        return dict(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] | None = None) -> list[Row]:
+        return [dict(r) for r in self._run(sql, params).fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        row = self._run(sql, params).fetchone()
+        if row is None:
+            return None
+        return next(iter(dict(row).values()))
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row (bulk inserts)."""
+        data = [tuple(r) for r in rows]
+        if not data:
+            return
+        try:
+            if self.dialect == "sqlite":
+                self._conn.executemany(sql, data)
+            else:
+                with self._conn.cursor() as cur:
+                    cur.executemany(_pg_sql(sql), data)
+        except Exception as exc:
+            raise translate(exc, "database statement failed") from exc
+
+    def lock_rows(self, table: str, column: str, keys: Sequence[str]) -> None:
+        """Lock rows against concurrent writers until commit (PostgreSQL ``FOR UPDATE``).
+
+        Keys are locked in sorted order so two transactions never wait on each other in a
+        cycle. SQLite needs nothing: ``BEGIN IMMEDIATE`` already serializes writers.
+        """
+        if self.dialect != "postgresql" or not keys:
+            return
+        ordered = sorted(set(keys))
+        self._run(
+            f"SELECT {column} FROM {table} WHERE {column} IN ({marks(len(ordered))})"
+            f" ORDER BY {column} FOR UPDATE",
+            ordered,
+        ).fetchall()
+
+    def next_ids(self, counter: str, n: int = 1) -> int:
+        """Reserve ``n`` consecutive ids of a counter; returns the first.
+
+        The counter row stays locked until commit, so ids become visible in the order they
+        were handed out: a reader that sees id N has already seen every id below it. The
+        change feed's cursor relies on this.
+        """
+        if n <= 0:
+            raise ValueError("n must be positive")
+        last = self.scalar(
+            "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value", (n, counter)
+        )
+        if last is None:
+            raise StoreError(f"counter {counter!r} is missing; the database is not migrated")
+        return int(last) - n + 1
+
+    def migration_lock(self) -> None:
+        """Keep two HQ processes from migrating the same database at once."""
+        if self.dialect == "postgresql":
+            self._run("SELECT pg_advisory_xact_lock(7420154)").fetchall()
+
+
+class Database:
+    """An HQ database; :func:`open_database` picks the dialect from the URL."""
+
+    dialect: Dialect
+    display: str  # the URL with any password hidden, for logs and messages
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction: commits whole on success, rolls back whole on any error."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only transaction that sees one consistent snapshot."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDatabase(Database):
+    """HQ on one SQLite file. Thread-safe: one connection behind one lock."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.display = f"sqlite:///{path}"
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._conn.row_factory = _sqlite_row
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()["journal_mode"]
+            if str(mode).lower() != "wal":
+                logger.warning("SQLite refused WAL mode (%s); continuing with %s", mode, mode)
+            self._conn.execute("PRAGMA synchronous = FULL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the HQ database {path}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self, begin: str) -> Iterator[Tx]:
+        with self._lock:
+            try:
+                self._conn.execute(begin)
+            except sqlite3.Error as exc:
+                raise translate(exc, "cannot start a transaction") from exc
+            try:
+                yield Tx("sqlite", self._conn)
+            except BaseException:
+                with suppress(sqlite3.Error):  # SQLite may have rolled back already
+                    self._conn.execute("ROLLBACK")
+                raise
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise translate(exc, "cannot commit") from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        with self._tx("BEGIN IMMEDIATE") as tx:
+            yield tx
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self._tx("BEGIN") as tx:
+            yield tx
+
+    def close(self) -> None:
+        with self._lock, suppress(sqlite3.Error):
+            self._conn.close()
+
+
+class PostgresDatabase(Database):
+    """HQ on PostgreSQL through psycopg 3, with a small pool of connections."""
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: int = 10) -> None:
+        self.url = url
+        self.display = hide_password(url)
+        self._connect_timeout = connect_timeout
+        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._closed = False
+        # Connect once now: a wrong URL or a server that is down is a start-up error.
+        with self._connection():
+            pass
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            return psycopg.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=self._connect_timeout,
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.display}: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._closed:
+            raise StoreError("the HQ database is closed")
+        if not self._slots.acquire(timeout=30):
+            raise StoreError("no free database connection for 30 s (too many requests at once)")
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            if conn.closed or conn.broken:
+                conn = self._connect()
+            yield conn
+        finally:
+            if conn is not None:
+                if conn.closed or conn.broken or self._closed:
+                    with suppress(Exception):
+                        conn.close()
+                else:
+                    self._idle.put(conn)
+            self._slots.release()
+
+    @contextmanager
+    def _tx(self, begin: str) -> Iterator[Tx]:
+        with self._connection() as conn:
+            try:
+                conn.execute(begin)
+            except Exception as exc:
+                raise translate(exc, "cannot start a transaction") from exc
+            try:
+                yield Tx("postgresql", conn)
+            except BaseException:
+                with suppress(Exception):
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except Exception as exc:
+                with suppress(Exception):
+                    conn.execute("ROLLBACK")
+                raise translate(exc, "cannot commit") from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        with self._tx("BEGIN ISOLATION LEVEL READ COMMITTED") as tx:
+            yield tx
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self._tx("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as tx:
+            yield tx
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            with suppress(Exception):
+                conn.close()
+
+
+def translate(exc: BaseException, what: str) -> BaseException:
+    """A database driver's exception as a StoreError (other exceptions pass unchanged)."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc).lower()
+        if getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in text:
+            return StorageFullError(f"{what}: the disk is full; nothing was written ({exc})")
+        return StoreError(f"{what}: {exc}")
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return exc
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return StorageFullError(f"{what}: the disk is full; nothing was written")
+    if isinstance(exc, psycopg.Error):
+        return StoreError(f"{what}: {_first_line(exc)}")
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def hide_password(url: str) -> str:
+    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_database(url: str | None, *, data_dir: Path) -> Database:
+    """Open (not migrate) the database named by ``--db``.
+
+    ``None``: ``hq.sqlite3`` in ``data_dir``. A plain path, ``sqlite:///relative/path`` or
+    ``sqlite:////absolute/path``: a SQLite file. ``postgresql://…`` (or ``postgres://…``):
+    PostgreSQL.
+    """
+    if not url:
+        return SqliteDatabase(data_dir / DEFAULT_SQLITE_NAME)
+    scheme = url.split(":", 1)[0].lower() if re.match(r"^[A-Za-z][\w+.-]*:", url) else ""
+    if scheme in ("postgresql", "postgres"):
+        return PostgresDatabase(url)
+    if scheme == "sqlite":
+        # As SQLAlchemy writes them: sqlite:///relative/path, sqlite:////absolute/path.
+        rest = url[len("sqlite:") :]
+        path = rest[3:] if rest.startswith("///") else rest
+        if not path:
+            raise ConfigError(f"--db {url!r}: name a file, e.g. sqlite:////var/lib/hq/hq.sqlite3")
+        return SqliteDatabase(Path(path))
+    if scheme and len(scheme) > 1:
+        raise ConfigError(
+            f"--db {hide_password(url)!r}: unknown kind of database {scheme!r}; use a file "
+            "path or postgresql://user:password@host/db"
+        )
+    return SqliteDatabase(Path(url))

@@ -1,0 +1,118 @@
+"""The change feed tills pull: program, cards with balances, coupon uses and revocations.
+
+The ``changes`` table holds one row per thing that changed (a card, the program, a coupon
+code), moved to a new, higher id each time it changes again. A page is the next ``limit``
+rows after the till's cursor, read in one snapshot with everything they name, so:
+
+* a page never names a thing twice, and ``cursor=0`` reads a full snapshot;
+* a till that stores the page and its cursor in one transaction never misses a change:
+  ids are handed out under a lock held to commit (:meth:`~tillgate.hq.db.Tx.next_ids`), so
+  no id below one the till has seen can still appear later.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from tillgate.agent.errors import InvalidRequest
+
+from .db import Database, Row, Tx, marks
+from .fold import CardState
+from .ledger import card_states, chunks
+from .tills import TillId, touch
+from .wire import ts
+
+DEFAULT_LIMIT, MAX_LIMIT = 500, 2000
+
+
+def card_out(row: Row, state: CardState, *, through_seq: int) -> dict[str, Any]:
+    """A card as the feed sends it; ``through_seq`` is the requesting till's."""
+    return {
+        "number": row["number"],
+        "holder": row["holder"],
+        "phone": row["phone"],
+        "birthday": row["birthday"],
+        "tier": row["tier"],
+        "segments": json.loads(row["segments"]),
+        "clubs": json.loads(row["clubs"]),
+        "status": row["status"],
+        "balance": state.balance,
+        "pending": state.pending,
+        "lots": [
+            {
+                "points": lot.points,
+                "available_from": ts(lot.available_from),
+                "expires_at": ts(lot.expires_at) if lot.expires_at else None,
+            }
+            for lot in state.lots
+        ],
+        "through_seq": through_seq,
+        # Promotion uses are counted per till (pushes carry no promotion ids yet).
+        "uses": {},
+    }
+
+
+def _rows_by(tx: Tx, table: str, column: str, keys: list[str]) -> list[Row]:
+    out: list[Row] = []
+    for part in chunks(sorted(keys)):
+        out += tx.all(
+            f"SELECT * FROM {table} WHERE {column} IN ({marks(len(part))}) ORDER BY {column}",
+            list(part),
+        )
+    return out
+
+
+def changes(
+    db: Database, till: TillId, *, cursor: int, limit: int, now: datetime
+) -> dict[str, Any]:
+    """The page of changes after ``cursor`` for ``till``."""
+    if cursor < 0:
+        raise InvalidRequest("cursor: must be >= 0")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit: must be between 1 and {MAX_LIMIT}")
+    with db.read() as tx:
+        rows = tx.all(
+            "SELECT kind, key, id FROM changes WHERE id > ? ORDER BY id LIMIT ?",
+            (cursor, limit + 1),
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        keys: dict[str, list[str]] = {}
+        for r in rows:
+            keys.setdefault(r["kind"], []).append(r["key"])
+        through = int(tx.scalar("SELECT through_seq FROM tills WHERE id = ?", (till.id,)) or 0)
+        program = None
+        if "program" in keys:
+            latest = tx.one("SELECT version, body FROM programs ORDER BY version DESC LIMIT 1")
+            if latest is not None:
+                program = {"version": str(latest["version"]), "body": json.loads(latest["body"])}
+        card_rows = _rows_by(tx, "cards", "number", keys.get("card", []))
+        states = card_states(tx, [r["number"] for r in card_rows], now)
+        used = [
+            {
+                "code": r["code"],
+                "promotion_id": r["promotion_id"] or "",
+                "till": r["till"],
+                "receipt_id": r["receipt_id"],
+                "used_at": r["used_at"],
+            }
+            for r in _rows_by(tx, "coupons_used", "code", keys.get("coupon_used", []))
+            if r["till"] != till.id
+        ]
+        revoked = [
+            {"code": r["code"], "reason": r["reason"], "revoked_at": r["revoked_at"]}
+            for r in _rows_by(tx, "coupons_revoked", "code", keys.get("coupon_revoked", []))
+        ]
+    with db.write() as wtx:
+        touch(wtx, till.id, now)
+    return {
+        "cursor": int(rows[-1]["id"]) if rows else cursor,
+        "more": more,
+        "program": program,
+        "cards": [card_out(r, states[r["number"]], through_seq=through) for r in card_rows],
+        "coupons_revoked": revoked,
+        "coupons_used": used,
+        "budgets": {},
+    }

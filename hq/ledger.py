@@ -1,0 +1,413 @@
+"""Every till's ledger at head office: push (exactly once, in order), card state, expiry.
+
+Lock order, the same in every write so that two PostgreSQL transactions never wait on
+each other in a cycle: the pushing till's row → card rows (sorted by number) → coupon
+rows → counter rows (``change`` always last). SQLite serializes whole writes anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tillgate.agent.cards import mask
+from tillgate.agent.errors import CouponInvalid, SequenceGap, WrongTill
+from tillgate.agent.rules.coupons import canonical
+
+from .db import Database, Row, Tx, marks
+from .fold import CardState, FoldEntry, fold
+from .tills import HQ_TILL, TillId
+from .wire import EntryIn, PushIn, parse_ts, ts
+
+logger = logging.getLogger(__name__)
+
+ENTRY_COLUMNS = (
+    "id",
+    "till",
+    "seq",
+    "card",
+    "kind",
+    "points",
+    "receipt_id",
+    "refund_id",
+    "ref",
+    "note",
+    "created_at",
+    "available_from",
+    "expires_at",
+)
+_CHUNK = 500  # values per IN (…) list: far below every driver's parameter limit
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# ---------------------------------------------------------------- change log
+
+
+def add_changes(tx: Tx, kind: str, keys: Iterable[str], now: datetime) -> None:
+    """Move each key to the head of the change feed (one row per key: the log compacts)."""
+    todo = sorted(set(keys))
+    if not todo:
+        return
+    first = tx.next_ids("change", len(todo))
+    tx.many(
+        "INSERT INTO changes (kind, key, id, at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
+        [(kind, key, first + i, ts(now)) for i, key in enumerate(todo)],
+    )
+
+
+# ---------------------------------------------------------------- cards
+
+
+def lock_cards(tx: Tx, numbers: Iterable[str], *, origin: str, now: datetime) -> list[str]:
+    """Make sure each card has a row (status ``new`` if HQ did not know it) and lock them.
+
+    One sorted upsert does both: on PostgreSQL ``ON CONFLICT DO UPDATE`` locks the row it
+    finds, and sorting keeps every transaction locking cards in the same order.
+    """
+    todo = sorted(set(numbers))
+    tx.many(
+        "INSERT INTO cards (number, status, origin, created_at, updated_at)"
+        " VALUES (?, 'new', ?, ?, ?)"
+        " ON CONFLICT (number) DO UPDATE SET updated_at = cards.updated_at",
+        [(n, origin, ts(now), ts(now)) for n in todo],
+    )
+    return todo
+
+
+def _existing(tx: Tx, numbers: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for part in chunks(numbers):
+        out += [
+            r["number"]
+            for r in tx.all(
+                f"SELECT number FROM cards WHERE number IN ({marks(len(part))})", list(part)
+            )
+        ]
+    return out
+
+
+def fold_entry(row: Row) -> FoldEntry:
+    return FoldEntry(
+        id=row["id"],
+        till=row["till"],
+        kind=row["kind"],
+        points=int(row["points"]),
+        created_at=parse_ts(row["created_at"]),
+        receipt_id=row["receipt_id"],
+        ref=row["ref"],
+        available_from=parse_ts(row["available_from"]) if row["available_from"] else None,
+        expires_at=parse_ts(row["expires_at"]) if row["expires_at"] else None,
+    )
+
+
+def card_entries(tx: Tx, numbers: Sequence[str]) -> dict[str, list[Row]]:
+    """Each card's entries in HQ order."""
+    out: dict[str, list[Row]] = {n: [] for n in numbers}
+    for part in chunks(sorted(set(numbers))):
+        for row in tx.all(
+            f"SELECT * FROM entries WHERE card IN ({marks(len(part))}) ORDER BY card, pos",
+            list(part),
+        ):
+            out[row["card"]].append(row)
+    return out
+
+
+def card_states(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, CardState]:
+    return {
+        n: fold([fold_entry(r) for r in rows], now) for n, rows in card_entries(tx, numbers).items()
+    }
+
+
+def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, CardState]:
+    """Fold the (locked) cards again: expiry index, negative flag, and a change each."""
+    states = card_states(tx, numbers, now)
+    for number, st in states.items():
+        expiries = [
+            lot.expires_at for lot in (*st.lots, *st.expired_due) if lot.expires_at is not None
+        ]
+        tx.execute(
+            "UPDATE cards SET next_expiry = ?, balance = ?,"
+            " negative_since = CASE WHEN ? = 1 THEN COALESCE(negative_since, ?) ELSE NULL END"
+            " WHERE number = ?",
+            (
+                ts(min(expiries)) if expiries else None,
+                st.balance,
+                1 if st.balance < 0 else 0,
+                ts(now),
+                number,
+            ),
+        )
+    add_changes(tx, "card", states, now)
+    return states
+
+
+def insert_entries(tx: Tx, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Store entries in HQ order (their ``pos``), after every entry stored before them."""
+    if not rows:
+        return
+    first = tx.next_ids("entry", len(rows))
+    tx.many(
+        f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at)"
+        f" VALUES ({marks(len(ENTRY_COLUMNS) + 2)})",
+        [[r[c] for c in ENTRY_COLUMNS] + [first + i, ts(now)] for i, r in enumerate(rows)],
+    )
+
+
+def hq_entries(tx: Tx, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries head office writes itself (till ``hq``), numbered in its own sequence."""
+    if not rows:
+        return []
+    first = tx.next_ids("hq_seq", len(rows))
+    out = []
+    for i, r in enumerate(rows):
+        full = dict.fromkeys(ENTRY_COLUMNS) | r
+        out.append(full | {"id": uuid.uuid4().hex, "till": HQ_TILL, "seq": first + i})
+    return out
+
+
+# ---------------------------------------------------------------- push
+
+
+def _stored(row: Row) -> dict[str, Any]:
+    out = {c: row[c] for c in ENTRY_COLUMNS}
+    out["seq"], out["points"] = int(out["seq"]), int(out["points"])
+    return out
+
+
+def push(tx: Tx, till: TillId, batch: PushIn, now: datetime) -> dict[str, Any]:
+    """Store a till's batch once, in order; report duplicates, conflicts, negative cards."""
+    if batch.till != till.id:
+        raise WrongTill(
+            f"this credential belongs to till {till.id}; it cannot push for till {batch.till}"
+        )
+    for i, e in enumerate(batch.entries):
+        if e.till != till.id:
+            raise WrongTill(
+                f"entries[{i}].till: {e.till!r} is not this till ({till.id}); a till pushes "
+                "only its own entries"
+            )
+    tx.lock_rows("tills", "id", [till.id])
+    through = int(tx.scalar("SELECT through_seq FROM tills WHERE id = ?", (till.id,)))
+    old = [e for e in batch.entries if e.seq <= through]
+    new = [e for e in batch.entries if e.seq > through]
+    if new and new[0].seq != through + 1:
+        raise SequenceGap(
+            f"entries start at seq {new[0].seq} but head office has this till's entries up "
+            f"to {through}; send again from seq {through + 1}",
+            details={"expected": through + 1},
+        )
+    duplicates, conflicts = _check_known(tx, till, old, new, now)
+    to_store: list[EntryIn] = []
+    if not conflicts:
+        to_store = new
+    elif conflicts[0]["seq"] > through:
+        to_store = [e for e in new if e.seq < conflicts[0]["seq"]]
+    rows = [e.stored() for e in to_store]
+
+    cards = {r["card"] for r in rows} | {c.number for c in batch.cards_new}
+    cards |= {u.card for u in batch.coupons_used if u.card}
+    known = set(_existing(tx, sorted(cards)))
+    lock_cards(tx, cards, origin=f"till:{till.id}", now=now)
+    insert_entries(tx, rows, now)
+    if rows:
+        tx.execute(
+            "UPDATE tills SET through_seq = ?, last_push = ? WHERE id = ?",
+            (rows[-1]["seq"], ts(now), till.id),
+        )
+        through = rows[-1]["seq"]
+    double = _coupons(tx, till, batch, now)
+    # Only cards whose entries changed need folding again; a card HQ just learnt of
+    # still gets a change so that every till hears of it.
+    touched = sorted({r["card"] for r in rows})
+    states = refresh_cards(tx, touched, now)
+    add_changes(tx, "card", cards - known - set(touched), now)
+    tx.execute("UPDATE tills SET last_seen = ? WHERE id = ?", (ts(now), till.id))
+    negative = [n for n, st in states.items() if st.balance < 0]
+    for n in negative:
+        logger.warning(
+            "card %s is negative (%d) after a push from %s", mask(n), states[n].balance, till.id
+        )
+    if rows or conflicts or double:
+        logger.info(
+            "push from %s: %d stored, %d duplicates, %d conflicts, %d coupon double uses",
+            till.id,
+            len(rows),
+            duplicates,
+            len(conflicts),
+            len(double),
+        )
+    return {
+        "through_seq": through,
+        "stored": len(rows),
+        "duplicates": duplicates,
+        "conflicts": conflicts,
+        "negative_cards": [mask(n) for n in negative],
+        "coupon_double_uses": double,
+    }
+
+
+def _check_known(
+    tx: Tx, till: TillId, old: list[EntryIn], new: list[EntryIn], now: datetime
+) -> tuple[int, list[dict[str, Any]]]:
+    """Count retried entries HQ holds identically; find the first that differs (a conflict)."""
+    by_seq: dict[int, Row] = {}
+    for seqs in chunks([e.seq for e in old]):
+        for row in tx.all(
+            f"SELECT * FROM entries WHERE till = ? AND seq IN ({marks(len(seqs))})",
+            [till.id, *seqs],
+        ):
+            by_seq[int(row["seq"])] = row
+    by_id: dict[str, Row] = {}
+    for part in chunks([e.id for e in new]):
+        for row in tx.all(f"SELECT * FROM entries WHERE id IN ({marks(len(part))})", list(part)):
+            by_id[row["id"]] = row
+    duplicates = 0
+    old_seqs = {e.seq for e in old}
+    for e in [*old, *new]:
+        mine = e.stored()
+        is_old = e.seq in old_seqs
+        stored = by_seq.get(e.seq) if is_old else by_id.get(e.id)
+        if is_old and stored is None:
+            reason = f"seq {e.seq} is not stored although it is below through_seq"
+        elif stored is None:
+            continue
+        elif _stored(stored) == mine:
+            duplicates += 1
+            continue
+        elif is_old:
+            reason = f"seq {e.seq} is stored with different content (entry {stored['id']})"
+        else:
+            reason = f"entry id {e.id} is stored as {stored['till']} seq {stored['seq']}"
+        tx.execute(
+            "INSERT INTO sync_conflicts (till, seq, entry_id, reason, stored, received,"
+            " detected_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                till.id,
+                e.seq,
+                e.id,
+                reason,
+                json.dumps(_stored(stored)) if stored else None,
+                json.dumps(mine),
+                ts(now),
+            ),
+        )
+        logger.error("sync conflict from %s: %s", till.id, reason)
+        return duplicates, [{"seq": e.seq, "id": e.id, "reason": reason}]
+    return duplicates, []
+
+
+def _coupons(tx: Tx, till: TillId, batch: PushIn, now: datetime) -> list[dict[str, Any]]:
+    """Record coupon uses; a code already used elsewhere is a double use (the first stands)."""
+    double: list[dict[str, Any]] = []
+    uses = sorted(batch.coupons_used, key=lambda u: canonical_or(u.code))
+    for use in uses:
+        code = canonical_or(use.code)
+        tx.execute(
+            "INSERT INTO coupons_used (code, promotion_id, till, receipt_id, card, used_at,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING",
+            (code, use.promotion_id, till.id, use.receipt_id, use.card, ts(use.used_at), ts(now)),
+        )
+        first = tx.one("SELECT till, receipt_id FROM coupons_used WHERE code = ?", (code,))
+        assert first is not None
+        if (first["till"], first["receipt_id"]) == (till.id, use.receipt_id):
+            continue
+        tx.execute(
+            "INSERT INTO coupon_conflicts (code, till, receipt_id, card, used_at, first_till,"
+            " first_receipt_id, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (
+                code,
+                till.id,
+                use.receipt_id,
+                use.card,
+                ts(use.used_at),
+                first["till"],
+                first["receipt_id"],
+                ts(now),
+            ),
+        )
+        logger.warning(
+            "coupon double use: %s used at %s (receipt %s), first used at %s (receipt %s)",
+            code,
+            till.id,
+            use.receipt_id,
+            first["till"],
+            first["receipt_id"],
+        )
+        double.append(
+            {
+                "code": code,
+                "till": till.id,
+                "receipt_id": use.receipt_id,
+                "first_till": first["till"],
+                "first_receipt_id": first["receipt_id"],
+            }
+        )
+    add_changes(tx, "coupon_used", {canonical_or(u.code) for u in uses}, now)
+    return double
+
+
+def canonical_or(code: str) -> str:
+    """A coupon code in its one spelling; a code that is not a signed one is kept as sent."""
+    try:
+        return canonical(code)
+    except CouponInvalid:
+        return code
+
+
+# ---------------------------------------------------------------- expiry
+
+
+def expire_due(db: Database, now: datetime, *, card: str | None = None, batch: int = 200) -> int:
+    """Write HQ's ``expire`` entries for every lot past its expiry; returns how many.
+
+    Runs periodically in ``hq serve`` and for one card before it is shown. Tills with a head
+    office never write ``expire`` entries themselves.
+    """
+    written = 0
+    while True:
+        with db.write() as tx:
+            if card is not None:
+                due = [card]
+            else:
+                due = [
+                    r["number"]
+                    for r in tx.all(
+                        "SELECT number FROM cards WHERE next_expiry <= ? ORDER BY number LIMIT ?",
+                        (ts(now), batch),
+                    )
+                ]
+            if not due:
+                return written
+            due = lock_cards(tx, due, origin="hq", now=now)
+            states = card_states(tx, due, now)
+            rows: list[dict[str, Any]] = []
+            for number, st in states.items():
+                for lot in st.expired_due:
+                    rows.append(
+                        {
+                            "card": number,
+                            "kind": "expire",
+                            "points": -lot.points,
+                            "ref": lot.source,
+                            "note": f"lot expired at {ts(lot.expires_at)}"
+                            if lot.expires_at
+                            else None,
+                            "created_at": ts(now),
+                        }
+                    )
+            insert_entries(tx, hq_entries(tx, rows), now)
+            refresh_cards(tx, due, now)
+            written += len(rows)
+        if card is not None or len(due) < batch:
+            return written

@@ -1,0 +1,209 @@
+"""Head office's schema as one ordered list of migrations, the same for SQLite and PostgreSQL.
+
+Portable SQL only: TEXT, BIGINT and INTEGER columns, instants as ISO-8601 UTC text with
+microseconds (so they sort as text), JSON as TEXT. Ids that must grow come from the
+``counters`` table (:meth:`~tillgate.hq.db.Tx.next_ids`), not from SQLite's rowid or a
+PostgreSQL sequence, so both dialects hand them out the same way and in commit order.
+Never edit a migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from tillgate.agent.errors import StoreError
+
+from .db import Database
+
+logger = logging.getLogger(__name__)
+
+V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- change: the change-feed cursor; entry: HQ's own order of every stored entry;
+-- program: program versions; hq_seq: the sequence of the entries HQ writes itself.
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('change', 0), ('entry', 0), ('program', 0),
+    ('hq_seq', 0);
+
+-- Only a hash of each credential is kept. through_seq: the highest seq stored for the till.
+CREATE TABLE tills (
+    id              TEXT PRIMARY KEY,
+    store           TEXT NOT NULL,
+    credential_hash TEXT UNIQUE,
+    enrolled_at     TEXT,
+    revoked_at      TEXT,
+    through_seq     BIGINT NOT NULL DEFAULT 0,
+    last_push       TEXT,
+    last_seen       TEXT
+);
+
+CREATE TABLE enroll_codes (
+    code_hash  TEXT PRIMARY KEY,
+    store      TEXT NOT NULL,
+    till       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at    TEXT
+);
+
+-- next_expiry: the soonest expiry of a lot with points left (the expiry job's index);
+-- negative_since/balance: set while the card's balance is below zero (a flag for admins).
+CREATE TABLE cards (
+    number         TEXT PRIMARY KEY,
+    holder         TEXT NOT NULL DEFAULT '',
+    phone          TEXT,
+    birthday       TEXT,
+    tier           TEXT,
+    segments       TEXT NOT NULL DEFAULT '[]',
+    clubs          TEXT NOT NULL DEFAULT '[]',
+    status         TEXT NOT NULL DEFAULT 'active',
+    origin         TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    next_expiry    TEXT,
+    negative_since TEXT,
+    balance        BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX cards_next_expiry ON cards (next_expiry);
+CREATE INDEX cards_negative ON cards (negative_since);
+
+-- Every ledger entry of every till, stored once by its id. pos: HQ's order of arrival,
+-- the order in which a card's entries are replayed.
+CREATE TABLE entries (
+    id             TEXT PRIMARY KEY,
+    pos            BIGINT NOT NULL UNIQUE,
+    till           TEXT NOT NULL,
+    seq            BIGINT NOT NULL,
+    card           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    points         BIGINT NOT NULL,
+    receipt_id     TEXT,
+    refund_id      TEXT,
+    ref            TEXT,
+    note           TEXT,
+    created_at     TEXT NOT NULL,
+    available_from TEXT,
+    expires_at     TEXT,
+    received_at    TEXT NOT NULL,
+    UNIQUE (till, seq)
+);
+CREATE INDEX entries_card ON entries (card, pos);
+
+CREATE TABLE programs (
+    version      BIGINT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    published_at TEXT NOT NULL
+);
+
+-- The change feed, compacted: one row per thing that changed, moved to a new id each time
+-- it changes again. So a page never repeats a key and cursor 0 reads a full snapshot.
+CREATE TABLE changes (
+    kind TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    id   BIGINT NOT NULL UNIQUE,
+    at   TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
+CREATE TABLE coupons_issued (
+    code         TEXT PRIMARY KEY,
+    promotion_id TEXT NOT NULL,
+    valid_until  TEXT NOT NULL,
+    issued_at    TEXT NOT NULL
+);
+
+-- The first use of each coupon code; it stands.
+CREATE TABLE coupons_used (
+    code         TEXT PRIMARY KEY,
+    promotion_id TEXT,
+    till         TEXT NOT NULL,
+    receipt_id   TEXT NOT NULL,
+    card         TEXT,
+    used_at      TEXT NOT NULL,
+    received_at  TEXT NOT NULL
+);
+
+CREATE TABLE coupons_revoked (
+    code       TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    revoked_at TEXT NOT NULL
+);
+
+-- A later use of a code already used at another till or on another receipt.
+CREATE TABLE coupon_conflicts (
+    code             TEXT NOT NULL,
+    till             TEXT NOT NULL,
+    receipt_id       TEXT NOT NULL,
+    card             TEXT,
+    used_at          TEXT NOT NULL,
+    first_till       TEXT NOT NULL,
+    first_receipt_id TEXT NOT NULL,
+    detected_at      TEXT NOT NULL,
+    PRIMARY KEY (code, till, receipt_id)
+);
+
+-- An entry whose id or (till, seq) HQ already holds with different content.
+CREATE TABLE sync_conflicts (
+    till        TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    entry_id    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    stored      TEXT,
+    received    TEXT NOT NULL,
+    detected_at TEXT NOT NULL,
+    PRIMARY KEY (till, seq, entry_id)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1,)
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of a migration (none of ours has a ';' inside a string or body)."""
+    code = "\n".join(ln for ln in script.splitlines() if not ln.strip().startswith("--"))
+    for part in code.split(";"):
+        if part.strip():
+            yield part.strip()
+
+
+def migrate(db: Database, *, now: str) -> int:
+    """Bring the database to the latest schema; returns the schema version.
+
+    Each migration runs in its own transaction with its version row, so a failure leaves
+    the database at the previous version, never half-migrated.
+    """
+    with db.write() as tx:
+        tx.migration_lock()
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = int(tx.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+    if current > len(MIGRATIONS):
+        raise StoreError(
+            f"{db.display} has HQ schema version {current}, newer than this tillgate "
+            f"understands ({len(MIGRATIONS)}); upgrade tillgate"
+        )
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        with db.write() as tx:
+            tx.migration_lock()
+            done = tx.scalar("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
+            if done:  # another HQ process got there first
+                continue
+            for statement in statements(script):
+                tx.execute(statement)
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, now),
+            )
+        logger.info("HQ database %s migrated to schema version %d", db.display, version)
+    return len(MIGRATIONS)

@@ -1,0 +1,206 @@
+"""``tillgate hq serve``: the HQ API on a socket, the expiry job, clean shutdown.
+
+Start-up order: data directory and admin token, database (opened and migrated), socket
+bound, TLS context loaded — any failure there is one clear line, before anything listens.
+SIGINT/SIGTERM stop it cleanly: requests in flight finish, the job stops, the database
+closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tillgate.agent import __version__
+from tillgate.agent.clock import Clock, SystemClock
+from tillgate.agent.errors import ConfigError, TillgateError
+
+from .db import open_database
+from .ledger import expire_due
+from .service import Hq
+
+logger = logging.getLogger(__name__)
+
+ADMIN_TOKEN_FILE = "hq-admin.token"
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8700
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """What ``hq serve`` was asked to do."""
+
+    db: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    expire_every: float = 300.0
+
+
+def admin_token(data_dir: Path) -> tuple[str, Path, bool]:
+    """The admin token in ``data_dir``, made (mode 0600) on first start; (token, file, new)."""
+    path = data_dir / ADMIN_TOKEN_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_token(path), path, False
+    except OSError as exc:
+        raise ConfigError(f"cannot create the admin token {path}: {exc}") from exc
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token, path, True
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the admin token {path}: {exc}") from exc
+    if len(token) < 16:
+        raise ConfigError(
+            f"the admin token in {path} is shorter than 16 characters; delete the file "
+            "and start again to make a new one"
+        )
+    return token
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """Check the TLS files up front, so a wrong path is a clear error before listening."""
+    if cert is None and key is None:
+        return None
+    if cert is None:
+        raise ConfigError("--tls-key needs --tls-cert (the certificate chain, PEM)")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(str(cert), str(key) if key else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {cert} / key {key}: {exc}") from exc
+    return ctx
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket up front so a busy port is a clear error, not a log line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise TillgateError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program may "
+            "be using the port: stop it or pass --port"
+        ) from exc
+    sock.listen(128)
+    return sock
+
+
+def _expire_job(hq: Hq) -> None:
+    try:
+        n = expire_due(hq.db, hq.clock.now())
+    except TillgateError as exc:  # the next run tries again
+        logger.error("expiry job failed: %s", exc)
+        return
+    if n:
+        logger.info("expiry: %d lots expired", n)
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server without its own signal handling (see ``tillgate.agent.daemon``)."""
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
+
+
+def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
+    """Run head office until SIGINT/SIGTERM; returns the exit code."""
+    import uvicorn
+    from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+        BackgroundScheduler,
+    )
+
+    from .app import create_app
+
+    clock = clock or SystemClock()
+    try:
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the data directory {options.data_dir}: {exc}") from exc
+    token, token_file, new = admin_token(options.data_dir)
+    ctx = tls_context(options.tls_cert, options.tls_key)
+    db = open_database(options.db, data_dir=options.data_dir)
+    try:
+        hq = Hq.open(db, clock=clock, admin_token=token)
+        sock = bind(options.host, options.port)
+    except BaseException:
+        db.close()
+        raise
+    host, port = sock.getsockname()[:2]
+    scheme = "https" if ctx else "http"
+    server = _server_class()(
+        uvicorn.Config(
+            create_app(hq),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+            ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+        )
+    )
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        _expire_job,
+        "interval",
+        args=[hq],
+        seconds=options.expire_every,
+        id="expire",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+    print(
+        f"tillgate hq {__version__}: serving on {scheme}://{host}:{port} "
+        f"(database {db.display})\n"
+        f"admin token {'created in' if new else 'in'} {token_file.absolute()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    logger.info("head office %s serving on %s://%s:%s", hq.instance_id, scheme, host, port)
+
+    def stop(sig: int, frame: FrameType | None) -> None:
+        server.handle_exit(sig, frame)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        scheduler.shutdown(wait=False)
+        db.close()
+        sock.close()
+        logger.info("head office stopped")
+    return 0

@@ -1,0 +1,158 @@
+"""Tills at head office: one-time enrolment codes, per-till credentials, authentication.
+
+A till enrols once with a code an admin issued for it (``hq enroll-code``) and gets its
+own credential; HQ keeps only a SHA-256 hash of codes and credentials. Both are long
+random secrets (not passwords), so a fast hash is enough: guessing one is hopeless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tillgate.agent.errors import (
+    EnrolmentRefused,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+
+from .db import Database, Row, Tx
+from .wire import ts
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read out on the phone
+CODE_SYMBOLS = 12  # 30**12 ≈ 2**59
+CODE_DAYS = 7
+HQ_TILL = "hq"  # the till id of the entries HQ writes itself (expiry, opening balances)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TillId:
+    """An authenticated till."""
+
+    id: str
+    store: str
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(b"tillgate-hq\x00" + secret.encode("utf-8")).hexdigest()
+
+
+def normalize_code(code: str) -> str:
+    return "".join(c for c in code.upper() if c.isalnum())
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_SYMBOLS))
+    return "-".join(raw[i : i + 4] for i in range(0, CODE_SYMBOLS, 4))
+
+
+def issue_code(db: Database, *, store: str, till: str, now: datetime) -> dict[str, str]:
+    """A new one-time enrolment code for ``till`` of ``store`` (valid 7 days)."""
+    if till == HQ_TILL:
+        raise InvalidRequest(f"till: {HQ_TILL!r} is reserved for head office's own entries")
+    code = new_code()
+    expires = now + timedelta(days=CODE_DAYS)
+    with db.write() as tx:
+        tx.execute(
+            "INSERT INTO enroll_codes (code_hash, store, till, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (secret_hash(normalize_code(code)), store, till, ts(now), ts(expires)),
+        )
+    return {"code": code, "till": till, "store": store, "expires_at": ts(expires)}
+
+
+def enroll(db: Database, *, code: str, now: datetime) -> tuple[TillId, str]:
+    """Exchange a code for a new credential; returns the till and the credential (once)."""
+    refused = EnrolmentRefused(
+        "this enrolment code is not valid (unknown, already used or expired); "
+        "ask head office for a new one: tillgate hq enroll-code --store S --till T"
+    )
+    digest = secret_hash(normalize_code(code))
+    credential = secrets.token_urlsafe(32)
+    with db.write() as tx:
+        row = tx.one("SELECT * FROM enroll_codes WHERE code_hash = ?", (digest,))
+        if row is None or row["used_at"] is not None or row["expires_at"] <= ts(now):
+            raise refused
+        # Two tills racing with one code: only one UPDATE finds it unused.
+        if not tx.execute(
+            "UPDATE enroll_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+            (ts(now), digest),
+        ):
+            raise refused
+        # Enrolling again replaces the credential (and lifts a revocation); the till keeps
+        # its sequence, so a till whose data file was lost must enrol under a new id.
+        tx.execute(
+            "INSERT INTO tills (id, store, credential_hash, enrolled_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET store = excluded.store,"
+            " credential_hash = excluded.credential_hash, enrolled_at = excluded.enrolled_at,"
+            " revoked_at = NULL",
+            (row["till"], row["store"], secret_hash(credential), ts(now)),
+        )
+    return TillId(id=row["till"], store=row["store"]), credential
+
+
+def bearer(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer …`` header; Unauthorized when there is none."""
+    scheme, _, value = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("missing or malformed Authorization header; send 'Bearer <credential>'")
+    return value.strip()
+
+
+def find_till(tx: Tx, token: str) -> Row | None:
+    return tx.one("SELECT * FROM tills WHERE credential_hash = ?", (secret_hash(token),))
+
+
+def authenticate(tx: Tx, token: str) -> TillId:
+    """The till a credential belongs to; Unauthorized if unknown or revoked."""
+    row = find_till(tx, token)
+    if row is None:
+        raise Unauthorized("unknown credential; enrol the till (tillgate enroll CODE --hq URL)")
+    if row["revoked_at"] is not None:
+        raise Unauthorized(
+            f"the credential of till {row['id']} was revoked at {row['revoked_at']}; "
+            "enrol it again with a new code"
+        )
+    return TillId(id=row["id"], store=row["store"])
+
+
+def touch(tx: Tx, till: str, now: datetime) -> None:
+    tx.execute("UPDATE tills SET last_seen = ? WHERE id = ?", (ts(now), till))
+
+
+def revoke(db: Database, *, till: str, now: datetime) -> dict[str, Any]:
+    """Revoke a till's credential at once; its next request is refused."""
+    with db.write() as tx:
+        if not tx.execute(
+            "UPDATE tills SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(now), till)
+        ):
+            row = tx.one("SELECT revoked_at FROM tills WHERE id = ?", (till,))
+            if row is None:
+                raise NotFound(f"no till {till!r} has enrolled at this head office")
+            return {"till": till, "revoked_at": row["revoked_at"]}
+    return {"till": till, "revoked_at": ts(now)}
+
+
+def list_tills(db: Database) -> list[dict[str, Any]]:
+    with db.read() as tx:
+        rows = tx.all(
+            "SELECT id, store, through_seq, enrolled_at, last_push, last_seen, revoked_at"
+            " FROM tills ORDER BY store, id"
+        )
+    return [
+        {
+            "till": r["id"],
+            "store": r["store"],
+            "through_seq": int(r["through_seq"]),
+            "enrolled_at": r["enrolled_at"],
+            "last_push": r["last_push"],
+            "last_seen": r["last_seen"],
+            "revoked": r["revoked_at"] is not None,
+            "revoked_at": r["revoked_at"],
+        }
+        for r in rows
+    ]

@@ -1,0 +1,76 @@
+"""The HQ database layer: URLs, migrations, one identity per database, errors translated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tillgate.agent.clock import ManualClock
+from tillgate.agent.errors import ConfigError, StoreError
+from tillgate.hq.db import SqliteDatabase, hide_password, open_database
+from tillgate.hq.schema import MIGRATIONS, migrate
+from tillgate.hq.service import Hq
+
+TOKEN = "t" * 32
+
+
+def test_database_urls(tmp_path: Path) -> None:
+    default = open_database(None, data_dir=tmp_path)
+    assert isinstance(default, SqliteDatabase) and default.path == tmp_path / "hq.sqlite3"
+    default.close()
+    for url in (f"sqlite:///{tmp_path}/a.sqlite3", str(tmp_path / "a.sqlite3")):
+        db = open_database(url, data_dir=tmp_path)
+        assert isinstance(db, SqliteDatabase) and db.path == tmp_path / "a.sqlite3"
+        db.close()
+    with pytest.raises(ConfigError, match="unknown kind of database 'mysql'"):
+        open_database("mysql://u:pw@h/db", data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="name a file"):
+        open_database("sqlite:", data_dir=tmp_path)
+    assert hide_password("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert hide_password("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_unreachable_postgresql_is_a_store_error_without_the_password(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot connect") as info:
+        open_database("postgresql://u:secret@127.0.0.1:1/db", data_dir=tmp_path)
+    assert "secret" not in str(info.value)
+
+
+def test_migrations_run_once_and_the_identity_is_kept(db_url: str, tmp_path: Path) -> None:
+    clock = ManualClock()
+    db = open_database(db_url, data_dir=tmp_path)
+    try:
+        assert migrate(db, now="2026-01-01T00:00:00+00:00") == len(MIGRATIONS)
+        first = Hq.open(db, clock=clock, admin_token=TOKEN)
+        second = Hq.open(db, clock=clock, admin_token=TOKEN)  # e.g. a second HQ process
+        assert (first.instance_id, first.coupon_key) == (second.instance_id, second.coupon_key)
+        assert len(first.coupon_key) == 32
+        with db.read() as tx:
+            assert tx.scalar("SELECT COUNT(*) FROM schema_migrations") == len(MIGRATIONS)
+    finally:
+        db.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path}/hq.sqlite3", data_dir=tmp_path)
+    try:
+        migrate(db, now="x")
+        with db.write() as tx:
+            tx.execute("INSERT INTO schema_migrations VALUES (?, ?)", (len(MIGRATIONS) + 1, "x"))
+        with pytest.raises(StoreError, match="newer than this tillgate understands"):
+            migrate(db, now="x")
+    finally:
+        db.close()
+
+
+def test_a_failed_statement_rolls_the_transaction_back(db_url: str, tmp_path: Path) -> None:
+    db = open_database(db_url, data_dir=tmp_path)
+    try:
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('a', 'b')")
+            tx.execute("INSERT INTO meta (key, value) VALUES ('a', 'c')")  # duplicate key
+        with db.read() as tx:
+            assert tx.scalar("SELECT COUNT(*) FROM meta WHERE key = 'a'") == 0
+    finally:
+        db.close()
