@@ -1,0 +1,256 @@
+"""One sync of a till with head office: push the outbox, then pull the change feed.
+
+A sync *completes* when everything the till had written before it started is at HQ and
+every page of changes HQ had is applied; only then do ``last_sync_at`` and the offline
+mark move (``tillgate.agent.store.syncstate``). The till is offline when no sync has
+completed for ``sync.offline_after_seconds``.
+
+The syncer has its own SQLite connection and runs on the scheduler's thread (or the
+``tillgate sync`` process): HTTP calls happen outside any transaction, and each write
+(marking a batch synced, applying a page) is one short ``BEGIN IMMEDIATE`` transaction,
+so a sale at most waits for one of those, never for the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tillgate.agent.cards import mask_in_text
+from tillgate.agent.clock import Clock
+from tillgate.agent.errors import HqBadReply, HqRefused, SyncError, TillgateError
+from tillgate.agent.store import syncstate
+from tillgate.agent.store.db import Database
+from tillgate.agent.store.ledger import ts
+
+from . import feed, outbox
+from .client import HqClient
+
+if TYPE_CHECKING:
+    from tillgate.agent.service import TillService
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (entries sent so far, backlog at the start)
+MAX_PAGES = 100_000
+
+
+@dataclass(kw_only=True)
+class SyncReport:
+    """What one completed sync did."""
+
+    pushed: int = 0  # entries HQ stored or already had (marked synced here)
+    duplicates: int = 0  # of those, entries HQ already had (a resend after a lost reply)
+    batches: int = 0
+    pages: int = 0
+    changes: int = 0
+    program: str | None = None  # a program version put in force by this sync
+    negative_cards: list[str] = field(default_factory=list)  # masked numbers, as HQ sends them
+
+
+class Syncer:
+    """Pushes this till's outbox to head office and applies HQ's change feed."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        client: HqClient,
+        till: str,
+        clock: Clock,
+        batch_size: int = 500,
+        page_limit: int = 500,
+        offline_after_seconds: float = 60,
+        service: TillService | None = None,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.till = till
+        self.clock = clock
+        self.batch_size = batch_size
+        self.page_limit = page_limit
+        self.offline_after_seconds = offline_after_seconds
+        self.service = service
+        self._lock = threading.Lock()  # one sync at a time in this process
+        self._published: tuple[bool, int] | None = None
+
+    # ------------------------------------------------------------ push
+
+    def push(self, progress: Progress | None = None) -> SyncReport:
+        """Send every unsynced entry (and coupon use, new card) in batches, in seq order."""
+        report = SyncReport()
+        with self.db.read() as conn:
+            total = outbox.backlog(conn)
+            first = outbox.first_unsynced(conn)
+            next_seq = first if first is not None else outbox.last_seq(conn) + 1
+        done = 0
+        if progress is not None and total:
+            progress(0, total)
+        for _ in range(outbox.MAX_BATCHES):
+            with self.db.read() as conn:
+                entries = outbox.entries(conn, from_seq=next_seq, limit=self.batch_size)
+                coupons = outbox.coupons_used(conn, limit=self.batch_size)
+                cards = outbox.cards_new(conn, limit=self.batch_size)
+                top = outbox.last_seq(conn)
+            if not entries and not coupons and not cards:
+                return report
+            body = {"till": self.till, "entries": entries, "coupons_used": coupons}
+            body["cards_new"] = cards
+            try:
+                reply = self.client.push(body)
+            except HqRefused as exc:
+                if exc.code != "sequence_gap":
+                    raise
+                next_seq = self._expected(exc, top)
+                logger.warning("head office expects entries from seq %d: resending", next_seq)
+                continue
+            last_sent = entries[-1]["seq"] if entries else next_seq - 1
+            with self.db.write() as conn:
+                marked = outbox.mark_synced(
+                    conn,
+                    through_seq=reply.through_seq,
+                    coupons=[c["code"] for c in coupons],
+                    cards=[c["number"] for c in cards],
+                    now=self.clock.now(),
+                )
+            report.batches += 1
+            report.pushed += marked
+            report.duplicates += reply.duplicates
+            report.negative_cards.extend(
+                n for n in reply.negative_cards if n not in report.negative_cards
+            )
+            done += marked
+            if progress is not None and total:
+                progress(min(done, total), total)
+            if reply.conflicts or reply.through_seq < last_sent:
+                raise SyncError(
+                    f"head office stopped at seq {reply.through_seq}: "
+                    f"{len(reply.conflicts) or 'a'} conflicting entr"
+                    f"{'ies' if len(reply.conflicts) > 1 else 'y'} from this till "
+                    "(see 'tillgate hq report'); the till keeps them and stays unsynced"
+                )
+            next_seq = reply.through_seq + 1
+        raise SyncError(f"push did not finish in {outbox.MAX_BATCHES} batches")
+
+    @staticmethod
+    def _expected(exc: HqRefused, top: int) -> int:
+        expected = exc.details.get("expected")
+        if not isinstance(expected, int) or isinstance(expected, bool) or expected < 1:
+            raise HqBadReply(f"head office sent sequence_gap without a usable 'expected': {exc}")
+        if expected > top + 1:
+            raise HqBadReply(
+                f"head office expects seq {expected}, but this till's ledger ends at {top}"
+            )
+        return expected
+
+    # ------------------------------------------------------------ pull
+
+    def pull(self, report: SyncReport | None = None) -> SyncReport:
+        """Apply every page of changes after the stored cursor, each with its cursor."""
+        report = report or SyncReport()
+        with self.db.read() as conn:
+            cursor = int(syncstate.get(conn, syncstate.CURSOR) or 0)
+        for _ in range(MAX_PAGES):
+            page = self.client.changes(cursor, self.page_limit)
+            with self.db.write() as conn:
+                applied = feed.apply(
+                    conn, page, till=self.till, cursor=cursor, now=self.clock.now()
+                )
+            report.pages += 1
+            report.changes += page.size
+            report.program = applied.program or report.program
+            if page.more and page.cursor == cursor and not page.size:
+                raise HqBadReply(
+                    f"head office says there is more after cursor {cursor} but sent none"
+                )
+            cursor = page.cursor
+            if not page.more:
+                return report
+        raise SyncError(f"pull did not finish in {MAX_PAGES} pages")
+
+    # ------------------------------------------------------------ whole sync
+
+    def run_once(self, progress: Progress | None = None) -> SyncReport:
+        """One complete sync; raises a SyncError (or StoreError) when it cannot complete."""
+        with self._lock:
+            started = self.clock.now()
+            with self.db.read() as conn:
+                mark = outbox.last_seq(conn)
+            try:
+                report = self.push(progress)
+                self.pull(report)
+            except TillgateError as exc:
+                with self.db.write() as conn:
+                    syncstate.put(conn, syncstate.LAST_ATTEMPT, ts(started))
+                    syncstate.put(conn, syncstate.LAST_ERROR, mask_in_text(str(exc)))
+                raise
+            with self.db.write() as conn:
+                syncstate.put(conn, syncstate.LAST_ATTEMPT, ts(started))
+                syncstate.put(conn, syncstate.LAST_ERROR, None)
+                syncstate.put(conn, syncstate.LAST_SYNC, ts(self.clock.now()))
+                syncstate.put(conn, syncstate.MARK_SEQ, mark)
+        if report.negative_cards:
+            logger.warning(
+                "head office reports cards with a negative balance: %s",
+                ", ".join(mask_in_text(n) for n in report.negative_cards),
+            )
+        logger.debug(
+            "sync: pushed %d entries (%d duplicates), %d changes in %d pages",
+            report.pushed,
+            report.duplicates,
+            report.changes,
+            report.pages,
+        )
+        return report
+
+    def attempt(self) -> SyncReport | None:
+        """The scheduled job: one sync, errors logged (never raised), then the state updated."""
+        report = None
+        try:
+            report = self.run_once()
+        except TillgateError as exc:
+            logger.warning("sync failed: %s", mask_in_text(str(exc)))
+        finally:
+            self.refresh()
+        return report
+
+    # ------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        """Offline or not, when the last sync completed, how many entries wait."""
+        with self.db.read() as conn:
+            last = syncstate.last_sync(conn)
+            unsynced = outbox.backlog(conn)
+            error = syncstate.get(conn, syncstate.LAST_ERROR)
+        offline = syncstate.is_offline(last, self.clock.now(), self.offline_after_seconds)
+        return {
+            "offline": offline,
+            "mode": "hq",
+            "last_sync": last.isoformat() if last else None,
+            "unsynced_entries": unsynced,
+            "error": error or None,
+        }
+
+    def refresh(self) -> dict[str, Any]:
+        """Set the service's offline flag and tell the screen when the picture changed."""
+        state = self.state()
+        if self.service is not None:
+            if self.service.offline != state["offline"]:
+                logger.warning(
+                    "till is now %s (last completed sync: %s)",
+                    "OFFLINE" if state["offline"] else "online",
+                    state["last_sync"] or "never",
+                )
+            self.service.offline = state["offline"]
+            key = (state["offline"], state["unsynced_entries"])
+            if key != self._published:
+                self._published = key
+                self.service.events.publish("sync", state)
+        return state
+
+    def close(self) -> None:
+        self.client.close()
+        self.db.close()

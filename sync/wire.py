@@ -1,0 +1,122 @@
+"""HQ's replies as validated values (``docs/sync-protocol.md``), checked before use.
+
+Whatever HQ answers is checked whole here, before any of it touches the till's data file:
+a reply with a wrong field becomes one :class:`~tillgate.agent.errors.HqBadReply` naming
+the field, never a half-applied page or a KeyError in a sync thread.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from tillgate.agent.errors import HqBadReply
+
+NonNeg = Annotated[int, Field(ge=0)]
+
+
+class _Reply(BaseModel):
+    # HQ may add fields in a later version; the till ignores what it does not know.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PushReply(_Reply):
+    through_seq: NonNeg
+    stored: NonNeg = 0
+    duplicates: NonNeg = 0
+    conflicts: list[Any] = []
+    negative_cards: list[str] = []
+
+
+class Lot(_Reply):
+    points: int
+    available_from: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+
+class CardChange(_Reply):
+    number: Annotated[str, Field(min_length=1, max_length=64)]
+    holder: str = ""
+    phone: str | None = None
+    birthday: date | None = None
+    tier: str | None = None
+    segments: list[str] = []
+    clubs: list[str] = []
+    status: Literal["active", "new", "blocked"] = "active"
+    balance: int = 0
+    pending: NonNeg = 0
+    lots: list[Lot] = []
+    through_seq: NonNeg = 0
+    uses: dict[str, Any] = {}
+
+
+class ProgramChange(_Reply):
+    version: Annotated[str, Field(min_length=1, max_length=200)]
+    body: dict[str, Any]
+
+
+class RevokedCoupon(_Reply):
+    code: Annotated[str, Field(min_length=1)]
+    reason: str = "revoked"
+    revoked_at: AwareDatetime
+
+
+class UsedCoupon(_Reply):
+    code: Annotated[str, Field(min_length=1)]
+    promotion_id: str = ""
+    till: str
+    receipt_id: str
+    used_at: AwareDatetime
+
+
+class ChangePage(_Reply):
+    cursor: NonNeg
+    more: bool = False
+    program: ProgramChange | None = None
+    cards: list[CardChange] = []
+    coupons_revoked: list[RevokedCoupon] = []
+    coupons_used: list[UsedCoupon] = []
+    budgets: dict[str, int] = {}
+
+    @property
+    def size(self) -> int:
+        """How many changes the page carries (for logs and progress)."""
+        return (
+            (1 if self.program else 0)
+            + len(self.cards)
+            + len(self.coupons_revoked)
+            + len(self.coupons_used)
+            + len(self.budgets)
+        )
+
+
+class EnrollReply(_Reply):
+    hq: Annotated[str, Field(min_length=1)]
+    till: Annotated[str, Field(min_length=1)]
+    store: Annotated[str, Field(min_length=1)]
+    credential: Annotated[str, Field(min_length=1)]
+    coupon_key: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32,256}$")]
+
+
+class ErrorBody(_Reply):
+    code: str
+    message: str = ""
+
+
+class ErrorReply(_Reply):
+    error: ErrorBody
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any, *, what: str) -> M:
+    """``data`` as ``model``; a mismatch is HqBadReply naming the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise HqBadReply(f"head office sent a bad {what}: {path}: {first['msg']}") from exc
