@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
@@ -81,6 +82,47 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", metavar="FILE")
     check.set_defaults(handler=_check_program)
 
+    decode = verbs.add_parser(
+        "decode",
+        help="ESC/POS bytes → readable receipt text, a PNG picture or the parsed document",
+        description="Decode a file of ESC/POS bytes (a capture, or a file:// printer's output).",
+    )
+    decode.add_argument("file", metavar="FILE")
+    decode.add_argument("--png", metavar="OUT", help="also draw the receipt into this PNG file")
+    decode.add_argument("--json", action="store_true", help="print the parsed document as JSON")
+    decode.add_argument(
+        "--codepage",
+        action="append",
+        default=[],
+        metavar="N=CODEC",
+        help="the printer's code page table where it differs from Epson's, e.g. 17=cp866",
+    )
+    decode.set_defaults(handler=_decode)
+
+    intercept = verbs.add_parser(
+        "intercept",
+        help="receipt interception tools",
+        description="Receipt interception tools.",
+    )
+    intercept_verbs = intercept.add_subparsers(
+        dest="intercept_verb", metavar="VERB", parser_class=_Parser, required=True
+    )
+    itest = intercept_verbs.add_parser(
+        "test",
+        help="show what the receipt template extracts from a captured receipt",
+        description="Show what the interception template reads off a captured receipt "
+        "(ESC/POS bytes or plain text): lines, total and receipt number.",
+    )
+    itest.add_argument("file", metavar="FILE")
+    itest.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config with the [intercept] template (default: $TILLGATE_CONFIG, else "
+        "./config.toml if present, else the default template)",
+    )
+    itest.add_argument("--template", help="template name (overrides intercept.template)")
+    itest.set_defaults(handler=_intercept_test)
+
     # Verbs that belong to other layers register themselves; their modules import nothing
     # heavy at module level, so building the parser stays instant.
     from tillgate.hq.cli import add_parser as add_hq_verbs
@@ -100,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help and --version finish here
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         if args.verb is None:
-            raise UsageError(f"choose a verb: run, schema, check-program (see '{PROG} --help')")
+            raise UsageError(f"choose a verb (see '{PROG} --help')")
         return int(args.handler(args))
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -172,6 +214,91 @@ def _check_program(args: argparse.Namespace) -> int:
         f"{len(program.tiers)} tiers"
     )
     return EXIT_OK
+
+
+def _read_input(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a directory, not a file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _codepage_table(pairs: Sequence[str]) -> dict[int, str]:
+    import codecs
+
+    table: dict[int, str] = {}
+    for pair in pairs:
+        number, sep, codec = pair.partition("=")
+        try:
+            if not sep or not 0 <= int(number) <= 255:
+                raise ValueError
+            codecs.lookup(codec)
+        except (ValueError, LookupError) as exc:
+            raise UsageError(f"--codepage {pair!r}: write it as N=CODEC, e.g. 17=cp866") from exc
+        table[int(number)] = codec
+    return table
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from tillgate.drivers.escpos.parser import parse
+    from tillgate.drivers.escpos.text import render_text
+
+    data = _read_input(args.file)
+    table = _codepage_table(args.codepage)
+    doc = parse(data, codepages=table) if table else parse(data)
+    if args.png:
+        from tillgate.drivers.escpos.png import render_png
+
+        try:
+            render_png(doc, args.png)
+        except OSError as exc:
+            raise TillgateError(f"{args.png}: cannot write the picture: {exc}") from exc
+        print(f"{args.png}: written", file=sys.stderr)
+    if args.json:
+        print(json.dumps(doc.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(render_text(doc), end="")
+    return EXIT_OK
+
+
+def _intercept_test(args: argparse.Namespace) -> int:
+    from .templates import load_template
+
+    name, custom, table = "default", {}, {}
+    config_path = args.config or os.environ.get("TILLGATE_CONFIG")
+    if config_path is None and Path("config.toml").is_file():
+        config_path = "config.toml"
+    if config_path is not None:
+        from .config import load_config
+
+        section = load_config(Path(config_path)).intercept
+        name, custom, table = section.template, section.templates, section.codepages
+    template = load_template(args.template or name, custom)
+    data = _read_input(args.file)
+    if b"\x1b" in data or b"\x1d" in data or b"\x10" in data:  # ESC, GS, DLE: printer bytes
+        from tillgate.drivers.escpos.parser import parse
+        from tillgate.drivers.escpos.text import render_text
+
+        text = render_text(parse(data, codepages=table) if table else parse(data))
+    else:
+        text = data.decode("utf-8", errors="replace")
+    read = template.read(text)
+    print(f"template: {template.name}")
+    print(f"receipt number: {read.number or '(none found)'}")
+    for k, ln in enumerate(read.lines):
+        print(f"line {k}: {ln.name!r} qty {ln.qty} × {ln.price} = {ln.amount}  sku {ln.sku!r}")
+    print(f"total: {read.total}")
+    if read.ok:
+        print("ok: the agent would price and confirm this receipt")
+        return EXIT_OK
+    for problem in read.problems:
+        print(f"problem: {problem}")
+    print("not readable: the agent would forward this receipt untouched and report it")
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

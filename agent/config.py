@@ -236,9 +236,12 @@ class HqSection(_Section):
 
     url: str = ""  # empty: a standalone till
     credential_file: Path = Path("var/tillgate/credential.json")
+    ca_file: Path | None = None  # PEM bundle HQ's certificate is checked against (https)
+    verify: bool = True  # false: do not check HQ's certificate (a lab only, never a shop)
 
     _empty = field_validator("credential_file", mode="before")(_not_empty)
-    _paths = field_validator("credential_file")(_resolve)
+    _none = field_validator("ca_file", mode="before")(_empty_is_none)
+    _paths = field_validator("credential_file", "ca_file")(_resolve)
 
     @field_validator("url")
     @classmethod
@@ -280,8 +283,25 @@ class PrinterSection(_Section):
     profile: Annotated[str, StringConstraints(min_length=1)] = "default"  # python-escpos profile
     codepage: str = "cp866"
     columns: Annotated[int, Field(ge=16, le=96)] = 42
+    # DLE EOT status polls; None: on for serial/pty/usb/rfc2217, off for file/tcp/none.
+    status_poll: bool | None = None
+    poll_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 5.0
+    queue_limit: Annotated[int, Field(ge=1, le=10_000)] = 100  # jobs held while it is away
+    coupon_code: Literal["auto", "barcode", "qr", "text"] = "auto"  # how a code is printed
 
     _url = field_validator("url")(_device_url)
+
+    @model_validator(mode="after")
+    def _profile_has_codepage(self) -> PrinterSection:
+        if self.url == "none":
+            return self  # nothing will print: spare every start the printer database load
+        from tillgate.drivers.layout import escpos_codepage  # python-escpos's printer database
+
+        try:
+            escpos_codepage(self.profile, self.codepage)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
     @field_validator("codepage")
     @classmethod
@@ -301,8 +321,35 @@ class InputDeviceSection(_Section):
     """[devices.scanner] / [devices.card_reader]: where card swipes and scans come from."""
 
     url: str = "none"
+    prefix: str = ""  # sent by the reader before each read (e.g. "\u0002" STX, a reader id)
+    suffix: str = ""  # sent after each read (e.g. "\u0003" ETX); CR, LF and TAB always end one
+    card_number_pattern: str = ""  # empty: the program's card_number_pattern
+    track_number_pattern: str = ""  # regex whose group 1 is the card number in track data
+    scan_timeout_ms: Annotated[int, Field(ge=10, le=5000)] = 150  # a pause that ends a read
+    encodings: tuple[str, ...] = ("utf-8", "cp1251")  # tried in order on each read
 
     _url = field_validator("url")(_device_url)
+
+    @field_validator("card_number_pattern", "track_number_pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return v
+
+    @field_validator("encodings")
+    @classmethod
+    def _encodings(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError('needs at least one encoding, e.g. ["utf-8"]')
+        for name in v:
+            try:
+                codecs.lookup(name)
+            except LookupError as exc:
+                raise ValueError(f"unknown encoding {name!r} (e.g. utf-8, cp1251)") from exc
+        return v
 
     @property
     def address(self) -> DeviceAddress:

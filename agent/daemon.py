@@ -123,13 +123,21 @@ def build_service(config: Config, *, clock: Clock | None = None) -> TillService:
         language=config.till.language,
         hold_seconds=config.till.hold_seconds,
         max_lines=config.pos_api.max_lines,
+        chain=bool(config.hq.url),
     )
+    if config.hq.url:
+        # A chain's tills sign and verify coupons with HQ's key from enrolment.
+        from tillgate.sync.wiring import credential
+
+        key = credential(config).key
+    else:
+        key = coupon_key(db)
     return TillService(
         db=db,
         settings=settings,
         clock=clock,
         session=CardSession(seconds=config.till.card_session_seconds),
-        signer=CouponSigner(coupon_key(db)),
+        signer=CouponSigner(key),
     )
 
 
@@ -205,10 +213,6 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         )
         watcher.load_program(strict=True)
         watcher.load_cards(strict=True)
-    else:
-        # Head-office sync arrives with the sync layer; until then a till with hq.url uses
-        # the last program it has.
-        service.catalog()
     service.sweep()
 
     sock = bind(config.pos_api.host, config.pos_api.port)
@@ -230,14 +234,16 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         )
     )
     server.on_exit = service.events.close
-    service.events.publish(
-        "sync",
-        {
-            "offline": service.offline,
-            "mode": "standalone" if not config.hq.url else "hq",
-            "last_sync": None,
-        },
-    )
+    syncer = None
+    if config.hq.url:
+        from tillgate.sync.wiring import start as start_sync
+
+        # Before the scheduler starts: a till with no program yet syncs once first.
+        syncer = start_sync(config, service, scheduler)
+    else:
+        service.events.publish(
+            "sync", {"offline": service.offline, "mode": "standalone", "last_sync": None}
+        )
     scheduler.start()
     logger.info(
         "tillgate %s: till %s of store %s, POS API on http://%s:%s",
@@ -254,6 +260,8 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         scheduler.shutdown(wait=False)
+        if syncer is not None:
+            syncer.close()
         service.db.close()
         sock.close()
         logger.info("tillgate stopped")

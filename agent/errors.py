@@ -7,11 +7,15 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
 
     TillgateError
     ├── ConfigError                 bad config file, bad flag, bad program file
-    │   └── ProgramError            program/promotions file does not validate (lists every error)
+    │   ├── ProgramError            program/promotions file does not validate (lists every error)
+    │   └── CardsFileError          a cards CSV does not validate (lists every bad row)
     ├── StoreError                  the SQLite cache cannot be opened, migrated or written
     │   └── StorageFullError        disk full / database full: nothing was written
     ├── DeviceError                 a device cannot be opened or stopped answering
     ├── SyncError                   head office unreachable, refused, or answered nonsense
+    │   ├── HqUnreachable           no answer from HQ (refused connection, DNS, TLS, timeout)
+    │   ├── HqRefused               HQ answered with an error (status + code, e.g. 401)
+    │   └── HqBadReply              HQ answered something that is not the protocol
     ├── RulesError                  the rules engine was given something it cannot evaluate
     │   └── CouponInvalid           a coupon code is malformed or its signature does not verify
     └── ApiError                    a POS API request that must be refused (has code + status)
@@ -26,7 +30,16 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
         ├── RefundExceedsReceipt    409 refund_exceeds_receipt
         ├── InsufficientPoints      409 insufficient_points
         ├── OfflineLimit            409 offline_limit
-        └── PayloadTooLarge         413 payload_too_large
+        ├── PayloadTooLarge         413 payload_too_large
+        └── HqApiError              a head-office API request that must be refused
+            ├── Forbidden           403 forbidden (a till credential on an admin endpoint)
+            ├── WrongTill           403 wrong_till (a till pushing another till's entries)
+            ├── EnrolmentRefused    403 enrolment_refused (code used, unknown or expired)
+            ├── NotFound            404 not_found (till, promotion)
+            ├── SequenceGap         409 sequence_gap (details: expected)
+            ├── BatchTooLarge       413 batch_too_large
+            ├── InvalidProgram      422 invalid_program (details: errors)
+            └── InvalidCards        422 invalid_cards (details: errors)
 """
 
 from __future__ import annotations
@@ -53,6 +66,15 @@ class ProgramError(ConfigError):
         super().__init__(f"{source} is invalid: {shown}{more}")
 
 
+class CardsFileError(ConfigError):
+    """A cards CSV does not validate. ``errors`` lists every bad row (``row 7: ...``)."""
+
+    def __init__(self, errors: Sequence[str], *, source: str = "cards file") -> None:
+        self.errors = list(errors)
+        self.source = source
+        super().__init__("\n".join(f"{source}: {e}" for e in self.errors) or source)
+
+
 class StoreError(TillgateError):
     """The local SQLite store cannot be opened, migrated or written."""
 
@@ -67,6 +89,26 @@ class DeviceError(TillgateError):
 
 class SyncError(TillgateError):
     """Head office is unreachable, refused the request, or answered something unusable."""
+
+
+class HqUnreachable(SyncError):
+    """Head office did not answer: connection refused, name not found, TLS failure, timeout."""
+
+
+class HqRefused(SyncError):
+    """Head office answered with an error: ``status``, its ``code`` and any ``details``."""
+
+    def __init__(
+        self, message: str, *, status: int, code: str, details: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.details = details or {}
+
+
+class HqBadReply(SyncError):
+    """Head office answered something that is not the sync protocol (bad JSON, bad fields)."""
 
 
 class RulesError(TillgateError):
@@ -137,3 +179,39 @@ class OfflineLimit(ApiError):
 
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
+
+
+class HqApiError(ApiError):
+    """A head-office API request that must be refused; ``details`` become fields of the error."""
+
+
+class Forbidden(HqApiError):
+    status, code = 403, "forbidden"
+
+
+class WrongTill(HqApiError):
+    status, code = 403, "wrong_till"
+
+
+class EnrolmentRefused(HqApiError):
+    status, code = 403, "enrolment_refused"
+
+
+class NotFound(HqApiError):
+    status, code = 404, "not_found"
+
+
+class SequenceGap(HqApiError):
+    status, code = 409, "sequence_gap"
+
+
+class BatchTooLarge(HqApiError):
+    status, code = 413, "batch_too_large"
+
+
+class InvalidProgram(HqApiError):
+    status, code = 422, "invalid_program"
+
+
+class InvalidCards(HqApiError):
+    status, code = 422, "invalid_cards"

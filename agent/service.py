@@ -31,7 +31,7 @@ from .rules.program import ProgramFile
 from .rules.refunds import PaidLine, state
 from .session import CardSession
 from .store import cards as card_store
-from .store import ledger, points, receipts
+from .store import ledger, points, receipts, syncstate
 from .store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,17 @@ class TillSettings:
     language: Literal["ru", "en"] = "ru"
     hold_seconds: int = 900
     max_lines: int = 1000
+    chain: bool = False  # True: the till syncs with a head office (see tillgate.sync)
 
 
 # A receipt whose sale went through: confirmed, or since returned in full.
 DONE = ("confirmed", "refunded")
+
+_OFFLINE_WHY = {
+    "max_hours": "no sync for longer than program.offline.max_hours",
+    "per_card": "program.offline.redeem_per_card for this card",
+    "per_till": "program.offline.redeem_per_till for this till",
+}
 
 
 class CouponAlreadyUsed(errors.ApiError):
@@ -80,6 +87,8 @@ class TillService:
         # Where confirmed receipts' coupons and prompts go to be printed (the device layer
         # queues them); None: nothing is printed by the agent.
         self.print_sink: Callable[[str, list[dict[str, Any]]], None] | None = None
+        # Hints about devices (printer out of paper, card reader offline) for each receipt.
+        self.device_hints: Callable[[], list[dict[str, Any]]] | None = None
 
     # ------------------------------------------------------------ program
 
@@ -160,7 +169,9 @@ class TillService:
         return now, local(now, self.settings.timezone)
 
     def _sweep(self, conn: sqlite3.Connection, now: datetime, card: str | None) -> None:
-        points.sweep(conn, till=self.settings.till, now=now, card=card)
+        points.sweep(
+            conn, till=self.settings.till, now=now, card=card, expire=not self.settings.chain
+        )
 
     def _customer(
         self,
@@ -326,6 +337,15 @@ class TillService:
                 )
                 for i, ln in enumerate(req.lines)
             )
+            cap = None
+            if self.offline and rec is not None:
+                cap = syncstate.offline_cap(
+                    conn,
+                    policy=catalog.program.offline,
+                    card=rec.number,
+                    receipt_id=req.receipt_id,
+                    now=now,
+                )
             context = m.Context(
                 now=now_local,
                 store=self.settings.store,
@@ -334,6 +354,7 @@ class TillService:
                 budget_used=points.budgets_used(
                     conn, [p.id for p in catalog.by_id.values() if p.limits.budget_points]
                 ),
+                redeem_cap=cap.points if cap is not None else None,
             )
             result = evaluate(
                 catalog,
@@ -346,6 +367,17 @@ class TillService:
                 ),
                 context,
             )
+            if (
+                cap is not None
+                and isinstance(req.redeem, int)
+                and req.redeem > result.redeem_max
+                and req.redeem > cap.points
+            ):
+                raise errors.OfflineLimit(
+                    f"{req.redeem} points asked, but offline this till may spend at most "
+                    f"{cap.points} now ({_OFFLINE_WHY[cap.reason]})",
+                    details={"redeemable": result.redeem_max, "limit": cap.reason},
+                )
             if isinstance(req.redeem, int) and req.redeem > result.redeem_max:
                 raise errors.InsufficientPoints(
                     f"{req.redeem} points asked, at most {result.redeem_max} can be spent on "
@@ -402,6 +434,8 @@ class TillService:
                 ),
                 offline=self.offline,
             )
+            if cap is not None:
+                response["hints"] = [self._offline_hint(cap), *response["hints"]]
             stored = dict(response)
             stored["_internal"] = responses.internal(result, coupons)
             stored["_card_source"] = source
@@ -431,6 +465,9 @@ class TillService:
                     ledger.ts(now),
                 ),
             )
+        if self.device_hints is not None:
+            # "Printer out of paper: coupons are queued" belongs on the cashier's screen.
+            response["hints"] = [*response["hints"], *self.device_hints()]
         self._announce(response | {"status": "calculated"})
         self.events.publish(
             "hints",
@@ -441,6 +478,24 @@ class TillService:
             },
         )
         return response
+
+    def _offline_hint(self, cap: syncstate.OfflineCap) -> dict[str, Any]:
+        """Why points are limited: the cashier must be able to tell the customer."""
+        ru = self.settings.language == "ru"
+        if cap.reason == "max_hours":
+            text = (
+                f"Нет связи с офисом более {cap.policy.max_hours} ч: списание баллов недоступно"
+                if ru
+                else f"No head-office sync for over {cap.policy.max_hours} h: "
+                "points cannot be spent"
+            )
+        else:
+            text = (
+                f"Нет связи с офисом: можно списать не более {cap.points} баллов"
+                if ru
+                else f"Offline: at most {cap.points} points can be spent"
+            )
+        return {"kind": "offline", "text": text, "promotion": None}
 
     def _prints(self, receipt_id: str, result: m.Result, today: date) -> list[dict[str, Any]]:
         """What will be printed; coupons get their signed code (the same for the same receipt)."""
@@ -856,4 +911,9 @@ class TillService:
                 "SELECT COUNT(*) FROM ledger WHERE synced_at IS NULL"
             ).fetchone()[0]
             row = conn.execute("SELECT version FROM program WHERE id = 1").fetchone()
-        return {"unsynced_entries": unsynced, "promotions_version": row[0] if row else None}
+            sync = syncstate.status(conn) if self.settings.chain else {}
+        return {
+            "unsynced_entries": unsynced,
+            "promotions_version": row[0] if row else None,
+            **sync,
+        }

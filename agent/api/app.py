@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, errors
+from ..cards import mask_in_text
 from ..service import TillService
 from . import schemas as s
 from .docs_page import DOCS_HTML
@@ -287,6 +288,13 @@ def create_app(
             "last_sync": None,
         }
         out.update(service.status())
+        presented = service.session.current(service.clock.now())
+        # The card a swipe or scan started, masked: the next receipt will use it.
+        out["card_session"] = (
+            {"card": mask_in_text(presented.raw), "source": presented.source}
+            if presented is not None
+            else None
+        )
         out["devices"] = {
             "printer": {"status": "not_configured"},
             "scanner": {"status": "not_configured"},

@@ -18,10 +18,12 @@ All functions take an open connection inside a write (or read) transaction of
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 KINDS = ("accrue", "redeem", "hold", "release", "reverse", "return", "expire", "adjust")
 
@@ -260,8 +262,18 @@ def give_back(
 
 
 def balance(conn: sqlite3.Connection, card: str, now: datetime) -> Balance:
-    """The card's balance at ``now``, derived from its entries and lots."""
+    """The card's balance at ``now``, derived from its entries and lots.
+
+    A card head office has told this till about (a row in ``hq_cards``) is balanced as
+    HQ's view plus this till's own entries HQ had not included yet: see
+    :func:`_chain_balance`. Any other card is balanced from this till's ledger alone.
+    """
     now_s = ts(now)
+    hq = conn.execute(
+        "SELECT balance, pending, lots, through_seq FROM hq_cards WHERE number = ?", (card,)
+    ).fetchone()
+    if hq is not None:
+        return _chain_balance(conn, card, now_s, hq)
     total = conn.execute(
         "SELECT COALESCE(SUM(points), 0) FROM ledger WHERE card = ?", (card,)
     ).fetchone()[0]
@@ -277,6 +289,42 @@ def balance(conn: sqlite3.Connection, card: str, now: datetime) -> Balance:
     return Balance(
         total=total, balance=total - pending - expired + held, pending=pending, held=held
     )
+
+
+def _chain_balance(conn: sqlite3.Connection, card: str, now_s: str, hq: sqlite3.Row) -> Balance:
+    """HQ's view of a card re-evaluated at ``now`` plus this till's entries HQ has not seen.
+
+    HQ's lots are re-read at the till's ``now`` (pending ones become spendable, expired ones
+    drop out); ``balance + pending - Σ lots`` of HQ's view is what no lot backs (a debt) and
+    carries over as it is. This till's own entries with ``seq > through_seq`` are added
+    (holds and releases aside: open holds are counted by :func:`open_held`), minus what of
+    them is still pending or already expired in the lots they made.
+    """
+    lots: list[list[Any]] = json.loads(hq["lots"])
+    unbacked = hq["balance"] + hq["pending"] - sum(int(lot[0]) for lot in lots)
+    hq_available = hq_pending = 0
+    for points, available_from, expires_at in lots:
+        if available_from > now_s:
+            hq_pending += int(points)
+        elif expires_at is None or expires_at > now_s:
+            hq_available += int(points)
+    own = conn.execute(
+        "SELECT COALESCE(SUM(points), 0) FROM ledger WHERE card = ? AND seq > ?"
+        " AND kind NOT IN ('hold', 'release')",
+        (card, hq["through_seq"]),
+    ).fetchone()[0]
+    own_pending, own_expired = conn.execute(
+        "SELECT COALESCE(SUM(CASE WHEN l.available_from > :now THEN l.remaining END), 0),"
+        " COALESCE(SUM(CASE WHEN l.available_from <= :now AND l.expires_at IS NOT NULL"
+        "   AND l.expires_at <= :now AND l.remaining > 0 THEN l.remaining END), 0)"
+        " FROM lots l JOIN ledger e ON e.id = l.entry_id"
+        " WHERE l.card = :card AND e.seq > :seq",
+        {"card": card, "now": now_s, "seq": hq["through_seq"]},
+    ).fetchone()
+    held = open_held(conn, card)
+    spendable = unbacked + hq_available + own - own_pending - own_expired
+    pending = hq_pending + own_pending
+    return Balance(total=spendable + pending - held, balance=spendable, pending=pending, held=held)
 
 
 def open_held(conn: sqlite3.Connection, card: str) -> int:

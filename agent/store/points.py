@@ -53,8 +53,14 @@ def release(
     return entry
 
 
-def sweep(conn: sqlite3.Connection, *, till: str, now: datetime, card: str | None) -> None:
-    """Release timed-out holds (all cards) and expire lots (of one card, or all)."""
+def sweep(
+    conn: sqlite3.Connection, *, till: str, now: datetime, card: str | None, expire: bool = True
+) -> None:
+    """Release timed-out holds (all cards) and expire lots (of one card, or all).
+
+    ``expire`` False: a till with a head office writes no ``expire`` entries (HQ does, from
+    every till's entries); its balances simply stop counting expired lots.
+    """
     rows = conn.execute(
         "SELECT receipt_id, card, hold_entry, hold_points FROM receipts"
         " WHERE hold_entry IS NOT NULL AND hold_expires_at <= ?",
@@ -76,7 +82,8 @@ def sweep(conn: sqlite3.Connection, *, till: str, now: datetime, card: str | Non
             " hold_expires_at = NULL WHERE receipt_id = ?",
             (r["receipt_id"],),
         )
-    ledger.expire_due(conn, till=till, now=now, card=card)
+    if expire:
+        ledger.expire_due(conn, till=till, now=now, card=card)
 
 
 def credit(

@@ -167,4 +167,39 @@ CREATE TABLE coupons_revoked (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1,)
+# V2: head-office sync. The till keeps HQ's view of each card beside its own ledger; a
+# card's balance is that view plus the till's own entries HQ has not yet included
+# (seq > through_seq). Sync state (cursor, last completed sync, ...) lives in ``meta``.
+V2 = """
+-- HQ's view of a card as of the last pull: balance/pending as HQ computed them, the lots
+-- with points left as JSON [[points, available_from, expires_at|null], ...] (UTC, ts()
+-- format), and the highest seq of THIS till's entries already included.
+CREATE TABLE hq_cards (
+    number      TEXT PRIMARY KEY,
+    balance     INTEGER NOT NULL,
+    pending     INTEGER NOT NULL,
+    lots        TEXT NOT NULL DEFAULT '[]',
+    through_seq INTEGER NOT NULL DEFAULT 0,
+    uses        TEXT NOT NULL DEFAULT '{}',
+    updated_at  TEXT NOT NULL
+);
+
+-- Points each budgeted promotion has given across the chain, as HQ last said.
+CREATE TABLE hq_budgets (
+    promotion_id TEXT PRIMARY KEY,
+    points       INTEGER NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+
+-- Cards registered at this till: sent to HQ once (synced_at set after HQ's 200).
+ALTER TABLE cards ADD COLUMN synced_at TEXT;
+
+-- A coupon used at another till (learnt from HQ): which till; NULL for this till's own uses.
+ALTER TABLE coupons_used ADD COLUMN till TEXT;
+
+-- The outbox is the suffix of the ledger with synced_at NULL.
+CREATE INDEX ledger_unsynced ON ledger (seq) WHERE synced_at IS NULL;
+CREATE INDEX ledger_card_seq ON ledger (card, seq);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2)

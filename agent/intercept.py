@@ -1,0 +1,273 @@
+"""Receipt interception: POS → agent → printer, reading each receipt on its way through.
+
+Every byte the POS sends is forwarded to the printer unchanged and at once (chunk by
+chunk); only a cut command is held for the moment it takes to read the receipt before it,
+run it through the rules engine with the card presented at the till, confirm it in the
+ledger, and insert the agent's block (loyalty summary, coupons, prompts) **before the cut**.
+Whatever goes wrong with a receipt — a template that cannot read it, a blocked card, a full
+disk — the receipt still goes to the printer untouched, and the failure is reported as an
+``intercept`` device event; the POS never notices.
+
+Replies from the printer (status answers to the POS's own ``DLE EOT`` queries) are written
+back to the POS by the device layer; this module only deals with the POS → printer way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from tillgate.drivers.base import DeviceEvent
+from tillgate.drivers.escpos.parser import parse
+from tillgate.drivers.escpos.stream import Boundary, Cut, Forward, ReceiptStream
+from tillgate.drivers.escpos.text import render_text
+from tillgate.drivers.layout import Language, render_block, summary_from_confirm
+
+from . import errors
+from .api.schemas import CalculateIn, LineIn
+from .cards import mask_in_text
+from .service import TillService
+from .templates import ReadReceipt, Template
+
+logger = logging.getLogger(__name__)
+
+
+class PrinterSide(Protocol):
+    """What interception needs of the printer driver."""
+
+    def forward(self, data: bytes) -> None: ...
+
+    def begin_receipt(self) -> None: ...
+
+    def end_receipt(self) -> None: ...
+
+
+@dataclass(kw_only=True)
+class InterceptStats:
+    """Counters for ``/v1/status`` (``devices.intercept``)."""
+
+    receipts: int = 0
+    confirmed: int = 0
+    unreadable: int = 0
+    failed: int = 0
+    bytes_forwarded: int = 0
+    last_receipt: str | None = None
+    last_problem: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockStyle:
+    """How the agent's block is printed: the printer's profile, code page and width."""
+
+    profile: str
+    codepage: str
+    columns: int
+    language: Language = "ru"
+
+
+class Interceptor:
+    """Reads POS bytes, forwards them, and adds the loyalty block before each receipt's cut."""
+
+    def __init__(
+        self,
+        *,
+        service: TillService,
+        printer: PrinterSide,
+        template: Template,
+        style: BlockStyle,
+        on_event: Callable[[DeviceEvent], None],
+        codepages: dict[int, str] | None = None,
+        idle_seconds: float = 3.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.printer = printer
+        self.template = template
+        self.style = style
+        self.on_event = on_event
+        self.codepages = dict(codepages or {})
+        self.idle_seconds = idle_seconds
+        self._monotonic = monotonic
+        self._stream = ReceiptStream()
+        self._lock = threading.Lock()  # feed() and idle() come from different threads
+        self._open = False  # a receipt has started and not yet ended
+        self._last_data = 0.0
+        self.stats = InterceptStats()
+
+    # ------------------------------------------------------------ input
+
+    def feed(self, chunk: bytes) -> None:
+        """Bytes from the POS: forward them, and handle every receipt boundary they hold."""
+        if not chunk:
+            return
+        with self._lock:
+            self._last_data = self._monotonic()
+            for piece in self._stream.feed(chunk):
+                self._handle(piece)
+
+    def idle(self) -> None:
+        """Called when the POS has been quiet for a while (from the port's read loop).
+
+        A receipt the POS ends without a cut (some tear-off printers) is read once the POS
+        has been silent for ``idle_seconds``; its block is then printed after it.
+        """
+        with self._lock:
+            if not self._open or self._monotonic() - self._last_data < self.idle_seconds:
+                return
+            for piece in self._stream.flush():
+                self._handle(piece)
+            receipt = self._stream.take_pending() if hasattr(self._stream, "take_pending") else b""
+            if receipt:
+                block = self._receipt(receipt)
+                if block:
+                    self.printer.forward(block)
+            self._end()
+
+    # ------------------------------------------------------------ pieces
+
+    def _handle(self, piece: Forward | Cut | Boundary) -> None:
+        if isinstance(piece, Forward):
+            if piece.data:
+                self._begin()
+                self.printer.forward(piece.data)
+                self.stats.bytes_forwarded += len(piece.data)
+        elif isinstance(piece, Cut):
+            block = self._receipt(piece.receipt)
+            self.printer.forward(block + piece.cut)
+            self.stats.bytes_forwarded += len(piece.cut)
+            self._end()
+        elif isinstance(piece, Boundary):
+            block = self._receipt(piece.receipt)
+            if block:
+                self.printer.forward(block)
+            self._end()
+
+    def _begin(self) -> None:
+        if not self._open:
+            self._open = True
+            self.printer.begin_receipt()
+
+    def _end(self) -> None:
+        if self._open:
+            self._open = False
+            self.printer.end_receipt()
+
+    # ------------------------------------------------------------ one receipt
+
+    def _receipt(self, raw: bytes) -> bytes:
+        """Read, price and confirm one captured receipt; the block to print before its cut.
+
+        Never raises: a receipt that cannot be handled is forwarded as it was.
+        """
+        self.stats.receipts += 1
+        try:
+            doc = parse(raw, codepages=self.codepages) if self.codepages else parse(raw)
+            text = render_text(doc)
+        except Exception as exc:  # the parser promises not to raise; belt and braces
+            return self._problem("unreadable", f"could not decode the receipt: {exc}", raw)
+        read = self.template.read(text)
+        if not read.ok:
+            return self._problem("unreadable", "; ".join(read.problems), raw)
+        receipt_id = receipt_id_for(read, raw)
+        try:
+            calc = self.service.calculate(_request(receipt_id, read), money_off=False)
+            confirmed = self.service.confirm(
+                receipt_id, paid=calc["total"], fiscal_id=read.number, print_items=False
+            )
+        except errors.TillgateError as exc:
+            return self._problem("failed", str(exc), raw, receipt_id=receipt_id)
+        self.stats.confirmed += 1
+        self.stats.last_receipt = receipt_id
+        items: list[Any] = []
+        summary = summary_from_confirm(confirmed)
+        if summary is not None:
+            items.append(summary)
+        items.extend(confirmed.get("printed") or [])
+        if summary is None:
+            # No card on this receipt: print the prompts the engine has for card-less
+            # customers ("ask for a card next time").
+            items.extend(
+                {"kind": "message", "title": None, "text": h["text"]}
+                for h in calc.get("hints", [])
+                if h.get("kind") == "ask_card"
+            )
+        self.on_event(
+            DeviceEvent(
+                device="intercept",
+                kind="receipt_captured",
+                data={
+                    "receipt_id": receipt_id,
+                    "ok": True,
+                    "lines": len(read.lines),
+                    "total": str(read.total),
+                    "card": (confirmed.get("card") or {}).get("number"),
+                    "accrued": (confirmed.get("accrued") or {}).get("points", 0),
+                },
+            )
+        )
+        if not items:
+            return b""
+        try:
+            return render_block(
+                items,
+                profile=self.style.profile,
+                codepage=self.style.codepage,
+                columns=self.style.columns,
+                language=self.style.language,
+            )
+        except Exception as exc:  # never lose the POS's receipt over our own block
+            logger.exception("could not render the block for receipt %s", receipt_id)
+            self.stats.last_problem = f"block not printed: {exc}"
+            return b""
+
+    def _problem(
+        self, kind: str, reason: str, raw: bytes, *, receipt_id: str | None = None
+    ) -> bytes:
+        reason = mask_in_text(reason)
+        if kind == "unreadable":
+            self.stats.unreadable += 1
+        else:
+            self.stats.failed += 1
+        self.stats.last_problem = reason
+        logger.warning("intercepted receipt %s forwarded untouched: %s", receipt_id or "?", reason)
+        self.on_event(
+            DeviceEvent(
+                device="intercept",
+                kind="receipt_captured",
+                data={"ok": False, "receipt_id": receipt_id, "problem": reason, "bytes": len(raw)},
+            )
+        )
+        return b""
+
+
+def receipt_id_for(read: ReadReceipt, raw: bytes) -> str:
+    """A stable receipt id: the printed number plus a digest of the receipt's bytes.
+
+    The same receipt printed twice (a copy) gets the same id, so it is confirmed once;
+    two receipts that share a number (a new shift) do not.
+    """
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    number = read.number or "x"
+    return f"pos-{number[-20:]}-{digest}"
+
+
+def _request(receipt_id: str, read: ReadReceipt) -> CalculateIn:
+    lines = []
+    for ln in read.lines:
+        exact = (ln.price * ln.qty).quantize(Decimal("0.01")) == ln.amount
+        if exact:
+            lines.append(LineIn(sku=ln.sku, name=ln.name, qty=ln.qty, price=ln.price))
+        else:
+            # A line the POS discounted (or rounded) itself: priced at what was paid for it,
+            # as one unit, so points are earned on the money actually taken.
+            lines.append(
+                LineIn(sku=ln.sku, name=ln.name, qty=Decimal(1), price=ln.amount, weighed=True)
+            )
+    return CalculateIn(receipt_id=receipt_id, lines=lines)
