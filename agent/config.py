@@ -381,6 +381,11 @@ class InterceptSection(_Section):
 
     _pos = field_validator("pos_side")(_device_url)
 
+    @property
+    def address(self) -> DeviceAddress:
+        """Where the POS prints to: the agent's end of that port."""
+        return parse_device_url(self.pos_side)
+
     @model_validator(mode="after")
     def _template_known(self) -> InterceptSection:
         from .templates import load_template  # the regexes are compiled (and checked) here

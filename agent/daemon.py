@@ -1,4 +1,4 @@
-"""``tillgate run``: wires the store, rules, POS API and housekeeping into one process.
+"""``tillgate run``: wires the store, rules, POS API, devices, sync and housekeeping together.
 
 Start-up order matters for the cashier: the data file is opened and migrated, the
 program is loaded (a standalone till reads its program and cards files), then the POS API
@@ -217,8 +217,14 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
 
     sock = bind(config.pos_api.host, config.pos_api.port)
     host, port = sock.getsockname()[:2]
+    from .devices import DeviceManager
+
+    devices = DeviceManager(config, service)
     app = create_app(
-        service, token=config.pos_api.token, max_body_bytes=config.pos_api.max_body_bytes
+        service,
+        token=config.pos_api.token,
+        max_body_bytes=config.pos_api.max_body_bytes,
+        status_extra=lambda: {"devices": devices.status()},
     )
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -245,6 +251,7 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
             "sync", {"offline": service.offline, "mode": "standalone", "last_sync": None}
         )
     scheduler.start()
+    devices.start()
     logger.info(
         "tillgate %s: till %s of store %s, POS API on http://%s:%s",
         __version__,
@@ -260,6 +267,7 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         scheduler.shutdown(wait=False)
+        devices.stop()
         if syncer is not None:
             syncer.close()
         service.db.close()

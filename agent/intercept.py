@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tillgate.drivers.base import DeviceEvent
+from tillgate.drivers.escpos.model import Document
 from tillgate.drivers.escpos.parser import parse
 from tillgate.drivers.escpos.stream import Boundary, Cut, Forward, ReceiptStream
 from tillgate.drivers.escpos.text import render_text
@@ -37,11 +38,13 @@ from .templates import ReadReceipt, Template
 
 logger = logging.getLogger(__name__)
 
+FEED_BEFORE_CUT = b"\x1bd\x04"  # ESC d 4: print and feed four lines
+
 
 class PrinterSide(Protocol):
     """What interception needs of the printer driver."""
 
-    def forward(self, data: bytes) -> None: ...
+    def forward(self, data: bytes) -> bool: ...
 
     def begin_receipt(self) -> None: ...
 
@@ -116,19 +119,36 @@ class Interceptor:
         """Called when the POS has been quiet for a while (from the port's read loop).
 
         A receipt the POS ends without a cut (some tear-off printers) is read once the POS
-        has been silent for ``idle_seconds``; its block is then printed after it.
+        has been silent for ``idle_seconds`` *and* the template can read it; its block is
+        then printed after it. A receipt the template cannot read yet is left open: a POS
+        that prints each line as the item is scanned pauses in the middle of its receipts.
         """
         with self._lock:
-            if not self._open or self._monotonic() - self._last_data < self.idle_seconds:
+            now = self._monotonic()
+            if not self._open or now - self._last_data < self.idle_seconds:
                 return
             for piece in self._stream.flush():
                 self._handle(piece)
-            receipt = self._stream.take_pending() if hasattr(self._stream, "take_pending") else b""
-            if receipt:
-                block = self._receipt(receipt)
-                if block:
-                    self.printer.forward(block)
+            pending = self._stream.pending
+            if not pending.strip():
+                self._end()
+                return
+            if not self._readable(pending):
+                self._last_data = now  # look again after the next quiet spell, not at once
+                return
+            block = self._receipt(self._stream.take_pending())
+            if block:
+                self.printer.forward(block)
             self._end()
+
+    def _readable(self, raw: bytes) -> bool:
+        try:
+            return self.template.read(render_text(self._parse(raw))).ok
+        except Exception:  # the parser promises not to raise; belt and braces
+            return False
+
+    def _parse(self, raw: bytes) -> Document:
+        return parse(raw, codepages=self.codepages) if self.codepages else parse(raw)
 
     # ------------------------------------------------------------ pieces
 
@@ -140,6 +160,9 @@ class Interceptor:
                 self.stats.bytes_forwarded += len(piece.data)
         elif isinstance(piece, Cut):
             block = self._receipt(piece.receipt)
+            if block:
+                # The cutter sits above the print head: feed our block past it before the cut.
+                block += FEED_BEFORE_CUT
             self.printer.forward(block + piece.cut)
             self.stats.bytes_forwarded += len(piece.cut)
             self._end()
@@ -164,12 +187,18 @@ class Interceptor:
     def _receipt(self, raw: bytes) -> bytes:
         """Read, price and confirm one captured receipt; the block to print before its cut.
 
-        Never raises: a receipt that cannot be handled is forwarded as it was.
+        Never raises: a receipt that cannot be handled is forwarded as it was (its cut too).
         """
         self.stats.receipts += 1
         try:
-            doc = parse(raw, codepages=self.codepages) if self.codepages else parse(raw)
-            text = render_text(doc)
+            return self._loyalty_block(raw)
+        except Exception as exc:
+            logger.exception("intercepted receipt not handled")
+            return self._problem("failed", f"internal error: {type(exc).__name__}: {exc}", raw)
+
+    def _loyalty_block(self, raw: bytes) -> bytes:
+        try:
+            text = render_text(self._parse(raw))
         except Exception as exc:  # the parser promises not to raise; belt and braces
             return self._problem("unreadable", f"could not decode the receipt: {exc}", raw)
         read = self.template.read(text)
@@ -263,11 +292,11 @@ def _request(receipt_id: str, read: ReadReceipt) -> CalculateIn:
     for ln in read.lines:
         exact = (ln.price * ln.qty).quantize(Decimal("0.01")) == ln.amount
         if exact:
-            lines.append(LineIn(sku=ln.sku, name=ln.name, qty=ln.qty, price=ln.price))
+            lines.append(LineIn(sku=ln.sku, name=ln.name, qty=str(ln.qty), price=str(ln.price)))
         else:
             # A line the POS discounted (or rounded) itself: priced at what was paid for it,
             # as one unit, so points are earned on the money actually taken.
             lines.append(
-                LineIn(sku=ln.sku, name=ln.name, qty=Decimal(1), price=ln.amount, weighed=True)
+                LineIn(sku=ln.sku, name=ln.name, qty="1", price=str(ln.amount), weighed=True)
             )
     return CalculateIn(receipt_id=receipt_id, lines=lines)

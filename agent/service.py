@@ -890,7 +890,16 @@ class TillService:
         """A card presented at the till (reader, scanner or API): starts the card session."""
         now = self.clock.now()
         with self.db.read() as conn:
-            rec = self._resolve_card(conn, raw, now=now, register=False) if raw else None
+            try:
+                rec = self._resolve_card(conn, raw, now=now, register=False) if raw else None
+            except errors.CardNotFound:
+                # A new plastic card the program registers on first use still starts the
+                # session: the receipt it is used on registers it.
+                program = self._load_catalog(conn).program
+                ref = identify(raw, number_pattern=program.card_number_pattern)
+                if not (program.register_unknown_cards and ref.kind == "number"):
+                    raise
+                rec = None
         self.session.present(raw, source=source, at=now)
         if rec is not None:
             shown = self.card_lookup(rec.number)

@@ -36,7 +36,9 @@ class Backoff:
     """How long to wait between attempts to reopen a failed device."""
 
     initial: float = 0.5
-    maximum: float = 30.0
+    # A local device costs nothing to retry; a cashier who plugs the printer back in should
+    # not wait long for it to be used again.
+    maximum: float = 5.0
     factor: float = 2.0
     jitter: float = 0.2  # ± this fraction, so tills on one network do not retry in step
 

@@ -131,6 +131,16 @@ class ReceiptStream:
         """The bytes of the receipt in progress that have been forwarded so far."""
         return bytes(self._receipt)
 
+    def take_pending(self) -> bytes:
+        """End the receipt in progress without a cut (the POS went quiet): its bytes so far.
+
+        Call :meth:`flush` first so that nothing is held back; the next byte fed starts a new
+        receipt.
+        """
+        receipt = bytes(self._receipt)
+        self._new_receipt()
+        return receipt
+
     def _forward(self, out: bytearray, pieces: list[Piece]) -> None:
         if out:
             data = bytes(out)

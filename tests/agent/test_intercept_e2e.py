@@ -43,7 +43,11 @@ BONUS = {
     "reward": {"kind": "points", "value": 50},
 }
 # A money-off promotion: the POS has already priced the receipt, so it must not apply.
-DAIRY = {"id": "dairy-10", "name": "Молочная неделя", "reward": {"kind": "percent", "value": 10}}
+DAIRY = {
+    "id": "dairy-10",
+    "name": "Молочная неделя",
+    "reward": {"kind": "percent", "value": 10, "on": "order"},
+}
 
 
 def pos_receipt(number: int) -> bytes:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import threading
 import time
-import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.drivers.fake_printer import PtyPrinter
 from tillgate.agent.config import PrinterSection, parse_device_url
 from tillgate.drivers.base import DeviceEvent, DeviceStatus
 from tillgate.drivers.escpos.model import Barcode
@@ -69,88 +68,6 @@ class Events:
         event = found()
         assert event is not None
         return event
-
-
-class PtyPrinter:
-    """A test thread playing a serial receipt printer on the master end of a real pty.
-
-    It answers ``DLE EOT 1..4`` from its paper/cover state (when ``answering``), answers
-    ``GS I n`` with a model id, and keeps every other byte it got in ``received``.
-    """
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
-        self.paper_end = False
-        self.near_end = False
-        self.cover_open = False
-        self.answering = True
-        self.received = bytearray()
-        self.queries = 0
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="test-pty-printer", daemon=True)
-        self._thread.start()
-
-    def got(self) -> bytes:
-        with self.lock:
-            return bytes(self.received)
-
-    def _answer(self, n: int) -> bytes:
-        paper = self.paper_end
-        offline = paper or self.cover_open
-        return bytes(
-            [
-                answer(
-                    n,
-                    offline=offline,
-                    cover_open=self.cover_open,
-                    paper_end=paper,
-                    paper_near_end=self.near_end or paper,
-                )
-            ]
-        )
-
-    def _run(self) -> None:
-        buf = b""
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.master], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                buf += os.read(self.master, 4096)
-            except OSError:
-                continue
-            out = bytearray()
-            i = 0
-            while i < len(buf):
-                head = buf[i : i + 3]
-                if head[:1] in (b"\x10", b"\x1d") and len(head) < 3:
-                    break  # a command cut in two: wait for the rest
-                if head[:2] == b"\x10\x04" and head[2] in (1, 2, 3, 4):
-                    with self.lock:
-                        self.queries += 1
-                    if self.answering:
-                        out += self._answer(head[2])
-                    i += 3
-                elif head[:2] == b"\x1dI":
-                    out += b"\x20"  # GS I 1: model id
-                    i += 3
-                else:
-                    with self.lock:
-                        self.received.append(buf[i])
-                    i += 1
-            buf = buf[i:]
-            if out:
-                os.write(self.master, bytes(out))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for fd in (self.master, self.slave):
-            os.close(fd)
 
 
 @pytest.fixture
