@@ -31,7 +31,7 @@ from tillgate.drivers.escpos.text import render_text
 from tillgate.drivers.layout import Language, render_block, summary_from_confirm
 
 from . import errors
-from .api.schemas import CalculateIn, LineIn
+from .api.schemas import CalculateIn
 from .cards import mask_in_text
 from .service import TillService
 from .templates import ReadReceipt, Template
@@ -288,15 +288,15 @@ def receipt_id_for(read: ReadReceipt, raw: bytes) -> str:
 
 
 def _request(receipt_id: str, read: ReadReceipt) -> CalculateIn:
-    lines = []
+    lines: list[dict[str, Any]] = []
     for ln in read.lines:
-        exact = (ln.price * ln.qty).quantize(Decimal("0.01")) == ln.amount
-        if exact:
-            lines.append(LineIn(sku=ln.sku, name=ln.name, qty=str(ln.qty), price=str(ln.price)))
+        line: dict[str, Any] = {"sku": ln.sku, "name": ln.name}
+        if (ln.price * ln.qty).quantize(Decimal("0.01")) == ln.amount:
+            line |= {"qty": str(ln.qty), "price": str(ln.price)}
         else:
             # A line the POS discounted (or rounded) itself: priced at what was paid for it,
             # as one unit, so points are earned on the money actually taken.
-            lines.append(
-                LineIn(sku=ln.sku, name=ln.name, qty="1", price=str(ln.amount), weighed=True)
-            )
-    return CalculateIn(receipt_id=receipt_id, lines=lines)
+            line |= {"qty": "1", "price": str(ln.amount), "weighed": True}
+        lines.append(line)
+    # The same validation as a POS API request: a receipt read off paper is no more trusted.
+    return CalculateIn.model_validate({"receipt_id": receipt_id, "lines": lines})
