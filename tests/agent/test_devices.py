@@ -19,26 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agent.test_intercept_e2e import open_port, pos_receipt
+from tests.agent.test_intercept_e2e import COUPON, open_port, pos_receipt, wait_for
 from tests.conftest import ANNA, BLOCKED, CARDS, free_port, program, spawn_agent
 from tests.drivers.fake_printer import PtyPrinter
 from tillgate.drivers.escpos.model import QRCode
 from tillgate.drivers.escpos.parser import parse
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pty ports are POSIX")
-
-COUPON = {
-    "id": "coffee-coupon",
-    "name": "Купон на кофе",
-    "who": {"card": True},
-    "when": {"min_total": "100.00"},
-    "reward": {
-        "kind": "coupon",
-        "title": "−15% на кофе",
-        "valid_days": 14,
-        "discount": {"kind": "percent", "value": 15, "on": "order"},
-    },
-}
 
 
 class Agent:
@@ -66,16 +53,6 @@ class Agent:
         )
         assert done.status_code == 200, done.text
         return {"calculated": calc.json(), "confirmed": done.json()}
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def plug(link: Path, printer: PtyPrinter) -> None:
@@ -157,7 +134,7 @@ def test_printer_missing_the_sale_completes_and_the_coupon_prints_when_it_is_plu
     start_agent: Callable[..., Agent], tmp_path: Path
 ) -> None:
     agent = start_agent()
-    wait_for(lambda: printer_state(agent) == "offline", "the missing printer to be offline")
+    wait_for(lambda: printer_state(agent) == "offline", what="the missing printer to be offline")
 
     sale = agent.sale("R1")
     hints = [h["text"] for h in sale["calculated"]["hints"] if h["kind"] == "device"]
@@ -169,8 +146,8 @@ def test_printer_missing_the_sale_completes_and_the_coupon_prints_when_it_is_plu
     printer = PtyPrinter()
     try:
         plug(tmp_path / "printer", printer)
-        wait_for(lambda: codes(printer.got()) == [printed[0]["code"]], "the coupon to print")
-        wait_for(lambda: printer_state(agent) == "online", "the printer to be online")
+        wait_for(lambda: codes(printer.got()) == [printed[0]["code"]], what="the coupon to print")
+        wait_for(lambda: printer_state(agent) == "online", what="the printer to be online")
         assert agent.status()["devices"]["printer"]["queued"] == 0
         # Nothing about the printer any more on the next receipt.
         calc = agent.http.post(
@@ -189,9 +166,9 @@ def test_paper_out_tells_the_cashier_and_the_coupon_waits_for_paper(
     try:
         plug(tmp_path / "printer", printer)
         agent = start_agent()
-        wait_for(lambda: printer_state(agent) == "online", "the printer to be online")
+        wait_for(lambda: printer_state(agent) == "online", what="the printer to be online")
         printer.paper_end = True
-        wait_for(lambda: printer_state(agent) == "paper_out", "paper out to be seen")
+        wait_for(lambda: printer_state(agent) == "paper_out", what="paper out to be seen")
 
         sale = agent.sale("R1")
         hints = [h["text"] for h in sale["calculated"]["hints"] if h["kind"] == "device"]
@@ -201,8 +178,8 @@ def test_paper_out_tells_the_cashier_and_the_coupon_waits_for_paper(
         assert codes(printer.got()) == []
 
         printer.paper_end = False
-        wait_for(lambda: codes(printer.got()) == [code], "the coupon to print after paper")
-        wait_for(lambda: printer_state(agent) == "online", "the printer to be online")
+        wait_for(lambda: codes(printer.got()) == [code], what="the coupon to print after paper")
+        wait_for(lambda: printer_state(agent) == "online", what="the printer to be online")
     finally:
         printer.close()
 
@@ -216,27 +193,27 @@ def test_printer_unplugged_mid_receipt_gets_the_rest_when_it_returns(
     try:
         plug(link, first)
         agent = start_agent(intercept=True)
-        wait_for(lambda: printer_state(agent) == "online", "the printer to be online")
+        wait_for(lambda: printer_state(agent) == "online", what="the printer to be online")
         pos = open_port(tmp_path / "pos")
         reader = open_port(tmp_path / "reader")
         try:
             os.write(reader, f";{ANNA}=2812101?\r".encode())
-            wait_for(lambda: agent.status()["card_session"], "the swipe")
+            wait_for(lambda: agent.status()["card_session"], what="the swipe")
             original = pos_receipt(77)
             half = len(original) // 2
             os.write(pos, original[:half])
-            wait_for(lambda: len(first.got()) >= half, "the first half to print")
+            wait_for(lambda: len(first.got()) >= half, what="the first half to print")
 
             unplug(link, first)
-            wait_for(lambda: printer_state(agent) == "offline", "the printer to go offline")
+            wait_for(lambda: printer_state(agent) == "offline", what="the printer to go offline")
             os.write(pos, original[half:])  # the POS does not know: it goes on printing
             wait_for(
                 lambda: agent.status()["devices"]["intercept"]["confirmed"] == 1,
-                "the receipt to be confirmed while the printer is away",
+                what="the receipt to be confirmed while the printer is away",
             )
             plug(link, second)
             cut = original.rindex(b"\x1dV")
-            wait_for(lambda: second.got().endswith(original[cut:]), "the rest and the cut to print")
+            wait_for(lambda: second.got().endswith(original[cut:]), what="the rest and the cut")
         finally:
             os.close(pos)
             os.close(reader)
@@ -314,12 +291,12 @@ def test_an_unreadable_receipt_is_forwarded_untouched_and_reported(
     try:
         plug(tmp_path / "printer", printer)
         agent = start_agent(intercept=True)
-        wait_for(lambda: printer_state(agent) == "online", "the printer to be online")
+        wait_for(lambda: printer_state(agent) == "online", what="the printer to be online")
         receipt = b"\x1b@\x1bt\x11" + "Спасибо за покупку!\n".encode("cp866") + b"\x1dV\x00"
         pos = open_port(tmp_path / "pos")
         try:
             os.write(pos, receipt)
-            wait_for(lambda: printer.got().endswith(b"\x1dV\x00"), "the receipt to print")
+            wait_for(lambda: printer.got().endswith(b"\x1dV\x00"), what="the receipt to print")
         finally:
             os.close(pos)
         assert printer.got() == receipt

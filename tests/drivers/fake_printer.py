@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 import tty
+from collections.abc import Callable
 
+from tillgate.drivers.base import DeviceEvent
 from tillgate.drivers.printer_status import answer
 
 
@@ -93,3 +96,44 @@ class PtyPrinter:
         self._thread.join(5)
         for fd in (self.master, self.slave):
             os.close(fd)
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Events:
+    """The printer's status events, as the daemon's event queue would get them."""
+
+    def __init__(self) -> None:
+        self.items: list[DeviceEvent] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: DeviceEvent) -> None:
+        with self.lock:
+            self.items.append(event)
+
+    def statuses(self) -> list[str]:
+        with self.lock:
+            return [e.data["status"] for e in self.items]
+
+    def messages(self) -> list[str]:
+        with self.lock:
+            return [e.data["message"] for e in self.items]
+
+    def wait(self, status: str, message: str | None = None) -> DeviceEvent:
+        def found() -> DeviceEvent | None:
+            with self.lock:
+                for e in self.items:
+                    if e.data["status"] == status and message in (None, e.data["message"]):
+                        return e
+            return None
+
+        wait_until(lambda: found() is not None, f"event {status} {message!r}")
+        event = found()
+        assert event is not None
+        return event

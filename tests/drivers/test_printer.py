@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.drivers.fake_printer import PtyPrinter
+from tests.drivers.fake_printer import Events, PtyPrinter, wait_until
 from tillgate.agent.config import PrinterSection, parse_device_url
-from tillgate.drivers.base import DeviceEvent, DeviceStatus
+from tillgate.drivers.base import DeviceStatus
 from tillgate.drivers.escpos.model import Barcode
 from tillgate.drivers.escpos.parser import parse
 from tillgate.drivers.ports import open_port
@@ -27,47 +26,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs ptys")
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
 JOB = b"\x1b@COUPON ONE\n\x1dV\x01"
 JOB2 = b"\x1b@COUPON TWO\n\x1dV\x01"
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-class Events:
-    """The printer's status events, as the daemon's event queue would get them."""
-
-    def __init__(self) -> None:
-        self.items: list[DeviceEvent] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: DeviceEvent) -> None:
-        with self.lock:
-            self.items.append(event)
-
-    def statuses(self) -> list[str]:
-        with self.lock:
-            return [e.data["status"] for e in self.items]
-
-    def messages(self) -> list[str]:
-        with self.lock:
-            return [e.data["message"] for e in self.items]
-
-    def wait(self, status: str, message: str | None = None) -> DeviceEvent:
-        def found() -> DeviceEvent | None:
-            with self.lock:
-                for e in self.items:
-                    if e.data["status"] == status and message in (None, e.data["message"]):
-                        return e
-            return None
-
-        wait_until(lambda: found() is not None, f"event {status} {message!r}")
-        event = found()
-        assert event is not None
-        return event
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import ANNA, line, program
+from tests.drivers.fake_printer import Events, wait_until
 from tillgate.agent.errors import DeviceError
 from tillgate.drivers.base import BytePort, DeviceEvent, DeviceStatus
 from tillgate.drivers.escpos.model import QRCode
@@ -23,14 +23,6 @@ from tillgate.drivers.printer import Layout, Printer, SubmitResult
 from tillgate.drivers.runner import Backoff
 
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class FakePort:
@@ -80,29 +72,6 @@ class FakePort:
     def got(self) -> bytes:
         with self.lock:
             return bytes(self.written)
-
-
-class Events:
-    def __init__(self) -> None:
-        self.items: list[DeviceEvent] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: DeviceEvent) -> None:
-        with self.lock:
-            self.items.append(event)
-
-    def wait(self, status: str, message: str | None = None) -> DeviceEvent:
-        def found() -> DeviceEvent | None:
-            with self.lock:
-                for e in self.items:
-                    if e.data["status"] == status and message in (None, e.data["message"]):
-                        return e
-            return None
-
-        wait_until(lambda: found() is not None, f"event {status} {message!r}")
-        event = found()
-        assert event is not None
-        return event
 
 
 def job(n: int, size: int = 40) -> bytes:
