@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -305,3 +306,38 @@ def test_an_unreadable_receipt_is_forwarded_untouched_and_reported(
         assert intercept["last_problem"]
     finally:
         printer.close()
+
+
+def test_the_pos_status_queries_are_answered_by_the_printer_through_the_agent(
+    start_agent: Callable[..., Agent], tmp_path: Path
+) -> None:
+    printer = PtyPrinter()
+    try:
+        plug(tmp_path / "printer", printer)
+        agent = start_agent(intercept=True)
+        wait_for(lambda: printer_state(agent) == "online", what="the printer to be online")
+        pos = open_port(tmp_path / "pos")
+        try:
+            answers = []
+            for paper_end in (False, True):
+                printer.paper_end = paper_end
+                for n in (1, 4):
+                    os.write(pos, b"\x10\x04" + bytes([n]))  # DLE EOT n, as a POS asks
+                    answers.append(read_one(pos))
+        finally:
+            os.close(pos)
+        # Online and paper present: the fixed bits 0x12; out of paper: the offline bit (0x08)
+        # and the near-end and end sensor bits (0x0C, 0x60).
+        assert answers == [0x12, 0x12, 0x1A, 0x7E]
+        assert agent.status()["devices"]["intercept"]["receipts"] == 0  # queries are no receipt
+    finally:
+        printer.close()
+
+
+def read_one(fd: int, timeout: float = 5.0) -> int:
+    """One byte from the POS's end of its port (the printer's answer), or fail."""
+    ready, _, _ = select.select([fd], [], [], timeout)
+    assert ready, "the POS got no answer to its status query"
+    data = os.read(fd, 1)
+    assert len(data) == 1
+    return data[0]
