@@ -243,6 +243,14 @@ def test_usb_without_pyusb_says_what_to_install(monkeypatch: pytest.MonkeyPatch)
         port.write(b"x")
 
 
+def test_usb_printer_that_is_not_there_is_a_clear_device_error() -> None:
+    # pyusb is installed with the agent; this machine has no such printer (and maybe no
+    # libusb): either way a DeviceError that says which, never a crash.
+    port = open_port(parse_device_url("usb://04b8:0202"))
+    with pytest.raises(DeviceError, match=r"usb 04b8:0202: (libusb is not installed|no such USB)"):
+        port.open()
+
+
 def test_file_port_appends_and_never_answers(tmp_path: Path) -> None:
     path = tmp_path / "new" / "dir" / "printer.bin"
     port = open_port(parse_device_url(f"file://{path}"))
