@@ -176,7 +176,188 @@ def bench_api(n: int = 300) -> str:
     )
 
 
-BENCHES = {"startup": bench_startup, "engine": bench_engine, "api": bench_api}
+def _pos_receipt(number: int) -> bytes:
+    from escpos.printer import Dummy
+
+    p = Dummy(profile="TM-T88V")
+    p.hw("INIT")
+    p.charcode("CP866")
+    p.text(f"КАССОВЫЙ ЧЕК № {number}\n")
+    for i in range(20):
+        p.text(f"Товар {i}\n1 x 45.00                   =45.00\n")
+    p.text("ИТОГ                       =900.00\n")
+    p.barcode("4601234567893", "EAN13")
+    p.qr(f"t=20261123T1030&s=900.00&i={number}", native=True)
+    p.cut()
+    return bytes(p.output)
+
+
+def bench_escpos(repeat: int = 200) -> str:
+    from tillgate.drivers.escpos.parser import parse
+    from tillgate.drivers.escpos.stream import ReceiptStream
+    from tillgate.drivers.escpos.text import render_text
+
+    receipt = _pos_receipt(1)
+    parse_s = _time(lambda: render_text(parse(receipt)), repeat)
+
+    def split() -> None:
+        stream = ReceiptStream()
+        for k in range(0, len(receipt), 64):
+            stream.feed(receipt[k : k + 64])
+
+    stream_s = _time(split, repeat)
+    size = len(receipt)
+    return (
+        f"A 20-item receipt of {size} bytes (CP866, EAN-13, QR, cut): parse + render to text "
+        f"**{parse_s * 1000:.2f} ms**; the pass-through splitter fed it in 64-byte chunks "
+        f"**{stream_s * 1000:.2f} ms** ({size / stream_s / 1e6:.1f} MB/s)."
+    )
+
+
+def bench_intercept(receipts: int = 50, lines: int = 200) -> str:
+    """A real agent between two ptys: how long POS bytes take to reach the printer."""
+    import os
+    import select
+    import threading
+    import tty
+
+    import httpx
+
+    tmp = Path(tempfile.mkdtemp())
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    received = bytearray()
+    arrivals: list[tuple[int, float]] = []  # (total bytes so far, when)
+    stop = threading.Event()
+
+    def printer() -> None:
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                received.extend(os.read(master, 65536))
+                arrivals.append((len(received), time.perf_counter()))
+
+    reader = threading.Thread(target=printer, daemon=True)
+    reader.start()
+    for name in ("program.example.toml", "cards.example.csv"):
+        shutil.copy(ROOT / name, tmp / name)
+    config = tmp / "config.toml"
+    config.write_text(
+        f"""
+[till]
+id = "bench"
+store = "bench"
+data_dir = "{tmp / "data"}"
+
+[standalone]
+program_file = "program.example.toml"
+cards_file = "cards.example.csv"
+
+[devices.printer]
+url = "serial://{os.ttyname(slave)}"
+status_poll = false
+
+[intercept]
+enabled = true
+pos_side = "pty:{tmp / "pos"}"
+
+[logging]
+level = "WARNING"
+""",
+        encoding="utf-8",
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tillgate.agent.cli",
+            "run",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],
+        cwd=tmp,
+    )
+    base = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            if httpx.get(f"{base}/v1/status", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.01)
+    while not (tmp / "pos").exists():
+        time.sleep(0.01)
+    pos = os.open(tmp / "pos", os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(pos)
+
+    def arrived(total: int, timeout: float = 10) -> float:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            for size, when in list(arrivals):
+                if size >= total:
+                    return when
+            time.sleep(0.0002)
+        raise RuntimeError("bytes did not reach the printer")
+
+    line_ms = []
+    sent = 0
+    for i in range(lines):
+        data = f"line {i:04d} of a receipt being printed\n".encode()
+        t0 = time.perf_counter()
+        os.write(pos, data)
+        sent += len(data)
+        line_ms.append((arrived(sent) - t0) * 1000)
+    os.write(pos, b"\x1dV\x01")  # end that receipt (unreadable: forwarded untouched)
+    time.sleep(0.5)
+    cut_ms = []
+    for n in range(receipts):
+        httpx.post(f"{base}/v1/session/card", json={"card": "2900000012345"}, timeout=5)
+        receipt = _pos_receipt(1000 + n)
+        at = receipt.rindex(b"\x1dV")
+        body, cut = receipt[:at], receipt[at:]
+        os.write(pos, body)
+        time.sleep(0.05)
+        before = len(received)
+        t0 = time.perf_counter()
+        os.write(pos, cut)
+        deadline = time.perf_counter() + 10
+        while not received.endswith(cut) or len(received) <= before:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the cut did not reach the printer")
+            time.sleep(0.0002)
+        cut_ms.append((arrivals[-1][1] - t0) * 1000)
+    status = httpx.get(f"{base}/v1/status", timeout=5).json()["devices"]["intercept"]
+    os.close(pos)
+    proc.terminate()
+    proc.wait()
+    stop.set()
+    reader.join()
+    os.close(master)
+    os.close(slave)
+    shutil.rmtree(tmp)
+    assert status["confirmed"] == receipts, status
+    line_ms.sort()
+    cut_ms.sort()
+    return (
+        f"A real `tillgate run` between a POS pty and a printer pty. {lines} receipt lines "
+        f"written one by one: each reached the printer after median "
+        f"**{statistics.median(line_ms):.2f} ms**, p95 {line_ms[int(len(line_ms) * 0.95)]:.2f} ms "
+        f"(forwarded at once, not held for the receipt). {receipts} 20-item receipts with a "
+        f"card: from the POS's cut to the cut at the printer — reading, pricing, confirming "
+        f"and printing the loyalty block before it — median "
+        f"**{statistics.median(cut_ms):.1f} ms**, p95 {cut_ms[int(len(cut_ms) * 0.95)]:.1f} ms."
+    )
+
+
+BENCHES = {
+    "startup": bench_startup,
+    "engine": bench_engine,
+    "api": bench_api,
+    "escpos": bench_escpos,
+    "intercept": bench_intercept,
+}
 
 
 def write(section: str, body: str) -> None:
