@@ -108,10 +108,16 @@ class Syncer:
                 logger.warning("head office expects entries from seq %d: resending", next_seq)
                 continue
             last_sent = entries[-1]["seq"] if entries else next_seq - 1
+            # HQ's through_seq is the highest seq *it* holds for this till; an entry of ours
+            # that conflicts with what it holds (a replaced machine enrolled under the same
+            # id) is at or below it, and must stay unsynced, never be marked as delivered.
+            through = reply.through_seq
+            if reply.conflicts:
+                through = min(through, min(c.seq for c in reply.conflicts) - 1)
             with self.db.write() as conn:
                 marked = outbox.mark_synced(
                     conn,
-                    through_seq=reply.through_seq,
+                    through_seq=through,
                     coupons=[c["code"] for c in coupons],
                     cards=[c["number"] for c in cards],
                     now=self.clock.now(),
@@ -125,14 +131,15 @@ class Syncer:
             done += marked
             if progress is not None and total:
                 progress(min(done, total), total)
-            if reply.conflicts or reply.through_seq < last_sent:
+            if reply.conflicts or through < last_sent:
                 raise SyncError(
-                    f"head office stopped at seq {reply.through_seq}: "
+                    f"head office stopped at seq {through + 1}: "
                     f"{len(reply.conflicts) or 'a'} conflicting entr"
-                    f"{'ies' if len(reply.conflicts) > 1 else 'y'} from this till "
-                    "(see 'tillgate hq report'); the till keeps them and stays unsynced"
+                    f"{'ies' if len(reply.conflicts) > 1 else 'y'} from this till (head "
+                    "office lists them under sync_conflicts in /v1/admin/flags); the till "
+                    "keeps them and stays unsynced until it is enrolled under a new till id"
                 )
-            next_seq = reply.through_seq + 1
+            next_seq = through + 1
         raise SyncError(f"push did not finish in {outbox.MAX_BATCHES} batches")
 
     @staticmethod

@@ -22,11 +22,19 @@ class _Reply(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Conflict(_Reply):
+    """An entry of this till that HQ holds differently (same id or same seq)."""
+
+    seq: Annotated[int, Field(ge=1)]
+    id: str = ""
+    reason: str = ""
+
+
 class PushReply(_Reply):
     through_seq: NonNeg
     stored: NonNeg = 0
     duplicates: NonNeg = 0
-    conflicts: list[Any] = []
+    conflicts: list[Conflict] = []
     negative_cards: list[str] = []
 
 

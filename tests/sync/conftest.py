@@ -1,4 +1,4 @@
-"""Sync fixtures: a chain till on a real SQLite file, a fake HQ behind httpx's seam."""
+"""Sync fixtures: a real HQ on a SQLite file on loopback, and chain tills enrolled at it."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import stamina
 
-from tests.conftest import CARDS, KEY, program
-from tests.sync.fakehq import HQ_URL, Chain, FakeHq
+from tests.conftest import CARDS, program
+from tests.sync.realhq import Chain, ChainHq, HqLink, enroll
 from tillgate.agent.clock import ManualClock
 from tillgate.agent.rules.coupons import CouponSigner
-from tillgate.agent.rules.program import parse_program
 from tillgate.agent.service import TillService, TillSettings
 from tillgate.agent.session import CardSession
 from tillgate.agent.store import cards as card_store
@@ -32,12 +30,23 @@ def _fast_retries() -> Iterator[None]:
 
 
 @pytest.fixture
-def hq() -> FakeHq:
-    return FakeHq()
+def hq(tmp_path: Path, clock: ManualClock) -> Iterator[ChainHq]:
+    """The real head office on a fresh SQLite file, on the tills' clock."""
+    server = ChainHq(tmp_path / "hq", clock).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def make_chain(tmp_path: Path, clock: ManualClock, hq: FakeHq) -> Iterator[Callable[..., Chain]]:
+def make_chain(tmp_path: Path, clock: ManualClock, hq: ChainHq) -> Iterator[Callable[..., Chain]]:
+    """Chain tills of ``hq``, each with its own data file, enrolled with a one-time code.
+
+    HQ gets the program (published when it differs from the one in force) and the test
+    cards (imported once) through its admin API; the new till takes both from HQ's change
+    feed with one pull, so it starts as a till whose first sync has not completed yet.
+    """
     opened: list[Chain] = []
 
     def make(
@@ -48,37 +57,46 @@ def make_chain(tmp_path: Path, clock: ManualClock, hq: FakeHq) -> Iterator[Calla
         batch_size: int = 500,
         page_limit: int = 500,
         offline_after: float = 60,
-        transport: httpx.BaseTransport | None = None,
     ) -> Chain:
+        data = data or program()
+        if hq.published != data:
+            hq.publish(data)
+        if cards is not None or not hq.cards_loaded:
+            hq.import_cards(*(CARDS if cards is None else cards))
+            hq.cards_loaded = True
+        cred = enroll(hq, name)
         path = tmp_path / f"{name}.sqlite3"
         service = TillService(
             db=Database(path),
             settings=TillSettings(
-                till=name, store="store-01", timezone="Europe/Moscow", chain=True
+                till=cred.till, store=cred.store, timezone="Europe/Moscow", chain=True
             ),
             clock=clock,
             session=CardSession(seconds=120),
-            signer=CouponSigner(KEY),
+            signer=CouponSigner(cred.key),  # the chain's key, from enrolment
         )
-        service.install_program(parse_program(data or program()), version="v1")
-        service.import_cards(list(CARDS if cards is None else cards))
-        client = HqClient(
-            url=HQ_URL,
-            credential="secret",
-            transport=transport or httpx.MockTransport(hq.handle),
-        )
+        link = HqLink()
         syncer = Syncer(
             db=Database(path),
-            client=client,
-            till=name,
+            client=HqClient(url=cred.url, credential=cred.credential, transport=link),
+            till=cred.till,
             clock=clock,
             batch_size=batch_size,
             page_limit=page_limit,
             offline_after_seconds=offline_after,
             service=service,
         )
-        chain = Chain(service=service, syncer=syncer, hq=hq, clock=clock, path=path)
+        chain = Chain(
+            service=service,
+            syncer=syncer,
+            hq=hq,
+            link=link,
+            clock=clock,
+            path=path,
+            credential=cred,
+        )
         opened.append(chain)
+        syncer.pull()
         return chain
 
     yield make

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import stat
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, program
+from tests.sync.realhq import ChainHq
 from tillgate.agent.cli import main
 from tillgate.sync import credential as cred_file
+from tillgate.sync.client import HqClient
 
+# A credential as enrolment writes it, for the tests where no head office answers.
 REPLY = {
     "till": "till-1",
     "store": "store-01",
@@ -25,38 +24,11 @@ REPLY = {
 }
 
 
-class _Enroll(BaseHTTPRequestHandler):
-    codes: ClassVar[dict[str, dict[str, str]]] = {}
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        reply = self.codes.pop(body.get("code"), None)
-        if self.path == "/v1/enroll" and reply is not None:
-            status, data = 200, reply
-        else:
-            status = 403
-            data = {"error": {"code": "enrolment_refused", "message": "unknown or used code"}}
-        raw = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def enroll_hq() -> Iterator[str]:
-    _Enroll.codes = {"GOOD-CODE-1234": REPLY}
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Enroll)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+def enroll_hq(hq: ChainHq) -> str:
+    """The real head office's URL, with a program published (what a new till pulls)."""
+    hq.publish(program())
+    return hq.url
 
 
 def write_config(tmp_path: Path, *, hq_url: str = "", till: str = "till-1") -> Path:
@@ -76,28 +48,49 @@ def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_enroll_writes_the_credential_0600(tmp_path: Path, enroll_hq: str, capsys: Any) -> None:
+def test_enroll_writes_the_credential_0600(
+    tmp_path: Path, enroll_hq: str, hq: ChainHq, capsys: Any
+) -> None:
     config = write_config(tmp_path, hq_url=enroll_hq)
-    code, out, err = run(capsys, "enroll", "GOOD-CODE-1234", "--config", str(config))
-    assert code == 0, err
+    code = hq.enroll_code("till-1")
+    out_code, out, err = run(capsys, "enroll", code, "--config", str(config))
+    assert out_code == 0, err
     assert "enrolled as till till-1 of store store-01" in out
     path = tmp_path / "data" / "credential.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     cred = cred_file.load(path)
-    assert (cred.till, cred.url, cred.key) == ("till-1", enroll_hq, bytes.fromhex("ab" * 32))
-    assert "s3cret" not in repr(cred)
+    assert (cred.till, cred.store, cred.url) == ("till-1", "store-01", enroll_hq)
+    assert (cred.hq, cred.key) == (hq.api.hq.instance_id, hq.api.hq.coupon_key)
+    assert cred.credential not in repr(cred) and cred.credential not in out + err
+    assert [t["till"] for t in hq.ok("GET", "/v1/admin/tills")["tills"]] == ["till-1"]
+    with HqClient(url=cred.url, credential=cred.credential) as client:
+        assert client.changes(0, 10).program is not None  # HQ knows the till by it
     # The code was single use: a second try is refused, the credential stays.
-    code, _, err = run(capsys, "enroll", "GOOD-CODE-1234", "--config", str(config))
-    assert code == 1 and err.count("\n") == 1 and "403 enrolment_refused" in err
+    out_code, _, err = run(capsys, "enroll", code, "--config", str(config))
+    assert out_code == 1 and err.count("\n") == 1 and "403 enrolment_refused" in err
     assert cred_file.load(path) == cred
 
 
+def test_enroll_then_sync_takes_the_program(
+    tmp_path: Path, enroll_hq: str, hq: ChainHq, capsys: Any
+) -> None:
+    config = write_config(tmp_path, hq_url=enroll_hq)
+    code, _, err = run(capsys, "enroll", hq.enroll_code("till-1"), "--config", str(config))
+    assert code == 0, err
+    code, out, err = run(capsys, "sync", "--config", str(config))
+    assert code == 0, err
+    assert out.startswith("synced: 0 entries sent (0 already at HQ)")
+    assert "program version 1 in force" in out
+    till = next(t for t in hq.ok("GET", "/v1/admin/tills")["tills"] if t["till"] == "till-1")
+    assert till["last_seen"] is not None
+
+
 def test_enroll_warns_when_the_config_names_another_till(
-    tmp_path: Path, enroll_hq: str, capsys: Any
+    tmp_path: Path, enroll_hq: str, hq: ChainHq, capsys: Any
 ) -> None:
     config = write_config(tmp_path, till="till-9")
     code, _, err = run(
-        capsys, "enroll", "GOOD-CODE-1234", "--hq", enroll_hq, "--config", str(config)
+        capsys, "enroll", hq.enroll_code("till-1"), "--hq", enroll_hq, "--config", str(config)
     )
     assert code == 0
     assert "set [till] id = 'till-1'" in err and f"set [hq] url = '{enroll_hq}'" in err

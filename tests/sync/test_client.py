@@ -1,4 +1,9 @@
-"""The HQ client's failures: each a clear SyncError, never a crash or a hang."""
+"""The HQ client's failures: each a clear SyncError, never a crash or a hang.
+
+Refusals come from the real HQ (revoked credential, wrong till, a bad cursor); a proxy's
+5xx from the link in front of it; what no HQ would answer (HTML, not JSON, no answer in
+time, a reply of the wrong shape) from a misbehaving loopback server or the stub.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.sync.fakehq import error
+from tests.conftest import free_port, program
+from tests.sync.badhq import MisbehavingHq
+from tests.sync.realhq import ChainHq, HqLink, enroll
 from tillgate.agent.errors import HqBadReply, HqRefused, HqUnreachable
 from tillgate.sync.client import HqClient
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """A loopback 'HQ' that misbehaves as the test path says."""
+class _MisbehavingHq(BaseHTTPRequestHandler):
+    """Not head office: a loopback server answering what a proxy or a broken HQ would, as
+    the test path says (slow, an HTML page, a 502 page). Only for those cases."""
 
     def do_GET(self) -> None:
         if self.path.startswith("/slow"):
@@ -42,8 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def misbehaving() -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _MisbehavingHq)
     srv.daemon_threads = True
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -60,9 +67,9 @@ def test_hq_down_is_unreachable() -> None:
     client.close()
 
 
-def test_slow_hq_times_out(server: str) -> None:
+def test_slow_hq_times_out(misbehaving: str) -> None:
     client = HqClient(
-        url=f"{server}/slow", credential="c", timeout=httpx.Timeout(0.3), retry_seconds=1
+        url=f"{misbehaving}/slow", credential="c", timeout=httpx.Timeout(0.3), retry_seconds=1
     )
     started = time.monotonic()
     with pytest.raises(HqUnreachable, match="no answer in time"):
@@ -71,70 +78,80 @@ def test_slow_hq_times_out(server: str) -> None:
     client.close()
 
 
-def test_not_json_is_a_bad_reply(server: str) -> None:
+def test_not_json_is_a_bad_reply(misbehaving: str) -> None:
     with (
-        HqClient(url=server, credential="c") as client,
+        HqClient(url=misbehaving, credential="c") as client,
         pytest.raises(HqBadReply, match="not JSON"),
     ):
         client._once("GET", "/garbage")
 
 
-def test_an_html_error_page_is_refused_with_its_status(server: str) -> None:
-    with HqClient(url=server, credential="c") as client, pytest.raises(HqRefused) as exc:
+def test_an_html_error_page_is_refused_with_its_status(misbehaving: str) -> None:
+    with HqClient(url=misbehaving, credential="c") as client, pytest.raises(HqRefused) as exc:
         client._once("GET", "/badgateway")
     assert exc.value.status == 502 and exc.value.code == "http_502"
 
 
-def mock(*answers: httpx.Response) -> HqClient:
-    queue = list(answers)
-    return HqClient(
-        url="http://hq.test",
-        credential="c",
-        transport=httpx.MockTransport(lambda request: queue.pop(0)),
-    )
+def client_of(hq: ChainHq, till: str = "till-1") -> tuple[HqClient, HqLink]:
+    """An enrolled till's client to the real HQ (with a program in its feed), over a link
+    that records every request."""
+    hq.publish(program())
+    cred = enroll(hq, till)
+    link = HqLink()
+    return HqClient(url=cred.url, credential=cred.credential, transport=link), link
 
 
-def test_401_says_enroll_again() -> None:
-    client = mock(error(401, "unauthorized", "credential revoked"))
-    with pytest.raises(HqRefused, match="credential revoked; enroll the till again") as exc:
+def test_401_says_enroll_again(hq: ChainHq) -> None:
+    client, _ = client_of(hq)
+    assert client.changes(0, 10).cursor > 0
+    hq.revoke_till("till-1")
+    with pytest.raises(HqRefused, match=r"till-1 was revoked at .*; enroll the till again") as exc:
         client.changes(0, 10)
-    assert exc.value.status == 401
+    assert exc.value.status == 401 and exc.value.code == "unauthorized"
+    client.close()
 
 
-def test_403_wrong_till_says_which_setting() -> None:
-    client = mock(error(403, "wrong_till", "till-2 pushed as till-1"))
+def test_403_wrong_till_says_which_setting(hq: ChainHq) -> None:
+    client, _ = client_of(hq)
     with pytest.raises(HqRefused, match=r"\[till\] id must be") as exc:
-        client.push({"till": "till-1", "entries": []})
-    assert exc.value.code == "wrong_till"
+        client.push({"till": "till-2", "entries": []})
+    assert exc.value.code == "wrong_till" and exc.value.status == 403
+    assert hq.through("till-1") == 0 and hq.rows("SELECT * FROM tills WHERE id = 'till-2'") == []
+    client.close()
 
 
-def test_a_4xx_is_not_retried_a_5xx_is() -> None:
-    ok = httpx.Response(200, json={"cursor": 3})
-    assert mock(error(500, "internal"), error(503, "busy"), ok).changes(0, 10).cursor == 3
-    client = mock(error(400, "invalid_request"), ok)
-    with pytest.raises(HqRefused, match="invalid_request"):
-        client.changes(0, 10)
+def test_a_4xx_is_not_retried_a_5xx_is(hq: ChainHq) -> None:
+    client, link = client_of(hq)
+    link.fail_before = [500, 503]
+    assert client.changes(0, 10).cursor == hq.cursor() > 0
+    assert len(link.requests) == 3 and link.statuses == [200]
+    with pytest.raises(HqRefused, match="400 invalid_request: cursor"):
+        client.changes(-1, 10)
+    assert len(link.requests) == 4 and link.statuses == [200, 400]
+    client.close()
 
 
 def test_a_wrong_shape_names_the_field() -> None:
-    client = mock(httpx.Response(200, json={"through_seq": -1}))
+    client = HqClient(
+        url="http://hq.test",
+        credential="c",
+        transport=MisbehavingHq(httpx.Response(200, json={"through_seq": -1})),
+    )
     with pytest.raises(HqBadReply, match="push reply: through_seq"):
         client.push({"till": "t", "entries": []})
-    client = mock(httpx.Response(200, json={"till": "t"}))
+    client = HqClient(
+        url="http://hq.test", transport=MisbehavingHq(httpx.Response(200, json={"till": "t"}))
+    )
     with pytest.raises(HqBadReply, match="enrolment reply: hq"):
         client.enroll("CODE")
 
 
-def test_the_credential_is_sent_as_a_bearer_token() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"cursor": 0})
-
-    client = HqClient(
-        url="http://hq.test/", credential="s3cret", transport=httpx.MockTransport(handler)
-    )
-    client.changes(5, 7)
-    assert seen[0].headers["authorization"] == "Bearer s3cret"
-    assert str(seen[0].url) == "http://hq.test/v1/sync/changes?cursor=5&limit=7"
+def test_the_credential_is_sent_as_a_bearer_token(hq: ChainHq) -> None:
+    cred = enroll(hq, "till-1")
+    link = HqLink()
+    client = HqClient(url=hq.url + "/", credential=cred.credential, transport=link)
+    assert client.changes(5, 7).cursor == 5  # HQ knew the till by its credential
+    assert link.requests[0].headers["authorization"] == f"Bearer {cred.credential}"
+    assert str(link.requests[0].url) == f"{hq.url}/v1/sync/changes?cursor=5&limit=7"
+    assert link.statuses == [200]
+    client.close()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ANNA, BORIS, program
-from tests.sync.fakehq import error, hq_card
+from tests.sync.realhq import card
 from tillgate.agent.errors import OfflineLimit
 
 LIMITS = {"max_hours": 2, "redeem_per_card": 100, "redeem_per_till": 150}
@@ -37,7 +37,7 @@ def test_offline_after_offline_after_seconds_without_a_completed_sync(
     online = sync_events(till)[0]
     assert online["offline"] is False and online["last_sync"] and online["_id"] > first["_id"]
 
-    hq.answers = [error(503, "unavailable")] * 10
+    till.link.fail_before = [503] * 10  # HQ is away; the proxy in front of it answers
     till.clock.advance(seconds=59)
     assert till.syncer.attempt() is None  # failed, logged, not raised
     assert till.service.offline is False  # 59 s since the last completed sync
@@ -51,32 +51,40 @@ def test_offline_after_offline_after_seconds_without_a_completed_sync(
     event = sync_events(till)[0]
     assert event["offline"] is True and event["error"]
 
-    hq.answers = []
+    till.link.fail_before = []
     till.syncer.attempt()
     assert till.service.offline is False
     assert till.service.status()["last_sync_error"] is None
+    till.link.down = True  # and a connection that drops: offline again in time
+    till.clock.advance(seconds=60)
+    till.syncer.attempt()
+    assert till.service.offline is True
+    assert "cannot reach head office" in till.service.status()["last_sync_error"]
 
 
-def test_unsynced_count_changes_are_published(make_chain: Any) -> None:
+def test_unsynced_count_changes_are_published(make_chain: Any, hq: Any) -> None:
     till = make_chain()
     till.syncer.attempt()
     till.sale("R-1", "100.00", card=ANNA)
     till.syncer.refresh()
-    assert sync_events(till)[0]["unsynced_entries"] > 0
+    assert sync_events(till)[0]["unsynced_entries"] == len(till.seqs()) > 0
     till.syncer.attempt()
     assert sync_events(till)[0]["unsynced_entries"] == 0
+    assert hq.seqs("till-1") == till.seqs()
 
 
 @pytest.fixture
 def offline_till(make_chain: Any, hq: Any) -> Any:
     """A till that synced once (cards with 1000 points each), then lost HQ for 61 s."""
     till = make_chain(data=program(offline=LIMITS), offline_after=60)
-    hq.change(cards=[hq_card(ANNA, balance=1000), hq_card(BORIS, balance=1000)])
+    hq.import_cards(card(ANNA, opening_balance=1000), card(BORIS, opening_balance=1000))
     till.syncer.attempt()
-    hq.answers = [error(503, "unavailable")] * 1000
+    assert till.balance(ANNA) == till.balance(BORIS) == 1000
+    hq.stop()  # head office goes away: connections are refused
     till.clock.advance(seconds=61)
     till.syncer.attempt()
     assert till.service.offline
+    assert "cannot reach head office" in till.service.status()["last_sync_error"]
     return till
 
 
@@ -133,13 +141,14 @@ def test_no_redemption_at_all_after_max_hours(offline_till: Any) -> None:
 def test_limits_reset_when_a_sync_completes(offline_till: Any, hq: Any) -> None:
     till = offline_till
     till.sale("R-1", "1000.00", card=ANNA, redeem=100)
-    hq.answers = []
+    hq.start()  # back, on the same address and database
     till.syncer.attempt()
     assert not till.service.offline
+    assert hq.card(ANNA)["balance"] == 900  # the offline redemption is at HQ
     # Online: HQ's view decides; no offline limit.
     assert till.calc("R-2", "1000.00", card=ANNA, redeem=300)["redeemed"]["points"] == 300
     till.service.cancel("R-2")
-    hq.answers = [error(503, "unavailable")] * 1000
+    hq.stop()
     till.clock.advance(seconds=61)
     till.syncer.attempt()
     assert till.service.offline
