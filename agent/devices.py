@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tillgate.drivers.base import DeviceEvent, DeviceStatus
@@ -52,7 +53,11 @@ class DeviceManager:
         self.service = service
         devices = config.devices
         language = config.till.language
-        self.printer = Printer.from_config(devices.printer, language=language, on_event=self.handle)
+        # Coupons queued while the printer is away survive a restart of the agent.
+        spool = Path(config.till.data_dir) / "print-spool"
+        self.printer = Printer.from_config(
+            devices.printer, language=language, on_event=self.handle, spool=spool
+        )
         self.inputs = {
             "card_reader": InputDevice.from_config(
                 "card_reader", devices.card_reader, self.handle, number_pattern=self._number_pattern
@@ -74,6 +79,7 @@ class DeviceManager:
                     language=language,
                     on_event=self.handle,
                     name="intercept-printer",
+                    spool=spool.with_name("print-spool-intercept"),
                 )
                 self._intercept_printer = target
             self.interceptor = Interceptor(
@@ -119,7 +125,7 @@ class DeviceManager:
         logger.info("devices: %s", states)
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Close every device; what is still queued for the printer is logged, not printed."""
+        """Close every device; what is still queued for the printer stays in its spool."""
         self.service.print_sink = None
         self.service.device_hints = None
         if self._pos is not None:

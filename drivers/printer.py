@@ -18,7 +18,8 @@ accept that because the other choice, resuming in the middle, prints garbage whe
 printer lost its buffer with its power, and dropping the job loses a customer's coupon.
 Forwarded POS bytes have no job boundary: they are written in pieces of ``chunk_size`` and a
 piece that failed is written again (so at most one piece may print twice). Jobs live in
-memory: what is still queued when the agent stops is logged (kind and receipt), not printed.
+memory and, with a ``spool`` directory, in one file each: what is still queued when the
+agent stops is logged and printed at the next start.
 
 Replies from the printer (answers to the POS's own ``DLE EOT``, ``GS I``, ``GS r``, or
 Automatic Status Back) go to ``on_reply`` (interception sends them back to the POS); only
@@ -31,6 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tillgate.agent.cards import mask_in_text
@@ -85,6 +87,7 @@ class Printer:
         language: Language = "ru",
         on_event: Callable[[DeviceEvent], None] | None = None,
         on_reply: Callable[[bytes], None] | None = None,
+        spool: Path | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
@@ -122,7 +125,7 @@ class Printer:
         self._thread: threading.Thread | None = None
         self._opened = False
         self._enabled = False
-        self._jobs = JobQueue(queue_limit)
+        self._jobs = JobQueue(queue_limit, spool=spool if open_port is not None else None)
         self._forward = ForwardBuffer(forward_limit)
         self._in_receipt = False
         self._receipt_activity = 0.0
@@ -196,7 +199,8 @@ class Printer:
             self._enabled = False
 
     def close(self, timeout: float = 3.0) -> None:
-        """Stop both threads and close the port; jobs still queued are logged, not printed."""
+        """Stop both threads and close the port; jobs still queued are logged (and stay in
+        the spool, if there is one)."""
         self._stop.set()
         with self._cond:
             self._opened = False
@@ -213,7 +217,15 @@ class Printer:
             left = self._jobs.pending()
         if left:
             names = ", ".join(job.label for job in left)
-            logger.warning("%s stopped with %d job(s) not printed: %s", self.name, len(left), names)
+            kept = [job for job in left if job.spooled is not None]
+            logger.warning(
+                "%s stopped with %d job(s) not printed (%d kept in the spool, printed at the "
+                "next start): %s",
+                self.name,
+                len(left),
+                len(kept),
+                names,
+            )
         self._publish()
 
     def start(self) -> None:

@@ -32,10 +32,16 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pty ports are P
 class Agent:
     """A running agent and its POS API."""
 
-    def __init__(self, base: str, tmp: Path) -> None:
+    def __init__(self, base: str, tmp: Path, proc: Any) -> None:
         self.base = base
         self.tmp = tmp
+        self.proc = proc
         self.http = httpx.Client(base_url=base, timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, as the service manager stops it; it must exit cleanly."""
+        self.proc.terminate()
+        assert self.proc.wait(timeout=15) == 0
 
     def status(self) -> dict[str, Any]:
         return dict(self.http.get("/v1/status").json())
@@ -113,18 +119,20 @@ pos_side = "pty:{tmp_path / "pos"}"
 """
         config.write_text(text + extra, encoding="utf-8")
         port = free_port()
-        log = (tmp_path / "agent.log").open("w+")
-        procs.append((spawn_agent(config, port=port, cwd=tmp_path, stderr=log), log))
-        return Agent(f"http://127.0.0.1:{port}", tmp_path)
+        log = (tmp_path / f"agent-{len(procs)}.log").open("w+")
+        proc = spawn_agent(config, port=port, cwd=tmp_path, stderr=log)
+        procs.append((proc, log))
+        return Agent(f"http://127.0.0.1:{port}", tmp_path, proc)
 
     yield start
     for proc, log in procs:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(timeout=15)
         finally:
             log.close()
-        assert proc.returncode == 0, (tmp_path / "agent.log").read_text()
+        assert proc.returncode == 0, Path(log.name).read_text()
 
 
 def printer_state(agent: Agent) -> str:
@@ -156,6 +164,25 @@ def test_printer_missing_the_sale_completes_and_the_coupon_prints_when_it_is_plu
             json={"receipt_id": "R2", "lines": [{"sku": "a", "qty": 1, "price": "10.00"}]},
         ).json()
         assert not [h for h in calc["hints"] if h["kind"] == "device"]
+    finally:
+        printer.close()
+
+
+def test_a_coupon_still_queued_when_the_agent_stops_prints_after_it_restarts(
+    start_agent: Callable[..., Agent], tmp_path: Path
+) -> None:
+    agent = start_agent()
+    wait_for(lambda: printer_state(agent) == "offline", what="the missing printer to be offline")
+    code = agent.sale("R1")["confirmed"]["printed"][0]["code"]
+    agent.stop()  # an update, a reboot: the printer never came back meanwhile
+
+    printer = PtyPrinter()
+    try:
+        plug(tmp_path / "printer", printer)
+        again = start_agent()
+        wait_for(lambda: codes(printer.got()) == [code], what="the coupon to print after restart")
+        wait_for(lambda: again.status()["devices"]["printer"]["queued"] == 0, what="an empty queue")
+        assert list((tmp_path / "data" / "print-spool").glob("*.job")) == []
     finally:
         printer.close()
 
@@ -281,7 +308,7 @@ def test_swipes_start_the_session_and_bad_reads_are_reported(
     for number in (ANNA, BLOCKED, unknown):
         assert number not in everything  # masked everywhere
     assert agent.status()["card_session"] == {"card": "2900•••••0011", "source": "card_reader"}
-    log = (tmp_path / "agent.log").read_text(encoding="utf-8")
+    log = (tmp_path / "agent-0.log").read_text(encoding="utf-8")
     assert ANNA not in log and BLOCKED not in log and unknown not in log
 
 

@@ -256,7 +256,8 @@ def test_stop_is_prompt_and_reports_unprinted_jobs(
     with caplog.at_level(logging.WARNING, logger="tillgate.drivers.printer"):
         printer.stop(timeout=5)  # the runner is in a 30 s back-off: stop must not wait it out
     assert not [t for t in threading.enumerate() if t.name in ("printer-writer", "device-printer")]
-    assert "1 job(s) not printed: job 1 (coupons for receipt R1)" in caplog.text
+    assert "1 job(s) not printed (0 kept in the spool" in caplog.text
+    assert "job 1 (coupons for receipt R1)" in caplog.text
     assert printer.status is DeviceStatus.STOPPED
     events.wait("stopped", "Принтер остановлен: чеки в очереди (1)")
 
