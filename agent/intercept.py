@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tillgate.drivers.base import DeviceEvent
+from tillgate.drivers.escpos.commands import iter_tokens
 from tillgate.drivers.escpos.model import Document
 from tillgate.drivers.escpos.parser import parse
 from tillgate.drivers.escpos.stream import Boundary, Cut, Forward, ReceiptStream
@@ -102,6 +103,9 @@ class Interceptor:
         self._lock = threading.Lock()  # feed() and idle() come from different threads
         self._open = False  # a receipt has started and not yet ended
         self._last_data = 0.0
+        # The character table the POS last selected (ESC t n), followed across receipts: a POS
+        # may select it once a shift. None: not seen since the printer's own default (ESC @).
+        self._pos_table: int | None = None
         self.stats = InterceptStats()
 
     # ------------------------------------------------------------ input
@@ -190,11 +194,26 @@ class Interceptor:
         Never raises: a receipt that cannot be handled is forwarded as it was (its cut too).
         """
         self.stats.receipts += 1
+        self._follow_table(raw)
         try:
-            return self._loyalty_block(raw)
+            block = self._loyalty_block(raw)
         except Exception as exc:
             logger.exception("intercepted receipt not handled")
             return self._problem("failed", f"internal error: {type(exc).__name__}: {exc}", raw)
+        if block and self._pos_table is not None:
+            # Our block selected its own code page: give the POS back the one it chose, or
+            # its next receipt (if it does not select one again) prints in ours.
+            block += b"\x1bt" + bytes([self._pos_table])
+        return block
+
+    def _follow_table(self, raw: bytes) -> None:
+        for token in iter_tokens(raw):
+            if token.kind != "command":
+                continue
+            if token.name == "ESC @":
+                self._pos_table = None
+            elif token.name == "ESC t" and len(token.raw) >= 3:
+                self._pos_table = token.raw[2]
 
     def _loyalty_block(self, raw: bytes) -> bytes:
         try:

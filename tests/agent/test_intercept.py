@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import ANNA, program
-from tillgate.agent.intercept import BlockStyle, Interceptor
+from tillgate.agent.intercept import FEED_BEFORE_CUT, BlockStyle, Interceptor
 from tillgate.agent.templates import Template
 from tillgate.drivers.base import DeviceEvent
 
@@ -171,3 +171,23 @@ def test_blocked_card_the_receipt_still_prints(make_till: Any) -> None:
     cut = raw.rindex(b"\x1dV")
     assert out.startswith(raw[:cut]) and out.endswith(raw[cut:])
     assert "2900000000042" not in str([e.data for e in events])
+
+
+def test_the_pos_code_page_is_selected_again_after_the_block(make_till: Any) -> None:
+    till = make_till(program(BONUS))
+    interceptor, printer, _, _ = make(till)
+    till.service.present(ANNA, source="card_reader")
+    # This POS prints in WPC1251 (ESC t 46), selected once, with no ESC @ per receipt.
+    body = "ЧЕК № 21\nХлеб               1 x 45.00    =45.00\nИТОГ    =45.00\n"
+    first = b"\x1b@\x1bt\x2e" + body.encode("cp1251") + b"\x1dV\x01"
+    interceptor.feed(first)
+    out = bytes(printer.data)
+    cut = out.rindex(b"\x1dV")
+    block = out[len(first) - 3 : cut]
+    assert b"\x1bt\x11" in block  # the block itself is in CP866 (the configured code page)
+    # and hands WPC1251 back before it feeds past the cutter and cuts
+    assert block.endswith(b"\x1bt\x2e" + FEED_BEFORE_CUT)
+    # A receipt without a block (unreadable) adds nothing.
+    printer.data.clear()
+    interceptor.feed(b"\xcf\xf0\xe8\xe2\xe5\xf2\n\x1dV\x01")
+    assert bytes(printer.data) == b"\xcf\xf0\xe8\xe2\xe5\xf2\n\x1dV\x01"
