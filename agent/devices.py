@@ -203,16 +203,6 @@ class DeviceManager:
                 data["card"] = presented["card"] or data["card"]
         elif event.kind == "barcode_scanned":
             data["code"] = mask_in_text(str(data.get("code", "")))
-        elif event.kind == "status_changed":
-            quiet = data.get("status") in {"online", "starting", "stopped"}
-            level = logging.INFO if quiet else logging.WARNING
-            logger.log(
-                level,
-                "%s: %s %s",
-                event.device,
-                data.get("status"),
-                mask_in_text(str(data.get("message") or data.get("error") or "")),
-            )
         self.service.events.publish("device", {"device": event.device, "event": event.kind, **data})
 
     def _print(self, receipt_id: str, items: list[dict[str, Any]]) -> None:

@@ -317,7 +317,12 @@ class StatusReporter:
                 return
             was, self._published = self._published, (report.status, report.message)
             if was is None or was[0] is not report.status:
-                quiet = (DeviceStatus.ONLINE, DeviceStatus.STARTING, DeviceStatus.STOPPED)
+                quiet = (
+                    DeviceStatus.ONLINE,
+                    DeviceStatus.STARTING,
+                    DeviceStatus.STOPPED,
+                    DeviceStatus.NOT_CONFIGURED,
+                )
                 log = logger.info if report.status in quiet else logger.warning
                 log("%s: %s %s", self.device, report.status.value, report.message)
             self.emit(report)
