@@ -137,7 +137,7 @@ class Syncer:
                     f"{len(reply.conflicts) or 'a'} conflicting entr"
                     f"{'ies' if len(reply.conflicts) > 1 else 'y'} from this till (head "
                     "office lists them under sync_conflicts in /v1/admin/flags); the till "
-                    "keeps them and stays unsynced until it is enrolled under a new till id"
+                    "keeps them and stays unsynced (docs/operations.md: what needs a person)"
                 )
             next_seq = through + 1
         raise SyncError(f"push did not finish in {outbox.MAX_BATCHES} batches")
