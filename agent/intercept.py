@@ -25,7 +25,6 @@ from typing import Any, Protocol
 
 from tillgate.drivers.base import DeviceEvent
 from tillgate.drivers.escpos.commands import iter_tokens
-from tillgate.drivers.escpos.model import Document
 from tillgate.drivers.escpos.parser import parse
 from tillgate.drivers.escpos.stream import Boundary, Cut, Forward, ReceiptStream
 from tillgate.drivers.escpos.text import render_text
@@ -137,22 +136,25 @@ class Interceptor:
             if not pending.strip():
                 self._end()
                 return
-            if not self._readable(pending):
+            read, _ = self._read(pending)
+            if not read.ok:
                 self._last_data = now  # look again after the next quiet spell, not at once
                 return
-            block = self._receipt(self._stream.take_pending())
+            block = self._receipt(self._stream.take_pending(), read=read)
             if block:
                 self.printer.forward(block)
             self._end()
 
-    def _readable(self, raw: bytes) -> bool:
+    def _read(self, raw: bytes) -> tuple[ReadReceipt, str]:
+        """What the template reads off ``raw``, and why not, when it cannot."""
         try:
-            return self.template.read(render_text(self._parse(raw))).ok
-        except Exception:  # the parser promises not to raise; belt and braces
-            return False
-
-    def _parse(self, raw: bytes) -> Document:
-        return parse(raw, codepages=self.codepages) if self.codepages else parse(raw)
+            doc = parse(raw, codepages=self.codepages) if self.codepages else parse(raw)
+            text = render_text(doc)
+        except Exception as exc:  # the parser promises not to raise; belt and braces
+            reason = f"could not decode the receipt: {exc}"
+            return ReadReceipt(lines=(), total=Decimal(0), number=None, problems=(reason,)), reason
+        read = self.template.read(text)
+        return read, "; ".join(read.problems)
 
     # ------------------------------------------------------------ pieces
 
@@ -188,15 +190,16 @@ class Interceptor:
 
     # ------------------------------------------------------------ one receipt
 
-    def _receipt(self, raw: bytes) -> bytes:
+    def _receipt(self, raw: bytes, *, read: ReadReceipt | None = None) -> bytes:
         """Read, price and confirm one captured receipt; the block to print before its cut.
 
+        ``read``: what the template already read off ``raw``, if the caller has it.
         Never raises: a receipt that cannot be handled is forwarded as it was (its cut too).
         """
         self.stats.receipts += 1
         self._follow_table(raw)
         try:
-            block = self._loyalty_block(raw)
+            block = self._loyalty_block(raw, read)
         except Exception as exc:
             logger.exception("intercepted receipt not handled")
             return self._problem("failed", f"internal error: {type(exc).__name__}: {exc}", raw)
@@ -215,14 +218,11 @@ class Interceptor:
             elif token.name == "ESC t" and len(token.raw) >= 3:
                 self._pos_table = token.raw[2]
 
-    def _loyalty_block(self, raw: bytes) -> bytes:
-        try:
-            text = render_text(self._parse(raw))
-        except Exception as exc:  # the parser promises not to raise; belt and braces
-            return self._problem("unreadable", f"could not decode the receipt: {exc}", raw)
-        read = self.template.read(text)
-        if not read.ok:
-            return self._problem("unreadable", "; ".join(read.problems), raw)
+    def _loyalty_block(self, raw: bytes, read: ReadReceipt | None) -> bytes:
+        if read is None:
+            read, problem = self._read(raw)
+            if not read.ok:
+                return self._problem("unreadable", problem, raw)
         receipt_id = receipt_id_for(read, raw)
         try:
             calc = self.service.calculate(_request(receipt_id, read), money_off=False)
