@@ -22,11 +22,10 @@ Card data in events and logs is masked here, before it leaves the device layer.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tillgate.drivers.base import DeviceEvent, DeviceStatus
+from tillgate.drivers.base import UNREMARKABLE, DeviceEvent
 from tillgate.drivers.inputs import InputDevice
 from tillgate.drivers.printer import Printer
 from tillgate.drivers.runner import DeviceRunner
@@ -41,9 +40,6 @@ if TYPE_CHECKING:
     from .service import TillService
 
 logger = logging.getLogger(__name__)
-
-# Printer states the cashier can do nothing about, or that need no words.
-_QUIET = frozenset({DeviceStatus.ONLINE, DeviceStatus.NOT_CONFIGURED, DeviceStatus.STARTING})
 
 
 class DeviceManager:
@@ -69,7 +65,6 @@ class DeviceManager:
         self.interceptor: Interceptor | None = None
         self._pos: DeviceRunner | None = None
         self._intercept_printer: Printer | None = None
-        self._lock = threading.Lock()
         intercept = config.intercept
         if intercept.enabled:
             target = self.printer
@@ -166,7 +161,7 @@ class DeviceManager:
         """Cashier hints about devices, added to every calculate: "printer out of paper"."""
         out = []
         for printer in (self.printer, self._intercept_printer):
-            if printer is not None and printer.status not in _QUIET and printer.message:
+            if printer is not None and printer.status not in UNREMARKABLE and printer.message:
                 out.append({"kind": "device", "text": printer.message, "promotion": None})
         return out
 

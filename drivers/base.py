@@ -29,6 +29,17 @@ class DeviceStatus(enum.StrEnum):
     STOPPED = "stopped"
 
 
+# States nobody needs to hear about: logged at INFO, never a cashier hint.
+UNREMARKABLE = frozenset(
+    {
+        DeviceStatus.ONLINE,
+        DeviceStatus.STARTING,
+        DeviceStatus.STOPPED,
+        DeviceStatus.NOT_CONFIGURED,
+    }
+)
+
+
 @runtime_checkable
 class BytePort(Protocol):
     """A bidirectional byte stream to one device.

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from tillgate.agent.cards import mask_in_text
 
-from .base import DeviceEvent, DeviceStatus
+from .base import UNREMARKABLE, DeviceEvent, DeviceStatus
 
 logger = logging.getLogger(__name__)
 
@@ -317,13 +317,7 @@ class StatusReporter:
                 return
             was, self._published = self._published, (report.status, report.message)
             if was is None or was[0] is not report.status:
-                quiet = (
-                    DeviceStatus.ONLINE,
-                    DeviceStatus.STARTING,
-                    DeviceStatus.STOPPED,
-                    DeviceStatus.NOT_CONFIGURED,
-                )
-                log = logger.info if report.status in quiet else logger.warning
+                log = logger.info if report.status in UNREMARKABLE else logger.warning
                 log("%s: %s %s", self.device, report.status.value, report.message)
             self.emit(report)
 
