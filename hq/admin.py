@@ -24,6 +24,7 @@ from tillgate.agent.rules.program import ProgramFile, decode_program
 from tillgate.agent.store.cards import parse_csv
 
 from .db import Database, Tx, marks
+from .feed import card_fields, lots_out
 from .fold import fold
 from .ledger import (
     add_changes,
@@ -190,25 +191,9 @@ def show_card(db: Database, number: str, now: datetime) -> dict[str, Any]:
         entries = card_entries(tx, [number])[number]
     state = fold([fold_entry(e) for e in entries], now)
     return {
-        "number": row["number"],
-        "holder": row["holder"],
-        "phone": row["phone"],
-        "birthday": row["birthday"],
-        "tier": row["tier"],
-        "segments": json.loads(row["segments"]),
-        "clubs": json.loads(row["clubs"]),
-        "status": row["status"],
-        "balance": state.balance,
-        "pending": state.pending,
+        **card_fields(row, state),
         "negative_since": row["negative_since"],
-        "lots": [
-            {
-                "points": lot.points,
-                "available_from": ts(lot.available_from),
-                "expires_at": ts(lot.expires_at) if lot.expires_at else None,
-            }
-            for lot in state.lots
-        ],
+        "lots": lots_out(state),
         "entries": [
             {
                 "id": e["id"],

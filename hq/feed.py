@@ -27,8 +27,8 @@ from .wire import ts
 DEFAULT_LIMIT, MAX_LIMIT = 500, 2000
 
 
-def card_out(row: Row, state: CardState, *, through_seq: int) -> dict[str, Any]:
-    """A card as the feed sends it; ``through_seq`` is the requesting till's."""
+def card_fields(row: Row, state: CardState) -> dict[str, Any]:
+    """A card's own fields and its points as HQ folds them (feed and ``hq cards show``)."""
     return {
         "number": row["number"],
         "holder": row["holder"],
@@ -40,14 +40,26 @@ def card_out(row: Row, state: CardState, *, through_seq: int) -> dict[str, Any]:
         "status": row["status"],
         "balance": state.balance,
         "pending": state.pending,
-        "lots": [
-            {
-                "points": lot.points,
-                "available_from": ts(lot.available_from),
-                "expires_at": ts(lot.expires_at) if lot.expires_at else None,
-            }
-            for lot in state.lots
-        ],
+    }
+
+
+def lots_out(state: CardState) -> list[dict[str, Any]]:
+    """A card's lots: the points it can spend now or later, and when they expire."""
+    return [
+        {
+            "points": lot.points,
+            "available_from": ts(lot.available_from),
+            "expires_at": ts(lot.expires_at) if lot.expires_at else None,
+        }
+        for lot in state.lots
+    ]
+
+
+def card_out(row: Row, state: CardState, *, through_seq: int) -> dict[str, Any]:
+    """A card as the feed sends it; ``through_seq`` is the requesting till's."""
+    return {
+        **card_fields(row, state),
+        "lots": lots_out(state),
         "through_seq": through_seq,
         # Promotion uses are counted per till (pushes carry no promotion ids yet).
         "uses": {},
