@@ -141,8 +141,11 @@ def build_service(config: Config, *, clock: Clock | None = None) -> TillService:
     )
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """Bind the API socket up front so a busy port is a clear error, not a log line."""
+def bind(host: str, port: int, *, setting: str = "set pos_api.port") -> socket.socket:
+    """Bind a listening socket up front so a busy port is a clear error, not a log line.
+
+    ``setting`` tells the user how to choose another port (the agent's and HQ's differ).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets, and
     # without it every keep-alive answer waits ~40 ms for a delayed ACK.
@@ -154,7 +157,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise errors.TillgateError(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program may "
-            "be using the port: stop it or set pos_api.port"
+            f"be using the port: stop it or {setting}"
         ) from exc
     sock.listen(128)
     sock.set_inheritable(True)
@@ -164,7 +167,7 @@ def bind(host: str, port: int) -> socket.socket:
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _server_class() -> type:
+def server_class() -> type:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -172,7 +175,8 @@ def _server_class() -> type:
 
         uvicorn re-sends the captured signal to the process once it has stopped, which
         would kill it before the scheduler is stopped and the data file closed; the daemon
-        installs the same handlers itself and exits 0 after a clean stop instead.
+        (and ``hq serve``) installs the same handlers itself and exits 0 after a clean stop
+        instead.
         """
 
         on_exit: Callable[[], None] | None = None
@@ -199,7 +203,7 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
 
     from .api.app import create_app
 
-    _Server = _server_class()
+    _Server = server_class()
 
     service = build_service(config, clock=clock)
     watcher: FileWatcher | None = None

@@ -12,19 +12,16 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import ssl
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from tillgate.agent import __version__
 from tillgate.agent.clock import Clock, SystemClock
+from tillgate.agent.daemon import bind, server_class
 from tillgate.agent.errors import ConfigError, TillgateError
 
 from .db import open_database
@@ -93,23 +90,6 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return ctx
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """Bind the listening socket up front so a busy port is a clear error, not a log line."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise TillgateError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program may "
-            "be using the port: stop it or pass --port"
-        ) from exc
-    sock.listen(128)
-    return sock
-
-
 def _expire_job(hq: Hq) -> None:
     try:
         n = expire_due(hq.db, hq.clock.now())
@@ -118,19 +98,6 @@ def _expire_job(hq: Hq) -> None:
         return
     if n:
         logger.info("expiry: %d lots expired", n)
-
-
-def _server_class() -> type[Any]:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server without its own signal handling (see ``tillgate.agent.daemon``)."""
-
-        @contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return Server
 
 
 def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
@@ -152,13 +119,13 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
     db = open_database(options.db, data_dir=options.data_dir)
     try:
         hq = Hq.open(db, clock=clock, admin_token=token)
-        sock = bind(options.host, options.port)
+        sock = bind(options.host, options.port, setting="pass --port")
     except BaseException:
         db.close()
         raise
     host, port = sock.getsockname()[:2]
     scheme = "https" if ctx else "http"
-    server = _server_class()(
+    server = server_class()(
         uvicorn.Config(
             create_app(hq),
             log_config=None,
