@@ -121,11 +121,14 @@ def bench_engine() -> str:
     )
 
 
-def _agent(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _agent(tmp: Path, config: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """``tillgate run`` in ``tmp`` (the sample set-up unless ``config``), once it answers."""
     import httpx
 
-    for name in ("config.example.toml", "program.example.toml", "cards.example.csv"):
-        shutil.copy(ROOT / name, tmp / name)
+    if config is None:
+        for name in ("config.example.toml", "program.example.toml", "cards.example.csv"):
+            shutil.copy(ROOT / name, tmp / name)
+        config = tmp / "config.example.toml"
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -134,7 +137,7 @@ def _agent(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
             "tillgate.agent.cli",
             "run",
             "--config",
-            str(tmp / "config.example.toml"),
+            str(config),
             "--port",
             str(port),
             "--log-level",
@@ -266,27 +269,8 @@ level = "WARNING"
 """,
         encoding="utf-8",
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tillgate.agent.cli",
-            "run",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-        ],
-        cwd=tmp,
-    )
+    proc, port = _agent(tmp, config)
     base = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(f"{base}/v1/status", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.01)
     while not (tmp / "pos").exists():
         time.sleep(0.01)
     pos = os.open(tmp / "pos", os.O_RDWR | os.O_NOCTTY)
