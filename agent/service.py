@@ -20,14 +20,14 @@ from typing import Any, Literal
 
 from . import errors, responses
 from .api.schemas import CalculateIn
-from .cards import identify, mask
+from .cards import CardRef, identify, mask
 from .clock import Clock, local
 from .events import EventBus
 from .money import fmt
 from .rules import model as m
 from .rules.coupons import CouponSigner, canonical, promotion_tag, serial_for
 from .rules.engine import Catalog, effective_tier, evaluate
-from .rules.program import ProgramFile
+from .rules.program import Program, ProgramFile
 from .rules.refunds import PaidLine, state
 from .session import CardSession
 from .store import cards as card_store
@@ -56,6 +56,11 @@ _OFFLINE_WHY = {
     "per_card": "program.offline.redeem_per_card for this card",
     "per_till": "program.offline.redeem_per_till for this till",
 }
+
+
+def _registers_on_first_use(program: Program, ref: CardRef) -> bool:
+    """Whether an unknown card becomes a new card of the program when it is used."""
+    return ref.kind == "number" and program.register_unknown_cards
 
 
 class CouponAlreadyUsed(errors.ApiError):
@@ -208,7 +213,7 @@ class TillService:
         else:
             rec = card_store.find(conn, number=ref.value)
         if rec is None:
-            if register and ref.kind == "number" and program.register_unknown_cards:
+            if register and _registers_on_first_use(program, ref):
                 rec = card_store.CardRecord(number=ref.value, status="new")
                 card_store.upsert(conn, rec, now=now, origin="till")
                 logger.info("card %s registered on first use", mask(ref.value))
@@ -897,7 +902,7 @@ class TillService:
                 # session: the receipt it is used on registers it.
                 program = self._load_catalog(conn).program
                 ref = identify(raw, number_pattern=program.card_number_pattern)
-                if not (program.register_unknown_cards and ref.kind == "number"):
+                if not _registers_on_first_use(program, ref):
                     raise
                 rec = None
         self.session.present(raw, source=source, at=now)
