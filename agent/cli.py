@@ -123,6 +123,50 @@ def build_parser() -> argparse.ArgumentParser:
     itest.add_argument("--template", help="template name (overrides intercept.template)")
     itest.set_defaults(handler=_intercept_test)
 
+    doctor = verbs.add_parser(
+        "doctor",
+        help="check config, data dir, SQLite, devices, HQ and clock; one line each",
+        description="Check this till's set-up: config, data dir, SQLite, each device, HQ "
+        "reachability and clock skew. One line per check, ok or fail with the fix; exit 1 "
+        "when any check fails.",
+    )
+    doctor.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $TILLGATE_CONFIG, else ./config.toml)",
+    )
+    doctor.set_defaults(handler=_doctor)
+
+    demo = verbs.add_parser(
+        "demo",
+        help="the whole system on this machine, no hardware: HQ, agent, virtual POS",
+        description="Run head office, an agent with virtual devices and a virtual POS on "
+        "this machine; ring up receipts through the POS API and ESC/POS interception; save "
+        "every printed receipt as text and PNG and print a summary.",
+    )
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        default="tillgate-demo",
+        help="where receipts, logs and data go (default: ./tillgate-demo)",
+    )
+    demo.add_argument(
+        "--receipts",
+        type=int,
+        default=12,
+        metavar="N",
+        help="how many receipts the virtual POS rings up (default 12, at least 9)",
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep HQ and the agent running afterwards, with the hint panel open, until Ctrl+C",
+    )
+    demo.add_argument(
+        "--port", type=int, default=0, help="the agent's POS API/panel port (default: any free)"
+    )
+    demo.set_defaults(handler=_demo)
+
     # Verbs that belong to other layers register themselves; their modules import nothing
     # heavy at module level, so building the parser stays instant.
     from tillgate.hq.cli import add_parser as add_hq_verbs
@@ -195,6 +239,18 @@ def _run(args: argparse.Namespace) -> int:
     from .daemon import run_daemon
 
     return int(run_daemon(config))
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import main as doctor
+
+    return int(doctor(args))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo
+
+    return int(demo(args))
 
 
 def _schema(args: argparse.Namespace) -> int:

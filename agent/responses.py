@@ -26,6 +26,7 @@ RECEIPT_EVENT_KEYS = (
     "points_reversed",
     "points_returned",
     "amount_returned",
+    "printed",  # what the agent prints for a confirmed receipt (coupons, messages)
     "offline",
 )
 
