@@ -22,8 +22,11 @@ def test_every_package_is_listed() -> None:
     # setuptools installs only the packages named in `packages`; a subpackage missing there
     # works in an editable install and breaks on a real till.
     tool = pyproject()["tool"]["setuptools"]
-    assert tool["package-dir"] == {f"tillgate.{top}": top for top in TOP}
-    listed = set(tool["packages"])
+    # tillgate.examples: the top level itself, for the sample files only.
+    assert tool["package-dir"] == {f"tillgate.{top}": top for top in TOP} | {
+        "tillgate.examples": "."
+    }
+    listed = set(tool["packages"]) - {"tillgate.examples"}
     found = {
         ".".join((f"tillgate.{top}", *init.parent.relative_to(ROOT / top).parts))
         for top in TOP
@@ -32,6 +35,16 @@ def test_every_package_is_listed() -> None:
     }
     assert found <= listed, f"add to pyproject [tool.setuptools] packages: {sorted(found - listed)}"
     assert listed <= found, f"listed but missing: {sorted(listed - found)}"
+
+
+def test_the_sample_files_ship_as_package_data() -> None:
+    # `tillgate demo` runs wherever tillgate is installed: it needs them beside the code.
+    from tillgate.agent.examples import NAMES, example_file
+
+    data = pyproject()["tool"]["setuptools"]["package-data"]["tillgate.examples"]
+    assert sorted(data) == sorted(NAMES)
+    for name in NAMES:
+        assert example_file(name).read_bytes() == (ROOT / name).read_bytes()
 
 
 def test_console_script_points_at_a_function() -> None:

@@ -66,15 +66,24 @@ def test_every_verb_has_help(verb: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage: tillgate" in capsys.readouterr().out
 
 
-def test_only_built_verbs_are_offered(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_verb_is_offered_and_unknown_ones_refused(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--help"])
     out = capsys.readouterr().out
-    for verb in ("run", "schema", "check-program", "decode", "intercept", "enroll", "sync", "hq"):
+    for verb in (
+        "run",
+        "schema",
+        "check-program",
+        "decode",
+        "intercept",
+        "enroll",
+        "sync",
+        "hq",
+        "demo",
+        "doctor",
+    ):
         assert verb in out
-    for verb in ("demo", "doctor"):
-        assert main([verb]) == 2
-        err = capsys.readouterr().err
-        assert "invalid choice" in err
+    assert main(["no-such-verb"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_no_verb_is_a_usage_error() -> None:
