@@ -607,6 +607,17 @@ level = "INFO"
     # ------------------------------------------------------------ the end
 
     def _finish(self) -> None:
+        # The last receipts reach head office, then one more sync brings HQ's view back.
+        synced = wait_until(
+            lambda: (s := self.status())["unsynced_entries"] == 0 and s,
+            timeout=30,
+            what="the till to push its last receipts to head office",
+        )
+        wait_until(
+            lambda: self.status()["last_sync"] != synced["last_sync"],
+            timeout=30,
+            what="one more sync with head office",
+        )
         state = self.status()
         checked, agreeing = self._compare_balances()
         sync = SyncState(
@@ -631,8 +642,6 @@ level = "INFO"
         """How many cards used today HQ and the till agree on (after the last sync)."""
         from tillgate.hq.client import AdminClient
 
-        # A sync pulls HQ's view back; one more round makes sure the till has it.
-        time.sleep(2.5)
         agreeing = 0
         with AdminClient(self.hq_url, self.admin_env["TILLGATE_HQ_TOKEN"], timeout=15) as hq:
             for number in sorted(self.cards_used):
