@@ -11,6 +11,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from ..cards import mask_in_text
 from ..service import TillService
 from . import schemas as s
 from .docs_page import DOCS_HTML
+from .panel import panel_html
 
 logger = logging.getLogger(__name__)
 
@@ -41,22 +43,39 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 class BearerAuth:
-    """Require ``Authorization: Bearer <token>`` on every /v1 route when a token is set."""
+    """Require ``Authorization: Bearer <token>`` on every /v1 route when a token is set.
+
+    ``GET /v1/events`` also takes the token as ``?token=``: the hint panel's EventSource
+    cannot send headers. The token is never logged (and the agent keeps no access log).
+    """
 
     def __init__(self, app: ASGIApp, *, token: str) -> None:
         self.app = app
         self.token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token and scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            scheme, _, value = given.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(value.strip(), self.token):
-                await _error(401, "unauthorized", "missing or wrong Authorization: Bearer token")(
-                    scope, receive, send
-                )
-                return
+        if (
+            self.token
+            and scope["type"] == "http"
+            and scope["path"].startswith("/v1/")
+            and not (self._header_ok(scope) or self._query_ok(scope))
+        ):
+            await _error(401, "unauthorized", "missing or wrong Authorization: Bearer token")(
+                scope, receive, send
+            )
+            return
         await self.app(scope, receive, send)
+
+    def _header_ok(self, scope: Scope) -> bool:
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, value = given.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token)
+
+    def _query_ok(self, scope: Scope) -> bool:
+        if scope["path"] != "/v1/events" or scope.get("method") != "GET":
+            return False
+        given = parse_qs(scope.get("query_string") or b"", keep_blank_values=True).get(b"token")
+        return given is not None and len(given) == 1 and hmac.compare_digest(given[0], self.token)
 
 
 class BodyLimit:
@@ -304,6 +323,18 @@ def create_app(
         if status_extra is not None:
             out.update(status_extra())
         return out
+
+    @app.get("/", include_in_schema=False)
+    def panel() -> HTMLResponse:
+        # The cashier's hint panel: no data in it (the events are), so no token either.
+        st = service.settings
+        page = panel_html(
+            language=st.language,
+            till=st.till,
+            store=st.store,
+            card_session_seconds=service.session.seconds,
+        )
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
