@@ -69,8 +69,11 @@ _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oc
 _CURRENCY_SIGNS = {"RUB": "₽"}
 
 # Kinds in the order the cashier reads them: who is there first, what to say last.
+# Most useful first. ``ask_card`` leads a sale with no card (it never meets ``greeting``):
+# the card must be asked for before payment, or the sale earns nothing.
 ORDER = (
     "greeting",
+    "ask_card",
     "birthday",
     "balance",
     "upsell",
@@ -78,7 +81,6 @@ ORDER = (
     "promo",
     "coupon",
     "warning",
-    "ask_card",
 )
 
 

@@ -180,4 +180,5 @@ def test_hint_order(make):
         "warning",
     ]
     r = make.run(cat, make.line("a", "100.00"), coupons=(make.coupon("nope"),))
-    assert kinds(r) == ["upsell", "promo", "coupon", "warning", "ask_card"]
+    # No card: asking for it comes first, before anything the card would unlock.
+    assert kinds(r) == ["ask_card", "upsell", "promo", "coupon", "warning"]
