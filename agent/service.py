@@ -677,7 +677,9 @@ class TillService:
             )
         if presented is not None and calc.get("_card_source") == "session":
             self.session.clear(presented)
-        self._announce(response)
+        # The screen shows what was paid: the confirm response has no totals, the calculation
+        # it committed has.
+        self._announce(response | {k: calc[k] for k in ("subtotal", "discount", "total")})
         if print_items and response.get("printed") and self.print_sink is not None:
             # After the commit: a printer fault never undoes a sale (the sink only queues).
             self.print_sink(receipt_id, list(response["printed"]))

@@ -392,20 +392,16 @@ level = "INFO"
         for slip in slips:
             self._save(slip, f"pos-intercepted-{number}")
         self.pos_line.drain()
-        calculated = self._last_calculated(mark, event["receipt_id"])
-        self.tally.sale(
-            event | {"total": calculated.get("total", "0"), "discount": "0"}, intercepted=True
-        )
+        # The POS priced it: the agent took no money off, so it pays what it printed.
+        self.tally.sale(event, intercepted=True)
         self._count_printed(event)
         printed = ", ".join(p.get("title") or p.get("kind", "") for p in event.get("printed", []))
         self.say(
-            f"{label}: intercepted receipt {number}, {calculated.get('total')} ₽, "
+            f"{label}: intercepted receipt {number}, {event.get('total')} ₽, "
             f"+{event['accrued']['points']} points"
             + (f", printed under it: {printed}" if printed else "")
         )
-        return Sale(
-            receipt_id=event["receipt_id"], number=number, event=event, calculated=calculated
-        )
+        return Sale(receipt_id=event["receipt_id"], number=number, event=event, calculated=event)
 
     def refund(self, sale: Sale, *, lines: list[dict[str, Any]], label: str) -> dict[str, Any]:
         self.number += 1
@@ -451,14 +447,6 @@ level = "INFO"
             raise DemoError(
                 f"the agent did not report the receipt {status} in 15 s; see {self.agent.log}"
             )
-        return found
-
-    def _last_calculated(self, mark: int, receipt_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for kind, data in self.watcher.events[mark:]:
-            calculated = data.get("status") == "calculated"
-            if kind == "receipt" and calculated and data.get("receipt_id") == receipt_id:
-                found = data
         return found
 
     def _agent_prints(self, event: dict[str, Any], *, receipt: int) -> None:

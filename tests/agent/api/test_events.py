@@ -71,7 +71,10 @@ def test_card_receipt_and_hints_events_reach_the_screen(make_till):
         assert hints["receipt_id"] == "R1" and hints["hints"]
 
         assert till.confirm("R1").status_code == 200
-        assert stream.next("receipt")["status"] == "confirmed"
+        confirmed = stream.next("receipt")
+        assert confirmed["status"] == "confirmed"
+        # What was paid, for the screen, though the confirm response itself has no totals.
+        assert confirmed["total"] == receipt["total"] and "discount" in confirmed
         till.http.post("/v1/receipts/R1/refund", json={"refund_id": "F1"})
         assert stream.next("receipt")["status"] == "refunded"
     finally:
