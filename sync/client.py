@@ -96,13 +96,6 @@ class HqClient:
         data = self._retrying("GET", "/v1/sync/changes", params={"cursor": cursor, "limit": limit})
         return parse(ChangePage, data, what="change page")
 
-    def ping(self) -> None:
-        """Whether HQ answers at all (doctor): any HTTP answer counts, no retry."""
-        try:
-            self._http.get("/v1/status")
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
-
     # ------------------------------------------------------------ plumbing
 
     def _retrying(self, method: str, path: str, **kw: Any) -> Any:
