@@ -185,11 +185,15 @@ class Demo:
             self.reader = self._far_end(till_dir / "card-reader", "card reader")
             self.scanner = self._far_end(till_dir / "scanner", "scanner")
             devices = status["devices"]
+            names = {
+                "printer": "printer",
+                "card_reader": "card reader",
+                "scanner": "scanner",
+                "intercept": "interception",
+            }
             self.say(
-                "virtual devices: printer "
-                + ", ".join(f"{k} {devices[k]['status']}" for k in ("printer", "card_reader"))
-                + f", scanner {devices['scanner']['status']}, interception "
-                f"{devices['intercept']['status']}"
+                "virtual devices: "
+                + ", ".join(f"{n} {devices[k]['status']}" for k, n in names.items())
             )
         else:
             self.tally.notes.append(
