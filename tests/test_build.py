@@ -259,8 +259,15 @@ def test_nothing_built_is_committed_under_build() -> None:
     done = subprocess.run(
         ["git", "ls-files", "build"], cwd=ROOT, capture_output=True, text=True, check=True
     )
+    # setuptools' build/lib and build/bdist.* (from `pip install .`) and PyInstaller's output
+    # look like source files; only these folders and kinds of file are the build's source.
+    folders = {"build", "build/linux", "build/windows"}
     suffixes = {".spec", ".sh", ".ps1", ".py", ".service", ".xml", ".md"}
-    stray = [f for f in done.stdout.split() if Path(f).suffix not in suffixes]
+    stray = [
+        f
+        for f in done.stdout.split()
+        if str(Path(f).parent) not in folders or Path(f).suffix not in suffixes
+    ]
     assert not stray, f"build output committed under build/: {stray}"
 
 
