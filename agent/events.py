@@ -4,7 +4,8 @@ Publishers are the POS API's worker threads (and, later, device drivers and sync
 subscribers are Server-Sent-Events streams in the event loop. Publishing never blocks a
 sale: each subscriber has a bounded queue, and a subscriber too slow to keep up loses its
 oldest events rather than holding anything up. A new subscriber first receives the latest
-event of each kind, so a panel that (re)connects shows the current state at once.
+event of each kind (and each device's latest status), so a panel that (re)connects shows
+the current state at once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ class Event:
         """The event in text/event-stream framing."""
         body = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
         return f"id: {self.id}\nevent: {self.kind}\ndata: {body}\n\n"
+
+
+def _replay_key(kind: str, data: dict[str, Any]) -> str:
+    """Which latest event a new subscriber gets: one per kind, but one status per device.
+
+    A printer out of paper must still show on a screen that connects after a card was
+    swiped: each device's last status change is kept apart from the other device events.
+    """
+    if kind == "device" and data.get("event") == "status_changed":
+        return f"device:{data.get('device')}:status"
+    return kind
 
 
 class Subscription:
@@ -68,7 +80,7 @@ class EventBus:
             raise ValueError(f"unknown event kind {kind!r}")
         with self._lock:
             event = Event(id=next(self._ids), kind=kind, data=data)
-            self._latest[kind] = event
+            self._latest[_replay_key(kind, data)] = event
             subs = list(self._subs)
         for sub in subs:
             sub.push(event)

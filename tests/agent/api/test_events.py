@@ -113,6 +113,33 @@ def test_a_slow_subscriber_loses_old_events_and_never_blocks_publishing():
     bus.publish("sync", {"offline": False})
 
 
+def test_a_new_subscriber_gets_each_devices_status_and_the_latest_of_each_kind():
+    bus = EventBus()
+    loop = asyncio.new_event_loop()
+    try:
+        paper = {"device": "printer", "event": "status_changed", "status": "paper_out"}
+        bus.publish("device", paper)
+        bus.publish(
+            "device", {"device": "card_reader", "event": "status_changed", "status": "online"}
+        )
+        bus.publish("device", {"device": "card_reader", "event": "card_presented", "card": "x"})
+        bus.publish("device", {"device": "scanner", "event": "barcode_scanned", "code": "y"})
+        bus.publish("sync", {"offline": True})
+        bus.publish("sync", {"offline": False})
+        _, latest = bus.subscribe(loop)
+        shown = [(e.kind, e.data.get("device"), e.data.get("event")) for e in latest]
+        # The printer's paper-out survives the swipe and the scan that came after it.
+        assert shown == [
+            ("device", "printer", "status_changed"),
+            ("device", "card_reader", "status_changed"),
+            ("device", "scanner", "barcode_scanned"),
+            ("sync", None, None),
+        ]
+        assert latest[0].data == paper and latest[-1].data == {"offline": False}
+    finally:
+        loop.close()
+
+
 def test_unknown_event_kind_is_refused():
     import pytest
 
