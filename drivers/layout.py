@@ -167,7 +167,8 @@ def _capabilities() -> dict[str, Any]:
     return caps
 
 
-def _dummy(profile: str) -> Any:
+def dummy_printer(profile: str) -> Any:
+    """python-escpos's ``Dummy`` printer (it collects the bytes), imported cleanly."""
     _escpos()
     from escpos.printer import Dummy
 
@@ -299,7 +300,7 @@ def render_job(
         language=language,
         code_style=code_style,
     )
-    tail = _dummy(profile)
+    tail = dummy_printer(profile)
     tail.cut(mode="PART")  # feeds past the tear bar first; a full cut where only that exists
     return INIT + block + bytes(tail.output)
 
@@ -321,7 +322,7 @@ class _Writer:
         self.columns = columns
         self.words = words
         self.code_style = code_style
-        self.p = _dummy(profile)
+        self.p = dummy_printer(profile)
         # Fixed, not python-escpos's automatic switching: the configured page is the one the
         # shop's printer is set up for, and one ESC t at the start is all the block needs.
         self.p.charcode(name)

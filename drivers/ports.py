@@ -195,6 +195,11 @@ class PtyPort:
             tty.setraw(slave)  # bytes pass unchanged: no echo, no CR/LF translation
             os.set_blocking(master, False)
             self._slave_name = os.ttyname(slave)
+            # The POS software usually runs as another user: a new pty is its owner's only
+            # (crw--w----, group tty). Make it read-write for the agent's group, whose
+            # members (the POS's user) can then open the port; nobody else can.
+            os.fchown(slave, -1, os.getegid())
+            os.fchmod(slave, 0o660)
             # Replace a stale link from a previous run atomically: the POS never sees no link.
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             with contextlib.suppress(FileNotFoundError):

@@ -34,7 +34,10 @@ def tls_verify(config: Config) -> bool | ssl.SSLContext:
         logger.warning("hq.verify = false: head office's certificate is NOT checked")
         return False
     if config.hq.ca_file is None:
-        return True
+        # The operating system's trust store (OpenSSL's default paths; the Windows store),
+        # so a chain's in-house CA installed there is trusted. httpx's own default would be
+        # certifi's bundled list, which knows no in-house CA.
+        return ssl.create_default_context()
     try:
         return ssl.create_default_context(cafile=str(config.hq.ca_file))
     except (OSError, ssl.SSLError) as exc:

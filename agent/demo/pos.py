@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tillgate.drivers.layout import printable
+from tillgate.drivers.layout import dummy_printer, printable
 
 COLUMNS = 42
 CODEPAGE = "cp866"
@@ -145,9 +145,7 @@ def receipt_bytes(
     refund_of: int | None = None,
 ) -> bytes:
     """A POS receipt (sale or refund) as ESC/POS bytes, ending with a cut."""
-    from escpos.printer import Dummy  # type: ignore[import-untyped]
-
-    p = Dummy(profile="TM-T88V")
+    p = dummy_printer("TM-T88V")
 
     def text(line: str) -> None:
         # What CP866 lacks (₽, −, the mask's •) printed as the agent prints it.

@@ -141,6 +141,28 @@ def test_pty_pair_both_ways(pty_port: PtyPort, tmp_path: Path) -> None:
         os.close(pos)
 
 
+def test_pty_is_open_to_the_agents_group_and_nobody_else(pty_port: PtyPort) -> None:
+    # The POS software runs as its own user, in the agent's group (docs/install.md).
+    device = os.path.realpath(pty_port.path)
+    st = os.stat(device)
+    assert st.st_mode & 0o777 == 0o660 and st.st_gid == os.getegid()
+    if os.geteuid() != 0:
+        return  # only root can start a process as another user
+    import subprocess
+
+    opens = ["/bin/sh", "-c", f"printf hi > {device}"]  # a shell: nobody may run anything
+    nobody = 65534
+    member = subprocess.run(
+        opens, user=nobody, group=nobody, extra_groups=[os.getegid()], capture_output=True
+    )
+    assert member.returncode == 0, member.stderr
+    assert read_until(pty_port, b"hi") == b"hi"
+    stranger = subprocess.run(
+        opens, user=nobody, group=nobody, extra_groups=[], capture_output=True, text=True
+    )
+    assert stranger.returncode != 0 and "Permission denied" in stranger.stderr
+
+
 def test_pty_close_removes_its_link(tmp_path: Path) -> None:
     port = PtyPort(str(tmp_path / "link"))
     port.open()

@@ -309,8 +309,22 @@ def test_serve_over_tls(
             env={"SSL_CERT_FILE": str(cert)},
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
+        code = r.stdout.strip().splitlines()[-1]
         # Without trusting the certificate the verb fails cleanly.
         r = tillgate("hq", "tills", "list", "--hq", url)
         assert r.returncode == 1 and "does not answer" in r.stderr
+        # A till with no [hq] ca_file trusts what the operating system's store trusts
+        # (here OpenSSL's SSL_CERT_FILE), not only a bundled list.
+        config = tmp_path / "till.toml"
+        config.write_text(
+            f'[till]\nid = "t"\nstore = "s"\ndata_dir = "data"\n'
+            f'[hq]\nurl = "{url}"\ncredential_file = "data/credential.json"\n',
+            encoding="utf-8",
+        )
+        r = tillgate("enroll", code, "--config", str(config))
+        assert r.returncode == 1 and not (tmp_path / "data" / "credential.json").exists()
+        r = tillgate("enroll", code, "--config", str(config), env={"SSL_CERT_FILE": str(cert)})
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "data" / "credential.json").exists()
     finally:
         stop(proc)
