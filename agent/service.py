@@ -911,9 +911,10 @@ class TillService:
         if rec is not None:
             shown = self.card_lookup(rec.number)
             shown["source"] = source
-            self.events.publish("card", {k: v for k, v in shown.items() if k != "history"})
+            card = {k: v for k, v in shown.items() if k not in ("history", "hints")}
+            self.events.publish("card", card | {"hints": shown["hints"]})
             self.events.publish(
-                "hints", {"receipt_id": None, "card": shown, "hints": shown["hints"]}
+                "hints", {"receipt_id": None, "card": card, "hints": shown["hints"]}
             )
         return {
             "card": mask(rec.number) if rec else None,
