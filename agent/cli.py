@@ -49,11 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the agent daemon (POS API, devices, sync)",
         description="Run the agent daemon on this till until SIGINT/SIGTERM.",
     )
-    run.add_argument(
-        "--config",
-        metavar="FILE",
-        help="config file (default: $TILLGATE_CONFIG, else ./config.toml)",
-    )
+    _config_option(run)
     run.add_argument("--host", help="POS API address to bind (overrides pos_api.host)")
     run.add_argument(
         "--port", type=int, help="POS API port, 0 for any free one (overrides pos_api.port)"
@@ -130,11 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reachability and clock skew. One line per check, ok or fail with the fix; exit 1 "
         "when any check fails.",
     )
-    doctor.add_argument(
-        "--config",
-        metavar="FILE",
-        help="config file (default: $TILLGATE_CONFIG, else ./config.toml)",
-    )
+    _config_option(doctor)
     doctor.set_defaults(handler=_doctor)
 
     demo = verbs.add_parser(
@@ -175,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_sync_verbs(verbs)
     add_hq_verbs(verbs)
     return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $TILLGATE_CONFIG, else ./config.toml)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -179,15 +179,9 @@ def _printer(name: str, section: PrinterSection, key: str) -> Check:
     from tillgate.drivers.printer import default_status_poll
 
     address = section.address
-    if address.scheme == "none":
-        return ok(name, _NOT_CONFIGURED)
-    if address.scheme == "file":
-        return _file(name, address, key)
-    port = _port(address)
-    try:
-        port.open()
-    except DeviceError as exc:
-        return fail(name, str(exc), device_fix(address, key))
+    port = _open_port(name, address, key)
+    if isinstance(port, Check):
+        return port
     try:
         polled = section.status_poll
         if not (default_status_poll(address.scheme) if polled is None else polled):
@@ -234,7 +228,9 @@ def _printer_state(name: str, port: str, state: PrinterState | None) -> Check:
     return ok(name, f"{port}: online, paper ok")
 
 
-def _input(name: str, address: DeviceAddress, key: str) -> Check:
+def _open_port(name: str, address: DeviceAddress, key: str) -> BytePort | Check:
+    """The device's port, opened; or the check that ends here (not configured, a file, or
+    the port does not open)."""
     if address.scheme == "none":
         return ok(name, _NOT_CONFIGURED)
     if address.scheme == "file":
@@ -244,6 +240,13 @@ def _input(name: str, address: DeviceAddress, key: str) -> Check:
         port.open()
     except DeviceError as exc:
         return fail(name, str(exc), device_fix(address, key))
+    return port
+
+
+def _input(name: str, address: DeviceAddress, key: str) -> Check:
+    port = _open_port(name, address, key)
+    if isinstance(port, Check):
+        return port
     port.close()
     if name == "intercept":
         return ok(name, f"{port.name} can be made (the POS prints there while the agent runs)")
