@@ -9,7 +9,7 @@ protocol's words, size limits before parsing); the work runs in the thread pool.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -19,17 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tillgate.agent import __version__, errors
+from tillgate.agent.api.limits import BodyLimit
 
 from . import admin, feed, ledger, tills, wire
 from .service import Hq
 
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 R = TypeVar("R")
 
 MAX_BODY = 8 << 20  # a push of 1000 entries is well under 1 MiB
@@ -44,47 +40,6 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return JSONResponse({"error": body}, status_code=status)
 
 
-class BodyLimit:
-    """Refuse bodies over the limit of their path with 413 before anything reads them."""
-
-    def __init__(self, app: ASGIApp, *, limit: int, import_limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.import_limit = import_limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.import_limit if scope["path"] == IMPORT_PATH else self.limit
-        too_large = error_response(
-            413, "payload_too_large", f"the request body is larger than {limit} bytes"
-        )
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None:
-            try:
-                if int(length) > limit:
-                    await too_large(scope, receive, send)
-                    return
-            except ValueError:
-                await error_response(400, "invalid_request", "bad Content-Length")(
-                    scope, receive, send
-                )
-                return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise errors.PayloadTooLarge(f"the request body is larger than {limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
-
-
 def create_app(hq: Hq) -> FastAPI:
     """The HQ API over ``hq``."""
     app = FastAPI(
@@ -94,7 +49,7 @@ def create_app(hq: Hq) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(BodyLimit, limit=MAX_BODY, import_limit=MAX_IMPORT)
+    app.add_middleware(BodyLimit, limit=MAX_BODY, by_path={IMPORT_PATH: MAX_IMPORT})
 
     @app.exception_handler(errors.ApiError)
     async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:

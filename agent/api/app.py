@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,15 +23,10 @@ from ..cards import mask_in_text
 from ..service import TillService
 from . import schemas as s
 from .docs_page import DOCS_HTML
+from .limits import ASGIApp, BodyLimit, Receive, Scope, Send
 from .panel import panel_html
 
 logger = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 503)
@@ -78,45 +73,6 @@ class BearerAuth:
         return given is not None and len(given) == 1 and hmac.compare_digest(given[0], self.token)
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, before they are parsed."""
-
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.message = f"the request body is larger than {limit} bytes (pos_api.max_body_bytes)"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        too_large = _error(413, "payload_too_large", self.message)
-        if length is not None:
-            try:
-                if int(length) > self.limit:
-                    await too_large(scope, receive, send)
-                    return
-            except ValueError:
-                await _error(400, "invalid_request", "bad Content-Length")(scope, receive, send)
-                return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    # An HTTPException raised while FastAPI reads the body is passed on
-                    # as it is (any other error there becomes a generic 400).
-                    raise HTTPException(413, detail=self.message)
-            return message
-
-        await self.app(scope, limited, send)
-
-
 def _validation_message(exc: RequestValidationError) -> str:
     parts: list[str] = []
     for err in exc.errors()[:5]:
@@ -154,7 +110,7 @@ def create_app(
     )
 
     app.add_middleware(BearerAuth, token=token)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(BodyLimit, limit=max_body_bytes, setting="pos_api.max_body_bytes")
 
     @app.exception_handler(errors.ApiError)
     async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:

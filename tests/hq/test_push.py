@@ -99,6 +99,15 @@ def test_an_oversized_batch_is_413_and_writes_nothing(hq: HqTest) -> None:
         "/v1/sync/push", content=b'{"till": "till-1", "entries": [], "x": "' + b"a" * (9 << 20)
     )
     assert r.status_code == 413 and _error(r)["code"] == "payload_too_large"
+
+    def chunked():  # no Content-Length: counted as it arrives
+        yield b'{"till": "till-1", "entries": [], "x": "'
+        for _ in range(9):
+            yield b"a" * (1 << 20)
+
+    r = till.http.post("/v1/sync/push", content=chunked())
+    assert r.status_code == 413 and _error(r)["code"] == "payload_too_large"
+    assert "larger than 8388608 bytes" in _error(r)["message"]
     assert hq.snapshot() == before
     # 1000 is fine.
     assert till.ok_push(batch[:1000])["stored"] == 1000
