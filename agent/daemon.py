@@ -191,6 +191,15 @@ def server_class() -> type:
                 self.on_exit()
             super().handle_exit(sig, frame)
 
+        def run_until_signal(self, sock: socket.socket) -> None:
+            """Serve on ``sock`` until SIGINT/SIGTERM; the previous handlers come back after."""
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+            try:
+                self.run(sockets=[sock])
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     return Server
 
 
@@ -264,12 +273,9 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         host,
         port,
     )
-    previous = {sig: signal.signal(sig, server.handle_exit) for sig in _SIGNALS}
     try:
-        server.run(sockets=[sock])
+        server.run_until_signal(sock)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         scheduler.shutdown(wait=False)
         devices.stop()
         if syncer is not None:

@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
 import ssl
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from tillgate.agent import __version__
 from tillgate.agent.clock import Clock, SystemClock
@@ -157,15 +155,9 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
     )
     logger.info("head office %s serving on %s://%s:%s", hq.instance_id, scheme, host, port)
 
-    def stop(sig: int, frame: FrameType | None) -> None:
-        server.handle_exit(sig, frame)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run(sockets=[sock])
+        server.run_until_signal(sock)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         scheduler.shutdown(wait=False)
         db.close()
         sock.close()
