@@ -23,7 +23,7 @@ from ..cards import mask_in_text
 from ..service import TillService
 from . import schemas as s
 from .docs_page import DOCS_HTML
-from .limits import ASGIApp, BodyLimit, Receive, Scope, Send
+from .limits import ASGIApp, BodyLimit, Receive, Scope, Send, error_response
 from .panel import panel_html
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,6 @@ logger = logging.getLogger(__name__)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 503)
 }
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 class BearerAuth:
@@ -55,9 +51,8 @@ class BearerAuth:
             and scope["path"].startswith("/v1/")
             and not (self._header_ok(scope) or self._query_ok(scope))
         ):
-            await _error(401, "unauthorized", "missing or wrong Authorization: Bearer token")(
-                scope, receive, send
-            )
+            refusal = "missing or wrong Authorization: Bearer token"
+            await error_response(401, "unauthorized", refusal)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -114,21 +109,21 @@ def create_app(
 
     @app.exception_handler(errors.ApiError)
     async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(errors.StorageFullError)
     async def storage_full(_: Request, exc: errors.StorageFullError) -> JSONResponse:
         logger.error("storage full: %s", exc)
-        return _error(503, "storage_full", str(exc))
+        return error_response(503, "storage_full", str(exc))
 
     @app.exception_handler(errors.StoreError)
     async def store_error(_: Request, exc: errors.StoreError) -> JSONResponse:
         logger.error("store error: %s", exc)
-        return _error(503, "store_unavailable", str(exc))
+        return error_response(503, "store_unavailable", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, "invalid_request", _validation_message(exc))
+        return error_response(400, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -138,12 +133,12 @@ def create_app(
             405: "method_not_allowed",
             413: "payload_too_large",
         }.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def defect(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("internal error (a defect): %s", type(exc).__name__)
-        return _error(500, "internal_error", "internal error; see the agent log")
+        return error_response(500, "internal_error", "internal error; see the agent log")
 
     rid = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$", description="receipt_id")
 

@@ -20,7 +20,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """The APIs' error body: ``{"error": {"code", "message"}}``."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
@@ -53,10 +54,11 @@ class BodyLimit:
         if length is not None:
             try:
                 if int(length) > limit:
-                    await _error(413, "payload_too_large", message)(scope, receive, send)
+                    await error_response(413, "payload_too_large", message)(scope, receive, send)
                     return
             except ValueError:
-                await _error(400, "invalid_request", "bad Content-Length")(scope, receive, send)
+                bad = error_response(400, "invalid_request", "bad Content-Length")
+                await bad(scope, receive, send)
                 return
         seen = 0
 
