@@ -276,23 +276,24 @@ level = "INFO"
 
     def swipe(self, number: str) -> None:
         """Swipe a card on the virtual reader (track 2, as a serial reader sends it)."""
-        if self.reader is None:
-            self.http.post("/v1/session/card", json={"card": number, "source": "card_reader"})
-            return
-        mark = self.watcher.mark
-        self.reader.write(f";{number}=2912101?\r".encode("ascii"))
-        self._await_presented(mark, number)
-        self.cards_used.add(number)
+        self._present(self.reader, f";{number}=2912101?\r", card=number, source="card_reader")
 
     def scan(self, code: str, *, card: str) -> None:
         """Scan a card's barcode or the app's QR code on the virtual scanner."""
-        if self.scanner is None:
-            self.http.post("/v1/session/card", json={"card": code, "source": "scanner"})
+        self._present(self.scanner, f"{code}\r", card=card, source="scanner")
+
+    def _present(self, device: FarEnd | None, data: str, *, card: str, source: str) -> None:
+        """Send ``data`` from the device and wait until the agent has the card in session.
+
+        With no virtual device (no ptys here), the card is presented through the POS API.
+        """
+        self.cards_used.add(card)
+        if device is None:
+            self._post("/v1/session/card", {"card": data.strip(), "source": source})
             return
         mark = self.watcher.mark
-        self.scanner.write(f"{code}\r".encode())
+        device.write(data.encode())
         self._await_presented(mark, card)
-        self.cards_used.add(card)
 
     def _await_presented(self, mark: int, number: str) -> None:
         masked = mask(number)
