@@ -1,3 +1,1 @@
-"""tillgate agent."""
-
-__version__ = "0.1.0"
+"""tillgate agent: the till daemon."""

@@ -16,16 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__
-from .cards import mask_in_text
-from .errors import ConfigError, ProgramError, TillgateError
+from tillgate.core import __version__
+from tillgate.core.cards import mask_in_text
+from tillgate.core.errors import ConfigError, ProgramError, TillgateError, UsageError
 
 PROG = "tillgate"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """A command line argparse refused; reported in one line like every other error."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -224,8 +220,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import load_config, resolve_config_path
-    from .logs import setup_logging
+    from tillgate.core.config import load_config, resolve_config_path
+    from tillgate.core.logs import setup_logging
 
     overrides: dict[str, object] = {}
     if args.host is not None:
@@ -254,14 +250,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from .rules.program import json_schema
+    from tillgate.core.rules.program import json_schema
 
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
 def _check_program(args: argparse.Namespace) -> int:
-    from .rules.program import load_program_file
+    from tillgate.core.rules.program import load_program_file
 
     loaded = load_program_file(args.file)  # a ProgramError lists every problem, in main()
     program = loaded.program
@@ -322,14 +318,14 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _intercept_test(args: argparse.Namespace) -> int:
-    from .templates import load_template
+    from tillgate.core.templates import load_template
 
     name, custom, table = "default", {}, {}
     config_path = args.config or os.environ.get("TILLGATE_CONFIG")
     if config_path is None and Path("config.toml").is_file():
         config_path = "config.toml"
     if config_path is not None:
-        from .config import load_config
+        from tillgate.core.config import load_config
 
         section = load_config(Path(config_path)).intercept
         name, custom, table = section.template, section.templates, section.codepages

@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import signal
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
-from . import __version__, errors
-from .clock import Clock, SystemClock
-from .rules.coupons import CouponSigner, generate_key
-from .rules.program import load_program_file
+from tillgate.core import __version__, errors
+from tillgate.core.cardfile import parse_csv
+from tillgate.core.clock import Clock, SystemClock
+from tillgate.core.rules.coupons import CouponSigner, generate_key
+from tillgate.core.rules.program import load_program_file
+from tillgate.core.serving import bind, server_class
+
 from .service import TillService, TillSettings
 from .session import CardSession
-from .store import cards as card_store
 from .store.db import Database
 
 if TYPE_CHECKING:
-    from .config import Config
+    from tillgate.core.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +93,7 @@ class FileWatcher:
             logger.error("%s", msg)
             return
         program = self.service.catalog().program
-        records, problems = card_store.parse_csv(text, number_pattern=program.card_number_pattern)
+        records, problems = parse_csv(text, number_pattern=program.card_number_pattern)
         for p in problems:
             logger.warning("cards file %s: %s", path, p)
         n = self.service.import_cards(records)
@@ -139,68 +136,6 @@ def build_service(config: Config, *, clock: Clock | None = None) -> TillService:
         session=CardSession(seconds=config.till.card_session_seconds),
         signer=CouponSigner(key),
     )
-
-
-def bind(host: str, port: int, *, setting: str = "set pos_api.port") -> socket.socket:
-    """Bind a listening socket up front so a busy port is a clear error, not a log line.
-
-    ``setting`` tells the user how to choose another port (the agent's and HQ's differ).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets, and
-    # without it every keep-alive answer waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise errors.TillgateError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program may "
-            f"be using the port: stop it or {setting}"
-        ) from exc
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, minus its habit of re-raising SIGTERM after shutdown.
-
-        uvicorn re-sends the captured signal to the process once it has stopped, which
-        would kill it before the scheduler is stopped and the data file closed; the daemon
-        (and ``hq serve``) installs the same handlers itself and exits 0 after a clean stop
-        instead.
-        """
-
-        on_exit: Callable[[], None] | None = None
-
-        @contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            # Open event streams would hold the graceful shutdown up: end them first.
-            if self.on_exit is not None:
-                self.on_exit()
-            super().handle_exit(sig, frame)
-
-        def run_until_signal(self, sock: socket.socket) -> None:
-            """Serve on ``sock`` until SIGINT/SIGTERM; the previous handlers come back after."""
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
-            try:
-                self.run(sockets=[sock])
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return Server
 
 
 def run_daemon(config: Config, *, clock: Clock | None = None) -> int:

@@ -25,18 +25,19 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tillgate.core import errors
+from tillgate.core.cards import mask_in_text
+from tillgate.core.templates import load_template
 from tillgate.drivers.base import UNREMARKABLE, DeviceEvent
 from tillgate.drivers.inputs import InputDevice
 from tillgate.drivers.printer import Printer
 from tillgate.drivers.runner import DeviceRunner
 
-from . import errors
-from .cards import mask_in_text
 from .intercept import BlockStyle, Interceptor
-from .templates import load_template
 
 if TYPE_CHECKING:
-    from .config import Config, PrinterSection
+    from tillgate.core.config import Config, PrinterSection
+
     from .service import TillService
 
 logger = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class DeviceManager:
 
 def _other_printer(section: PrinterSection, url: str) -> PrinterSection:
     """``[devices.printer]`` with another port: interception forwarding to its own printer."""
-    from .config import PrinterSection
+    from tillgate.core.config import PrinterSection
 
     try:
         return PrinterSection.model_validate({**section.model_dump(), "url": url})

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from tillgate.core import errors
+from tillgate.core.cards import mask_in_text
+from tillgate.core.templates import ReadReceipt, Template
 from tillgate.drivers.base import DeviceEvent
 from tillgate.drivers.escpos.commands import iter_tokens
 from tillgate.drivers.escpos.parser import parse
@@ -30,11 +33,8 @@ from tillgate.drivers.escpos.stream import Boundary, Cut, Forward, ReceiptStream
 from tillgate.drivers.escpos.text import render_text
 from tillgate.drivers.layout import Language, render_block, summary_from_confirm
 
-from . import errors
 from .api.schemas import CalculateIn
-from .cards import mask_in_text
 from .service import TillService
-from .templates import ReadReceipt, Template
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from tillgate.core.cards import mask
+from tillgate.core.money import fmt
+from tillgate.core.rules import model as m
+
 from .api.schemas import CalculateIn
-from .cards import mask
-from .money import fmt
-from .rules import model as m
 
 RECEIPT_EVENT_KEYS = (
     "receipt_id",

@@ -18,17 +18,19 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from . import errors, responses
+from tillgate.core import errors
+from tillgate.core.cards import CardRef, identify, mask
+from tillgate.core.clock import Clock, local
+from tillgate.core.money import fmt
+from tillgate.core.rules import model as m
+from tillgate.core.rules.coupons import CouponSigner, canonical, promotion_tag, serial_for
+from tillgate.core.rules.engine import Catalog, effective_tier, evaluate
+from tillgate.core.rules.program import Program, ProgramFile
+from tillgate.core.rules.refunds import PaidLine, state
+
+from . import responses
 from .api.schemas import CalculateIn
-from .cards import CardRef, identify, mask
-from .clock import Clock, local
 from .events import EventBus
-from .money import fmt
-from .rules import model as m
-from .rules.coupons import CouponSigner, canonical, promotion_tag, serial_for
-from .rules.engine import Catalog, effective_tier, evaluate
-from .rules.program import Program, ProgramFile
-from .rules.refunds import PaidLine, state
 from .session import CardSession
 from .store import cards as card_store
 from .store import ledger, points, receipts, syncstate

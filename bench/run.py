@@ -46,8 +46,8 @@ def bench_startup(runs: int = 7) -> str:
 
 
 def _catalog(n: int):
-    from tillgate.agent.rules.engine import Catalog
-    from tillgate.agent.rules.program import parse_program
+    from tillgate.core.rules.engine import Catalog
+    from tillgate.core.rules.program import parse_program
 
     rng = random.Random(1)
     promos = []
@@ -96,8 +96,8 @@ def _time(fn: Callable[[], object], repeat: int) -> float:
 
 
 def bench_engine() -> str:
-    from tillgate.agent.rules import model as m
-    from tillgate.agent.rules.engine import evaluate
+    from tillgate.core.rules import model as m
+    from tillgate.core.rules.engine import evaluate
 
     catalog = _catalog(1000)
     ctx = m.Context(now=datetime(2026, 11, 23, 10, 0), store="s", till="t")

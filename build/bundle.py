@@ -29,7 +29,7 @@ from pathlib import Path
 
 # Source folders and the names they install as (pyproject's package-dir), and the sample
 # files installed as ``tillgate.examples`` (pyproject's package-data).
-PACKAGES = ("agent", "drivers", "sync", "hq")
+PACKAGES = ("core", "agent", "drivers", "sync", "hq")
 EXAMPLES = ("config.example.toml", "program.example.toml", "cards.example.csv")
 EXAMPLES_DEST = "tillgate/examples"
 

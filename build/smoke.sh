@@ -50,7 +50,7 @@ case "$work/" in "$root"/*) fail "--work $work is inside the source tree" ;; esa
 mkdir -p "$work/in"
 cp "$root"/config.example.toml "$root"/program.example.toml "$root"/cards.example.csv "$work/in/"
 cp "$root"/tests/drivers/escpos/golden/*.bin "$root"/tests/drivers/escpos/golden/*.txt "$work/in/"
-version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/agent/__init__.py")
+version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/core/__init__.py")
 cd "$work"
 unset PYTHONPATH PYTHONHOME PYTHONSTARTUP VIRTUAL_ENV
 

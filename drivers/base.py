@@ -45,7 +45,7 @@ class BytePort(Protocol):
     """A bidirectional byte stream to one device.
 
     ``read`` returns ``b""`` when nothing arrived within ``timeout`` seconds and raises
-    :class:`tillgate.agent.errors.DeviceError` when the device is gone; ``write`` writes
+    :class:`tillgate.core.errors.DeviceError` when the device is gone; ``write`` writes
     everything or raises ``DeviceError`` (a timeout included) — it never blocks forever.
     """
 

@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..agent.cards import DEFAULT_NUMBER_PATTERN, mask, mask_in_text
-from ..agent.config import DeviceAddress, InputDeviceSection
+from tillgate.core.cards import DEFAULT_NUMBER_PATTERN, mask, mask_in_text
+from tillgate.core.config import DeviceAddress, InputDeviceSection
+
 from .base import BytePort, DeviceEvent, DeviceStatus
 from .keyboard import EvdevKeySource, KeyboardPort
 from .msr import Rejected, Swipe, parse_swipes

@@ -25,7 +25,7 @@ import struct
 import threading
 from typing import Protocol
 
-from ..agent.errors import DeviceError
+from tillgate.core.errors import DeviceError
 
 KeyEvent = tuple[int, int]  # (key code, value)
 

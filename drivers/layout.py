@@ -27,20 +27,16 @@ the code page lacks are replaced by readable ones (``₽`` → ``руб.``, ``�
 
 from __future__ import annotations
 
-import codecs
 import logging
-import os
-import shutil
 import textwrap
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
 from typing import Any, Literal
 
-from tillgate.agent.cards import mask
-from tillgate.agent.errors import ConfigError
+from tillgate.core.cards import mask
+from tillgate.core.printers import escpos_codepage, escpos_module
 
 logger = logging.getLogger(__name__)
 
@@ -140,82 +136,12 @@ def summary_from_confirm(response: Mapping[str, Any]) -> LoyaltySummary | None:
 # ---------------------------------------------------------------- profile and code page
 
 
-@cache
-def _escpos() -> Any:
-    """python-escpos's capabilities module, imported once, without its import side effects.
-
-    Importing it calls ``logging.basicConfig()`` (a second stderr handler on the root logger
-    when logging is not set up yet: every line twice) and makes a new temporary directory
-    for a pickle cache each time (one left behind per run). We take both back.
-    """
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    preset = "ESCPOS_CAPABILITIES_PICKLE_DIR" in os.environ
-    import escpos.capabilities as capabilities  # type: ignore[import-untyped]
-    import escpos.printer  # type: ignore[import-untyped]  # noqa: F401 - Dummy, below
-
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    if not preset:
-        shutil.rmtree(capabilities.pickle_dir, ignore_errors=True)
-    return capabilities
-
-
-def _capabilities() -> dict[str, Any]:
-    caps: dict[str, Any] = _escpos().CAPABILITIES
-    return caps
-
-
 def dummy_printer(profile: str) -> Any:
     """python-escpos's ``Dummy`` printer (it collects the bytes), imported cleanly."""
-    _escpos()
+    escpos_module()
     from escpos.printer import Dummy
 
     return Dummy(profile=profile)
-
-
-@cache
-def escpos_codepage(profile: str, codepage: str) -> tuple[str, int]:
-    """python-escpos's name and the ``ESC t n`` number of ``codepage`` on ``profile``.
-
-    Raises :class:`ConfigError` for an unknown profile or a code page the profile lacks,
-    naming the ones it has.
-    """
-    prof = _profile(profile)
-    try:
-        wanted = codecs.lookup(codepage).name
-    except LookupError as exc:
-        raise ConfigError(f"unknown code page {codepage!r} (e.g. cp866, cp1251)") from exc
-    pages: dict[str, str] = prof.get_code_pages()
-    encodings = _capabilities()["encodings"]
-    for name, number in pages.items():
-        python_name = encodings.get(name, {}).get("python_encode")
-        if not python_name:
-            continue
-        try:
-            if codecs.lookup(python_name).name == wanted:
-                return name, int(number)
-        except LookupError:  # the printer database names codecs Python does not have
-            continue
-    known = ", ".join(
-        sorted(
-            encodings[n]["python_encode"]
-            for n in pages
-            if encodings.get(n, {}).get("python_encode")
-        )
-    )
-    raise ConfigError(
-        f"printer profile {profile!r} has no code page {codepage!r}; it has: {known or 'none'}"
-    )
-
-
-def _profile(profile: str) -> Any:
-    try:
-        return _escpos().get_profile(profile)
-    except KeyError as exc:
-        names = ", ".join(sorted(_capabilities()["profiles"]))
-        raise ConfigError(f"unknown printer profile {profile!r}; known: {names}") from exc
 
 
 def printable(text: str, codepage: str) -> str:

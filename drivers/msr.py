@@ -6,7 +6,7 @@ A reader sends one *read* (a frame, see :mod:`.scanner`) per swipe, usually
 its LRC character. :func:`parse_swipes` finds the tracks in a read, checks their character
 sets and LRCs, and groups them into swipes (a second track 2, or a track 1 after a track 2,
 starts a new swipe, so two swipes in one read give two results). Track 2 wins when both
-tracks are good; the card number itself is recognised by :func:`tillgate.agent.cards.identify`
+tracks are good; the card number itself is recognised by :func:`tillgate.core.cards.identify`
 (the same code the POS API uses), so both agree on what a card is.
 
 Loyalty cards sometimes carry their number in the discretionary data instead of the PAN
@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from ..agent.cards import DEFAULT_NUMBER_PATTERN, CardForm, CardRef, identify, mask_in_text
-from ..agent.errors import CardFormatError
+from tillgate.core.cards import DEFAULT_NUMBER_PATTERN, CardForm, CardRef, identify, mask_in_text
+from tillgate.core.errors import CardFormatError
 
 START: dict[str, Literal[1, 2]] = {"%": 1, ";": 2}
 END = "?"

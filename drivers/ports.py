@@ -32,8 +32,9 @@ from typing import Any
 
 import serial
 
-from ..agent.config import DeviceAddress
-from ..agent.errors import DeviceError
+from tillgate.core.config import DeviceAddress
+from tillgate.core.errors import DeviceError
+
 from .base import BytePort
 
 CONNECT_TIMEOUT = 3.0  # seconds to reach a network device before calling it offline

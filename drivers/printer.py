@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tillgate.agent.cards import mask_in_text
-from tillgate.agent.errors import DeviceError
+from tillgate.core.cards import mask_in_text
+from tillgate.core.errors import DeviceError
 
 from .base import BytePort, DeviceEvent, DeviceStatus
 from .layout import Item, Language, Layout
@@ -45,7 +45,7 @@ from .printer_status import Report, StatusPoller, StatusReporter, compose, hint
 from .runner import Backoff, DeviceRunner
 
 if TYPE_CHECKING:
-    from tillgate.agent.config import PrinterSection
+    from tillgate.core.config import PrinterSection
 
 __all__ = ["Layout", "Printer", "SubmitResult", "default_status_poll"]
 

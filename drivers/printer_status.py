@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from tillgate.agent.cards import mask_in_text
+from tillgate.core.cards import mask_in_text
 
 from .base import UNREMARKABLE, DeviceEvent, DeviceStatus
 

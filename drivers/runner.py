@@ -24,8 +24,9 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ..agent.cards import mask_in_text
-from ..agent.errors import DeviceError
+from tillgate.core.cards import mask_in_text
+from tillgate.core.errors import DeviceError
+
 from .base import BytePort, DeviceEvent, DeviceStatus
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ and the time, so tests drive it without sleeping.
 :func:`decode` turns a read into text (UTF-8, else the fallbacks such as cp1251, which
 Russian QR generators still produce) and rejects control-character garbage (a wrong baud
 rate); :func:`classify` says what the text is: a loyalty card (number, app QR, phone —
-recognised by :func:`tillgate.agent.cards.identify`) or a plain barcode (a product or a
+recognised by :func:`tillgate.core.cards.identify`) or a plain barcode (a product or a
 coupon), which the scanner reports and a card reader rejects.
 """
 
@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..agent.cards import DEFAULT_NUMBER_PATTERN, CardRef, identify, mask_in_text
-from ..agent.errors import CardFormatError
+from tillgate.core.cards import DEFAULT_NUMBER_PATTERN, CardRef, identify, mask_in_text
+from tillgate.core.errors import CardFormatError
+
 from .msr import Rejected
 
 Role = Literal["scanner", "card_reader"]

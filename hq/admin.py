@@ -10,8 +10,9 @@ import secrets
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from tillgate.agent.cards import DEFAULT_NUMBER_PATTERN, mask
-from tillgate.agent.errors import (
+from tillgate.core.cardfile import parse_csv
+from tillgate.core.cards import DEFAULT_NUMBER_PATTERN, mask
+from tillgate.core.errors import (
     CardNotFound,
     InvalidCards,
     InvalidProgram,
@@ -19,9 +20,8 @@ from tillgate.agent.errors import (
     NotFound,
     ProgramError,
 )
-from tillgate.agent.rules.coupons import MAX_SERIAL, CouponSigner
-from tillgate.agent.rules.program import ProgramFile, decode_program
-from tillgate.agent.store.cards import parse_csv
+from tillgate.core.rules.coupons import MAX_SERIAL, CouponSigner
+from tillgate.core.rules.program import ProgramFile, decode_program
 
 from .db import Database, Tx, marks
 from .feed import card_fields, lots_out

@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tillgate.agent import __version__, errors
-from tillgate.agent.api.limits import BodyLimit
+from tillgate.core import __version__, errors
+from tillgate.core.serving import BodyLimit
 
 from . import admin, feed, ledger, tills, wire
 from .service import Hq

@@ -162,7 +162,7 @@ def _admin_options(parser: argparse.ArgumentParser) -> None:
 
 def _no_verb(parser: argparse.ArgumentParser) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        from tillgate.agent.cli import UsageError
+        from tillgate.core.errors import UsageError
 
         raise UsageError(f"choose a verb (see '{parser.prog} --help')")
 
@@ -177,7 +177,7 @@ def _hq_url(args: argparse.Namespace) -> str:
 
     if args.hq:
         return str(args.hq)
-    from tillgate.agent.config import ENV_CONFIG, load_config
+    from tillgate.core.config import ENV_CONFIG, load_config
 
     config = args.config or os.environ.get(ENV_CONFIG)
     if config:
@@ -188,7 +188,7 @@ def _hq_url(args: argparse.Namespace) -> str:
 
 
 def _token(args: argparse.Namespace) -> str:
-    from tillgate.agent.errors import ConfigError
+    from tillgate.core.errors import ConfigError
 
     from .server import ADMIN_TOKEN_FILE
 
@@ -218,7 +218,7 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 
 def _read(path: str, what: str) -> bytes:
-    from tillgate.agent.errors import ConfigError
+    from tillgate.core.errors import ConfigError
 
     try:
         return Path(path).read_bytes()
@@ -232,7 +232,7 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from tillgate.agent.logs import setup_logging
+    from tillgate.core.logs import setup_logging
 
     from .server import ServeOptions, serve
 
@@ -251,7 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from tillgate.agent.rules.program import load_program_file
+    from tillgate.core.rules.program import load_program_file
 
     # Validated here first: every error by path even when HQ cannot be reached.
     loaded = load_program_file(args.file)
@@ -324,7 +324,7 @@ def _enroll_code(args: argparse.Namespace) -> int:
 
 
 def _coupons_issue(args: argparse.Namespace) -> int:
-    from tillgate.agent.errors import ConfigError
+    from tillgate.core.errors import ConfigError
 
     if not 1 <= args.count <= 100_000:
         raise ConfigError("--count must be between 1 and 100000")

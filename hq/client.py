@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tillgate.agent.errors import (
+from tillgate.core.errors import (
     CardsFileError,
     ConfigError,
     HqBadReply,

@@ -18,7 +18,7 @@ Transactions, and why they are safe on both:
   feed page.
 
 Foreign exceptions (``sqlite3.Error``, ``psycopg.Error``) become
-:class:`~tillgate.agent.errors.StoreError` here and nowhere else.
+:class:`~tillgate.core.errors.StoreError` here and nowhere else.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from tillgate.agent.errors import ConfigError, StorageFullError, StoreError
+from tillgate.core.errors import ConfigError, StorageFullError, StoreError
 
 if TYPE_CHECKING:
     import psycopg

@@ -16,7 +16,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from tillgate.agent.errors import InvalidRequest
+from tillgate.core.errors import InvalidRequest
 
 from .db import Database, Row, Tx, marks
 from .fold import CardState

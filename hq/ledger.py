@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from tillgate.agent.cards import mask
-from tillgate.agent.errors import CouponInvalid, SequenceGap, WrongTill
-from tillgate.agent.rules.coupons import canonical
+from tillgate.core.cards import mask
+from tillgate.core.errors import CouponInvalid, SequenceGap, WrongTill
+from tillgate.core.rules.coupons import canonical
 
 from .db import Database, Row, Tx, marks
 from .fold import CardState, FoldEntry, fold

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from tillgate.agent.errors import StoreError
+from tillgate.core.errors import StoreError
 
 from .db import Database
 

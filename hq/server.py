@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tillgate.agent import __version__
-from tillgate.agent.clock import Clock, SystemClock
-from tillgate.agent.daemon import bind, server_class
-from tillgate.agent.errors import ConfigError, TillgateError
+from tillgate.core import __version__
+from tillgate.core.clock import Clock, SystemClock
+from tillgate.core.errors import ConfigError, TillgateError
+from tillgate.core.serving import bind, server_class
 
 from .db import open_database
 from .ledger import expire_due

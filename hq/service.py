@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tillgate.agent.clock import Clock
-from tillgate.agent.rules.coupons import CouponSigner, generate_key
+from tillgate.core.clock import Clock
+from tillgate.core.rules.coupons import CouponSigner, generate_key
 
 from .schema import migrate
 from .wire import ts

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tillgate.agent.errors import (
+from tillgate.core.errors import (
     EnrolmentRefused,
     InvalidRequest,
     NotFound,

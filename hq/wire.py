@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from tillgate.agent.errors import BatchTooLarge, InvalidRequest
+from tillgate.core.errors import BatchTooLarge, InvalidRequest
 
 MAX_BATCH = 1000
 M = TypeVar("M", bound=BaseModel)

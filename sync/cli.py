@@ -41,14 +41,14 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
 
 
 def _config(arg: str | None) -> Any:
-    from tillgate.agent.config import load_config, resolve_config_path
+    from tillgate.core.config import load_config, resolve_config_path
 
     return load_config(resolve_config_path(arg, os.environ))
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from tillgate.agent.config import HqSection
-    from tillgate.agent.errors import ConfigError, HqBadReply
+    from tillgate.core.config import HqSection
+    from tillgate.core.errors import ConfigError, HqBadReply
 
     from . import credential as cred_file
     from .client import HqClient
@@ -114,7 +114,7 @@ class ProgressBar:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from tillgate.agent.cards import mask_in_text
+    from tillgate.core.cards import mask_in_text
 
     from .wiring import make_syncer
 

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import stamina
 
-from tillgate.agent import __version__
-from tillgate.agent.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
+from tillgate.core import __version__
+from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 
 from .wire import ChangePage, EnrollReply, ErrorReply, PushReply, parse
 

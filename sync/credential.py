@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tillgate.agent.errors import ConfigError
+from tillgate.core.errors import ConfigError
 
 _HEX = re.compile(r"^[0-9a-fA-F]{32,256}$")
 

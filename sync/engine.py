@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tillgate.agent.cards import mask_in_text
-from tillgate.agent.clock import Clock
-from tillgate.agent.errors import HqBadReply, HqRefused, SyncError, TillgateError
 from tillgate.agent.store import syncstate
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
+from tillgate.core.cards import mask_in_text
+from tillgate.core.clock import Clock
+from tillgate.core.errors import HqBadReply, HqRefused, SyncError, TillgateError
 
 from . import feed, outbox
 from .client import HqClient

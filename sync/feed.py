@@ -18,11 +18,11 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from tillgate.agent.errors import HqBadReply, ProgramError
-from tillgate.agent.rules.program import parse_program
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store import syncstate
 from tillgate.agent.store.ledger import ts
+from tillgate.core.errors import HqBadReply, ProgramError
+from tillgate.core.rules.program import parse_program
 
 from .wire import CardChange, ChangePage
 

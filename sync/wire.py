@@ -1,7 +1,7 @@
 """HQ's replies as validated values (``docs/sync-protocol.md``), checked before use.
 
 Whatever HQ answers is checked whole here, before any of it touches the till's data file:
-a reply with a wrong field becomes one :class:`~tillgate.agent.errors.HqBadReply` naming
+a reply with a wrong field becomes one :class:`~tillgate.core.errors.HqBadReply` naming
 the field, never a half-applied page or a KeyError in a sync thread.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from tillgate.agent.errors import HqBadReply
+from tillgate.core.errors import HqBadReply
 
 NonNeg = Annotated[int, Field(ge=0)]
 

@@ -11,17 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tillgate.agent.clock import Clock, SystemClock
-from tillgate.agent.errors import ConfigError, SyncError
 from tillgate.agent.store.db import Database
+from tillgate.core.clock import Clock, SystemClock
+from tillgate.core.errors import ConfigError, SyncError
 
 from . import credential as cred_file
 from .client import HqClient
 from .engine import Syncer
 
 if TYPE_CHECKING:
-    from tillgate.agent.config import Config
     from tillgate.agent.service import TillService
+    from tillgate.core.config import Config
 
 logger = logging.getLogger(__name__)
 

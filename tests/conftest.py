@@ -23,13 +23,13 @@ import pytest
 import uvicorn
 
 from tillgate.agent.api.app import create_app
-from tillgate.agent.clock import ManualClock
-from tillgate.agent.rules.coupons import CouponSigner
-from tillgate.agent.rules.program import parse_program
 from tillgate.agent.service import TillService, TillSettings
 from tillgate.agent.session import CardSession
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store.db import Database
+from tillgate.core.clock import ManualClock
+from tillgate.core.rules.coupons import CouponSigner
+from tillgate.core.rules.program import parse_program
 
 KEY = b"k" * 32
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tillgate.agent.config import load_config
-from tillgate.agent.rules.program import load_program_file
+from tillgate.core.config import load_config
+from tillgate.core.rules.program import load_program_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,12 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__, errors
-from ..cards import mask_in_text
+from tillgate.core import __version__, errors
+from tillgate.core.cards import mask_in_text
+from tillgate.core.serving import ASGIApp, BodyLimit, Receive, Scope, Send, error_response
+
 from ..service import TillService
 from . import schemas as s
 from .docs_page import DOCS_HTML
-from .limits import ASGIApp, BodyLimit, Receive, Scope, Send, error_response
 from .panel import panel_html
 
 logger = logging.getLogger(__name__)

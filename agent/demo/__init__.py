@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
+from tillgate.core.errors import ConfigError
 
 
 def main(args: argparse.Namespace) -> int:

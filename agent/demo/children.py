@@ -18,7 +18,7 @@ from typing import IO
 
 import httpx
 
-from ..errors import TillgateError
+from tillgate.core.errors import TillgateError
 
 
 class DemoError(TillgateError):

@@ -36,8 +36,9 @@ from typing import Any
 
 import httpx
 
-from ..cards import mask
-from ..errors import ConfigError
+from tillgate.core.cards import mask
+from tillgate.core.errors import ConfigError
+
 from ..examples import example_file
 from . import pos as shop
 from .children import Child, DemoError, free_port, run_verb

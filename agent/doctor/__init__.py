@@ -42,10 +42,11 @@ from typing import TextIO
 
 import httpx
 
-from ..cards import mask_in_text
-from ..clock import Clock, SystemClock
-from ..config import Config, load_config, resolve_config_path
-from ..errors import ConfigError, TillgateError
+from tillgate.core.cards import mask_in_text
+from tillgate.core.clock import Clock, SystemClock
+from tillgate.core.config import Config, load_config, resolve_config_path
+from tillgate.core.errors import ConfigError, TillgateError
+
 from . import devices, files, headoffice
 from .report import Check, Level, fail, ok, skip
 

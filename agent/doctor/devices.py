@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..config import Config, DeviceAddress, PrinterSection, parse_device_url
-from ..errors import DeviceError, TillgateError
+from tillgate.core.config import Config, DeviceAddress, PrinterSection, parse_device_url
+from tillgate.core.errors import DeviceError, TillgateError
+
 from .files import writable
 from .headoffice import net_why
 from .report import Check, fail, ok, skip, warn
@@ -59,7 +60,7 @@ def devices(config: Config) -> Iterator[Check]:
 
 def probe_agent(config: Config) -> tuple[Check, dict[str, Any] | None]:
     """The pos api line, and the running agent's ``/v1/status`` (None: it does not run)."""
-    from ..daemon import bind
+    from tillgate.core.serving import bind
 
     host, port = config.pos_api.host, config.pos_api.port
     if port == 0:

@@ -11,8 +11,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..config import Config
-from ..errors import ConfigError, TillgateError
+from tillgate.core.config import Config
+from tillgate.core.errors import ConfigError, TillgateError
+
 from .report import Check, fail, ok, os_why, size, warn
 
 DB_NAME = "tillgate.sqlite3"
@@ -133,8 +134,8 @@ def database(config: Config) -> tuple[Check, str | None]:
 
 def program_files(config: Config) -> Iterator[Check]:
     """A standalone till's program file, and its cards file when it has one."""
-    from ..rules.program import load_program_file
-    from ..store.cards import parse_csv
+    from tillgate.core.cardfile import parse_csv
+    from tillgate.core.rules.program import load_program_file
 
     file = config.standalone.program_file
     if file is None:  # the config refuses this for a standalone till; be safe anyway

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import httpx
 
-from .. import __version__
-from ..clock import Clock, local
-from ..config import Config
-from ..errors import ConfigError, HqRefused, SyncError
+from tillgate.core import __version__
+from tillgate.core.clock import Clock, local
+from tillgate.core.config import Config
+from tillgate.core.errors import ConfigError, HqRefused, SyncError
+
 from .report import Check, duration, fail, ok, os_why, skip, warn
 
 HQ_TIMEOUT = 3.0  # seconds head office has to answer one request

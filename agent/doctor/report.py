@@ -6,7 +6,7 @@ import enum
 import errno
 from dataclasses import dataclass
 
-from ..cards import mask_in_text
+from tillgate.core.cards import mask_in_text
 
 NAME_WIDTH = 11  # "card reader"; a longer name still gets its two spaces
 

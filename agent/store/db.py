@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from ..errors import StorageFullError, StoreError
+from tillgate.core.errors import StorageFullError, StoreError
+
 from .schema import MIGRATIONS
 
 logger = logging.getLogger(__name__)

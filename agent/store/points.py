@@ -10,7 +10,8 @@ import sqlite3
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ..rules import model as m
+from tillgate.core.rules import model as m
+
 from . import ledger
 from .cards import CardRecord
 

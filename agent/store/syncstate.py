@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..rules.program import OfflinePolicy
+from tillgate.core.rules.program import OfflinePolicy
+
 from .ledger import parse_ts
 
 CURSOR = "sync.cursor"

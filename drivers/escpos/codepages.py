@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Mapping
 
-from tillgate.agent.errors import ConfigError
+from tillgate.core.errors import ConfigError
 
 # Epson ESC/POS "character code table" numbers (TM-T88V/VI, TM-T20 …).
 EPSON_CODEPAGES: Mapping[int, str] = {

@@ -88,7 +88,7 @@ def parse(
     ``codepage`` decodes text until the first ``ESC t`` (and again after ``ESC @``);
     ``codepages`` overrides entries of the Epson ``ESC t n`` table (printers differ);
     ``kanji_codec`` decodes text between ``FS &`` and ``FS .``. A codec Python does not
-    know raises :class:`~tillgate.agent.errors.ConfigError`.
+    know raises :class:`~tillgate.core.errors.ConfigError`.
     """
     parser = _Parser(
         codepage=checked_codec(codepage, what="codepage"),

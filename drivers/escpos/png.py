@@ -17,7 +17,7 @@ from typing import IO
 
 from PIL import Image, ImageDraw, ImageFont
 
-from tillgate.agent.errors import ConfigError
+from tillgate.core.errors import ConfigError
 
 from .model import Align, Barcode, Block, Cut, Document, Line, QRCode, Raster, Style
 from .text import char_cells, infer_columns, render_block

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tillgate.agent.cards import CardRef, identify, mask, mask_in_text, normalize_phone
-from tillgate.agent.errors import ApiError, CardFormatError
+from tillgate.core.cards import CardRef, identify, mask, mask_in_text, normalize_phone
+from tillgate.core.errors import ApiError, CardFormatError
 
 NUMBER = "2900000012345"
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, spawn_agent
-from tillgate.agent import __version__
 from tillgate.agent.cli import main
+from tillgate.core import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("config.example.toml", "program.example.toml", "cards.example.csv")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tillgate.agent.config import (
+from tillgate.core.config import (
     Config,
     load_config,
     parse_device_url,
     resolve_config_path,
 )
-from tillgate.agent.errors import ConfigError
+from tillgate.core.errors import ConfigError
 
 MINIMAL = """
 [till]

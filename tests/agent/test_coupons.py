@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tillgate.agent.errors import CouponInvalid, RulesError
-from tillgate.agent.rules.coupons import (
+from tillgate.core.errors import CouponInvalid, RulesError
+from tillgate.core.rules.coupons import (
     ALPHABET,
     LAST_DAY,
     CouponSigner,

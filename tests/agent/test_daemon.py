@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, free_socket, spawn_agent
-from tillgate.agent import errors
-from tillgate.agent.config import load_config
-from tillgate.agent.daemon import FileWatcher, bind, build_service, coupon_key
+from tillgate.agent.daemon import FileWatcher, build_service, coupon_key
+from tillgate.core import errors
+from tillgate.core.config import load_config
+from tillgate.core.serving import bind
 
 PROGRAM = """
 [program]

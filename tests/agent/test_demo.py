@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import free_port
 from tillgate.agent.demo.run import MARKER, prepare_out
-from tillgate.agent.errors import ConfigError
+from tillgate.core.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the demo's ports are pty:")
 

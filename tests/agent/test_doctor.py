@@ -27,11 +27,11 @@ import pytest
 from tests.conftest import copy_examples, free_port, free_socket, spawn_agent
 from tests.drivers.fake_printer import PtyPrinter, wait_until
 from tests.sync.realhq import ChainHq, enroll
-from tillgate.agent.clock import ManualClock
-from tillgate.agent.config import load_config
 from tillgate.agent.doctor import Check, Level, run_checks
-from tillgate.agent.errors import ConfigError
 from tillgate.agent.store.db import Database
+from tillgate.core.clock import ManualClock
+from tillgate.core.config import load_config
+from tillgate.core.errors import ConfigError
 from tillgate.sync import credential as cred_file
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="pty ports are POSIX")

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.conftest import ANNA, program
 from tillgate.agent.intercept import FEED_BEFORE_CUT, BlockStyle, Interceptor
-from tillgate.agent.templates import Template
+from tillgate.core.templates import Template
 from tillgate.drivers.base import DeviceEvent
 
 BONUS = {

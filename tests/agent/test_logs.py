@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tillgate.agent.errors import ConfigError
-from tillgate.agent.logs import MaskingFilter, setup_logging
+from tillgate.core.errors import ConfigError
+from tillgate.core.logs import MaskingFilter, setup_logging
 
 NUMBER = "2900000012345"
 

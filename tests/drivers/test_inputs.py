@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.drivers.conftest import FAST, Events
-from tillgate.agent.config import InputDeviceSection, parse_device_url
-from tillgate.agent.errors import DeviceError
+from tillgate.core.config import InputDeviceSection, parse_device_url
+from tillgate.core.errors import DeviceError
 from tillgate.drivers.base import BytePort, DeviceEvent, DeviceStatus
 from tillgate.drivers.inputs import InputDevice, InputSettings
 from tillgate.drivers.keyboard import (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tillgate.agent.errors import DeviceError
+from tillgate.core.errors import DeviceError
 from tillgate.drivers.keyboard import (
     EV_KEY,
     EVENT,

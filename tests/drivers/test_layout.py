@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tillgate.agent.config import PrinterSection
-from tillgate.agent.errors import ConfigError
+from tillgate.core.config import PrinterSection
+from tillgate.core.errors import ConfigError
+from tillgate.core.printers import escpos_codepage
 from tillgate.drivers.escpos.model import Barcode, Cut, Line, QRCode
 from tillgate.drivers.escpos.parser import parse
 from tillgate.drivers.escpos.text import render_text
 from tillgate.drivers.layout import (
     LoyaltySummary,
-    escpos_codepage,
     printable,
     render_block,
     render_job,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tillgate.agent.config import parse_device_url
-from tillgate.agent.errors import DeviceError
+from tillgate.core.config import parse_device_url
+from tillgate.core.errors import DeviceError
 from tillgate.drivers.base import BytePort
 from tillgate.drivers.ports import (
     FilePort,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.drivers.fake_printer import Events, PtyPrinter, wait_until
-from tillgate.agent.config import PrinterSection, parse_device_url
+from tillgate.core.config import PrinterSection, parse_device_url
 from tillgate.drivers.base import DeviceStatus
 from tillgate.drivers.escpos.model import Barcode
 from tillgate.drivers.escpos.parser import parse

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ANNA, line, program
 from tests.drivers.fake_printer import Events, wait_until
-from tillgate.agent.errors import DeviceError
+from tillgate.core.errors import DeviceError
 from tillgate.drivers.base import BytePort, DeviceEvent, DeviceStatus
 from tillgate.drivers.escpos.model import QRCode
 from tillgate.drivers.escpos.parser import parse

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tillgate.agent.cards import DEFAULT_NUMBER_PATTERN
-from tillgate.agent.store.cards import CardRecord, parse_csv
+from tillgate.core.cardfile import CardRecord, parse_csv
+from tillgate.core.cards import DEFAULT_NUMBER_PATTERN
 
 
 def card_records(path: Path) -> list[CardRecord]:

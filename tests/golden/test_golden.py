@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tillgate.agent.intercept import BlockStyle, Interceptor
-from tillgate.agent.templates import Template
+from tillgate.core.templates import Template
 from tillgate.drivers.escpos.parser import parse
 from tillgate.drivers.escpos.text import render_text
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.hq.helpers import HqTest, start_hq
-from tillgate.agent.clock import ManualClock
+from tillgate.core.clock import ManualClock
 from tillgate.hq.db import open_database
 from tillgate.hq.schema import migrate
 

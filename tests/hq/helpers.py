@@ -15,7 +15,7 @@ import httpx
 import uvicorn
 
 from tests.conftest import free_socket, program
-from tillgate.agent.clock import ManualClock
+from tillgate.core.clock import ManualClock
 from tillgate.hq.app import create_app
 from tillgate.hq.db import open_database
 from tillgate.hq.service import Hq

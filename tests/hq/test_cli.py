@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import ROOT, free_port, free_socket
 from tillgate.agent.cli import main
-from tillgate.agent.rules.coupons import CouponSigner
+from tillgate.core.rules.coupons import CouponSigner
 
 PROGRAM = ROOT / "program.example.toml"
 CARDS = ROOT / "cards.example.csv"

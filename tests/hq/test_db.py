@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tillgate.agent.clock import ManualClock
-from tillgate.agent.errors import ConfigError, StoreError
+from tillgate.core.clock import ManualClock
+from tillgate.core.errors import ConfigError, StoreError
 from tillgate.hq.db import SqliteDatabase, hide_password, open_database
 from tillgate.hq.schema import MIGRATIONS, migrate
 from tillgate.hq.service import Hq

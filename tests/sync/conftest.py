@@ -11,12 +11,12 @@ import stamina
 
 from tests.conftest import CARDS, program
 from tests.sync.realhq import Chain, ChainHq, HqLink, enroll
-from tillgate.agent.clock import ManualClock
-from tillgate.agent.rules.coupons import CouponSigner
 from tillgate.agent.service import TillService, TillSettings
 from tillgate.agent.session import CardSession
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store.db import Database
+from tillgate.core.clock import ManualClock
+from tillgate.core.rules.coupons import CouponSigner
 from tillgate.sync.client import HqClient
 from tillgate.sync.engine import Syncer
 

@@ -34,10 +34,10 @@ from tests.conftest import CARDS
 from tests.hq.helpers import ADMIN, HqTest, TillClient
 from tests.sync.badhq import MisbehavingHq, error
 from tillgate.agent.api.schemas import CalculateIn
-from tillgate.agent.cards import mask
-from tillgate.agent.clock import ManualClock
 from tillgate.agent.service import TillService
 from tillgate.agent.store import cards as card_store
+from tillgate.core.cards import mask
+from tillgate.core.clock import ManualClock
 from tillgate.hq.app import create_app
 from tillgate.hq.db import open_database
 from tillgate.hq.server import bind

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import free_port, program
 from tests.sync.badhq import MisbehavingHq
 from tests.sync.realhq import ChainHq, HqLink, enroll
-from tillgate.agent.errors import HqBadReply, HqRefused, HqUnreachable
+from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable
 from tillgate.sync.client import HqClient
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ANNA, BORIS, program
 from tests.sync.realhq import card
-from tillgate.agent.errors import OfflineLimit
+from tillgate.core.errors import OfflineLimit
 
 LIMITS = {"max_hours": 2, "redeem_per_card": 100, "redeem_per_till": 150}
 

@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import ANNA, BORIS, program
 from tests.sync.badhq import MisbehavingHq, hq_card
 from tests.sync.realhq import card
-from tillgate.agent.errors import CardBlocked, HqBadReply
-from tillgate.agent.rules.coupons import promotion_tag
 from tillgate.agent.store import syncstate
+from tillgate.core.errors import CardBlocked, HqBadReply
+from tillgate.core.rules.coupons import promotion_tag
 
 NEW = "2900000007777"
 COUPON_PROMO = {

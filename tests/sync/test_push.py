@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ANNA, BORIS, VERA, program
 from tests.sync.badhq import MisbehavingHq, error
-from tillgate.agent.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
+from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 
 COUPON_PROMO = {
     "id": "c10",

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import ANNA, BORIS, CARDS, KEY, line, program
-from tillgate.agent.rules.coupons import CouponSigner
+from tillgate.core.rules.coupons import CouponSigner
 
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
 CARD_KEYS = {"number", "holder", "tier", "status", "balance", "pending", "redeemable", "source"}

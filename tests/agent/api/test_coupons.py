@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from tests.conftest import ANNA, BORIS, KEY, line, program
-from tillgate.agent.rules.coupons import CouponSigner, serial_for
+from tillgate.core.rules.coupons import CouponSigner, serial_for
 
 COFFEE_COUPON = {
     "id": "coffee-15",

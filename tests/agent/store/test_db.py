@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ANNA, line, program
-from tillgate.agent import errors
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.schema import MIGRATIONS
+from tillgate.core import errors
 
 
 def test_new_file_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:

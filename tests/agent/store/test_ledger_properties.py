@@ -19,15 +19,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tests.conftest import ANNA, BORIS, CARDS, KEY, program
-from tillgate.agent import errors
 from tillgate.agent.api.schemas import CalculateIn
-from tillgate.agent.clock import ManualClock
-from tillgate.agent.rules.coupons import CouponSigner
-from tillgate.agent.rules.program import parse_program
 from tillgate.agent.service import TillService, TillSettings
 from tillgate.agent.session import CardSession
 from tillgate.agent.store import ledger
 from tillgate.agent.store.db import Database
+from tillgate.core import errors
+from tillgate.core.clock import ManualClock
+from tillgate.core.rules.coupons import CouponSigner
+from tillgate.core.rules.program import parse_program
 
 PROMOS = [
     {

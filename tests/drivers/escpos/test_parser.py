@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tillgate.agent.errors import ConfigError
+from tillgate.core.errors import ConfigError
 from tillgate.drivers.escpos import parse
 from tillgate.drivers.escpos.model import (
     Barcode,

@@ -9,7 +9,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tillgate.agent.errors import ConfigError
+from tillgate.core.errors import ConfigError
 from tillgate.drivers.escpos import parse
 from tillgate.drivers.escpos.png import render_image, render_png
 

@@ -295,7 +295,7 @@ class PrinterSection(_Section):
     def _profile_has_codepage(self) -> PrinterSection:
         if self.url == "none":
             return self  # nothing will print: spare every start the printer database load
-        from tillgate.drivers.layout import escpos_codepage  # python-escpos's printer database
+        from .printers import escpos_codepage  # python-escpos's printer database
 
         try:
             escpos_codepage(self.profile, self.codepage)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from .errors import ConfigError
+from tillgate.core.errors import ConfigError
 
 _MONEY = r"-?\d{1,9}(?:[ \u00a0]\d{3})*[.,]\d{2}"
 _QTY = r"\d{1,6}(?:[.,]\d{1,3})?"

@@ -1,7 +1,7 @@
 """The loyalty program and promotions file (``promotions.md``) as validated models.
 
 Head office writes one TOML or JSON file; :func:`parse_program` turns it into a
-:class:`ProgramFile` or raises :class:`~tillgate.agent.errors.ProgramError` listing every
+:class:`ProgramFile` or raises :class:`~tillgate.core.errors.ProgramError` listing every
 problem by path (``promotions[3].reward.value: must be > 0``). Nothing here does I/O
 except :func:`load_program_file`, which only reads the named file.
 """

@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tillgate.agent.rules.engine import Catalog, evaluate
-from tillgate.agent.rules.model import Coupon, Customer, Line, Request, Result
-from tillgate.agent.rules.program import parse_program
+from tillgate.core.rules.engine import Catalog, evaluate
+from tillgate.core.rules.model import Coupon, Customer, Line, Request, Result
+from tillgate.core.rules.program import parse_program
 
 CATEGORIES = ("dairy", "bread", "coffee", "tobacco")
 

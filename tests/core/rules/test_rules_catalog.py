@@ -9,9 +9,9 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from tillgate.agent.rules.basket import Basket
-from tillgate.agent.rules.engine import Catalog, evaluate
-from tillgate.agent.rules.program import parse_program
+from tillgate.core.rules.basket import Basket
+from tillgate.core.rules.engine import Catalog, evaluate
+from tillgate.core.rules.program import parse_program
 
 
 def many(make, n: int) -> Catalog:
@@ -81,9 +81,9 @@ SCRIPT = """
 import json, sys
 from datetime import datetime
 from decimal import Decimal
-from tillgate.agent.rules.engine import Catalog, evaluate
-from tillgate.agent.rules.model import Context, Customer, Line, Request
-from tillgate.agent.rules.program import parse_program
+from tillgate.core.rules.engine import Catalog, evaluate
+from tillgate.core.rules.model import Context, Customer, Line, Request
+from tillgate.core.rules.program import parse_program
 data = json.loads(sys.stdin.read())
 cat = Catalog.build(parse_program(data))
 lines = tuple(

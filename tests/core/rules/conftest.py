@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tillgate.agent.rules.engine import Catalog, evaluate
-from tillgate.agent.rules.model import Context, Coupon, Customer, Line, Request, Result
-from tillgate.agent.rules.program import parse_program
+from tillgate.core.rules.engine import Catalog, evaluate
+from tillgate.core.rules.model import Context, Coupon, Customer, Line, Request, Result
+from tillgate.core.rules.program import parse_program
 
 # A Wednesday morning in the middle of a November campaign.
 NOW = datetime(2026, 11, 4, 10, 30)

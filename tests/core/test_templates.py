@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from tillgate.agent.errors import ConfigError
-from tillgate.agent.templates import Template, load_template
+from tillgate.core.errors import ConfigError
+from tillgate.core.templates import Template, load_template
 
 RU_TWO_LINE = """\
         ООО "Ромашка"

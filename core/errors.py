@@ -40,6 +40,9 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
             ├── BatchTooLarge       413 batch_too_large
             ├── InvalidProgram      422 invalid_program (details: errors)
             └── InvalidCards        422 invalid_cards (details: errors)
+
+    UsageError                      a command line argparse refused (not a TillgateError:
+                                    the CLI reports it with exit code 2 before anything runs)
 """
 
 from __future__ import annotations
@@ -215,3 +218,7 @@ class InvalidProgram(HqApiError):
 
 class InvalidCards(HqApiError):
     status, code = 422, "invalid_cards"
+
+
+class UsageError(Exception):
+    """A command line argparse refused; reported in one line like every other error."""

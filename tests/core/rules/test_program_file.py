@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tillgate.agent.errors import ProgramError
-from tillgate.agent.rules.coupons import promotion_tag
-from tillgate.agent.rules.program import (
+from tillgate.core.errors import ProgramError
+from tillgate.core.rules.coupons import promotion_tag
+from tillgate.core.rules.program import (
     decode_program,
     json_schema,
     load_program_file,

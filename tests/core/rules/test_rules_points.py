@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tillgate.agent.rules.engine import effective_tier
-from tillgate.agent.rules.program import parse_program
+from tillgate.core.rules.engine import effective_tier
+from tillgate.core.rules.program import parse_program
 
 
 @pytest.fixture(scope="module")

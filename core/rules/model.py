@@ -1,8 +1,8 @@
 """Inputs and outputs of the rules engine: plain frozen values, no I/O.
 
-Amounts inside the engine are whole kopecks (``int``); see :mod:`tillgate.agent.money`.
+Amounts inside the engine are whole kopecks (``int``); see :mod:`tillgate.core.money`.
 The service layer builds these from the API request and the SQLite cache, calls
-:func:`tillgate.agent.rules.engine.evaluate`, and turns the :class:`Result` into the API
+:func:`tillgate.core.rules.engine.evaluate`, and turns the :class:`Result` into the API
 response and ledger entries.
 """
 

@@ -1,0 +1,150 @@
+"""Serving HTTP, for the POS API and head office alike: binding, the server, body limits.
+
+:func:`bind` opens the listening socket up front (a busy port is a clear error);
+:func:`server_class` is uvicorn's server with the signal handling both daemons need.
+
+A request-body size limit: 413 before anything parses.
+
+A body announced too large (``Content-Length``) is refused before it is read; a body sent
+without a length (chunked) is counted as it arrives and refused once it passes the limit.
+The refusal is the APIs' usual ``{"error": {"code": "payload_too_large", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+
+from . import errors
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """The APIs' error body: ``{"error": {"code", "message"}}``."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (``by_path`` sets others) with 413.
+
+    ``setting`` names the config key behind the limit, for the message.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        by_path: Mapping[str, int] | None = None,
+        setting: str = "",
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.by_path = dict(by_path or {})
+        self.setting = f" ({setting})" if setting else ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.by_path.get(scope["path"], self.limit)
+        message = f"the request body is larger than {limit} bytes{self.setting}"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    await error_response(413, "payload_too_large", message)(scope, receive, send)
+                    return
+            except ValueError:
+                bad = error_response(400, "invalid_request", "bad Content-Length")
+                await bad(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            received = await receive()
+            if received["type"] == "http.request":
+                seen += len(received.get("body", b""))
+                if seen > limit:
+                    # An HTTPException raised while FastAPI reads the body is passed on
+                    # as it is (any other error there becomes a generic 400); both apps
+                    # answer it as payload_too_large.
+                    raise HTTPException(413, detail=message)
+            return received
+
+        await self.app(scope, limited, send)
+
+
+def bind(host: str, port: int, *, setting: str = "set pos_api.port") -> socket.socket:
+    """Bind a listening socket up front so a busy port is a clear error, not a log line.
+
+    ``setting`` tells the user how to choose another port (the agent's and HQ's differ).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets, and
+    # without it every keep-alive answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise errors.TillgateError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program may "
+            f"be using the port: stop it or {setting}"
+        ) from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus its habit of re-raising SIGTERM after shutdown.
+
+        uvicorn re-sends the captured signal to the process once it has stopped, which
+        would kill it before the scheduler is stopped and the data file closed; the daemon
+        (and ``hq serve``) installs the same handlers itself and exits 0 after a clean stop
+        instead.
+        """
+
+        on_exit: Callable[[], None] | None = None
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Open event streams would hold the graceful shutdown up: end them first.
+            if self.on_exit is not None:
+                self.on_exit()
+            super().handle_exit(sig, frame)
+
+        def run_until_signal(self, sock: socket.socket) -> None:
+            """Serve on ``sock`` until SIGINT/SIGTERM; the previous handlers come back after."""
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+            try:
+                self.run(sockets=[sock])
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
