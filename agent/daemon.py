@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tillgate.agent.usecases import TillService, TillSettings
+from tillgate.agent.usecases.session import CardSession
 from tillgate.core import __version__, errors
 from tillgate.core.cardfile import parse_csv
 from tillgate.core.clock import Clock, SystemClock
@@ -22,9 +24,16 @@ from tillgate.core.rules.coupons import CouponSigner, generate_key
 from tillgate.core.rules.program import load_program_file
 from tillgate.core.serving import bind, server_class
 
-from .service import TillService, TillSettings
-from .session import CardSession
+from .store import meta
 from .store.db import Database
+from .usecases.ports import (
+    AlwaysOnline,
+    Connectivity,
+    DeviceHints,
+    NoDevices,
+    NoPrinter,
+    PrintQueue,
+)
 
 if TYPE_CHECKING:
     from tillgate.core.config import Config
@@ -39,12 +48,7 @@ def coupon_key(db: Database) -> bytes:
     chain key from head office instead (sync), so any till verifies any till's coupon.
     """
     with db.write() as conn:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'coupon_key'").fetchone()
-        if row:
-            return bytes.fromhex(row[0])
-        key = generate_key()
-        conn.execute("INSERT INTO meta (key, value) VALUES ('coupon_key', ?)", (key.hex(),))
-        return key
+        return meta.coupon_key(conn, make=generate_key)
 
 
 @dataclass
@@ -104,8 +108,19 @@ class FileWatcher:
         self.load_cards(strict=False)
 
 
-def build_service(config: Config, *, clock: Clock | None = None) -> TillService:
-    """Open the data file and make the till service (no network, no threads)."""
+def build_service(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    connectivity: Connectivity | None = None,
+    printer: PrintQueue | None = None,
+    devices: DeviceHints | None = None,
+) -> TillService:
+    """Open the data file and make the till service (no network, no threads).
+
+    ``connectivity``: sync's online state for a chain's till (default: always online);
+    ``printer`` and ``devices``: the device layer (default: nothing printed, no hints).
+    """
     clock = clock or SystemClock()
     data_dir = Path(config.till.data_dir)
     try:
@@ -135,6 +150,9 @@ def build_service(config: Config, *, clock: Clock | None = None) -> TillService:
         clock=clock,
         session=CardSession(seconds=config.till.card_session_seconds),
         signer=CouponSigner(key),
+        connectivity=connectivity or AlwaysOnline(),
+        printer=printer or NoPrinter(),
+        devices=devices or NoDevices(),
     )
 
 
@@ -149,7 +167,17 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
 
     _Server = server_class()
 
-    service = build_service(config, clock=clock)
+    from .devices import DeviceManager
+
+    devices = DeviceManager(config)
+    online = None
+    if config.hq.url:
+        from tillgate.sync.engine import OnlineState
+
+        online = OnlineState()
+    service = build_service(
+        config, clock=clock, connectivity=online, printer=devices, devices=devices
+    )
     watcher: FileWatcher | None = None
     if not config.hq.url:
         if config.standalone.program_file is None:
@@ -165,9 +193,6 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
 
     sock = bind(config.pos_api.host, config.pos_api.port)
     host, port = sock.getsockname()[:2]
-    from .devices import DeviceManager
-
-    devices = DeviceManager(config, service)
     app = create_app(
         service,
         token=config.pos_api.token,
@@ -193,13 +218,14 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         from tillgate.sync.wiring import start as start_sync
 
         # Before the scheduler starts: a till with no program yet syncs once first.
-        syncer = start_sync(config, service, scheduler)
+        assert online is not None
+        syncer = start_sync(config, service, scheduler, online=online)
     else:
         service.events.publish(
             "sync", {"offline": service.offline, "mode": "standalone", "last_sync": None}
         )
     scheduler.start()
-    devices.start()
+    devices.start(service)
     logger.info(
         "tillgate %s: till %s of store %s, POS API on http://%s:%s",
         __version__,

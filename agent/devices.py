@@ -10,9 +10,12 @@ reports on one callback (:meth:`DeviceManager.handle`), from its own thread:
   published as ``device`` events on the ``/v1/events`` stream;
 - the printer's status becomes a cashier hint on every calculate while it is not ready.
 
-The service prints confirmed receipts' coupons and prompts through :attr:`TillService.print_sink`,
-which queues them on the printer (printing never blocks a sale). With interception on, the
-POS's side of the pass-through is one more byte port: its bytes go through the
+The manager is the service's print queue (:meth:`DeviceManager.submit`: confirmed
+receipts' coupons and prompts are queued on the printer; printing never blocks a sale) and
+its source of device hints (:meth:`DeviceManager.hints`); the daemon hands it to the
+service when it makes it, and hands the service to :meth:`DeviceManager.start`. With
+interception on, the POS's side of the pass-through is one more byte port: its bytes go
+through the
 :class:`~tillgate.agent.intercept.Interceptor` to the printer, and the printer's replies go
 back to it.
 
@@ -22,6 +25,7 @@ Card data in events and logs is masked here, before it leaves the device layer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +40,8 @@ from tillgate.drivers.runner import DeviceRunner
 from .intercept import BlockStyle, Interceptor
 
 if TYPE_CHECKING:
+    from tillgate.agent.usecases import TillService
     from tillgate.core.config import Config, PrinterSection
-
-    from .service import TillService
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +49,9 @@ logger = logging.getLogger(__name__)
 class DeviceManager:
     """Opens the configured devices, turns their events into sessions, hints and events."""
 
-    def __init__(self, config: Config, service: TillService) -> None:
-        self.service = service
+    def __init__(self, config: Config) -> None:
+        """Make the configured devices (nothing is opened until :meth:`start`)."""
+        self._service: TillService | None = None
         devices = config.devices
         language = config.till.language
         # Coupons queued while the printer is away survive a restart of the agent.
@@ -66,6 +70,8 @@ class DeviceManager:
         self.interceptor: Interceptor | None = None
         self._pos: DeviceRunner | None = None
         self._intercept_printer: Printer | None = None
+        self._intercept_target: Printer | None = None
+        self._config = config
         intercept = config.intercept
         if intercept.enabled:
             target = self.printer
@@ -78,20 +84,7 @@ class DeviceManager:
                     spool=spool.with_name("print-spool-intercept"),
                 )
                 self._intercept_printer = target
-            self.interceptor = Interceptor(
-                service=service,
-                printer=target,
-                template=load_template(intercept.template, intercept.templates),
-                style=BlockStyle(
-                    profile=devices.printer.profile,
-                    codepage=devices.printer.codepage,
-                    columns=devices.printer.columns,
-                    language=language,
-                ),
-                on_event=self.handle,
-                codepages=intercept.codepages,
-                idle_seconds=intercept.idle_seconds,
-            )
+            self._intercept_target = target
             from tillgate.drivers.ports import open_port
 
             pos_address = intercept.address
@@ -106,10 +99,26 @@ class DeviceManager:
 
     # ------------------------------------------------------------ life cycle
 
-    def start(self) -> None:
-        """Open every configured device (each on its own thread) and hook into the service."""
-        self.service.print_sink = self._print
-        self.service.device_hints = self.hints
+    def start(self, service: TillService) -> None:
+        """Open every configured device (each on its own thread); their events go to
+        ``service`` (card sessions, interception, the event stream) until :meth:`stop`."""
+        self._service = service
+        if self._intercept_target is not None:
+            intercept, devices = self._config.intercept, self._config.devices
+            self.interceptor = Interceptor(
+                service=service,
+                printer=self._intercept_target,
+                template=load_template(intercept.template, intercept.templates),
+                style=BlockStyle(
+                    profile=devices.printer.profile,
+                    codepage=devices.printer.codepage,
+                    columns=devices.printer.columns,
+                    language=self._config.till.language,
+                ),
+                on_event=self.handle,
+                codepages=intercept.codepages,
+                idle_seconds=intercept.idle_seconds,
+            )
         self.printer.start()
         if self._intercept_printer is not None:
             self._intercept_printer.start()
@@ -122,8 +131,7 @@ class DeviceManager:
 
     def stop(self, timeout: float = 3.0) -> None:
         """Close every device; what is still queued for the printer stays in its spool."""
-        self.service.print_sink = None
-        self.service.device_hints = None
+        self._service = None
         if self._pos is not None:
             self._pos.stop(timeout)
         for device in self.inputs.values():
@@ -176,18 +184,21 @@ class DeviceManager:
             logger.exception("device event %s from %s not handled", event.kind, event.device)
 
     def _handle(self, event: DeviceEvent) -> None:
+        service = self._service
+        if service is None:  # stopped (or not started yet): nobody to tell
+            return
         data = dict(event.data)
         if event.kind == "card_presented":
             raw = str(data.pop("raw", ""))
             data["card"] = mask_in_text(raw)
             data["card_kind"] = data.pop("kind", None)  # number | phone | qr
             try:
-                presented = self.service.present(raw, source=event.device)
+                presented = service.present(raw, source=event.device)
             except errors.TillgateError as exc:
                 # An unknown or blocked card: the cashier is told, and no session starts.
                 data["problem"] = mask_in_text(str(exc))
                 logger.info("%s: card %s not accepted: %s", event.device, data["card"], exc)
-                self.service.events.publish(
+                service.events.publish(
                     "hints",
                     {
                         "receipt_id": None,
@@ -199,10 +210,16 @@ class DeviceManager:
                 data["card"] = presented["card"] or data["card"]
         elif event.kind == "barcode_scanned":
             data["code"] = mask_in_text(str(data.get("code", "")))
-        self.service.events.publish("device", {"device": event.device, "event": event.kind, **data})
+        service.events.publish("device", {"device": event.device, "event": event.kind, **data})
 
-    def _print(self, receipt_id: str, items: list[dict[str, Any]]) -> None:
-        result = self.printer.print_items(items, kind="coupons", receipt_id=receipt_id)
+    def submit(self, receipt_id: str, items: Sequence[dict[str, Any]]) -> None:
+        """The till's print queue: a confirmed receipt's coupons and prompts (never blocks)."""
+        if self._service is None:
+            logger.debug(
+                "receipt %s: devices stopped, %d item(s) not printed", receipt_id, len(items)
+            )
+            return
+        result = self.printer.print_items(list(items), kind="coupons", receipt_id=receipt_id)
         logger.debug("receipt %s: %d item(s) to print: %s", receipt_id, len(items), result)
 
     # ------------------------------------------------------------ interception
@@ -226,8 +243,11 @@ class DeviceManager:
             logger.warning("printer reply of %d byte(s) not passed to the POS: %s", len(data), exc)
 
     def _number_pattern(self) -> str:
+        service = self._service
+        if service is None:
+            return ""
         try:
-            return self.service.catalog().program.card_number_pattern
+            return service.catalog().program.card_number_pattern
         except errors.TillgateError:  # a chain till before its first sync has no program yet
             return ""
 

@@ -33,8 +33,7 @@ from tillgate.drivers.escpos.stream import Boundary, Cut, Forward, ReceiptStream
 from tillgate.drivers.escpos.text import render_text
 from tillgate.drivers.layout import Language, render_block, summary_from_confirm
 
-from .api.schemas import CalculateIn
-from .service import TillService
+from .usecases import SaleRequest, TillService, sale_request
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +305,7 @@ def receipt_id_for(read: ReadReceipt, raw: bytes) -> str:
     return f"pos-{number[-20:]}-{digest}"
 
 
-def _request(receipt_id: str, read: ReadReceipt) -> CalculateIn:
+def _request(receipt_id: str, read: ReadReceipt) -> SaleRequest:
     lines: list[dict[str, Any]] = []
     for ln in read.lines:
         line: dict[str, Any] = {"sku": ln.sku, "name": ln.name}
@@ -317,5 +316,5 @@ def _request(receipt_id: str, read: ReadReceipt) -> CalculateIn:
             # as one unit, so points are earned on the money actually taken.
             line |= {"qty": "1", "price": str(ln.amount), "weighed": True}
         lines.append(line)
-    # The same validation as a POS API request: a receipt read off paper is no more trusted.
-    return CalculateIn.model_validate({"receipt_id": receipt_id, "lines": lines})
+    # The same checks as a POS API request: a receipt read off paper is no more trusted.
+    return sale_request(receipt_id, lines)

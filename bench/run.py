@@ -134,7 +134,7 @@ def _agent(tmp: Path, config: Path | None = None) -> tuple[subprocess.Popen[byte
         [
             sys.executable,
             "-m",
-            "tillgate.agent.cli",
+            "tillgate.cli",
             "run",
             "--config",
             str(config),
@@ -342,7 +342,7 @@ def bench_demo(runs: int = 3) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "tillgate.agent.cli", "demo", "--out", f"{tmp}/demo"],
+                [sys.executable, "-m", "tillgate.cli", "demo", "--out", f"{tmp}/demo"],
                 check=True,
                 capture_output=True,
                 timeout=300,

@@ -30,8 +30,15 @@ from pathlib import Path
 # Source folders and the names they install as (pyproject's package-dir), and the sample
 # files installed as ``tillgate.examples`` (pyproject's package-data).
 PACKAGES = ("core", "agent", "drivers", "sync", "hq")
+# Modules of the top level itself, installed as tillgate.<name> (pyproject's package
+# "tillgate" is the top level): cli.py, the command, which build/entry.py runs.
+TOP_MODULES = ("cli",)
 EXAMPLES = ("config.example.toml", "program.example.toml", "cards.example.csv")
 EXAMPLES_DEST = "tillgate/examples"
+# The project's own data files, from the top of the tree (pyproject's package-data for the
+# packages above): the hint panel page, which agent/api/panel.py reads with
+# importlib.resources. Each goes where that looks in a bundle: its folder under tillgate/.
+PACKAGE_DATA = ("agent/api/static/panel.html",)
 
 # Packages whose every submodule goes in (imported by name somewhere).
 SUBMODULES = (
@@ -95,4 +102,14 @@ def tillgate_modules(root: Path) -> list[str]:
             # A folder without __init__.py is a namespace package: name its parents too.
             for k in range(1, len(parts)):
                 names.add(".".join(("tillgate", package, *parts[:k])))
+    names.update(f"tillgate.{module}" for module in TOP_MODULES)
     return sorted(names)
+
+
+def package_datas(root: Path) -> list[tuple[str, str]]:
+    """PACKAGE_DATA as PyInstaller's ``(source file, destination folder)`` pairs.
+
+    A file at ``agent/api/static/x`` goes to ``tillgate/agent/api/static``: where
+    ``importlib.resources.files("tillgate.agent.api")`` finds it in the bundle.
+    """
+    return [(str(root / name), f"tillgate/{Path(name).parent.as_posix()}") for name in PACKAGE_DATA]

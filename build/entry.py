@@ -4,7 +4,7 @@ Every verb, ``demo``'s child processes too (they re-run this executable with ver
 arguments), goes through the same ``entry()`` as ``pip install``'s console script.
 """
 
-from tillgate.agent.cli import entry
+from tillgate.cli import entry
 
 if __name__ == "__main__":
     entry()

@@ -182,9 +182,11 @@ if wanted run; then
     grep -q '"till":"till-1"' till/status.json || fail "unexpected /v1/status: $(cat till/status.json)"
     [ "$online" = 3 ] || { cat till/status.json till/run.log >&2; fail "printer, scanner and intercept are not all online"; }
     [ -L till/pos-printer ] || fail "no pty link at till/pos-printer"
+    # The hint panel's page is package data (agent/api/static/panel.html): it must be in the bundle.
+    curl -sf "$url/" | grep -q 'data-testid="customer-name"' || fail "the hint panel page is not served"
     stop "$pid" till/run.log
     grep -q "tillgate stopped" till/run.log || { cat till/run.log >&2; fail "no clean stop in the log"; }
-    echo "answered $url/v1/status; printer, scanner, intercept online; stopped cleanly on SIGTERM"
+    echo "answered $url/v1/status and the panel at $url/; printer, scanner, intercept online; stopped cleanly on SIGTERM"
     done_step
 fi
 

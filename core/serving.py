@@ -31,9 +31,16 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    """The APIs' error body: ``{"error": {"code", "message"}}``."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    """The APIs' error body: ``{"error": {"code", "message", …details}}``.
+
+    ``details`` (a dict) become fields of the error beside ``code`` and ``message``, e.g.
+    ``redeemable`` of ``insufficient_points``; they never replace those two.
+    """
+    body: dict[str, Any] = {"code": code, "message": message}
+    if isinstance(details, dict):
+        body.update({k: v for k, v in details.items() if k not in body})
+    return JSONResponse({"error": body}, status_code=status)
 
 
 class BodyLimit:

@@ -7,7 +7,7 @@ and turns each read into one :class:`~.base.DeviceEvent` on the caller's callbac
 
 - ``card_presented`` — data ``{"raw": card number or E.164 phone, "kind": "number"|"phone",
   "form": "track1"|"track2"|"barcode"|"qr"|"phone"|"number", "source": role}``; ``raw`` is
-  what :class:`tillgate.agent.session.CardSession` and ``identify`` take;
+  what :class:`tillgate.agent.usecases.session.CardSession` and ``identify`` take;
 - ``barcode_scanned`` — ``{"code": text, "source": "scanner"}`` (products, coupons);
 - ``read_rejected`` — ``{"reason": why, "source": role}`` (never a full card number);
 - ``status_changed`` — ``{"status": DeviceStatus value, "error": message}``.

@@ -139,7 +139,7 @@ def summary_from_confirm(response: Mapping[str, Any]) -> LoyaltySummary | None:
 def dummy_printer(profile: str) -> Any:
     """python-escpos's ``Dummy`` printer (it collects the bytes), imported cleanly."""
     escpos_module()
-    from escpos.printer import Dummy
+    from escpos.printer import Dummy  # type: ignore[import-untyped]
 
     return Dummy(profile=profile)
 

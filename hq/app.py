@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tillgate.core import __version__, errors
-from tillgate.core.serving import BodyLimit
+from tillgate.core.serving import BodyLimit, error_response
 
 from . import admin, feed, ledger, tills, wire
 from .service import Hq
@@ -31,13 +31,6 @@ R = TypeVar("R")
 MAX_BODY = 8 << 20  # a push of 1000 entries is well under 1 MiB
 MAX_IMPORT = 512 << 20  # a cards CSV of a few million cards
 IMPORT_PATH = "/v1/admin/cards/import"
-
-
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if isinstance(details, dict):
-        body.update({k: v for k, v in details.items() if k not in body})
-    return JSONResponse({"error": body}, status_code=status)
 
 
 def create_app(hq: Hq) -> FastAPI:

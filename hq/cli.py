@@ -3,7 +3,7 @@
 ``hq serve`` runs head office; the other verbs are admin requests to a running HQ
 (``--hq URL``) with the admin token (``--token``, else ``$TILLGATE_HQ_TOKEN``, else the
 ``hq-admin.token`` file in the current directory). Exit codes are the ``tillgate``
-command's (:mod:`tillgate.agent.cli`): 2 for bad usage, config or a bad file, 1 for a
+command's (:mod:`tillgate.cli`): 2 for bad usage, config or a bad file, 1 for a
 failure at run time such as an HQ that does not answer.
 """
 

@@ -1,6 +1,6 @@
 """The till's sync verbs: ``tillgate enroll`` and ``tillgate sync``.
 
-Errors go up to :func:`tillgate.agent.cli.main`, which prints one line and picks the exit
+Errors go up to :func:`tillgate.cli.main`, which prints one line and picks the exit
 code: a bad config or a missing credential exits 2, HQ unreachable or refusing exits 1.
 """
 
@@ -122,7 +122,7 @@ def _sync(args: argparse.Namespace) -> int:
     syncer = make_syncer(config)
     try:
         with syncer.db.read() as conn:
-            from .outbox import backlog
+            from tillgate.agent.store.outbox import backlog
 
             waiting = backlog(conn)
         # A bar only when there is something to watch: more than one batch waits.

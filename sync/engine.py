@@ -19,18 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tillgate.agent.store import syncstate
+from tillgate.agent.store import meta, outbox, syncstate
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
 from tillgate.core.cards import mask_in_text
 from tillgate.core.clock import Clock
 from tillgate.core.errors import HqBadReply, HqRefused, SyncError, TillgateError
 
-from . import feed, outbox
+from . import feed
 from .client import HqClient
 
 if TYPE_CHECKING:
-    from tillgate.agent.service import TillService
+    from tillgate.agent.usecases.events import EventBus
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,27 @@ class SyncReport:
     negative_cards: list[str] = field(default_factory=list)  # masked numbers, as HQ sends them
 
 
+class OnlineState:
+    """Whether this till reaches head office, as sync last saw it.
+
+    Sync owns it and sets it after every attempt; the till's use cases read it (it is
+    their :class:`~tillgate.agent.usecases.ports.Connectivity`): offline, redemption is
+    capped by ``program.offline``. A till is online until sync says otherwise.
+    """
+
+    def __init__(self) -> None:
+        self._offline = False
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
+
+    def set(self, offline: bool) -> bool:
+        """Record the state; True if it changed."""
+        changed, self._offline = self._offline != offline, offline
+        return changed
+
+
 class Syncer:
     """Pushes this till's outbox to head office and applies HQ's change feed."""
 
@@ -64,7 +85,8 @@ class Syncer:
         batch_size: int = 500,
         page_limit: int = 500,
         offline_after_seconds: float = 60,
-        service: TillService | None = None,
+        online: OnlineState | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -73,7 +95,8 @@ class Syncer:
         self.batch_size = batch_size
         self.page_limit = page_limit
         self.offline_after_seconds = offline_after_seconds
-        self.service = service
+        self.online = online or OnlineState()
+        self.events = events
         self._lock = threading.Lock()  # one sync at a time in this process
         self._published: tuple[bool, int] | None = None
 
@@ -159,7 +182,7 @@ class Syncer:
         """Apply every page of changes after the stored cursor, each with its cursor."""
         report = report or SyncReport()
         with self.db.read() as conn:
-            cursor = int(syncstate.get(conn, syncstate.CURSOR) or 0)
+            cursor = int(meta.get(conn, syncstate.CURSOR) or 0)
         for _ in range(MAX_PAGES):
             page = self.client.changes(cursor, self.page_limit)
             with self.db.write() as conn:
@@ -191,14 +214,14 @@ class Syncer:
                 self.pull(report)
             except TillgateError as exc:
                 with self.db.write() as conn:
-                    syncstate.put(conn, syncstate.LAST_ATTEMPT, ts(started))
-                    syncstate.put(conn, syncstate.LAST_ERROR, mask_in_text(str(exc)))
+                    meta.put(conn, syncstate.LAST_ATTEMPT, ts(started))
+                    meta.put(conn, syncstate.LAST_ERROR, mask_in_text(str(exc)))
                 raise
             with self.db.write() as conn:
-                syncstate.put(conn, syncstate.LAST_ATTEMPT, ts(started))
-                syncstate.put(conn, syncstate.LAST_ERROR, None)
-                syncstate.put(conn, syncstate.LAST_SYNC, ts(self.clock.now()))
-                syncstate.put(conn, syncstate.MARK_SEQ, mark)
+                meta.put(conn, syncstate.LAST_ATTEMPT, ts(started))
+                meta.put(conn, syncstate.LAST_ERROR, None)
+                meta.put(conn, syncstate.LAST_SYNC, ts(self.clock.now()))
+                meta.put(conn, syncstate.MARK_SEQ, mark)
         if report.negative_cards:
             logger.warning(
                 "head office reports cards with a negative balance: %s",
@@ -231,7 +254,7 @@ class Syncer:
         with self.db.read() as conn:
             last = syncstate.last_sync(conn)
             unsynced = outbox.backlog(conn)
-            error = syncstate.get(conn, syncstate.LAST_ERROR)
+            error = meta.get(conn, syncstate.LAST_ERROR)
         offline = syncstate.is_offline(last, self.clock.now(), self.offline_after_seconds)
         return {
             "offline": offline,
@@ -242,20 +265,18 @@ class Syncer:
         }
 
     def refresh(self) -> dict[str, Any]:
-        """Set the service's offline flag and tell the screen when the picture changed."""
+        """Set the till's online state and tell the screen when the picture changed."""
         state = self.state()
-        if self.service is not None:
-            if self.service.offline != state["offline"]:
-                logger.warning(
-                    "till is now %s (last completed sync: %s)",
-                    "OFFLINE" if state["offline"] else "online",
-                    state["last_sync"] or "never",
-                )
-            self.service.offline = state["offline"]
-            key = (state["offline"], state["unsynced_entries"])
-            if key != self._published:
-                self._published = key
-                self.service.events.publish("sync", state)
+        if self.online.set(state["offline"]):
+            logger.warning(
+                "till is now %s (last completed sync: %s)",
+                "OFFLINE" if state["offline"] else "online",
+                state["last_sync"] or "never",
+            )
+        key = (state["offline"], state["unsynced_entries"])
+        if self.events is not None and key != self._published:
+            self._published = key
+            self.events.publish("sync", state)
         return state
 
     def close(self) -> None:

@@ -17,10 +17,11 @@ from tillgate.core.errors import ConfigError, SyncError
 
 from . import credential as cred_file
 from .client import HqClient
-from .engine import Syncer
+from .engine import OnlineState, Syncer
 
 if TYPE_CHECKING:
-    from tillgate.agent.service import TillService
+    from tillgate.agent.usecases import TillService
+    from tillgate.agent.usecases.events import EventBus
     from tillgate.core.config import Config
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def make_syncer(
     config: Config,
     *,
     clock: Clock | None = None,
-    service: TillService | None = None,
+    online: OnlineState | None = None,
+    events: EventBus | None = None,
     transport: Any = None,
 ) -> Syncer:
     """A syncer with its own connection to the till's data file."""
@@ -80,11 +82,12 @@ def make_syncer(
         clock=clock or SystemClock(),
         batch_size=config.sync.batch_size,
         offline_after_seconds=config.sync.offline_after_seconds,
-        service=service,
+        online=online,
+        events=events,
     )
 
 
-def start(config: Config, service: TillService, scheduler: Any) -> Syncer:
+def start(config: Config, service: TillService, scheduler: Any, *, online: OnlineState) -> Syncer:
     """Wire sync into a starting daemon: first sync if the till has no program, then the job.
 
     The job runs on the scheduler's worker thread, one at a time, missed runs coalesced.
@@ -92,10 +95,8 @@ def start(config: Config, service: TillService, scheduler: Any) -> Syncer:
     a chain's tills do not all call HQ in the same second, yet no two syncs of one till are
     further apart than ``interval_seconds`` (how fast a promotion reaches every till).
     """
-    syncer = make_syncer(config, clock=service.clock, service=service)
-    with service.db.read() as conn:
-        has_program = conn.execute("SELECT 1 FROM program WHERE id = 1").fetchone() is not None
-    if not has_program:
+    syncer = make_syncer(config, clock=service.clock, online=online, events=service.events)
+    if service.program_in_force() is None:
         try:
             syncer.run_once()
         except SyncError as exc:

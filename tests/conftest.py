@@ -23,10 +23,10 @@ import pytest
 import uvicorn
 
 from tillgate.agent.api.app import create_app
-from tillgate.agent.service import TillService, TillSettings
-from tillgate.agent.session import CardSession
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store.db import Database
+from tillgate.agent.usecases import TillService, TillSettings
+from tillgate.agent.usecases.session import CardSession
 from tillgate.core.clock import ManualClock
 from tillgate.core.rules.coupons import CouponSigner
 from tillgate.core.rules.program import parse_program
@@ -179,7 +179,7 @@ def spawn_agent(
         [
             sys.executable,
             "-m",
-            "tillgate.agent.cli",
+            "tillgate.cli",
             "run",
             *(["--config", str(config)] if config is not None else []),
             "--port",
@@ -259,6 +259,7 @@ def make_till(tmp_path: Path, clock: ManualClock) -> Iterator[Any]:
         max_lines: int = 1000,
         max_body_bytes: int = 1 << 20,
         hold_seconds: int = 900,
+        connectivity: Any = None,
     ) -> Till:
         path = tmp_path / f"{name}.sqlite3"
         db = Database(path)
@@ -275,6 +276,7 @@ def make_till(tmp_path: Path, clock: ManualClock) -> Iterator[Any]:
             clock=clock,
             session=CardSession(seconds=120),
             signer=CouponSigner(KEY),
+            **({"connectivity": connectivity} if connectivity is not None else {}),
         )
         service.install_program(parse_program(data or program()), version="v1")
         service.import_cards(list(CARDS if cards is None else cards))

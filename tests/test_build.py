@@ -25,7 +25,7 @@ from types import ModuleType
 
 import pytest
 
-from tillgate.agent.cli import build_parser
+from tillgate.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
@@ -61,6 +61,8 @@ def _sources() -> Iterator[Path]:
         for path in sorted((ROOT / top).rglob("*.py")):
             if "__pycache__" not in path.parts:
                 yield path
+    for module in bundle.TOP_MODULES:
+        yield ROOT / f"{module}.py"
 
 
 def _imports(tree: ast.AST, module: str, *, is_package: bool) -> Iterator[tuple[int, str]]:
@@ -94,9 +96,12 @@ def test_packages_and_examples_match_pyproject() -> None:
     mapped = {
         name.removeprefix("tillgate.")
         for name in tool["setuptools"]["package-dir"]
-        if name != "tillgate.examples"
+        if name not in {"tillgate", "tillgate.examples"}
     }
     assert set(bundle.PACKAGES) == mapped
+    # The package "tillgate" is the top level: its modules are the top level's .py files.
+    assert tool["setuptools"]["package-dir"]["tillgate"] == "."
+    assert set(bundle.TOP_MODULES) == {p.stem for p in ROOT.glob("*.py")} == {"cli"}
     data = tool["setuptools"].get("package-data", {}).get("tillgate.examples")
     if data is not None:
         assert set(bundle.EXAMPLES) == set(data)
@@ -106,9 +111,48 @@ def test_packages_and_examples_match_pyproject() -> None:
     assert bundle.EXAMPLES_DEST == "tillgate/examples"
 
 
+def test_the_project_data_files_ship_and_go_in() -> None:
+    # Every file beside the code that is not Python is data the code reads (the hint panel
+    # page): pyproject's package-data must ship it in a wheel, and build/bundle.py must put
+    # it in the bundle where importlib.resources looks (its folder under tillgate/). A file
+    # missing from either works in a source checkout and breaks on a till.
+    found = {
+        path.relative_to(ROOT).as_posix()
+        for top in bundle.PACKAGES
+        for path in (ROOT / top).rglob("*")
+        if path.is_file()
+        and path.suffix not in {".py", ".pyc"}
+        and "__pycache__" not in path.parts
+        and not path.name.startswith(".")
+    }
+    assert "agent/api/static/panel.html" in found
+    assert set(bundle.PACKAGE_DATA) == found, "list them in build/bundle.py PACKAGE_DATA"
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    package_dir = tool["setuptools"]["package-dir"]
+    shipped = set()
+    for package, patterns in tool["setuptools"]["package-data"].items():
+        # The package's folder: its nearest mapped parent's, then the rest of its name.
+        parts = package.split(".")
+        k = max(k for k in range(1, len(parts) + 1) if ".".join(parts[:k]) in package_dir)
+        folder = ROOT / package_dir[".".join(parts[:k])] / Path(*parts[k:])
+        for pattern in patterns:
+            shipped |= {p.relative_to(ROOT).as_posix() for p in folder.glob(pattern)}
+    # The top level's sample files are EXAMPLES, checked above.
+    shipped = {name for name in shipped if name.split("/")[0] in bundle.PACKAGES}
+    assert shipped == found, "list them in pyproject [tool.setuptools.package-data]"
+
+    datas = bundle.package_datas(ROOT)
+    assert (str(ROOT / "agent/api/static/panel.html"), "tillgate/agent/api/static") in datas
+    for source, dest in datas:
+        assert Path(source).is_file(), source
+        assert dest == f"tillgate/{Path(source).parent.relative_to(ROOT).as_posix()}"
+
+
 def test_every_module_goes_in() -> None:
     assert {_module_of(p) for p in _sources()} <= COLLECTED
-    assert "tillgate.agent.cli" in COLLECTED
+    assert "tillgate.cli" in COLLECTED
+    assert "tillgate.agent.verbs" in COLLECTED
     assert "tillgate.hq.server" in COLLECTED
 
 
@@ -177,8 +221,16 @@ def test_the_spec_uses_every_list() -> None:
     spec = (BUILD / "tillgate.spec").read_text(encoding="utf-8")
     tree = ast.parse(spec)  # a spec is Python
     used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    lists = {"PACKAGES", "EXAMPLES", "EXAMPLES_DEST", "SUBMODULES", "MODULES", "DATA"}
-    assert lists | {"METADATA", "EXCLUDES", "tillgate_modules"} <= used
+    lists = {
+        "PACKAGES",
+        "TOP_MODULES",
+        "EXAMPLES",
+        "EXAMPLES_DEST",
+        "SUBMODULES",
+        "MODULES",
+        "DATA",
+    }
+    assert lists | {"METADATA", "EXCLUDES", "tillgate_modules", "package_datas"} <= used
     # The parts the issue names, and the python-escpos capability data above all.
     assert "escpos" in bundle.DATA and "barcode" in bundle.DATA
     assert {"uvicorn", "apscheduler", "serial.urlhandler", "usb", "psycopg"} <= set(

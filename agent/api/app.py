@@ -1,7 +1,7 @@
 """The POS API as a FastAPI application (routes, auth, size limits, JSON errors).
 
 Handlers are plain ``def`` so FastAPI runs them in its thread pool: each one is a short
-SQLite transaction in :class:`~tillgate.agent.service.TillService`.
+SQLite transaction in :class:`~tillgate.agent.usecases.TillService`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tillgate.agent.usecases import TillService
 from tillgate.core import __version__, errors
 from tillgate.core.cards import mask_in_text
 from tillgate.core.serving import ASGIApp, BodyLimit, Receive, Scope, Send, error_response
 
-from ..service import TillService
 from . import schemas as s
 from .docs_page import DOCS_HTML
 from .panel import panel_html
@@ -110,7 +110,7 @@ def create_app(
 
     @app.exception_handler(errors.ApiError)
     async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(errors.StorageFullError)
     async def storage_full(_: Request, exc: errors.StorageFullError) -> JSONResponse:
@@ -151,7 +151,7 @@ def create_app(
     )
     def calculate(body: s.CalculateIn) -> Any:
         """Price the open basket: discounts, points to redeem and accrue, hints, print items."""
-        return service.calculate(body)
+        return service.calculate(body.to_request())
 
     @app.post(
         "/v1/receipts/{receipt_id}/confirm",

@@ -7,15 +7,22 @@ decimal strings or numbers; points are integers. These models are also what
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-ReceiptId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$")]
+from ..usecases.request import (
+    RECEIPT_ID_PATTERN,
+    SaleLine,
+    SaleRequest,
+    parse_money,
+    parse_qty,
+    parse_redeem,
+)
+
+ReceiptId = Annotated[str, StringConstraints(pattern=RECEIPT_ID_PATTERN)]
 MoneyStr = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["89.00"])]
-MAX_QTY = Decimal(100_000)
-MAX_PRICE = Decimal("99999999.99")
 
 
 class _In(BaseModel):
@@ -23,23 +30,7 @@ class _In(BaseModel):
 
 
 def _money_in(v: Any, *, field: str) -> Decimal:
-    if isinstance(v, bool) or not isinstance(v, str):
-        raise ValueError(f'{field} must be a decimal string like "89.00", not a JSON number')
-    try:
-        d = Decimal(v.strip())
-    except InvalidOperation as exc:
-        raise ValueError(f"{field} {v!r} is not a decimal number") from exc
-    if not d.is_finite():
-        raise ValueError(f"{field} must be a finite number")
-    if d < 0:
-        raise ValueError(f"{field} must not be negative")
-    if d > MAX_PRICE:  # before quantize, which fails on numbers over 28 digits
-        raise ValueError(f"{field} is absurdly large (max {MAX_PRICE})")
-    money = d.quantize(Decimal("0.01"))
-    if money != d:
-        raise ValueError(f"{field} has more than two decimal places")
-    # "89", "89.0" and "8.9e1" are the same money; answer it as "89.00" (and never "-0.00").
-    return abs(money)
+    return parse_money(v, field=field)
 
 
 class LineIn(_In):
@@ -63,21 +54,7 @@ class LineIn(_In):
     @field_validator("qty", mode="before")
     @classmethod
     def _qty(cls, v: Any) -> Decimal:
-        if isinstance(v, bool) or not isinstance(v, int | float | str):
-            raise ValueError("qty must be a number or a decimal string")
-        try:
-            d = Decimal(str(v)) if not isinstance(v, int) else Decimal(v)
-        except InvalidOperation as exc:
-            raise ValueError(f"qty {v!r} is not a number") from exc
-        if not d.is_finite() or d <= 0:
-            raise ValueError("qty must be greater than 0")
-        if d > MAX_QTY:
-            raise ValueError(f"qty is absurdly large (max {MAX_QTY})")
-        if d != d.quantize(Decimal("0.001")):
-            raise ValueError("qty has more than three decimal places")
-        # Keep the precision the POS wrote ("0.350", "2") but never an exponent ("1E+2").
-        exponent = d.as_tuple().exponent
-        return d.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else d
+        return parse_qty(v)
 
     @field_validator("price", mode="before")
     @classmethod
@@ -98,11 +75,29 @@ class CalculateIn(_In):
     @field_validator("redeem", mode="before")
     @classmethod
     def _redeem(cls, v: Any) -> int | str:
-        if isinstance(v, bool) or not (isinstance(v, int) or v == "max"):
-            raise ValueError('redeem must be a whole number of points or "max"')
-        if isinstance(v, int) and not 0 <= v <= 100_000_000:
-            raise ValueError("redeem must be between 0 and 100000000 points")
-        return "max" if v == "max" else int(v)
+        return parse_redeem(v)
+
+    def to_request(self) -> SaleRequest:
+        """The use cases' :class:`SaleRequest` for this body (already validated)."""
+        return SaleRequest(
+            receipt_id=self.receipt_id,
+            lines=tuple(
+                SaleLine(
+                    sku=ln.sku,
+                    name=ln.name,
+                    qty=ln.qty,
+                    price=ln.price,
+                    category=ln.category,
+                    tags=tuple(ln.tags),
+                    no_discount=ln.no_discount,
+                    weighed=ln.weighed,
+                )
+                for ln in self.lines
+            ),
+            card=self.card,
+            coupons=tuple(self.coupons),
+            redeem=self.redeem,
+        )
 
 
 class ConfirmIn(_In):

@@ -29,7 +29,7 @@ def tillgate_command() -> list[str]:
     """How to start this very ``tillgate``: the frozen executable, or this interpreter."""
     if getattr(sys, "frozen", False):
         return [sys.executable]
-    return [sys.executable, "-m", "tillgate.agent.cli"]
+    return [sys.executable, "-m", "tillgate.cli"]
 
 
 def free_port() -> int:

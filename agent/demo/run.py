@@ -17,6 +17,9 @@ inside the agent):
    compared card by card.
 5. Every receipt printed (by the POS and by the agent) is saved as bytes, text and PNG, and
    a summary is printed and saved.
+
+This module runs the processes, tells the story and writes the summary; the cashier's moves
+at the POS (a sale, a refund, a card swiped or scanned) are :mod:`.cashier`'s.
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from tillgate.core.errors import ConfigError
 
 from ..examples import example_file
 from . import pos as shop
+from .cashier import Cashier
 from .children import Child, DemoError, free_port, run_verb
 from .report import ReceiptFiles, SyncState, Tally, write_summary
 from .till import HAVE_PTY, FarEnd, PrinterFile, wait_until
@@ -66,16 +68,6 @@ class Options:
     port: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
-class Sale:
-    """One receipt as the POS saw it."""
-
-    receipt_id: str
-    number: int
-    event: dict[str, Any]  # the agent's confirmed (or cancelled) receipt event
-    calculated: dict[str, Any]  # the calculate response (POS API) or event (intercepted)
-
-
 class Demo:
     """One run of the demo; :meth:`run` returns the exit status."""
 
@@ -85,8 +77,6 @@ class Demo:
         self.started = time.monotonic()
         self.tally = Tally()
         self.rng = random.Random(1043)
-        self.number = 1000  # the POS's receipt numbers
-        self.cards_used: set[str] = set()
         self.children: list[Child] = []
         self.out = options.out
         self.logs = self.out / "logs"
@@ -96,10 +86,7 @@ class Demo:
         self.agent: Child
         self.http: httpx.Client
         self.watcher: EventWatcher
-        self.printer: PrinterFile
-        self.pos_line: FarEnd | None = None
-        self.reader: FarEnd | None = None
-        self.scanner: FarEnd | None = None
+        self.cashier: Cashier
         self.offline_seconds = 0.0
 
     # ------------------------------------------------------------ the run
@@ -180,11 +167,12 @@ class Demo:
         self.watcher = EventWatcher(self.agent_url)
         self.watcher.start()
         self._stack.callback(self.watcher.stop)
-        self.printer = PrinterFile(till_dir / "printer.bin")
+        printer = PrinterFile(till_dir / "printer.bin")
+        pos_line = reader = scanner = None
         if HAVE_PTY:
-            self.pos_line = self._far_end(till_dir / "pos-printer", "POS printer line")
-            self.reader = self._far_end(till_dir / "card-reader", "card reader")
-            self.scanner = self._far_end(till_dir / "scanner", "scanner")
+            pos_line = self._far_end(till_dir / "pos-printer", "POS printer line")
+            reader = self._far_end(till_dir / "card-reader", "card reader")
+            scanner = self._far_end(till_dir / "scanner", "scanner")
             devices = status["devices"]
             names = {
                 "printer": "printer",
@@ -200,6 +188,19 @@ class Demo:
             self.tally.notes.append(
                 "no pty ports on this system: interception, card reader and scanner skipped"
             )
+        self.cashier = Cashier(
+            http=self.http,
+            watcher=self.watcher,
+            printer=printer,
+            files=self.files,
+            tally=self.tally,
+            say=self.say,
+            agent_log=self.agent.log,
+            cards=(*ACTIVE, NEW_CARD),
+            pos_line=pos_line,
+            reader=reader,
+            scanner=scanner,
+        )
 
     def _write_config(self, till_dir: Path, *, port: int) -> Path:
         self.port = port
@@ -267,7 +268,7 @@ level = "INFO"
             if code not in (None, 0):
                 self.echo(f"warning: {child.name} exited with {code}; see {child.log}")
 
-    # ------------------------------------------------------------ the POS's moves
+    # ------------------------------------------------------------ the agent
 
     def status(self) -> dict[str, Any]:
         reply = self.http.get("/v1/status")
@@ -275,213 +276,14 @@ level = "INFO"
         data: dict[str, Any] = reply.json()
         return data
 
-    def swipe(self, number: str) -> None:
-        """Swipe a card on the virtual reader (track 2, as a serial reader sends it)."""
-        self._present(self.reader, f";{number}=2912101?\r", card=number, source="card_reader")
-
-    def scan(self, code: str, *, card: str) -> None:
-        """Scan a card's barcode or the app's QR code on the virtual scanner."""
-        self._present(self.scanner, f"{code}\r", card=card, source="scanner")
-
-    def _present(self, device: FarEnd | None, data: str, *, card: str, source: str) -> None:
-        """Send ``data`` from the device and wait until the agent has the card in session.
-
-        With no virtual device (no ptys here), the card is presented through the POS API.
-        """
-        self.cards_used.add(card)
-        if device is None:
-            self._post("/v1/session/card", {"card": data.strip(), "source": source})
-            return
-        mark = self.watcher.mark
-        device.write(data.encode())
-        self._await_presented(mark, card)
-
-    def _await_presented(self, mark: int, number: str) -> None:
-        masked = mask(number)
-        found = self.watcher.wait_for(
-            lambda kind, data: (
-                kind == "device"
-                and data.get("event") == "card_presented"
-                and data.get("card") == masked
-            ),
-            after=mark,
-            timeout=10,
-        )
-        if found is None:
-            raise DemoError(f"the agent did not see card {masked} presented")
-        if found.get("problem"):
-            raise DemoError(f"card {masked} was not accepted: {found['problem']}")
-
-    def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        reply = self.http.post(path, json=body or {})
-        if reply.status_code != 200:
-            raise DemoError(f"POST {path}: {reply.status_code} {reply.text[:300]}")
-        data: dict[str, Any] = reply.json()
-        return data
-
-    def sell_api(
-        self,
-        items: tuple[shop.Item, ...],
-        *,
-        label: str,
-        card: str | None = None,
-        coupons: tuple[str, ...] = (),
-        redeem: int | str = 0,
-        cancel: bool = False,
-    ) -> Sale:
-        """A sale through the POS API: calculate, then confirm (or cancel), then the receipt."""
-        self.number += 1
-        receipt_id = f"R-{self.number}"
-        mark = self.watcher.mark
-        body: dict[str, Any] = {
-            "receipt_id": receipt_id,
-            "cashier": "Ольга",
-            "lines": shop.api_lines(items),
-            "coupons": list(coupons),
-            "redeem": redeem,
-        }
-        if card is not None:
-            body["card"] = card
-        calc = self._post("/v1/receipts/calculate", body)
-        if calc["card"]:
-            self.cards_used.update(
-                n for n in (*ACTIVE, NEW_CARD) if mask(n) == calc["card"]["number"]
-            )
-        hints = "; ".join(h["text"] for h in calc["hints"][:3])
-        if cancel:
-            self._post(f"/v1/receipts/{receipt_id}/cancel")
-            self.tally.cancelled += 1
-            self.say(f"{label}: calculated {calc['total']} ₽, then cancelled — hints: {hints}")
-            return Sale(receipt_id=receipt_id, number=self.number, event={}, calculated=calc)
-        self._post(f"/v1/receipts/{receipt_id}/confirm", {"paid": calc["total"]})
-        event = self._await_receipt(mark, lambda rid: rid == receipt_id, "confirmed")
-        self.tally.sale(
-            event | {"total": calc["total"], "discount": calc["discount"]}, intercepted=False
-        )
-        self.tally.coupons_redeemed += len(calc["coupons"]["applied"])
-        loyalty = None
-        if calc["card"] is not None or calc["discount"] != "0.00":
-            loyalty = shop.Loyalty(
-                card=calc["card"]["number"] if calc["card"] else None,
-                line_discounts=tuple(Decimal(ln["discount"]) for ln in calc["lines"]),
-                redeemed_points=calc["redeemed"]["points"],
-                redeemed_amount=Decimal(calc["redeemed"]["amount"]),
-                accrued_points=event["accrued"]["points"],
-                balance=(event.get("card") or {}).get("balance"),
-                promotions=tuple(p["name"] for p in calc["promotions"]),
-            )
-        data = shop.receipt_bytes(
-            number=self.number, items=items, at=datetime.now(), cashier="Ольга", loyalty=loyalty
-        )
-        self._save(data, f"pos-api-{self.number}")
-        self._agent_prints(event, receipt=self.number)
-        self.say(
-            f"{label}: POS API receipt {self.number}, {calc['total']} ₽ "
-            f"(discount {calc['discount']}), +{event['accrued']['points']} / "
-            f"−{event['redeemed']['points']} points — hints: {hints}"
-        )
-        return Sale(receipt_id=receipt_id, number=self.number, event=event, calculated=calc)
-
-    def sell_intercepted(self, items: tuple[shop.Item, ...], *, label: str) -> Sale:
-        """A receipt the POS prints through the agent, which reads it on its way."""
-        if self.pos_line is None:
-            return self.sell_api(items, label=label + " (POS API: no interception here)")
-        self.number += 1
-        number = self.number
-        data = shop.receipt_bytes(number=number, items=items, at=datetime.now(), cashier="Ольга")
-        mark = self.watcher.mark
-        # As a serial line delivers it: in small pieces.
-        self.pos_line.write(data, chunk=256, pause=0.001)
-        cut_at = data.rindex(b"\x1dV")
-        event = self._await_receipt(mark, lambda rid: rid.startswith(f"pos-{number}-"), "confirmed")
-        slips = self.printer.take(ends_with=data[cut_at:])
-        for slip in slips:
-            self._save(slip, f"pos-intercepted-{number}")
-        self.pos_line.drain()
-        # The POS priced it: the agent took no money off, so it pays what it printed.
-        self.tally.sale(event, intercepted=True)
-        self._count_printed(event)
-        printed = ", ".join(p.get("title") or p.get("kind", "") for p in event.get("printed", []))
-        self.say(
-            f"{label}: intercepted receipt {number}, {event.get('total')} ₽, "
-            f"+{event['accrued']['points']} points"
-            + (f", printed under it: {printed}" if printed else "")
-        )
-        return Sale(receipt_id=event["receipt_id"], number=number, event=event, calculated=event)
-
-    def refund(self, sale: Sale, *, lines: list[dict[str, Any]], label: str) -> dict[str, Any]:
-        self.number += 1
-        reply = self._post(
-            f"/v1/receipts/{sale.receipt_id}/refund",
-            {"refund_id": f"RF-{self.number}", "lines": lines},
-        )
-        self.tally.refund(reply)
-        returned = tuple(
-            shop.Item(
-                product=shop.CATALOGUE[sale.calculated["lines"][ln["index"]]["sku"]],
-                qty=Decimal(str(ln["qty"])),
-            )
-            for ln in lines
-        )
-        data = shop.receipt_bytes(
-            number=self.number,
-            items=returned,
-            at=datetime.now(),
-            cashier="Ольга",
-            refund_of=sale.number,
-        )
-        self._save(data, f"pos-refund-{self.number}")
-        self.say(
-            f"{label}: refund of receipt {sale.number}: {reply['amount_returned']} ₽ back, "
-            f"{reply['points_reversed']} points taken back, {reply['points_returned']} returned"
-        )
-        return reply
-
-    def _await_receipt(
-        self, mark: int, match: Callable[[str], bool], status: str
-    ) -> dict[str, Any]:
-        found = self.watcher.wait_for(
-            lambda kind, data: (
-                kind == "receipt"
-                and data.get("status") == status
-                and match(str(data.get("receipt_id", "")))
-            ),
-            after=mark,
-            timeout=15,
-        )
-        if found is None:
-            raise DemoError(
-                f"the agent did not report the receipt {status} in 15 s; see {self.agent.log}"
-            )
-        return found
-
-    def _agent_prints(self, event: dict[str, Any], *, receipt: int) -> None:
-        """The coupons and messages the agent printed for a POS-API receipt, saved."""
-        if not event.get("printed"):
-            return
-        self._count_printed(event)
-        for slip in self.printer.take():
-            self._save(slip, f"agent-print-{receipt}")
-
-    def _count_printed(self, event: dict[str, Any]) -> None:
-        for item in event.get("printed", []):
-            if item.get("kind") == "coupon":
-                self.tally.coupons_printed += 1
-            else:
-                self.tally.messages_printed += 1
-
-    def _save(self, data: bytes, label: str) -> None:
-        self.files.save(data, label)
-        self.tally.slips += 1
-
     # ------------------------------------------------------------ the story
 
     def _story(self) -> None:
-        b = shop.basket
+        b, c = shop.basket, self.cashier
         self.say("— the shop opens —")
         # 1. Анна scans her card; pastries over 500 ₽ earn a coffee coupon, printed by the agent.
-        self.scan(ANNA, card=ANNA)
-        first = self.sell_api(
+        c.scan(ANNA, card=ANNA)
+        first = c.sell_api(
             b(('Торт "Наполеон"', 1), ("Круассан с миндалём", 2), ("Молоко 3,2% 1 л", 2)),
             label="Анна, card scanned",
         )
@@ -491,15 +293,15 @@ level = "INFO"
         if coupon is None:
             raise DemoError("the first visit should have printed a coffee coupon; it did not")
         # 2. Борис swipes his card; the POS prints its own receipt through the agent.
-        self.swipe(BORIS)
-        self.sell_intercepted(
+        c.swipe(BORIS)
+        c.sell_intercepted(
             b(("Гречка 900 г", 2), ("Бананы, кг", "1.245"), ("Творог 5% 200 г", 1)),
             label="Борис, card swiped",
         )
         # 3. No card: the cashier is told to ask for one; dairy is near its discount.
-        self.sell_api(b(("Кефир 1% 0,9 л", 1), ("Сыр Российский 300 г", 1)), label="no card")
+        c.sell_api(b(("Кефир 1% 0,9 л", 1), ("Сыр Российский 300 г", 1)), label="no card")
         # 4. Вера gives her phone number; a big basket, half of it paid with points.
-        big = self.sell_api(
+        big = c.sell_api(
             b(
                 ("Кофе в зёрнах 1 кг", 1),
                 ("Говядина вырезка, кг", "1.350"),
@@ -511,18 +313,18 @@ level = "INFO"
             redeem="max",
             label="Вера, by phone",
         )
-        self.cards_used.add(VERA)
+        c.cards_used.add(VERA)
         # 5. She brings the cheese back: points are returned and taken back in proportion.
-        self.refund(big, lines=[{"index": 2, "qty": 1}], label="Вера")
+        c.refund(big, lines=[{"index": 2, "qty": 1}], label="Вера")
         # 6. A new plastic card handed out at the till: registered on its first purchase.
-        self.swipe(NEW_CARD)
-        self.sell_intercepted(
+        c.swipe(NEW_CARD)
+        c.sell_intercepted(
             b(("Яблоки Гала, кг", "2.100"), ("Рис 900 г", 2), ("Средство для посуды", 1)),
             label="new card, swiped",
         )
         # 7. Дарья changes her mind at the till: the sale is cancelled before payment.
-        self.sell_api(b(("Капучино 0,3 л", 2)), card=DARIA, label="Дарья", cancel=True)
-        self.cards_used.add(DARIA)
+        c.sell_api(b(("Капучино 0,3 л", 2)), card=DARIA, label="Дарья", cancel=True)
+        c.cards_used.add(DARIA)
 
         # Head office goes away; the till keeps selling, spending of points capped.
         self.say("— head office goes down —")
@@ -535,8 +337,8 @@ level = "INFO"
         )
         self.say(f"till is OFFLINE after {time.monotonic() - went:.1f} s; it keeps selling")
         # 8. Анна comes back for coffee with her coupon and spends points (capped offline).
-        self.swipe(ANNA)
-        back = self.sell_api(
+        c.swipe(ANNA)
+        back = c.sell_api(
             b(("Кофе в зёрнах 1 кг", 1), ("Капучино 0,3 л", 1)),
             coupons=(coupon,),
             redeem="max",
@@ -548,8 +350,8 @@ level = "INFO"
                 f"{back.calculated['coupons']['rejected']}"
             )
         # 9. Борис again, through interception, while offline.
-        self.swipe(BORIS)
-        self.sell_intercepted(
+        c.swipe(BORIS)
+        c.sell_intercepted(
             b(("Хлеб бородинский", 1), ("Макароны 450 г", 3)), label="Борис (offline)"
         )
         self.say("— head office is back —")
@@ -568,8 +370,8 @@ level = "INFO"
             log=self.logs / "admin.log",
             last_line=True,
         )
-        self.scan(f"TGC:{EVGENY}", card=EVGENY)
-        mailing = self.sell_api(
+        c.scan(f"TGC:{EVGENY}", card=EVGENY)
+        mailing = c.sell_api(
             b(
                 ("Вино красное сухое 0,75", 1),
                 ("Сыр Российский 300 г", 2),
@@ -589,16 +391,17 @@ level = "INFO"
             self._random_visit(k)
 
     def _random_visit(self, k: int) -> None:
+        c = self.cashier
         items = shop.random_basket(self.rng)
         card = self.rng.choice((*ACTIVE, None))
-        if k % 2 == 0 and self.pos_line is not None:
+        if k % 2 == 0 and c.pos_line is not None:
             if card is not None:
-                self.swipe(card)
-            self.sell_intercepted(items, label=f"visit {k + 1}")
+                c.swipe(card)
+            c.sell_intercepted(items, label=f"visit {k + 1}")
         else:
-            self.sell_api(items, card=card, label=f"visit {k + 1}")
+            c.sell_api(items, card=card, label=f"visit {k + 1}")
             if card:
-                self.cards_used.add(card)
+                c.cards_used.add(card)
 
     # ------------------------------------------------------------ the end
 
@@ -640,7 +443,7 @@ level = "INFO"
 
         agreeing = 0
         with AdminClient(self.hq_url, self.admin_env["TILLGATE_HQ_TOKEN"], timeout=15) as hq:
-            for number in sorted(self.cards_used):
+            for number in sorted(self.cashier.cards_used):
                 at_hq = hq.card(number)
                 at_till = self.http.get(f"/v1/cards/{number}").json()
                 if (at_hq["balance"], at_hq["pending"]) == (at_till["balance"], at_till["pending"]):
@@ -650,7 +453,7 @@ level = "INFO"
                         f"card {mask(number)}: HQ {at_hq['balance']}/{at_hq['pending']}, "
                         f"till {at_till['balance']}/{at_till['pending']} (balance/pending)"
                     )
-        return len(self.cards_used), agreeing
+        return len(self.cashier.cards_used), agreeing
 
     def _serve(self) -> None:
         url = f"{self.agent_url}/"

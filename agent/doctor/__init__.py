@@ -24,7 +24,7 @@ deleted, a device is closed as soon as it answered (a ``pty:`` link made for the
 removed again), and a running agent's ports are left alone.
 
 :func:`run_checks` does the work; the till's clock is its seam (tests shift it rather than
-fake head office). Exit status, by the CLI's convention (agent/cli.py): 0 when nothing
+fake head office). Exit status, by the command's convention (:mod:`tillgate.cli`): 0 when nothing
 failed (warnings allowed), 1 when a check failed, 2 when the config does not load — the
 code every verb gives a bad config.
 """
@@ -54,16 +54,19 @@ __all__ = ["Check", "Level", "main", "run_checks"]
 
 logger = logging.getLogger(__name__)
 
+# The command's exit codes, as tillgate.cli maps errors to them (it is the entry point and
+# nothing imports it): the doctor reports a bad config in its own report, then exits as every
+# verb does on a bad config.
+_OK, _FAILED, _BAD_CONFIG = 0, 1, 2
+
 
 def main(args: argparse.Namespace) -> int:
     """``tillgate doctor [--config FILE]``: print the report, return the exit status."""
-    from ..cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-
     path = resolve_config_path(args.config, os.environ)
     checks = run_checks(path, clock=SystemClock(), out=sys.stdout)
     if any(c.name == "config" and not c.ok for c in checks):
-        return EXIT_USAGE
-    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILURE
+        return _BAD_CONFIG
+    return _OK if all(c.ok for c in checks) else _FAILED
 
 
 def run_checks(

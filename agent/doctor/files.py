@@ -85,6 +85,8 @@ def log_file(config: Config) -> Iterator[Check]:
 
 def database(config: Config) -> tuple[Check, str | None]:
     """The data file's check, and the version of the program in it (None: no program)."""
+    from ..store import outbox
+    from ..store import program as store_program
     from ..store.db import Database
     from ..store.schema import MIGRATIONS
 
@@ -106,9 +108,8 @@ def database(config: Config) -> tuple[Check, str | None]:
         with db.read() as conn:
             problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            row = conn.execute("SELECT version FROM program WHERE id = 1").fetchone()
-            query = "SELECT COUNT(*) FROM ledger WHERE synced_at IS NULL"
-            unsynced = int(conn.execute(query).fetchone()[0])
+            program_version = store_program.version(conn)
+            unsynced = outbox.backlog(conn)
     except sqlite3.Error as exc:
         return fail("database", f"{path} is not a usable tillgate data file ({exc})", broken), None
     finally:
@@ -129,7 +130,7 @@ def database(config: Config) -> tuple[Check, str | None]:
     detail = f"{path}: quick_check ok, {schema}, {size(path.stat().st_size)}"
     if not config.standalone_mode:
         detail += f", {unsynced} entries not yet sent to head office"
-    return ok("database", detail), str(row[0]) if row else None
+    return ok("database", detail), program_version
 
 
 def program_files(config: Config) -> Iterator[Check]:

@@ -81,8 +81,11 @@ class Database:
             )
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
             with self.write():
-                for statement in _statements(script):
-                    self._conn.execute(statement)
+                if callable(script):
+                    script(self._conn)
+                else:
+                    for statement in _statements(script):
+                        self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA user_version = {version}")
             logger.info("data file migrated to schema version %d", version)
 

@@ -10,10 +10,10 @@ import sqlite3
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from tillgate.core.cardfile import CardRecord
 from tillgate.core.rules import model as m
 
 from . import ledger
-from .cards import CardRecord
 
 
 def hold(
@@ -279,3 +279,17 @@ def return_redeemed(
             expires_at=None,
         )
     return entry
+
+
+OPENING_BALANCE = "opening balance"  # the note of the adjust that carries a card's balance in
+
+
+def has_opening_balance(conn: sqlite3.Connection, card: str) -> bool:
+    """Whether the card's opening balance was already credited (it is, once per card)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM ledger WHERE card = ? AND kind = 'adjust' AND note = ?",
+            (card, OPENING_BALANCE),
+        ).fetchone()
+        is not None
+    )

@@ -68,3 +68,50 @@ def record_coupons(
         [(c["code"], c["promotion"], receipt_id, c["valid_until"], ts(now)) for c in issued],
     )
     return None
+
+
+def coupon_state(conn: sqlite3.Connection, code: str) -> str | None:
+    """Why a code cannot be honoured here: ``"revoked"``, ``"used"``; None if it can."""
+    if conn.execute("SELECT 1 FROM coupons_revoked WHERE code = ?", (code,)).fetchone():
+        return "revoked"
+    if conn.execute("SELECT 1 FROM coupons_used WHERE code = ?", (code,)).fetchone():
+        return "used"
+    return None
+
+
+def revoke_coupon(
+    conn: sqlite3.Connection, *, code: str, reason: str, revoked_at: datetime
+) -> None:
+    """Head office revoked a code: no till honours it from now on."""
+    conn.execute(
+        "INSERT INTO coupons_revoked (code, reason, revoked_at) VALUES (?,?,?)"
+        " ON CONFLICT (code) DO UPDATE SET reason = excluded.reason,"
+        " revoked_at = excluded.revoked_at",
+        (code, reason, ts(revoked_at)),
+    )
+
+
+def used_elsewhere(
+    conn: sqlite3.Connection,
+    *,
+    code: str,
+    promotion_id: str,
+    receipt_id: str,
+    till: str,
+    used_at: datetime,
+    now: datetime,
+) -> bool:
+    """A code another till used (learnt from HQ); False if this till already has a use.
+
+    The first use stands: a code this till used itself keeps this till's row (HQ reports
+    the double use from both pushes).
+    """
+    return (
+        conn.execute(
+            "INSERT OR IGNORE INTO coupons_used"
+            " (code, promotion_id, receipt_id, card, used_at, synced_at, till)"
+            " VALUES (?,?,?,NULL,?,?,?)",
+            (code, promotion_id, receipt_id, ts(used_at), ts(now), till),
+        ).rowcount
+        > 0
+    )

@@ -5,6 +5,11 @@ Never edit a migration that has shipped: append a new one.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+
+from . import sales
+
 V1 = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -202,4 +207,11 @@ CREATE INDEX ledger_unsynced ON ledger (seq) WHERE synced_at IS NULL;
 CREATE INDEX ledger_card_seq ON ledger (card, seq);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2)
+# V3: a receipt's stored calculation becomes a typed, versioned record (store/sales.py)
+# instead of the whole API response with private keys; rows stored before are rewritten.
+V3 = sales.upgrade_legacy
+
+# A migration is SQL (run statement by statement) or a function over the connection; each
+# runs in one write transaction with the new PRAGMA user_version.
+Migration = str | Callable[[sqlite3.Connection], None]
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3)

@@ -1,7 +1,7 @@
 """What the till remembers of its head-office sync, and the offline redemption limits.
 
-Sync state lives in the ``meta`` table so that the daemon, ``tillgate sync`` and the POS
-API (each with its own connection) read one truth:
+Sync state lives in the ``meta`` table (:mod:`.meta`) so that the daemon, ``tillgate
+sync`` and the POS API (each with its own connection) read one truth:
 
 * ``sync.cursor``        — the change-feed cursor of the last page applied;
 * ``sync.last_sync_at``  — when the last *completed* sync (push and pull) ended;
@@ -25,29 +25,13 @@ from typing import Literal
 from tillgate.core.rules.program import OfflinePolicy
 
 from .ledger import parse_ts
+from .meta import get
 
 CURSOR = "sync.cursor"
 LAST_SYNC = "sync.last_sync_at"
 MARK_SEQ = "sync.mark_seq"
 LAST_ATTEMPT = "sync.last_attempt_at"
 LAST_ERROR = "sync.last_error"
-
-
-def get(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def put(conn: sqlite3.Connection, key: str, value: str | int | None) -> None:
-    """Set (or, with None, forget) one meta value inside the caller's write transaction."""
-    if value is None:
-        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
-        return
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, str(value)),
-    )
 
 
 def last_sync(conn: sqlite3.Connection) -> datetime | None:
@@ -64,10 +48,6 @@ def mark_seq(conn: sqlite3.Connection) -> int:
 def is_offline(last: datetime | None, now: datetime, offline_after_seconds: float) -> bool:
     """Offline: no sync completed for ``offline_after_seconds`` (or none ever)."""
     return last is None or now - last >= timedelta(seconds=offline_after_seconds)
-
-
-def unsynced_entries(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM ledger WHERE synced_at IS NULL").fetchone()[0])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,6 +42,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_applicable": "условия не выполнены",
         "duplicate": "купон этой акции уже есть",
         "redeem_minimum": "Списать можно не меньше {points} б.",
+        "offline_hours": "Нет связи с офисом более {hours} ч: списание баллов недоступно",
+        "offline_cap": "Нет связи с офисом: можно списать не более {points} баллов",
     },
     "en": {
         "greeting": "{holder}, {tier}",
@@ -62,6 +64,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_applicable": "conditions not met",
         "duplicate": "a coupon of this promotion is already in",
         "redeem_minimum": "At least {points} pts can be redeemed",
+        "offline_hours": "No head-office sync for over {hours} h: points cannot be spent",
+        "offline_cap": "Offline: at most {points} points can be spent",
     },
 }
 
@@ -293,3 +297,16 @@ def cashier_hints(
         for coupon, reason in rejected
     ]
     return out
+
+
+def offline_hint(*, reason: str, points: int, max_hours: int, language: Language) -> Hint:
+    """Why points are limited offline: the cashier must be able to tell the customer.
+
+    ``reason`` is the limit that decides (``max_hours``, ``per_card``, ``per_till``).
+    """
+    texts = TEXTS[language]
+    if reason == "max_hours":
+        text = texts["offline_hours"].format(hours=max_hours)
+    else:
+        text = texts["offline_cap"].format(points=points)
+    return Hint(kind="offline", text=text)

@@ -110,7 +110,7 @@ def test_busy_port_is_a_clear_error() -> None:
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tillgate.agent.cli", *args],
+        [sys.executable, "-m", "tillgate.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

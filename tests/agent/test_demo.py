@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the demo's port
 
 def demo(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tillgate.agent.cli", "demo", *args],
+        [sys.executable, "-m", "tillgate.cli", "demo", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -92,7 +92,7 @@ def test_demo_serve_keeps_the_panel_up_until_interrupted(tmp_path: Path) -> None
         [
             sys.executable,
             "-m",
-            "tillgate.agent.cli",
+            "tillgate.cli",
             "demo",
             "--out",
             str(tmp_path / "demo"),

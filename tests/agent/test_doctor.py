@@ -29,6 +29,7 @@ from tests.drivers.fake_printer import PtyPrinter, wait_until
 from tests.sync.realhq import ChainHq, enroll
 from tillgate.agent.doctor import Check, Level, run_checks
 from tillgate.agent.store.db import Database
+from tillgate.agent.store.schema import MIGRATIONS
 from tillgate.core.clock import ManualClock
 from tillgate.core.config import load_config
 from tillgate.core.errors import ConfigError
@@ -111,7 +112,7 @@ def test_the_example_set_up_is_all_ok(examples: Path) -> None:
 
 def test_the_cli_prints_one_aligned_line_per_check(examples: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tillgate.agent.cli", "doctor", "--config", examples.name],
+        [sys.executable, "-m", "tillgate.cli", "doctor", "--config", examples.name],
         cwd=examples.parent,
         capture_output=True,
         text=True,
@@ -134,7 +135,7 @@ def test_the_cli_prints_one_aligned_line_per_check(examples: Path) -> None:
 def test_the_cli_exits_2_on_a_config_that_does_not_load(examples: Path) -> None:
     edit(examples, port="70000")
     result = subprocess.run(
-        [sys.executable, "-m", "tillgate.agent.cli", "doctor"],
+        [sys.executable, "-m", "tillgate.cli", "doctor"],
         cwd=examples.parent,
         capture_output=True,
         text=True,
@@ -216,14 +217,14 @@ def test_the_data_file_opens_read_only_and_passes_quick_check(examples: Path) ->
     Database(data / "tillgate.sqlite3").close()
     check = by_name(run_checks(examples))["database"]
     assert check.level is Level.OK, check.line()
-    assert "quick_check ok, schema 2 (current)" in check.detail
+    assert f"quick_check ok, schema {len(MIGRATIONS)} (current)" in check.detail
 
 
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
         ("garbage", "is not a usable tillgate data file"),
-        ("newer", "schema version 99, newer than this tillgate knows (2)"),
+        ("newer", f"schema version 99, newer than this tillgate knows ({len(MIGRATIONS)})"),
     ],
 )
 def test_a_data_file_the_agent_could_not_use(examples: Path, damage: str, said: str) -> None:

@@ -196,7 +196,7 @@ def test_pos_receipt_with_a_swiped_card_gets_a_coupon_before_its_cut(
     assert accrue[0]["receipt_id"].startswith("pos-1043-")
 
     decoded = subprocess.run(
-        [sys.executable, "-m", "tillgate.agent.cli", "decode", str(tmp / "printer.bin")],
+        [sys.executable, "-m", "tillgate.cli", "decode", str(tmp / "printer.bin")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -21,9 +21,22 @@ def card_records(path: Path) -> list[CardRecord]:
     return cards
 
 
+class Switch:
+    """The till's connectivity, switched by the scenario."""
+
+    offline = False
+
+
+def make_example_till(make_till: Any, cards: list[CardRecord], program: Any) -> Any:
+    switch = Switch()
+    till = make_till(program, cards=cards, connectivity=switch)
+    till.switch = switch
+    return till
+
+
 def go_offline(till: Any) -> None:
     """The till loses head office: offline caps apply from now on."""
-    till.service.offline = True
+    till.switch.offline = True
 
 
 def issue_coupon(till: Any, promotion: str, *, serial: int) -> str:

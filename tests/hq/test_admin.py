@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ANNA, BORIS, program
 from tests.hq.helpers import ADMIN, HqTest
-from tillgate.agent.cli import main
+from tillgate.cli import main
 from tillgate.core.rules.coupons import CouponSigner, promotion_tag
 
 COUPON_PROMO: dict[str, Any] = {

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port, free_socket
-from tillgate.agent.cli import main
+from tillgate.cli import main
 from tillgate.core.rules.coupons import CouponSigner
 
 PROGRAM = ROOT / "program.example.toml"
@@ -30,7 +30,7 @@ def tillgate(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``tillgate`` as a user would, in ``cwd``."""
     return subprocess.run(
-        [sys.executable, "-m", "tillgate.agent.cli", *args],
+        [sys.executable, "-m", "tillgate.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -70,7 +70,7 @@ def spawn_hq(args: Sequence[str], *, cwd: Path, url: str, timeout: float = 30) -
     """A real ``tillgate hq serve``, returned once it answers ``/healthz``."""
     log = (cwd / "hq.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tillgate.agent.cli", "hq", "serve", *args],
+        [sys.executable, "-m", "tillgate.cli", "hq", "serve", *args],
         cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,

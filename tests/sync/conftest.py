@@ -11,14 +11,14 @@ import stamina
 
 from tests.conftest import CARDS, program
 from tests.sync.realhq import Chain, ChainHq, HqLink, enroll
-from tillgate.agent.service import TillService, TillSettings
-from tillgate.agent.session import CardSession
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store.db import Database
+from tillgate.agent.usecases import TillService, TillSettings
+from tillgate.agent.usecases.session import CardSession
 from tillgate.core.clock import ManualClock
 from tillgate.core.rules.coupons import CouponSigner
 from tillgate.sync.client import HqClient
-from tillgate.sync.engine import Syncer
+from tillgate.sync.engine import OnlineState, Syncer
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +74,7 @@ def make_chain(tmp_path: Path, clock: ManualClock, hq: ChainHq) -> Iterator[Call
             clock=clock,
             session=CardSession(seconds=120),
             signer=CouponSigner(cred.key),  # the chain's key, from enrolment
+            connectivity=(online := OnlineState()),
         )
         link = HqLink()
         syncer = Syncer(
@@ -84,7 +85,8 @@ def make_chain(tmp_path: Path, clock: ManualClock, hq: ChainHq) -> Iterator[Call
             batch_size=batch_size,
             page_limit=page_limit,
             offline_after_seconds=offline_after,
-            service=service,
+            online=online,
+            events=service.events,
         )
         chain = Chain(
             service=service,

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tests.conftest import free_port, spawn_agent
-from tillgate.agent.cli import main as tillgate
+from tillgate.cli import main as tillgate
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ class Hq:
             [
                 sys.executable,
                 "-m",
-                "tillgate.agent.cli",
+                "tillgate.cli",
                 "hq",
                 "serve",
                 "--db",
@@ -255,7 +255,7 @@ def show_json(hq: Hq, number: str) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "tillgate.agent.cli",
+            "tillgate.cli",
             "hq",
             "cards",
             "show",

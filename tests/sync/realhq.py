@@ -34,8 +34,8 @@ from tests.conftest import CARDS
 from tests.hq.helpers import ADMIN, HqTest, TillClient
 from tests.sync.badhq import MisbehavingHq, error
 from tillgate.agent.api.schemas import CalculateIn
-from tillgate.agent.service import TillService
 from tillgate.agent.store import cards as card_store
+from tillgate.agent.usecases import TillService
 from tillgate.core.cards import mask
 from tillgate.core.clock import ManualClock
 from tillgate.hq.app import create_app

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import free_port, program
 from tests.sync.realhq import ChainHq
-from tillgate.agent.cli import main
+from tillgate.cli import main
 from tillgate.sync import credential as cred_file
 from tillgate.sync.client import HqClient
 

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import ANNA, BORIS, program
 from tests.sync.badhq import MisbehavingHq, hq_card
 from tests.sync.realhq import card
-from tillgate.agent.store import syncstate
+from tillgate.agent.store import meta, syncstate
 from tillgate.core.errors import CardBlocked, HqBadReply
 from tillgate.core.rules.coupons import promotion_tag
 
@@ -25,7 +25,7 @@ COUPON_PROMO = {
 
 def cursor(chain: Any) -> int:
     with chain.service.db.read() as conn:
-        return int(syncstate.get(conn, syncstate.CURSOR) or 0)
+        return int(meta.get(conn, syncstate.CURSOR) or 0)
 
 
 def test_program_cards_and_cursor_arrive(make_chain: Any, hq: Any) -> None:
@@ -150,7 +150,7 @@ def test_a_page_applied_twice_changes_nothing(make_chain: Any, hq: Any) -> None:
     before = cursor(till)
     till.syncer.pull()
     with till.syncer.db.write() as conn:  # a crash after the commit, before the next ask
-        syncstate.put(conn, syncstate.CURSOR, before)
+        meta.put(conn, syncstate.CURSOR, before)
     till.syncer.pull()
     assert till.balance(NEW) == 40
     assert till.rows("SELECT code, till FROM coupons_used") == [("TGA", "till-2")]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import ANNA, line, program
-from tillgate.agent.events import EventBus
+from tillgate.agent.usecases.events import EventBus
 
 
 class Stream:

@@ -7,14 +7,18 @@ it is self-contained, its chrome follows the till's language, and the token rule
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import re
+from importlib import resources
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import program
-from tillgate.agent.api.panel import LABELS, panel_html
+from tillgate.agent.api import panel
+from tillgate.agent.api.panel import LABELS, page_template, panel_html
 
 TOKEN = "s3cret+/=&x~"  # characters a query must percent-encode
 QUOTED = "s3cret%2B%2F%3D%26x~"
@@ -66,6 +70,25 @@ def test_both_languages_label_the_same_things():
     assert LABELS["ru"].keys() == LABELS["en"].keys()
     with pytest.raises(ValueError, match="language 'de'"):
         panel_html(language="de", till="t", store="s")
+
+
+def test_the_page_is_package_data_beside_the_module():
+    # static/panel.html, found as package data (so a wheel and the frozen bundle, which ship
+    # it, find it too); the Python module holds no page of its own.
+    shipped = resources.files("tillgate.agent.api") / "static" / "panel.html"
+    assert Path(str(shipped)) == Path(panel.__file__).parent / "static" / "panel.html"
+    template = shipped.read_text(encoding="utf-8")
+    assert page_template() == template
+    assert "<!doctype" not in inspect.getsource(panel).lower()
+    # Every placeholder in the file is one panel_html fills in (an unknown one would break
+    # every request for "/"), and the page served is the file with only those filled in.
+    names = set(re.findall(r"\{\{(\w+)\}\}", template))
+    assert {"lang", "store", "till_id", "config", "customer"} <= names
+    assert names <= LABELS["en"].keys() | {"lang", "store", "till_id", "config"}
+    page = panel_html(language="en", till="t", store="s")
+    literal = [re.escape(part) for part in re.split(r"\{\{\w+\}\}", template)]
+    assert re.fullmatch("(?s)" + "[^\n]*?".join(literal), page)
+    assert "{{" not in page
 
 
 def test_the_card_session_length_reaches_the_page():

@@ -20,10 +20,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tests.conftest import ANNA, BORIS, CARDS, KEY, program
 from tillgate.agent.api.schemas import CalculateIn
-from tillgate.agent.service import TillService, TillSettings
-from tillgate.agent.session import CardSession
 from tillgate.agent.store import ledger
 from tillgate.agent.store.db import Database
+from tillgate.agent.usecases import TillService, TillSettings
+from tillgate.agent.usecases.session import CardSession
 from tillgate.core import errors
 from tillgate.core.clock import ManualClock
 from tillgate.core.rules.coupons import CouponSigner

@@ -13,7 +13,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from tillgate.agent.store.ledger import parse_ts, ts
+from .ledger import parse_ts, ts
 
 # Entries HQ refused as a gap are resent from where HQ says; this many batches at most per
 # push, so a confused HQ cannot keep a sync attempt (and its thread) busy for ever.

@@ -13,7 +13,7 @@ from tillgate.core.cards import mask
 from tillgate.core.money import fmt
 from tillgate.core.rules import model as m
 
-from .api.schemas import CalculateIn
+from .request import SaleRequest
 
 RECEIPT_EVENT_KEYS = (
     "receipt_id",
@@ -71,7 +71,7 @@ def message_print(item: m.PrintItem) -> dict[str, Any]:
 
 
 def calculation(
-    req: CalculateIn,
+    req: SaleRequest,
     result: m.Result,
     *,
     card: dict[str, Any] | None,

@@ -17,17 +17,17 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, spawn_agent
-from tillgate.agent.cli import main
+from tillgate.cli import main
 from tillgate.core import __version__
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ("config.example.toml", "program.example.toml", "cards.example.csv")
 
 
 def tillgate(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the command as a user does, in a fresh interpreter."""
     return subprocess.run(
-        [sys.executable, "-m", "tillgate.agent.cli", *args],
+        [sys.executable, "-m", "tillgate.cli", *args],
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -245,7 +245,7 @@ def test_run_the_example_config_for_real(examples: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tillgate.agent.cli",
+            "tillgate.cli",
             "run",
             "--config",
             "config.example.toml",

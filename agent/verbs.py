@@ -1,9 +1,11 @@
-"""The ``tillgate`` command: parses arguments, wires things up, maps errors to exit codes.
+"""The till's own verbs of the ``tillgate`` command: run, doctor, demo, decode, and the rest.
 
-Exit codes are decided here and nowhere else: 0 done, 1 a failure at run time, 2 bad usage,
-bad config or a bad file, 130 interrupted. A foreseeable error is one line on stderr
-(``tillgate: error: …``), never a traceback. Verbs import what they need when they run,
-so ``tillgate --version`` stays instant on a slow till.
+:func:`add_parsers` registers them on the root command (:mod:`tillgate.cli`), as
+:mod:`tillgate.sync.cli` and :mod:`tillgate.hq.cli` register theirs. A verb returns its exit
+status (0 done, 1 a failure it reports itself) and raises the error tree's exceptions for
+everything else; the root command turns those into one line on stderr and an exit code.
+Verbs import what they need when they run, so ``tillgate --version`` stays instant on a
+slow till.
 """
 
 from __future__ import annotations
@@ -14,32 +16,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
-from tillgate.core import __version__
-from tillgate.core.cards import mask_in_text
-from tillgate.core.errors import ConfigError, ProgramError, TillgateError, UsageError
-
-PROG = "tillgate"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from tillgate.core.errors import ConfigError, TillgateError, UsageError
 
 
-class _Parser(argparse.ArgumentParser):
-    # argparse would print the usage block and exit on its own; we want one line and to
-    # keep the exit code decision in main().
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every verb built so far."""
-    parser = _Parser(
-        prog=PROG,
-        description="tillgate — offline-first loyalty agent for retail checkouts.",
-    )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-
+def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
+    """Add the till's verbs to the ``tillgate`` command line."""
     run = verbs.add_parser(
         "run",
         help="run the agent daemon (POS API, devices, sync)",
@@ -97,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Receipt interception tools.",
     )
     intercept_verbs = intercept.add_subparsers(
-        dest="intercept_verb", metavar="VERB", parser_class=_Parser, required=True
+        dest="intercept_verb", metavar="VERB", parser_class=type(intercept), required=True
     )
     itest = intercept_verbs.add_parser(
         "test",
@@ -155,15 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    # Verbs that belong to other layers register themselves; their modules import nothing
-    # heavy at module level, so building the parser stays instant.
-    from tillgate.hq.cli import add_parser as add_hq_verbs
-    from tillgate.sync.cli import add_parsers as add_sync_verbs
-
-    add_sync_verbs(verbs)
-    add_hq_verbs(verbs)
-    return parser
-
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -171,49 +145,6 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="config file (default: $TILLGATE_CONFIG, else ./config.toml)",
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    parser = build_parser()
-    try:
-        try:
-            args = parser.parse_args(argv)
-        except SystemExit as exc:  # --help and --version finish here
-            return exc.code if isinstance(exc.code, int) else EXIT_OK
-        if args.verb is None:
-            raise UsageError(f"choose a verb (see '{PROG} --help')")
-        return int(args.handler(args))
-    except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except ProgramError as exc:
-        # Each problem on its own line, led by the file unless the problem already names it.
-        lines = [e if exc.source in e else f"{exc.source}: {e}" for e in exc.errors]
-        return _fail("\n".join(lines), EXIT_USAGE)
-    except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except TillgateError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`tillgate schema promotions | head`). Point stdout at
-        # devnull so the interpreter's final flush does not print a second error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILURE
-
-
-def entry() -> NoReturn:
-    """The console script: ``tillgate = "tillgate.agent.cli:entry"``."""
-    raise SystemExit(main())
-
-
-def _fail(message: str, code: int) -> int:
-    # One line per problem, each a complete sentence a cashier can read out on the phone.
-    for line in message.splitlines() or ["unknown error"]:
-        print(f"{PROG}: error: {mask_in_text(line)}", file=sys.stderr)
-    return code
 
 
 # ---------------------------------------------------------------- verbs
@@ -253,19 +184,19 @@ def _schema(args: argparse.Namespace) -> int:
     from tillgate.core.rules.program import json_schema
 
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
-    return EXIT_OK
+    return 0
 
 
 def _check_program(args: argparse.Namespace) -> int:
     from tillgate.core.rules.program import load_program_file
 
-    loaded = load_program_file(args.file)  # a ProgramError lists every problem, in main()
+    loaded = load_program_file(args.file)  # a ProgramError: every problem, in tillgate.cli
     program = loaded.program
     print(
         f"{args.file}: ok: {program.name!r}, {len(loaded.promotions)} promotions, "
         f"{len(program.tiers)} tiers"
     )
-    return EXIT_OK
+    return 0
 
 
 def _read_input(path: str) -> bytes:
@@ -314,7 +245,7 @@ def _decode(args: argparse.Namespace) -> int:
         print(json.dumps(doc.to_json(), indent=2, ensure_ascii=False))
     else:
         print(render_text(doc), end="")
-    return EXIT_OK
+    return 0
 
 
 def _intercept_test(args: argparse.Namespace) -> int:
@@ -346,12 +277,8 @@ def _intercept_test(args: argparse.Namespace) -> int:
     print(f"total: {read.total}")
     if read.ok:
         print("ok: the agent would price and confirm this receipt")
-        return EXIT_OK
+        return 0
     for problem in read.problems:
         print(f"problem: {problem}")
     print("not readable: the agent would forward this receipt untouched and report it")
-    return EXIT_FAILURE
-
-
-if __name__ == "__main__":
-    entry()
+    return 1

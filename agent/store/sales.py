@@ -1,0 +1,319 @@
+"""Receipts and refunds in the till's data file: the ``receipts``, ``refunds`` and
+``refund_lines`` tables, and the record a calculation leaves for confirm and refund.
+
+A receipt row carries the last calculation of the receipt as a :class:`Calculation`: a
+typed, versioned, compact record of what confirm and refund need (the paid amount of each
+line, promotion uses, stamps, coupons to mark, what to print), never the whole API
+response. Rows written before the record existed hold the old response with its
+``_internal`` keys; :func:`upgrade_legacy` (the schema's migration 3) rewrites them, so a
+receipt calculated before an upgrade can still be confirmed and refunded after it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .ledger import ts
+
+# A receipt whose sale went through: confirmed, or since returned in full.
+DONE = ("confirmed", "refunded")
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaidLine:
+    """A line as the calculation left it: sold quantity, paid kopecks, earns points."""
+
+    index: int
+    qty: str
+    paid: int
+    eligible: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calculation:
+    """What a receipt's last calculation leaves for its confirm and its refunds."""
+
+    card_source: str | None = None  # "request" | "session": where the card came from
+    lines: tuple[PaidLine, ...] = ()
+    uses: tuple[str, ...] = ()  # promotions that had an effect (limits count them)
+    stamps: dict[str, int] = field(default_factory=dict)  # promotion → the card's new count
+    budget: dict[str, int] = field(default_factory=dict)  # promotion → points from its budget
+    birthday_points: int = 0
+    birthday_year: int | None = None
+    coupons_used: dict[str, str] = field(default_factory=dict)  # code → promotion
+    printed: tuple[dict[str, Any], ...] = ()  # print items (coupons with their codes)
+    subtotal: str = "0.00"
+    discount: str = "0.00"
+    total: str = "0.00"
+    redeemed_amount: str = "0.00"
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["lines"] = [asdict(ln) for ln in self.lines]
+        body["printed"] = list(self.printed)
+        return json.dumps({"v": RECORD_VERSION, **body}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Calculation:
+        data = json.loads(text)
+        if "v" not in data:  # a response stored before the record (see upgrade_legacy)
+            return cls.from_legacy(data, request=None)
+        if data["v"] != RECORD_VERSION:
+            raise ValueError(f"calculation record version {data['v']} is not understood")
+        return cls(
+            card_source=data["card_source"],
+            lines=tuple(PaidLine(**ln) for ln in data["lines"]),
+            uses=tuple(data["uses"]),
+            stamps=dict(data["stamps"]),
+            budget=dict(data["budget"]),
+            birthday_points=data["birthday_points"],
+            birthday_year=data["birthday_year"],
+            coupons_used=dict(data["coupons_used"]),
+            printed=tuple(data["printed"]),
+            subtotal=data["subtotal"],
+            discount=data["discount"],
+            total=data["total"],
+            redeemed_amount=data["redeemed_amount"],
+        )
+
+    @classmethod
+    def from_legacy(
+        cls, result: Mapping[str, Any], *, request: Mapping[str, Any] | None
+    ) -> Calculation:
+        """The record of a receipt stored as a whole response with ``_internal`` keys."""
+        internal = result["_internal"]
+        qtys = (
+            {i: str(ln["qty"]) for i, ln in enumerate(request["lines"])}
+            if request is not None
+            else {ln["index"]: ln["qty"] for ln in result.get("lines", [])}
+        )
+        return cls(
+            card_source=result.get("_card_source"),
+            lines=tuple(
+                PaidLine(
+                    index=x["index"], qty=qtys[x["index"]], paid=x["paid"], eligible=x["eligible"]
+                )
+                for x in internal["lines"]
+            ),
+            uses=tuple(internal["uses"]),
+            stamps=dict(internal["stamps"]),
+            budget=dict(internal["budget"]),
+            birthday_points=internal["birthday_points"],
+            birthday_year=internal.get("birthday_year"),
+            coupons_used=dict(internal["coupons_used"]),
+            printed=tuple(result["print"]),
+            subtotal=result["subtotal"],
+            discount=result["discount"],
+            total=result["total"],
+            redeemed_amount=result["redeemed"]["amount"],
+        )
+
+    def qtys(self) -> dict[int, Decimal]:
+        return {ln.index: Decimal(ln.qty) for ln in self.lines}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt:
+    """A receipt row."""
+
+    receipt_id: str
+    status: str
+    card: str | None
+    calc: Calculation
+    hold_entry: str | None
+    hold_points: int
+    hold_expires_at: str | None
+    accrued: int
+    redeemed: int
+    response: str | None  # the confirm response, once confirmed (answered again on retry)
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+
+def get(conn: sqlite3.Connection, receipt_id: str) -> Receipt | None:
+    row = conn.execute("SELECT * FROM receipts WHERE receipt_id = ?", (receipt_id,)).fetchone()
+    if row is None:
+        return None
+    return Receipt(
+        receipt_id=row["receipt_id"],
+        status=row["status"],
+        card=row["card"],
+        calc=Calculation.from_json(row["result"]),
+        hold_entry=row["hold_entry"],
+        hold_points=row["hold_points"],
+        hold_expires_at=row["hold_expires_at"],
+        accrued=row["accrued"],
+        redeemed=row["redeemed"],
+        response=row["response"],
+    )
+
+
+def save_calculation(
+    conn: sqlite3.Connection,
+    *,
+    receipt_id: str,
+    card: str | None,
+    request: str,
+    calc: Calculation,
+    hold_entry: str | None,
+    hold_points: int,
+    hold_expires_at: str | None,
+    accrued: int,
+    redeemed: int,
+    paid_kop: int,
+    now: datetime,
+) -> None:
+    """Insert or replace the receipt's last calculation (status ``calculated``)."""
+    conn.execute(
+        "INSERT INTO receipts (receipt_id, status, card, request, result, hold_entry,"
+        " hold_points, hold_expires_at, accrued, redeemed, paid_kop, created_at,"
+        " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (receipt_id) DO UPDATE SET card = excluded.card,"
+        " request = excluded.request, result = excluded.result,"
+        " hold_entry = excluded.hold_entry, hold_points = excluded.hold_points,"
+        " hold_expires_at = excluded.hold_expires_at, accrued = excluded.accrued,"
+        " redeemed = excluded.redeemed, paid_kop = excluded.paid_kop,"
+        " updated_at = excluded.updated_at",
+        (
+            receipt_id,
+            "calculated",
+            card,
+            request,
+            calc.to_json(),
+            hold_entry,
+            hold_points,
+            hold_expires_at,
+            accrued,
+            redeemed,
+            paid_kop,
+            ts(now),
+            ts(now),
+        ),
+    )
+
+
+def mark_confirmed(
+    conn: sqlite3.Connection,
+    receipt_id: str,
+    *,
+    paid: str | None,
+    fiscal_id: str | None,
+    response: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    conn.execute(
+        "UPDATE receipts SET status = 'confirmed', hold_entry = NULL, hold_points = 0,"
+        " hold_expires_at = NULL, paid = ?, fiscal_id = ?, response = ?,"
+        " confirmed_at = ?, updated_at = ? WHERE receipt_id = ?",
+        (
+            paid,
+            fiscal_id,
+            json.dumps(response, ensure_ascii=False),
+            ts(now),
+            ts(now),
+            receipt_id,
+        ),
+    )
+
+
+def mark_cancelled(conn: sqlite3.Connection, receipt_id: str, *, now: datetime) -> None:
+    conn.execute(
+        "UPDATE receipts SET status = 'cancelled', hold_entry = NULL,"
+        " hold_points = 0, hold_expires_at = NULL, updated_at = ?"
+        " WHERE receipt_id = ?",
+        (ts(now), receipt_id),
+    )
+
+
+# ---------------------------------------------------------------- refunds
+
+
+def refund_done(conn: sqlite3.Connection, refund_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A refund already made under ``refund_id``: its receipt and its response."""
+    row = conn.execute(
+        "SELECT receipt_id, response FROM refunds WHERE refund_id = ?", (refund_id,)
+    ).fetchone()
+    return None if row is None else (row["receipt_id"], dict(json.loads(row["response"])))
+
+
+def returned(conn: sqlite3.Connection, receipt_id: str) -> dict[int, Decimal]:
+    """Quantity returned so far of each line of the receipt (cumulative)."""
+    return {
+        r[0]: Decimal(r[1])
+        for r in conn.execute(
+            "SELECT line_index, returned_qty FROM refund_lines WHERE receipt_id = ?",
+            (receipt_id,),
+        )
+    }
+
+
+def save_returns(
+    conn: sqlite3.Connection,
+    *,
+    receipt_id: str,
+    returned_now: Mapping[int, Decimal],
+    amount_returned: int,
+    in_full: bool,
+    now: datetime,
+) -> None:
+    """The receipt's cumulative returns after a refund, and its state."""
+    for index, qty in returned_now.items():
+        conn.execute(
+            "INSERT INTO refund_lines (receipt_id, line_index, returned_qty)"
+            " VALUES (?,?,?) ON CONFLICT (receipt_id, line_index)"
+            " DO UPDATE SET returned_qty = excluded.returned_qty",
+            (receipt_id, index, str(qty)),
+        )
+    conn.execute(
+        "UPDATE receipts SET returned_kop = ?, updated_at = ?, status = ? WHERE receipt_id = ?",
+        (amount_returned, ts(now), "refunded" if in_full else "confirmed", receipt_id),
+    )
+
+
+def save_refund(
+    conn: sqlite3.Connection,
+    *,
+    receipt_id: str,
+    refund_id: str,
+    lines: list[tuple[int, Decimal]] | None,
+    response: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """One refund under its id, with the answer to repeat if it is asked again."""
+    conn.execute(
+        "INSERT INTO refunds (refund_id, receipt_id, request, response, created_at)"
+        " VALUES (?,?,?,?,?)",
+        (
+            refund_id,
+            receipt_id,
+            json.dumps({"lines": [[i, str(q)] for i, q in lines] if lines else None}),
+            json.dumps(response, ensure_ascii=False),
+            ts(now),
+        ),
+    )
+
+
+# ---------------------------------------------------------------- migration 3
+
+
+def upgrade_legacy(conn: sqlite3.Connection) -> None:
+    """Rewrite receipts stored as a whole response (``_internal``) as :class:`Calculation`."""
+    rows = conn.execute("SELECT receipt_id, request, result FROM receipts").fetchall()
+    for receipt_id, request, result in rows:
+        data = json.loads(result)
+        if "v" in data:
+            continue
+        calc = Calculation.from_legacy(data, request=json.loads(request))
+        conn.execute(
+            "UPDATE receipts SET result = ? WHERE receipt_id = ?", (calc.to_json(), receipt_id)
+        )

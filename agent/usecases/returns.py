@@ -1,0 +1,157 @@
+"""Returns: a refund takes back accrued points and gives back redeemed ones, in proportion.
+
+Refund arithmetic is cumulative (:mod:`tillgate.core.rules.refunds`): each refund moves
+only the difference between the receipt's state after all returns so far and before it,
+so repeated partial refunds never drift and never over-return. Idempotent by
+``refund_id``: the same refund asked again answers what it answered the first time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tillgate.core import errors
+from tillgate.core.money import fmt
+from tillgate.core.rules.refunds import PaidLine, state
+
+from ..store import points, sales
+from ..store.sales import Receipt
+from .context import TillContext
+
+
+def refund(
+    ctx: TillContext,
+    receipt_id: str,
+    *,
+    refund_id: str,
+    lines: list[tuple[int, Decimal]] | None,
+) -> dict[str, Any]:
+    """Return some (``lines``: index and quantity) or all of a confirmed receipt."""
+    now, now_local = ctx.now()
+    with ctx.db.write() as conn:
+        done = sales.refund_done(conn, refund_id)
+        if done is not None:
+            if done[0] != receipt_id:
+                raise errors.InvalidRequest(
+                    f"refund_id {refund_id} was already used for another receipt"
+                )
+            return done[1]
+        row = _refundable(conn, receipt_id)
+        qtys = row.calc.qtys()
+        before = sales.returned(conn, receipt_id)
+        after = _returned_after(receipt_id, qtys, before, lines)
+        paid_lines = [
+            PaidLine(index=ln.index, qty=qtys[ln.index], paid=ln.paid, eligible=ln.eligible)
+            for ln in row.calc.lines
+        ]
+        prev = state(paid_lines, before, accrued=row.accrued, redeemed=row.redeemed)
+        new = state(paid_lines, after, accrued=row.accrued, redeemed=row.redeemed)
+        reversed_now = new.points_reversed - prev.points_reversed
+        returned_now = new.points_returned - prev.points_returned
+        card = row.card
+        if card:
+            _move_points(ctx, conn, row, refund_id, reversed_now, returned_now, now=now)
+        sales.save_returns(
+            conn,
+            receipt_id=receipt_id,
+            returned_now=after,
+            amount_returned=new.amount_returned,
+            in_full=all(after.get(i, 0) >= q for i, q in qtys.items()),
+            now=now,
+        )
+        if card:
+            ctx.sweep_in(conn, now, card)
+        response = {
+            "receipt_id": receipt_id,
+            "refund_id": refund_id,
+            "status": "refunded",
+            "points_reversed": reversed_now if card else 0,
+            "points_returned": returned_now if card else 0,
+            "amount_returned": fmt(new.amount_returned - prev.amount_returned),
+            "card": ctx.card_after(conn, card, now=now, now_local=now_local, source=None),
+            "offline": ctx.offline,
+        }
+        sales.save_refund(
+            conn,
+            receipt_id=receipt_id,
+            refund_id=refund_id,
+            lines=lines,
+            response=response,
+            now=now,
+        )
+    ctx.announce(response | {"status": "refunded"})
+    return response
+
+
+def _refundable(conn: sqlite3.Connection, receipt_id: str) -> Receipt:
+    row = sales.get(conn, receipt_id)
+    if row is None or row.status == "calculated":
+        raise errors.ReceiptNotFound(f"no confirmed receipt {receipt_id}")
+    if row.status == "cancelled":
+        raise errors.ReceiptCancelled(f"receipt {receipt_id} was cancelled")
+    return row
+
+
+def _returned_after(
+    receipt_id: str,
+    qtys: dict[int, Decimal],
+    before: dict[int, Decimal],
+    lines: list[tuple[int, Decimal]] | None,
+) -> dict[int, Decimal]:
+    """The cumulative returned quantity of each line once this refund is made."""
+    if lines is None:
+        if all(before.get(i, Decimal(0)) >= q for i, q in qtys.items()):
+            raise errors.RefundExceedsReceipt(
+                f"receipt {receipt_id} has already been returned in full"
+            )
+        return dict(qtys)
+    after = dict(before)
+    for index, qty in lines:
+        if index not in qtys:
+            raise errors.InvalidRequest(
+                f"receipt {receipt_id} has no line {index} (it has {len(qtys)} lines)"
+            )
+        after[index] = after.get(index, Decimal(0)) + qty
+        if after[index] > qtys[index]:
+            raise errors.RefundExceedsReceipt(
+                f"line {index}: {after[index]} returned in total but only {qtys[index]} were sold"
+            )
+    return after
+
+
+def _move_points(
+    ctx: TillContext,
+    conn: sqlite3.Connection,
+    row: Receipt,
+    refund_id: str,
+    reversed_now: int,
+    returned_now: int,
+    *,
+    now: datetime,
+) -> None:
+    """Take back accrued points, give back redeemed ones (with their original expiry)."""
+    assert row.card is not None
+    till = ctx.settings.till
+    if reversed_now > 0:
+        points.reverse_accrual(
+            conn,
+            till=till,
+            card=row.card,
+            receipt_id=row.receipt_id,
+            refund_id=refund_id,
+            points=reversed_now,
+            now=now,
+        )
+    if returned_now > 0:
+        points.return_redeemed(
+            conn,
+            till=till,
+            card=row.card,
+            receipt_id=row.receipt_id,
+            refund_id=refund_id,
+            points=returned_now,
+            now=now,
+        )
