@@ -3,7 +3,7 @@ sync hold.
 
 :class:`TillService` is a :class:`~.context.TillContext` (the collaborators, handed in at
 construction) whose methods are the use cases, each a function of its own module:
-:mod:`.checkout` (calculate, confirm, cancel), :mod:`.returns` (refund), :mod:`.lookup`
+:mod:`.calculate`, :mod:`.checkout` (confirm, cancel), :mod:`.returns` (refund), :mod:`.lookup`
 (card lookup, present, status) and :mod:`.setup` (program, cards, sweep).
 """
 
@@ -17,7 +17,7 @@ from tillgate.core.rules.engine import Catalog
 from tillgate.core.rules.program import ProgramFile
 
 from ..store import program as store_program
-from . import checkout, lookup, returns, setup
+from . import calculate, checkout, lookup, returns, setup
 from .context import TillContext
 from .request import SaleRequest
 
@@ -44,7 +44,7 @@ class TillService(TillContext):
             return self.catalog_in(conn)
 
     def calculate(self, req: SaleRequest, *, money_off: bool = True) -> dict[str, Any]:
-        return checkout.calculate(self, req, money_off=money_off)
+        return calculate.calculate(self, req, money_off=money_off)
 
     def confirm(
         self,
