@@ -1,22 +1,26 @@
 """A card's points as head office sees them: a pure replay of its ledger entries.
 
 :func:`fold` replays a card's entries from every till in HQ's order (the order they
-arrived) with the rules of domain.md and returns the card's :class:`CardState` at ``now``:
+arrived) and returns the card's :class:`CardState` at ``now``. Which lots each entry takes,
+refills or puts back is decided by :mod:`tillgate.core.lots`, the very code a till runs
+over its own lots, so a till's ledger folded here ends in the lots the till has:
 
 * ``accrue`` makes a lot: pending until ``available_from``, expiring at ``expires_at``;
 * ``adjust`` with points > 0 makes a lot (spendable at once and never expiring unless the
   entry says otherwise: an opening balance); < 0 consumes;
-* ``redeem``, ``hold`` and ``expire`` consume, soonest expiry first (FIFO); ``expire``
-  names the lot it empties (``ref`` = the lot's crediting entry), ``redeem`` first spends
-  the lots its hold (``ref``) set aside, as the till did;
-* ``release`` puts back what its hold (``ref``) took;
+* ``redeem`` and ``expire`` consume, soonest expiry first (FIFO), lots expiring together in
+  order of creation (the crediting entry's till ``seq``, then its id); ``expire`` names the
+  lot it empties (``ref`` = the lot's crediting entry), ``redeem`` first spends the lots its
+  hold (``ref``) set aside, as the till did;
+* ``hold`` sets spendable lots aside, ``release`` puts back exactly what its hold (``ref``)
+  set aside (see below);
 * ``reverse`` consumes first from the lot of the same receipt's ``accrue`` (pending points
   too);
 * ``return`` refills the lots its receipt's ``redeem`` consumed, latest-expiring first.
 
 A debit no lot can cover is a **debt**: the balance goes negative (offline redemptions are
 facts, not refused). Points credited while a card is in debt pay the debt first, so points
-never expire while the card owes them.
+never expire while the card owes them (a standalone till does the same).
 
 Each consumption happens at its entry's ``created_at``: a lot that was not yet spendable,
 or had already expired, at that instant is not touched. ``now`` only decides what is
@@ -24,22 +28,37 @@ pending, spendable or expired in the result. Invariant (tested with hypothesis):
 
     Σ points of the counted entries == balance + pending + Σ expired_due
 
-Holds: by default ``hold`` and ``release`` entries are left out (``count_holds=False``), as
-the sync protocol says: a hold reserves points only on the till that placed it, and its
-release and redemption arrive in the same stream.
+Holds: by default (``count_holds=False``) ``hold`` and ``release`` entries are not counted
+in the result, as the sync protocol says: a hold reserves points only on the till that
+placed it, and its release and redemption arrive in the same stream. They are still
+replayed as the till lived them — a hold sets its lots aside, so that other debits made
+while it is open take other lots, and a lot expiring meanwhile keeps the held points —
+and a hold still open at the end puts its points back. An ``expire`` entry written by head
+office itself for a lot that an open hold drew on writes off the held points too.
+``count_holds=True`` counts them: a hold is a debit, its release a credit.
 
 Pure: no I/O, no clock, no globals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-# Stands in for "no expiry" in sort keys; never compared with a real expiry, because the
-# key's ``expires_at is None`` element comes first and already differs.
-_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+from tillgate.core.lots import Lot as CoreLot
+from tillgate.core.lots import (
+    Plan,
+    expired,
+    plan_consume,
+    plan_give_back,
+    plan_release,
+    plan_take,
+    settle,
+    spend_key,
+    still_owed,
+    tally,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +74,7 @@ class FoldEntry:
     ref: str | None = None
     available_from: datetime | None = None
     expires_at: datetime | None = None
+    seq: int = 0  # the till's sequence number: with ``id``, the order its lot was created
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,49 +105,47 @@ class CardState:
 
 
 @dataclass
-class _Lot:
-    source: str
-    remaining: int
-    available_from: datetime
-    expires_at: datetime | None
-    order: int
-
-
-@dataclass
 class _State:
-    lots: dict[str, _Lot] = field(default_factory=dict)
+    lots: dict[str, CoreLot] = field(default_factory=dict)
     debt: int = 0
     moves: dict[str, dict[str, int]] = field(default_factory=dict)  # entry id → lot → ±points
+    held: dict[str, dict[str, int]] = field(default_factory=dict)  # open hold → lot → points
     accrue_of: dict[tuple[str, str], str] = field(default_factory=dict)  # (till, receipt)
     redeems_of: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     returns_of: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
-    def move(self, entry: str, lot: _Lot, points: int) -> None:
-        lot.remaining += points
+    def apply(self, entry: str, plan: Plan) -> None:
         per = self.moves.setdefault(entry, {})
-        per[lot.source] = per.get(lot.source, 0) + points
+        for source, points in plan.moves:
+            lot = self.lots[source]
+            self.lots[source] = replace(lot, remaining=lot.remaining + points)
+            per[source] = per.get(source, 0) + points
+
+    def new_lot(
+        self, e: FoldEntry, key: str, points: int, available: datetime, expires: datetime | None
+    ) -> None:
+        self.lots[key] = CoreLot(
+            id=key, remaining=0, available_from=available, expires_at=expires, seq=e.seq
+        )
+        self.apply(e.id, Plan(moves=((key, points),)))
 
     def credit(
         self, e: FoldEntry, points: int, available: datetime, expires: datetime | None
     ) -> None:
         """New points: pay any debt first, the rest becomes a lot named by the entry."""
-        paid = min(self.debt, points)
+        paid, rest = settle(self.debt, points)
         self.debt -= paid
-        lot = _Lot(e.id, 0, available, expires, len(self.lots))
-        self.lots[e.id] = lot
-        self.move(e.id, lot, points - paid)
+        self.new_lot(e, e.id, rest, available, expires)
 
     def credit_rest(self, e: FoldEntry, points: int) -> None:
         """Points given back that no lot takes: pay debt, then a spendable, lasting lot."""
         if points <= 0:
             return
-        paid = min(self.debt, points)
+        paid, rest = settle(self.debt, points)
         self.debt -= paid
-        if points > paid:
+        if rest > 0:
             key = e.id if e.id not in self.lots else f"{e.id}#rest"
-            lot = _Lot(key, 0, e.created_at, None, len(self.lots))
-            self.lots[key] = lot
-            self.move(e.id, lot, points - paid)
+            self.new_lot(e, key, rest, e.created_at, None)
 
     def consume(
         self,
@@ -138,40 +156,15 @@ class _State:
         include_pending: bool = False,
     ) -> None:
         """Take ``points`` for entry ``e``: the ``first`` lots (up to each amount), then FIFO."""
-        left = points
-        for source, cap in first:
-            lot = self.lots.get(source)
-            if lot is None or left <= 0:
-                continue
-            take = min(left, cap, lot.remaining)
-            if take > 0:
-                self.move(e.id, lot, -take)
-                left -= take
-        at = e.created_at
-        usable = [
-            lot
-            for lot in self.lots.values()
-            if lot.remaining > 0
-            and (lot.expires_at is None or lot.expires_at > at)
-            and (include_pending or lot.available_from <= at)
-        ]
-        # The till's order: spendable first, then soonest expiry (never-expiring last).
-        usable.sort(
-            key=lambda lot: (
-                lot.available_from > at,
-                lot.expires_at is None,
-                lot.expires_at or _NEVER,
-                lot.available_from,
-                lot.order,
-            )
+        plan = plan_consume(
+            self.lots.values(),
+            points,
+            e.created_at,
+            first=list(first),
+            include_pending=include_pending,
         )
-        for lot in usable:
-            if left <= 0:
-                break
-            take = min(left, lot.remaining)
-            self.move(e.id, lot, -take)
-            left -= take
-        self.debt += left
+        self.apply(e.id, plan)
+        self.debt += plan.short
 
     def taken_by(self, entries: Iterable[str]) -> dict[str, int]:
         """Points the given entries took out of each lot (net of what they put back)."""
@@ -181,12 +174,18 @@ class _State:
                 out[source] = out.get(source, 0) - pts
         return out
 
+    def in_creation_order(self, points: Mapping[str, int]) -> dict[str, int]:
+        """``points`` per lot, for the lots that exist and are owed some, oldest lot first."""
+        known = [self.lots[s] for s, n in points.items() if n > 0 and s in self.lots]
+        return {lot.id: points[lot.id] for lot in sorted(known, key=lambda lot: lot.created)}
+
 
 def fold(entries: Iterable[FoldEntry], now: datetime, *, count_holds: bool = False) -> CardState:
     """Replay a card's entries (in HQ order) and say what the card holds at ``now``."""
     st = _State()
     for e in entries:
         if e.kind in ("hold", "release") and not count_holds:
+            _set_aside(st, e)
             continue
         receipt = (e.till, e.receipt_id) if e.receipt_id else None
         if e.kind == "accrue" or (e.kind == "adjust" and e.points > 0):
@@ -198,28 +197,34 @@ def fold(entries: Iterable[FoldEntry], now: datetime, *, count_holds: bool = Fal
             if e.kind == "accrue" and receipt:
                 st.accrue_of.setdefault(receipt, e.id)
         elif e.kind == "release":
-            taken = st.taken_by([e.ref]) if e.ref else {}
-            _give_back(st, e, taken, e.points, latest_first=False)
+            back = plan_release(
+                st.in_creation_order(st.taken_by([e.ref]) if e.ref else {}), e.points
+            )
+            st.apply(e.id, back)
+            st.credit_rest(e, back.short)
         elif e.kind == "return":
             given = 0
             if receipt:
-                owed = st.taken_by(st.redeems_of.get(receipt, []))
-                for source, back in st.taken_by(st.returns_of.get(receipt, [])).items():
-                    if source in owed:
-                        owed[source] += back  # what earlier returns gave back is owed no more
-                given = _give_back(st, e, owed, e.points, latest_first=True, rest=False)
+                given_back = st.taken_by(st.returns_of.get(receipt, []))
+                owed = still_owed(
+                    st.taken_by(st.redeems_of.get(receipt, [])),
+                    {source: -n for source, n in given_back.items()},
+                )
+                plan = plan_give_back([st.lots[s] for s in owed if s in st.lots], owed, e.points)
+                st.apply(e.id, plan)
+                given = e.points - plan.short
                 st.returns_of.setdefault(receipt, []).append(e.id)
             st.credit_rest(e, e.points - given)
         elif e.points > 0:
             # Any other kind that adds points (not written by tillgate tills): a plain credit.
             st.credit_rest(e, e.points)
+        elif e.kind == "expire" and e.ref and e.points < 0:
+            _expire(st, e, write_off_held=not count_holds)
         elif e.points < 0:
             first: list[tuple[str, int]] = []
             include_pending = False
-            if e.kind == "redeem" and e.ref and count_holds:
+            if e.kind == "redeem" and e.ref:
                 first = list(st.taken_by([e.ref]).items())
-            elif e.kind == "expire" and e.ref:
-                first = [(e.ref, -e.points)]
             elif e.kind == "reverse":
                 include_pending = True
                 accrue = st.accrue_of.get(receipt) if receipt else None
@@ -228,80 +233,56 @@ def fold(entries: Iterable[FoldEntry], now: datetime, *, count_holds: bool = Fal
             st.consume(e, -e.points, first=first, include_pending=include_pending)
             if e.kind == "redeem" and receipt:
                 st.redeems_of.setdefault(receipt, []).append(e.id)
+    for hold, held in st.held.items():  # holds still open are not counted: points go back
+        st.apply(hold, plan_release(held))
     return _state_at(st, now)
 
 
-def _give_back(
-    st: _State,
-    e: FoldEntry,
-    owed: dict[str, int],
-    points: int,
-    *,
-    latest_first: bool,
-    rest: bool = True,
-) -> int:
-    """Refill lots with what was taken from them (up to ``points``); returns points given."""
-    lots = [st.lots[s] for s, n in owed.items() if n > 0 and s in st.lots]
-    if latest_first:
-        lots.sort(
-            key=lambda lot: (
-                lot.expires_at is None,
-                lot.expires_at or _NEVER,
-                lot.order,
-            ),
-            reverse=True,
-        )
-    else:
-        lots.sort(key=lambda lot: lot.order)
-    left = points
-    for lot in lots:
-        if left <= 0:
-            break
-        back = min(left, owed[lot.source])
-        st.move(e.id, lot, back)
-        left -= back
-    if rest:
-        st.credit_rest(e, left)
-        return points
-    return points - left
+def _set_aside(st: _State, e: FoldEntry) -> None:
+    """A hold or release when holds are not counted: lots set aside, then put back."""
+    if e.kind == "hold" and e.points < 0:
+        plan = plan_consume(st.lots.values(), -e.points, e.created_at)
+        st.apply(e.id, plan)
+        st.held[e.id] = {source: -n for source, n in plan.moves}
+    elif e.kind == "release" and e.ref in st.held:
+        st.apply(e.id, plan_release(st.held.pop(e.ref)))
+
+
+def _expire(st: _State, e: FoldEntry, *, write_off_held: bool) -> None:
+    """Empty the lot ``e.ref`` names; points it no longer holds are taken as any debit."""
+    assert e.ref is not None
+    want = -e.points
+    plan = plan_take(st.lots.values(), {e.ref: want})
+    st.apply(e.id, plan)
+    left = plan.short
+    if write_off_held:
+        # Head office expired the lot with the points an open hold set aside in it: the
+        # hold keeps them no more (its release puts back only what is left).
+        for held in st.held.values():
+            take = min(left, held.get(e.ref, 0))
+            if take > 0:
+                held[e.ref] -= take
+                left -= take
+    if left > 0:
+        st.consume(e, left)
 
 
 def _state_at(st: _State, now: datetime) -> CardState:
-    spendable = pending = 0
-    lots: list[_Lot] = []
-    expired: list[_Lot] = []
-    for lot in st.lots.values():
-        if lot.remaining == 0:
-            continue
-        if lot.expires_at is not None and lot.expires_at <= now:
-            expired.append(lot)
-        elif lot.available_from > now:
-            pending += lot.remaining
-            lots.append(lot)
-        else:
-            spendable += lot.remaining
-            lots.append(lot)
+    counts = tally(st.lots.values(), now)
+    live = [lot for lot in st.lots.values() if lot.remaining != 0 and not lot.expired(now)]
 
-    def order(lot: _Lot) -> tuple[bool, bool, datetime, int]:
-        return (
-            lot.available_from > now,
-            lot.expires_at is None,
-            lot.expires_at or _NEVER,
-            lot.order,
-        )
-
-    def public(lot: _Lot) -> Lot:
+    def public(lot: CoreLot) -> Lot:
         return Lot(
             points=lot.remaining,
             available_from=lot.available_from,
             expires_at=lot.expires_at,
-            source=lot.source,
+            source=lot.id,
         )
 
     return CardState(
-        balance=spendable - st.debt,
-        pending=pending,
+        balance=counts.spendable - st.debt,
+        pending=counts.pending,
         debt=st.debt,
-        lots=tuple(public(lot) for lot in sorted(lots, key=order)),
-        expired_due=tuple(public(lot) for lot in sorted(expired, key=lambda lot: lot.order)),
+        lots=tuple(public(lot) for lot in sorted(live, key=lambda lot: spend_key(lot, now))),
+        expired_due=tuple(public(lot) for lot in expired(st.lots.values(), now)),
     )

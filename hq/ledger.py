@@ -97,6 +97,7 @@ def _existing(tx: Tx, numbers: Sequence[str]) -> list[str]:
 
 
 def fold_entry(row: Row) -> FoldEntry:
+    """A stored entry as the fold reads it (its till seq orders the lots it creates)."""
     return FoldEntry(
         id=row["id"],
         till=row["till"],
@@ -107,6 +108,7 @@ def fold_entry(row: Row) -> FoldEntry:
         ref=row["ref"],
         available_from=parse_ts(row["available_from"]) if row["available_from"] else None,
         expires_at=parse_ts(row["expires_at"]) if row["expires_at"] else None,
+        seq=int(row["seq"]),
     )
 
 

@@ -12,6 +12,12 @@ so ``total == balance + pending - held`` always holds. Lots whose ``expires_at``
 passed still count until :func:`expire_due` writes their ``expire`` entries; readers use
 :func:`balance`, which already leaves them out, so a balance is right between sweeps too.
 
+Which lots a debit takes, a refund refills and a release puts back, and which lots are
+expired, is decided by :mod:`tillgate.core.lots`, the code head office folds every till's
+entries with: this module only reads the card's lots as core values (their order of
+creation is the crediting entry's ``seq``, then its id) and writes the plan's
+``lot_moves`` and ``lots.remaining``. So a till and head office spend the same lots.
+
 All functions take an open connection inside a write (or read) transaction of
 :class:`~tillgate.agent.store.db.Database`; none commits.
 """
@@ -24,6 +30,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from tillgate.core import lots
 
 KINDS = ("accrue", "redeem", "hold", "release", "reverse", "return", "expire", "adjust")
 
@@ -100,8 +108,13 @@ def add_lot(
     available_from: datetime,
     expires_at: datetime | None,
 ) -> str:
-    """Create the lot an ``accrue`` or positive ``adjust`` entry brings."""
+    """Create the lot an ``accrue``, a positive ``adjust`` or an unplaced ``return`` brings.
+
+    Points credited while the card owes pay its debt first (:func:`tillgate.core.lots.settle`,
+    as head office folds them): the lot holds what is left, possibly nothing.
+    """
     lot_id = entry_id  # one lot per crediting entry: the entry id names it
+    _, points = lots.settle(debt(conn, card, leaving_out=entry_id), points)
     conn.execute(
         "INSERT INTO lots (id, card, entry_id, points, available_from, expires_at, remaining)"
         " VALUES (?,?,?,?,?,?,?)",
@@ -118,6 +131,61 @@ def add_lot(
     return lot_id
 
 
+def debt(conn: sqlite3.Connection, card: str, *, leaving_out: str | None = None) -> int:
+    """Points the card owes: debits no lot covered, less credits that paid them (>= 0).
+
+    Derived from the rows: every entry but holds and releases moved its points into or out
+    of lots (``lots.points`` is what a crediting entry's lot got), except what was debt.
+    ``leaving_out``: an entry whose lot is not made yet. A card head office reports on
+    (``hq_cards``) is 0 here: this till holds only its own lots of such a card, so a debit
+    they do not cover is not a debt of the card; head office settles debts as it folds.
+    """
+    if conn.execute("SELECT 1 FROM hq_cards WHERE number = ?", (card,)).fetchone():
+        return 0
+    row = conn.execute(
+        "SELECT"
+        " COALESCE((SELECT SUM(m.points) FROM lot_moves m JOIN ledger e ON e.id = m.entry_id"
+        "   WHERE e.card = :card AND e.kind NOT IN ('hold', 'release')"
+        "   AND e.id IS NOT :entry), 0)"
+        " + COALESCE((SELECT SUM(points) FROM lots WHERE card = :card), 0)"
+        " - COALESCE((SELECT SUM(points) FROM ledger WHERE card = :card"
+        "   AND kind NOT IN ('hold', 'release') AND id IS NOT :entry), 0)",
+        {"card": card, "entry": leaving_out},
+    ).fetchone()
+    return max(0, int(row[0]))
+
+
+def _lot(row: sqlite3.Row | tuple[Any, ...]) -> lots.Lot:
+    lot_id, remaining, available_from, expires_at, seq = row[:5]
+    return lots.Lot(
+        id=lot_id,
+        remaining=int(remaining),
+        available_from=parse_ts(available_from),
+        expires_at=parse_ts(expires_at) if expires_at else None,
+        seq=int(seq),
+    )
+
+
+# A lot as core values: its order of creation is its crediting entry's seq (then id).
+_LOT_COLUMNS = "l.id, l.remaining, l.available_from, l.expires_at, e.seq"
+_LOTS = f"SELECT {_LOT_COLUMNS} FROM lots l JOIN ledger e ON e.id = l.entry_id"
+
+
+def _card_lots(conn: sqlite3.Connection, card: str, also: str | None = None) -> list[lots.Lot]:
+    """The card's lots with points left (and lot ``also`` whatever it holds)."""
+    rows = conn.execute(
+        f"{_LOTS} WHERE l.card = ? AND (l.remaining > 0 OR l.id = ?)", (card, also)
+    ).fetchall()
+    return [_lot(r) for r in rows]
+
+
+def _lots_by_id(conn: sqlite3.Connection, ids: list[str]) -> list[lots.Lot]:
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return [_lot(r) for r in conn.execute(f"{_LOTS} WHERE l.id IN ({marks})", ids).fetchall()]
+
+
 def _move(conn: sqlite3.Connection, entry_id: str, lot_id: str, points: int) -> None:
     conn.execute(
         "INSERT INTO lot_moves (entry_id, lot_id, points) VALUES (?,?,?)"
@@ -125,6 +193,11 @@ def _move(conn: sqlite3.Connection, entry_id: str, lot_id: str, points: int) -> 
         (entry_id, lot_id, points),
     )
     conn.execute("UPDATE lots SET remaining = remaining + ? WHERE id = ?", (points, lot_id))
+
+
+def _apply(conn: sqlite3.Connection, entry_id: str, plan: lots.Plan) -> None:
+    for lot_id, points in plan.moves:
+        _move(conn, entry_id, lot_id, points)
 
 
 def consume(
@@ -139,35 +212,23 @@ def consume(
 ) -> int:
     """Take ``points`` out of the card's lots for an entry, soonest-to-expire first (FIFO).
 
-    ``first_lot`` is drained before any other (a refund reverses its own accrual first);
-    ``include_pending`` lets a reversal reach lots that are not yet spendable. Returns the
-    points actually taken; any shortfall is debt the balance shows as negative.
+    Lots expiring together go in order of creation (seq, then entry id): see
+    :func:`tillgate.core.lots.plan_consume`. ``first_lot`` is drained before any other (a
+    refund reverses its own accrual first); ``include_pending`` lets a reversal reach lots
+    that are not yet spendable. Returns the points actually taken; any shortfall is debt
+    the balance shows as negative.
     """
-    left = points
-    now_s = ts(now)
-    if first_lot is not None and left > 0:
-        row = conn.execute("SELECT remaining FROM lots WHERE id = ?", (first_lot,)).fetchone()
-        if row and row[0] > 0:
-            take = min(left, row[0])
-            _move(conn, entry_id, first_lot, -take)
-            left -= take
-    if left <= 0:
+    if points <= 0:
         return points
-    cond = "" if include_pending else " AND available_from <= :now"
-    rows = conn.execute(
-        "SELECT id, remaining FROM lots WHERE card = :card AND remaining > 0"
-        " AND (expires_at IS NULL OR expires_at > :now)"
-        + cond
-        + " ORDER BY available_from > :now, expires_at IS NULL, expires_at, available_from, id",
-        {"card": card, "now": now_s},
-    ).fetchall()
-    for lot_id, remaining in rows:
-        if left <= 0:
-            break
-        take = min(left, remaining)
-        _move(conn, entry_id, lot_id, -take)
-        left -= take
-    return points - left
+    plan = lots.plan_consume(
+        _card_lots(conn, card, first_lot),
+        points,
+        now,
+        first=[(first_lot, points)] if first_lot is not None else (),
+        include_pending=include_pending,
+    )
+    _apply(conn, entry_id, plan)
+    return points - plan.short
 
 
 def reserve(
@@ -177,21 +238,20 @@ def reserve(
     return consume(conn, entry_id=hold_entry, card=card, points=points, now=now)
 
 
-def _reserved(conn: sqlite3.Connection, hold_entry: str) -> list[tuple[str, int]]:
-    return [
-        (r[0], -int(r[1]))
+def _reserved(conn: sqlite3.Connection, hold_entry: str) -> dict[str, int]:
+    return {
+        r[0]: -int(r[1])
         for r in conn.execute(
             "SELECT lot_id, points FROM lot_moves WHERE entry_id = ? AND points < 0"
             " ORDER BY lot_id",
             (hold_entry,),
         )
-    ]
+    }
 
 
 def unreserve(conn: sqlite3.Connection, *, release_entry: str, hold_entry: str) -> None:
     """A released hold puts back exactly what it set aside, lot by lot (expired or not)."""
-    for lot_id, taken in _reserved(conn, hold_entry):
-        _move(conn, release_entry, lot_id, taken)
+    _apply(conn, release_entry, lots.plan_release(_reserved(conn, hold_entry)))
 
 
 def spend_reserved(conn: sqlite3.Connection, *, redeem_entry: str, hold_entry: str) -> int:
@@ -201,11 +261,10 @@ def spend_reserved(conn: sqlite3.Connection, *, redeem_entry: str, hold_entry: s
     end as the hold left them; the points were the customer's when they were held, even
     if a lot has expired since. Returns the points taken.
     """
-    total = 0
-    for lot_id, taken in _reserved(conn, hold_entry):
-        _move(conn, redeem_entry, lot_id, -taken)
-        total += taken
-    return total
+    reserved = _reserved(conn, hold_entry)
+    plan = lots.plan_take(_lots_by_id(conn, list(reserved)), reserved)
+    _apply(conn, redeem_entry, plan)
+    return plan.moved
 
 
 def give_back(
@@ -220,45 +279,33 @@ def give_back(
 
     What ``back_entries`` (earlier returns for the same receipt) already gave a lot is owed
     to it no more, so repeated partial refunds refill each lot at most with what was taken
-    from it. The lots expiring last are refilled first (kindest to the customer).
+    from it. The lots expiring last are refilled first (kindest to the customer): see
+    :func:`tillgate.core.lots.plan_give_back`.
     """
     if points <= 0 or not from_entries:
         return 0
-    owed: dict[str, int] = {}
-    marks = ",".join("?" * len(from_entries))
-    for lot_id, taken in conn.execute(
-        f"SELECT lot_id, -SUM(points) FROM lot_moves WHERE entry_id IN ({marks})"
-        " AND points < 0 GROUP BY lot_id",
-        from_entries,
-    ):
-        owed[lot_id] = int(taken)
-    if back_entries:
-        marks = ",".join("?" * len(back_entries))
-        for lot_id, given in conn.execute(
-            f"SELECT lot_id, SUM(points) FROM lot_moves WHERE entry_id IN ({marks})"
-            " AND points > 0 GROUP BY lot_id",
-            back_entries,
-        ):
-            if lot_id in owed:
-                owed[lot_id] -= int(given)
-    order = (
-        conn.execute(
-            f"SELECT id FROM lots WHERE id IN ({','.join('?' * len(owed))})"
-            " ORDER BY expires_at IS NULL DESC, expires_at DESC, id DESC",
-            list(owed),
-        ).fetchall()
-        if owed
-        else []
+    owed = lots.still_owed(
+        _moved(conn, from_entries, taken=True), _moved(conn, back_entries, taken=False)
     )
-    left = points
-    for (lot_id,) in order:
-        if left <= 0:
-            break
-        back = min(left, owed[lot_id])
-        if back > 0:
-            _move(conn, entry_id, lot_id, back)
-            left -= back
-    return points - left
+    plan = lots.plan_give_back(_lots_by_id(conn, list(owed)), owed, points)
+    _apply(conn, entry_id, plan)
+    return points - plan.short
+
+
+def _moved(conn: sqlite3.Connection, entries: list[str], *, taken: bool) -> dict[str, int]:
+    """Points the entries took out of (``taken``) or put back into each lot."""
+    if not entries:
+        return {}
+    marks = ",".join("?" * len(entries))
+    sign = "<" if taken else ">"
+    return {
+        lot_id: abs(int(points))
+        for lot_id, points in conn.execute(
+            f"SELECT lot_id, SUM(points) FROM lot_moves WHERE entry_id IN ({marks})"
+            f" AND points {sign} 0 GROUP BY lot_id",
+            entries,
+        )
+    }
 
 
 def balance(conn: sqlite3.Connection, card: str, now: datetime) -> Balance:
@@ -268,30 +315,26 @@ def balance(conn: sqlite3.Connection, card: str, now: datetime) -> Balance:
     HQ's view plus this till's own entries HQ had not included yet: see
     :func:`_chain_balance`. Any other card is balanced from this till's ledger alone.
     """
-    now_s = ts(now)
     hq = conn.execute(
         "SELECT balance, pending, lots, through_seq FROM hq_cards WHERE number = ?", (card,)
     ).fetchone()
     if hq is not None:
-        return _chain_balance(conn, card, now_s, hq)
+        return _chain_balance(conn, card, now, hq)
     total = conn.execute(
         "SELECT COALESCE(SUM(points), 0) FROM ledger WHERE card = ?", (card,)
     ).fetchone()[0]
-    pending, expired = conn.execute(
-        "SELECT COALESCE(SUM(CASE WHEN available_from > :now THEN remaining END), 0),"
-        " COALESCE(SUM(CASE WHEN available_from <= :now AND expires_at IS NOT NULL"
-        "   AND expires_at <= :now AND remaining > 0 THEN remaining END), 0)"
-        " FROM lots WHERE card = :card",
-        {"card": card, "now": now_s},
-    ).fetchone()
+    own = lots.tally(_card_lots(conn, card), now)
     held = open_held(conn, card)
     # Expired lots not yet swept are already gone for the customer.
     return Balance(
-        total=total, balance=total - pending - expired + held, pending=pending, held=held
+        total=total,
+        balance=total - own.pending - own.expired + held,
+        pending=own.pending,
+        held=held,
     )
 
 
-def _chain_balance(conn: sqlite3.Connection, card: str, now_s: str, hq: sqlite3.Row) -> Balance:
+def _chain_balance(conn: sqlite3.Connection, card: str, now: datetime, hq: sqlite3.Row) -> Balance:
     """HQ's view of a card re-evaluated at ``now`` plus this till's entries HQ has not seen.
 
     HQ's lots are re-read at the till's ``now`` (pending ones become spendable, expired ones
@@ -300,30 +343,35 @@ def _chain_balance(conn: sqlite3.Connection, card: str, now_s: str, hq: sqlite3.
     (holds and releases aside: open holds are counted by :func:`open_held`), minus what of
     them is still pending or already expired in the lots they made.
     """
-    lots: list[list[Any]] = json.loads(hq["lots"])
-    unbacked = hq["balance"] + hq["pending"] - sum(int(lot[0]) for lot in lots)
-    hq_available = hq_pending = 0
-    for points, available_from, expires_at in lots:
-        if available_from > now_s:
-            hq_pending += int(points)
-        elif expires_at is None or expires_at > now_s:
-            hq_available += int(points)
+    hq_lots = [
+        lots.Lot(
+            id=f"hq{i}",
+            remaining=int(points),
+            available_from=parse_ts(available_from),
+            expires_at=parse_ts(expires_at) if expires_at else None,
+            seq=0,
+        )
+        for i, (points, available_from, expires_at) in enumerate(json.loads(hq["lots"]))
+    ]
+    unbacked = hq["balance"] + hq["pending"] - sum(lot.remaining for lot in hq_lots)
+    theirs = lots.tally(hq_lots, now)
     own = conn.execute(
         "SELECT COALESCE(SUM(points), 0) FROM ledger WHERE card = ? AND seq > ?"
         " AND kind NOT IN ('hold', 'release')",
         (card, hq["through_seq"]),
     ).fetchone()[0]
-    own_pending, own_expired = conn.execute(
-        "SELECT COALESCE(SUM(CASE WHEN l.available_from > :now THEN l.remaining END), 0),"
-        " COALESCE(SUM(CASE WHEN l.available_from <= :now AND l.expires_at IS NOT NULL"
-        "   AND l.expires_at <= :now AND l.remaining > 0 THEN l.remaining END), 0)"
-        " FROM lots l JOIN ledger e ON e.id = l.entry_id"
-        " WHERE l.card = :card AND e.seq > :seq",
-        {"card": card, "now": now_s, "seq": hq["through_seq"]},
-    ).fetchone()
+    mine = lots.tally(
+        [
+            _lot(r)
+            for r in conn.execute(
+                f"{_LOTS} WHERE l.card = ? AND e.seq > ?", (card, hq["through_seq"])
+            ).fetchall()
+        ],
+        now,
+    )
     held = open_held(conn, card)
-    spendable = unbacked + hq_available + own - own_pending - own_expired
-    pending = hq_pending + own_pending
+    spendable = unbacked + theirs.spendable + own - mine.pending - mine.expired
+    pending = theirs.pending + mine.pending
     return Balance(total=spendable + pending - held, balance=spendable, pending=pending, held=held)
 
 
@@ -341,29 +389,37 @@ def open_held(conn: sqlite3.Connection, card: str) -> int:
 def expire_due(
     conn: sqlite3.Connection, *, till: str, now: datetime, card: str | None = None
 ) -> int:
-    """Write ``expire`` entries for every lot past its expiry with points left; returns count."""
+    """Write ``expire`` entries for every lot past its expiry with points left; returns count.
+
+    The entries are written soonest expiry first, lots expiring together in order of
+    creation (seq, then entry id), so every run writes them in the same order.
+    """
     args: dict[str, str] = {"now": ts(now)}
-    where = "expires_at IS NOT NULL AND expires_at <= :now AND remaining > 0"
+    where = "l.expires_at IS NOT NULL AND l.expires_at <= :now AND l.remaining > 0"
     if card is not None:
-        where += " AND card = :card"
+        where += " AND l.card = :card"
         args["card"] = card
     rows = conn.execute(
-        f"SELECT id, card, remaining, expires_at FROM lots WHERE {where} ORDER BY expires_at, id",
+        f"SELECT {_LOT_COLUMNS}, l.card FROM lots l JOIN ledger e ON e.id = l.entry_id"
+        f" WHERE {where}",
         args,
     ).fetchall()
-    for lot_id, lot_card, remaining, expires_at in rows:
+    card_of = {r[0]: r[5] for r in rows}
+    due = lots.expired([_lot(r) for r in rows], now)
+    for lot in due:
+        assert lot.expires_at is not None
         entry = append(
             conn,
             till=till,
-            card=lot_card,
+            card=card_of[lot.id],
             kind="expire",
-            points=-remaining,
+            points=-lot.remaining,
             at=now,
-            ref=lot_id,
-            note=f"lot expired at {expires_at}",
+            ref=lot.id,
+            note=f"lot expired at {ts(lot.expires_at)}",
         )
-        _move(conn, entry, lot_id, -remaining)
-    return len(rows)
+        _move(conn, entry, lot.id, -lot.remaining)
+    return len(due)
 
 
 def entries(conn: sqlite3.Connection, card: str, *, limit: int | None = None) -> list[Entry]:
