@@ -21,6 +21,7 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
     └── ApiError                    a POS API request that must be refused (has code + status)
         ├── InvalidRequest          400 invalid_request
         ├── CardFormatError         400 invalid_card
+        ├── OutOfRange              400 out_of_range (a basket beyond [program.limits])
         ├── Unauthorized            401 unauthorized
         ├── CardNotFound            404 card_not_found
         ├── CardBlocked             403 card_blocked
@@ -142,6 +143,12 @@ class CardFormatError(ApiError):
     """What the POS or reader sent is not a card; the message never holds the full number."""
 
     status, code = 400, "invalid_card"
+
+
+class OutOfRange(ApiError):
+    """A basket beyond the program's ``[program.limits]``; the message names line and limit."""
+
+    status, code = 400, "out_of_range"
 
 
 class Unauthorized(ApiError):

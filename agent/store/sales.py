@@ -54,6 +54,9 @@ class Calculation:
     discount: str = "0.00"
     total: str = "0.00"
     redeemed_amount: str = "0.00"
+    # The receipt's facts for head office (engine inputs and outcome, program version,
+    # offline or not: tillgate.core.rules.facts); None for receipts calculated before.
+    facts: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         body = asdict(self)
@@ -82,6 +85,7 @@ class Calculation:
             discount=data["discount"],
             total=data["total"],
             redeemed_amount=data["redeemed_amount"],
+            facts=data.get("facts"),
         )
 
     @classmethod

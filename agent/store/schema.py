@@ -211,7 +211,22 @@ CREATE INDEX ledger_card_seq ON ledger (card, seq);
 # instead of the whole API response with private keys; rows stored before are rewritten.
 V3 = sales.upgrade_legacy
 
+# V4: receipt facts for head office (store/facts.py): one row per confirmed receipt and
+# per refund, pushed through the outbox after the ledger entries they follow.
+V4 = """
+CREATE TABLE facts (
+    id         TEXT PRIMARY KEY,   -- 'sale:<receipt_id>' or 'refund:<refund_id>'
+    kind       TEXT NOT NULL CHECK (kind IN ('sale', 'refund')),
+    receipt_id TEXT NOT NULL,
+    after_seq  INTEGER NOT NULL,   -- the ledger's last seq when written: sent after it
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    synced_at  TEXT
+);
+CREATE INDEX facts_unsynced ON facts (after_seq, created_at) WHERE synced_at IS NULL;
+"""
+
 # A migration is SQL (run statement by statement) or a function over the connection; each
 # runs in one write transaction with the new PRAGMA user_version.
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3)
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4)

@@ -18,8 +18,10 @@ from tillgate.core import errors
 from tillgate.core.cardfile import CardRecord
 from tillgate.core.cards import mask
 from tillgate.core.rules import model as m
+from tillgate.core.rules.bounds import check_bounds, describe
 from tillgate.core.rules.coupons import canonical, promotion_tag, serial_for
 from tillgate.core.rules.engine import Catalog, evaluate
+from tillgate.core.rules.facts import encode_inputs, encode_outcome
 from tillgate.core.rules.hints import offline_hint
 
 from ..store import ledger, points, receipts, sales, syncstate
@@ -53,6 +55,7 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
     now, now_local = ctx.now()
     with ctx.db.write() as conn:
         catalog = ctx.catalog_in(conn)
+        _check_bounds(catalog, req)  # before anything is written (a new card included)
         who = _whose(ctx, conn, req, _open_receipt(conn, req.receipt_id), now=now)
         card = who.rec.number if who.rec else None
         ctx.sweep_in(conn, now, card)
@@ -61,7 +64,8 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
         customer = _customer(ctx, conn, who, before, catalog, now=now, now_local=now_local)
         coupons, rejected = _coupons(ctx, conn, req.coupons, catalog)
         cap = _offline_cap(ctx, conn, catalog, card, req.receipt_id, now)
-        result = _evaluate(ctx, conn, catalog, req, customer, coupons, cap, money_off, now_local)
+        inputs = _inputs(ctx, conn, catalog, req, customer, coupons, cap, money_off, now_local)
+        result = evaluate(catalog, *inputs)
         _check_redeem(req, result, cap)
         hold_entry, hold_points, hold_expires = _hold(
             ctx, conn, req.receipt_id, before, card, result.redeemed_points if card else 0, now
@@ -74,7 +78,7 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
             receipt_id=req.receipt_id,
             card=card,
             request=_request_json(req),
-            calc=_record(result, coupons, response, who.source),
+            calc=_record(result, coupons, response, who.source, _facts(ctx, inputs, result)),
             hold_entry=hold_entry,
             hold_points=hold_points,
             hold_expires_at=hold_expires,
@@ -95,6 +99,18 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
         },
     )
     return response
+
+
+def _check_bounds(catalog: Catalog, req: SaleRequest) -> None:
+    """Refuse a basket beyond ``[program.limits]``, naming the line and the limit."""
+    breaches = check_bounds(catalog.program.limits, _engine_lines(req))
+    if breaches:
+        first = breaches[0]
+        raise errors.OutOfRange(
+            describe(breaches),
+            details={"limit": first.limit}
+            | ({"line": first.line} if first.line is not None else {}),
+        )
 
 
 def _customer(
@@ -137,7 +153,7 @@ def _offline_cap(
     )
 
 
-def _evaluate(
+def _inputs(
     ctx: TillContext,
     conn: sqlite3.Connection,
     catalog: Catalog,
@@ -147,10 +163,9 @@ def _evaluate(
     cap: syncstate.OfflineCap | None,
     money_off: bool,
     now_local: datetime,
-) -> m.Result:
-    """The rules engine over the basket (pure: everything it needs is handed to it)."""
-    return evaluate(
-        catalog,
+) -> tuple[m.Request, m.Context]:
+    """What the rules engine is given (it is pure: everything it needs is handed to it)."""
+    return (
         m.Request(
             lines=_engine_lines(req),
             customer=customer,
@@ -370,11 +385,25 @@ def _prints(
     return out
 
 
+def _facts(
+    ctx: TillContext, inputs: tuple[m.Request, m.Context], result: m.Result
+) -> dict[str, Any]:
+    """The receipt's facts as the engine saw and decided them (head office re-prices them)."""
+    request, context = inputs
+    return {
+        "program_version": ctx.program_version,
+        "offline": ctx.offline,
+        "inputs": encode_inputs(request, context),
+        "outcome": encode_outcome(request, result),
+    }
+
+
 def _record(
     result: m.Result,
     coupons: list[m.Coupon],
     response: dict[str, Any],
     source: str | None,
+    facts: dict[str, Any],
 ) -> Calculation:
     """What confirm and refund will need of this calculation."""
     qtys = {ln["index"]: ln["qty"] for ln in response["lines"]}
@@ -395,6 +424,7 @@ def _record(
         discount=response["discount"],
         total=response["total"],
         redeemed_amount=response["redeemed"]["amount"],
+        facts=facts,
     )
 
 

@@ -17,7 +17,7 @@ from tillgate.core import errors
 from tillgate.core.clock import local
 
 from ..store import cards as card_store
-from ..store import ledger, points, receipts, sales
+from ..store import facts, ledger, points, receipts, sales
 from ..store.sales import Calculation, Receipt
 from .context import TillContext
 
@@ -102,6 +102,7 @@ def confirm(
         sales.mark_confirmed(
             conn, receipt_id, paid=paid, fiscal_id=fiscal_id, response=response, now=now
         )
+        _sale_facts(ctx, conn, row, paid=paid, fiscal_id=fiscal_id, now=now, now_local=now_local)
     if paid is not None and paid != calc.total:
         logger.warning(
             "receipt %s confirmed with paid=%s but calculated total %s",
@@ -186,6 +187,41 @@ def _accrue(
         "points": row.accrued,
         "available_from": local(available, ctx.settings.timezone).date().isoformat(),
     }
+
+
+def _sale_facts(
+    ctx: TillContext,
+    conn: sqlite3.Connection,
+    row: Receipt,
+    *,
+    paid: str | None,
+    fiscal_id: str | None,
+    now: datetime,
+    now_local: datetime,
+) -> None:
+    """What head office learns of the sale: the engine's inputs and outcome, and the rest."""
+    facts.add(
+        conn,
+        kind="sale",
+        key=row.receipt_id,
+        receipt_id=row.receipt_id,
+        body={
+            "receipt_id": row.receipt_id,
+            "till": ctx.settings.till,
+            "store": ctx.settings.store,
+            "card": row.card,
+            "confirmed_at": now.isoformat(),
+            "local_time": now_local.isoformat(),
+            "offline": ctx.offline,
+            "paid_reported": paid,
+            "fiscal_id": fiscal_id,
+            "total": row.calc.total,
+            "accrued": row.accrued if row.card else 0,
+            "redeemed": row.redeemed if row.card else 0,
+            "calculation": row.calc.facts,  # None: calculated before facts were recorded
+        },
+        now=now,
+    )
 
 
 def _card_effects(conn: sqlite3.Connection, card: str, calc: Calculation) -> None:

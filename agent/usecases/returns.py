@@ -17,7 +17,7 @@ from tillgate.core import errors
 from tillgate.core.money import fmt
 from tillgate.core.rules.refunds import PaidLine, state
 
-from ..store import points, sales
+from ..store import facts, points, sales
 from ..store.sales import Receipt
 from .context import TillContext
 
@@ -80,6 +80,26 @@ def refund(
             refund_id=refund_id,
             lines=lines,
             response=response,
+            now=now,
+        )
+        facts.add(
+            conn,
+            kind="refund",
+            key=refund_id,
+            receipt_id=receipt_id,
+            body={
+                "receipt_id": receipt_id,
+                "refund_id": refund_id,
+                "till": ctx.settings.till,
+                "card": card,
+                "at": now.isoformat(),
+                "offline": ctx.offline,
+                "lines": [[i, str(q)] for i, q in lines] if lines is not None else None,
+                "returned": {str(i): str(q) for i, q in sorted(after.items())},
+                "amount_returned": new.amount_returned - prev.amount_returned,
+                "points_reversed": response["points_reversed"],
+                "points_returned": response["points_returned"],
+            },
             now=now,
         )
     ctx.announce(response | {"status": "refunded"})

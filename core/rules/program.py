@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ..errors import ProgramError
+from . import bounds
 from .coupons import promotion_tag
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
@@ -62,6 +63,29 @@ class OfflinePolicy(_Model):
     redeem_per_till: Annotated[int, Field(ge=0)] = 5000
 
 
+class ProgramLimits(_Model):
+    """What one basket may hold (``[program.limits]``); beyond it calculate is refused.
+
+    Far above anything a grocery chain sells, and low enough that no sum of money or points
+    comes near 2^63 (docs/promotions.md, "Limits of a receipt"). The ceilings are fixed.
+    """
+
+    max_qty: Annotated[
+        Decimal, Field(gt=0, le=bounds.CEILING_QTY, max_digits=9, decimal_places=3)
+    ] = Decimal(10_000)
+    max_unit_price: Annotated[
+        Decimal, Field(gt=0, le=bounds.CEILING_UNIT_PRICE, max_digits=14, decimal_places=2)
+    ] = Decimal("10000000.00")
+    max_receipt_total: Annotated[
+        Decimal, Field(gt=0, le=bounds.CEILING_RECEIPT_TOTAL, max_digits=14, decimal_places=2)
+    ] = Decimal("100000000.00")
+    max_lines: Annotated[int, Field(ge=1, le=bounds.CEILING_LINES)] = 1000
+    # How far a till's clock may be from head office's; head office uses it.
+    max_clock_skew_seconds: Annotated[int, Field(ge=1, le=bounds.CEILING_CLOCK_SKEW_SECONDS)] = 300
+
+    _money = field_validator("max_unit_price", "max_receipt_total", mode="before")(_no_float)
+
+
 class Program(_Model):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "RUB"
@@ -80,6 +104,7 @@ class Program(_Model):
     card_number_pattern: str = r"^\d{6,19}$"
     tiers: tuple[Tier, ...] = ()
     offline: OfflinePolicy = OfflinePolicy()
+    limits: ProgramLimits = ProgramLimits()
 
     _money = field_validator("point_value", mode="before")(_no_float)
 
@@ -467,9 +492,15 @@ def parse_program(data: Any, *, source: str = "program") -> ProgramFile:
             ["the file must be a table/object with [program] and [[promotions]]"], source=source
         )
     try:
-        return ProgramFile.model_validate(data)
+        parsed = ProgramFile.model_validate(data)
     except ValidationError as exc:
         raise ProgramError(validation_errors(exc), source=source) from exc
+    # Checked on the file as written, not on a program a till or head office stored
+    # before this check existed (that one is read back with model_validate_json).
+    problems = bounds.program_problems(parsed)
+    if problems:
+        raise ProgramError(problems, source=source)
+    return parsed
 
 
 def decode_program(text: str, *, fmt: Literal["toml", "json"], source: str) -> ProgramFile:
