@@ -25,6 +25,18 @@ from .tills import TillId, touch
 from .wire import ts
 
 DEFAULT_LIMIT, MAX_LIMIT = 500, 2000
+# Commit ids are 64-bit signed integers in both databases: a cursor beyond that is no id
+# HQ could have handed out, and SQLite cannot even compare one (it was a 500).
+MAX_CURSOR = 2**63 - 1
+
+
+def _whole(name: str, value: object, low: int, high: int) -> int:
+    """``value`` if it is an integer (not a bool) within [low, high], else a 400."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{name}: must be an integer")
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name}: must be between {low} and {high}")
+    return value
 
 
 def card_fields(row: Row, state: CardState) -> dict[str, Any]:
@@ -79,11 +91,14 @@ def _rows_by(tx: Tx, table: str, column: str, keys: list[str]) -> list[Row]:
 def changes(
     db: Database, till: TillId, *, cursor: int, limit: int, now: datetime
 ) -> dict[str, Any]:
-    """The page of changes after ``cursor`` for ``till``."""
-    if cursor < 0:
-        raise InvalidRequest("cursor: must be >= 0")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"limit: must be between 1 and {MAX_LIMIT}")
+    """The page of changes after ``cursor`` for ``till``.
+
+    ``cursor`` and ``limit`` come from the query string (FastAPI hands over any integer,
+    however long), so they are checked before they reach SQL; the rest comes from HQ's
+    own database.
+    """
+    cursor = _whole("cursor", cursor, 0, MAX_CURSOR)
+    limit = _whole("limit", limit, 1, MAX_LIMIT)
     with db.read() as tx:
         rows = tx.all(
             "SELECT kind, key, id FROM changes WHERE id > ? ORDER BY id LIMIT ?",

@@ -4,9 +4,16 @@ httpx's transport is the seam: the daemon uses the real network, tests plug in a
 ``httpx.MockTransport`` or a real loopback server. Every httpx exception and every error
 reply is translated here into the sync branch of the error tree:
 
-* :class:`HqUnreachable` — no answer (connection refused, DNS, TLS, timeout);
+* :class:`HqUnreachable` — no answer (connection refused, DNS, TLS, timeout), or no
+  *whole* answer within the deadline;
 * :class:`HqRefused`     — HQ answered an error (``status`` + protocol ``code``);
-* :class:`HqBadReply`    — HQ answered something that is not the protocol.
+* :class:`HqBadReply`    — HQ answered something that is not the protocol, or more of it
+  than any true reply holds.
+
+Nothing HQ sends is trusted to be small or quick (:class:`ReplyLimits`): every reply is
+streamed and read only up to a size limit for its kind, and every exchange — connect,
+send, wait, read to the last byte — ends at a deadline, enforced here because httpx's
+timeouts bound each network read, not their sum.
 
 Transient failures (no answer, 5xx, 429) are retried a few times with jittered back-off
 (stamina), bounded by ``retry_seconds`` in total: sync runs on its own thread, so a
@@ -16,8 +23,14 @@ start on time. A push is idempotent at HQ, so retrying one whose reply was lost 
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import ssl
+import threading
+import time
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,12 +44,115 @@ from .wire import ChangePage, EnrollReply, ErrorReply, PushReply, parse
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+KiB, MiB = 1 << 10, 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplyLimits:
+    """How much of a reply from head office the till reads, and for how long.
+
+    The sizes are what a true reply never comes near (docs/sync-protocol.md, "Limits"),
+    yet small enough that a reply at the limit, parsed, leaves the till well inside its
+    memory: JSON parsed into Python objects takes up to ~25 times its size. A change page
+    over ``page_bytes`` is asked for again, smaller (:meth:`HqClient.changes`).
+    """
+
+    page_bytes: int = 2 * MiB  # a change page: 500 cards with a dozen lots are ~0.9 MiB
+    reply_bytes: int = 1 * MiB  # a push or enrolment reply: 1000 conflicts are ~150 KiB
+    error_bytes: int = 64 * KiB  # an error's body; past it, the status alone is the answer
+    seconds: float = 15.0  # one whole exchange, first byte sent to last byte read
+
+
+DEFAULT_LIMITS = ReplyLimits()
+
+
+class _Deadline:
+    """Ends one exchange with head office at a fixed time, whatever stage it is in.
+
+    httpx's timeouts bound each network operation, not their sum: a server that sends a
+    byte every few seconds keeps a read (of the body, or of the headers) alive for ever.
+    So each connection is caught as it is made (httpcore's ``trace`` extension names its
+    stream) and a copy of its socket kept; when the time is up a timer shuts that socket
+    down, which ends any read or write blocked on the connection in the sync thread with
+    an error. No connection is reused between exchanges (see HqClient), so every exchange
+    makes the connection it is timed on.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._ends = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._over = False
+        self.fired = False  # the timer cut a connection short
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self._ends
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:  # never while the timer is shutting one down
+            self._over = True
+            for sock in self._socks:
+                sock.close()
+            self._socks = []
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        # A duplicate of the descriptor: shutting it down ends the connection (TLS on top
+        # of it included), and it stays ours until __exit__, so the timer can never touch
+        # a descriptor that was closed and handed to someone else meanwhile.
+        copy = sock.dup()
+        with self._lock:
+            keep = not self._over
+            if keep:
+                self._socks.append(copy)
+        if not keep:
+            copy.close()
+        if self.expired:
+            self._expire()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._over:
+                return
+            for sock in self._socks:
+                self.fired = True
+                with suppress(OSError):  # shutdown does not block
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class _TooBig(HqBadReply):
+    """A reply over its size limit. Within this module a change page that is too big is
+    asked for again with half the ``limit``; to everyone else it is an HqBadReply."""
 
 
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, HqUnreachable):
         return True
     return isinstance(exc, HqRefused) and (exc.status >= 500 or exc.status == 429)
+
+
+_PAGE_LISTS = ("cards", "coupons_revoked", "coupons_used", "budgets")
+
+
+def _count(data: Any, keys: tuple[str, ...]) -> int:
+    """How many items the lists (or objects) under ``keys`` of a raw reply hold in all."""
+    if not isinstance(data, dict):
+        return 0  # the parse names the problem
+    return sum(len(v) for k in keys if isinstance(v := data.get(k), list | dict))
 
 
 class HqClient:
@@ -52,13 +168,17 @@ class HqClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry_attempts: int = 4,
         retry_seconds: float = 5.0,
+        limits: ReplyLimits = DEFAULT_LIMITS,
     ) -> None:
         self.url = url.rstrip("/")
-        headers = {"User-Agent": f"tillgate/{__version__}"}
+        # No compression: a reply's size on the wire must be its size in memory (64 KiB of
+        # gzip inflate to 64 MiB), and a compressed reply is refused unread.
+        headers = {"User-Agent": f"tillgate/{__version__}", "Accept-Encoding": "identity"}
         if credential:
             headers["Authorization"] = f"Bearer {credential}"
         self.retry_attempts = retry_attempts
         self.retry_seconds = retry_seconds
+        self.limits = limits
         try:
             self._http = httpx.Client(
                 base_url=self.url,
@@ -66,6 +186,9 @@ class HqClient:
                 verify=verify,
                 timeout=timeout,
                 headers=headers,
+                # A fresh connection per exchange, so the deadline can always reach it. A
+                # sync makes a few requests a minute: the handshakes cost next to nothing.
+                limits=httpx.Limits(max_keepalive_connections=0),
             )
         except (OSError, ValueError) as exc:  # a ca_file that is missing or not PEM
             raise SyncError(f"cannot set up TLS for head office at {self.url}: {exc}") from exc
@@ -83,18 +206,58 @@ class HqClient:
 
     def enroll(self, code: str) -> EnrollReply:
         """Exchange a one-time enrolment code for this till's credential (never retried)."""
-        data = self._once("POST", "/v1/enroll", json={"code": code})
+        data = self._once(
+            "POST",
+            "/v1/enroll",
+            what="enrolment reply",
+            limit=self.limits.reply_bytes,
+            json={"code": code},
+        )
         return parse(EnrollReply, data, what="enrolment reply")
 
     def push(self, body: dict[str, Any]) -> PushReply:
         """Send a batch of ledger entries, coupon uses and new cards."""
-        data = self._retrying("POST", "/v1/sync/push", json=body)
+        data = self._retrying(
+            "POST", "/v1/sync/push", what="push reply", limit=self.limits.reply_bytes, json=body
+        )
+        # Counted before the reply is parsed into models (which cost far more than its
+        # JSON): every conflict is one of the entries sent.
+        sent, conflicts = len(body.get("entries") or ()), _count(data, ("conflicts",))
+        if conflicts > sent:
+            raise HqBadReply(f"head office reports {conflicts} conflicts for {sent} entries sent")
         return parse(PushReply, data, what="push reply")
 
     def changes(self, cursor: int, limit: int) -> ChangePage:
-        """One page of the change feed after ``cursor``."""
-        data = self._retrying("GET", "/v1/sync/changes", params={"cursor": cursor, "limit": limit})
-        return parse(ChangePage, data, what="change page")
+        """One page of the change feed after ``cursor``, of at most ``limit`` changes.
+
+        A page over ``page_bytes`` is asked for again with half the ``limit`` (cards with
+        many lots make big pages: the till must still get through them, a few at a time),
+        down to one change; only a single change over the limit is refused for good.
+        """
+        while True:
+            try:
+                data = self._retrying(
+                    "GET",
+                    "/v1/sync/changes",
+                    what="change page",
+                    limit=self.limits.page_bytes,
+                    params={"cursor": cursor, "limit": limit},
+                )
+            except _TooBig as exc:
+                if limit <= 1:
+                    raise
+                logger.warning("%s; asking for %d changes instead of %d", exc, limit // 2, limit)
+                limit //= 2
+                continue
+            # Counted before the page is parsed into models (which cost far more than its
+            # JSON: 2 MiB of minimal cards would be 150 MiB of them).
+            program = isinstance(data, dict) and data.get("program") is not None
+            size = _count(data, _PAGE_LISTS) + program
+            if size > limit:
+                raise HqBadReply(
+                    f"head office sent a change page of {size} changes, asked for at most {limit}"
+                )
+            return parse(ChangePage, data, what="change page")
 
     # ------------------------------------------------------------ plumbing
 
@@ -113,20 +276,88 @@ class HqClient:
                 return self._once(method, path, **kw)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
-    def _once(self, method: str, path: str, **kw: Any) -> Any:
+    def _once(
+        self, method: str, path: str, *, what: str = "reply", limit: int | None = None, **kw: Any
+    ) -> Any:
+        """One exchange: the reply's JSON, read to at most ``limit`` bytes (by default
+        ``reply_bytes``) within the deadline."""
+        limit = self.limits.reply_bytes if limit is None else limit
+        deadline = _Deadline(self.limits.seconds)
         try:
-            reply = self._http.request(method, path, **kw)
+            with (
+                deadline,
+                self._http.stream(method, path, extensions={"trace": deadline.trace}, **kw) as r,
+            ):
+                if r.status_code >= 400:
+                    body = self._read(r, self.limits.error_bytes, deadline, what="error reply")
+                    raise self._refused(r, body)
+                body = self._read(r, limit, deadline, what=what)
         except httpx.HTTPError as exc:
+            if deadline.fired or deadline.expired:
+                raise self._late(path, deadline) from exc
             raise self._unreachable(exc) from exc
-        if reply.status_code >= 400:
-            raise self._refused(reply)
         try:
-            return reply.json()
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+            why = "JSON nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
             raise HqBadReply(
-                f"head office at {self.url} answered {path} with something that is not JSON "
-                f"(HTTP {reply.status_code}, {reply.headers.get('content-type', 'no type')})"
+                f"head office at {self.url} answered {path} with something that is {why} "
+                f"(HTTP {r.status_code}, {r.headers.get('content-type', 'no type')})"
             ) from exc
+
+    def _read(self, r: httpx.Response, limit: int, deadline: _Deadline, *, what: str) -> bytes:
+        """The body as sent, to at most ``limit`` bytes; for an error reply (whose status
+        is the answer) a body that is compressed or too big is read no further, as if
+        there were none."""
+        lenient = what == "error reply"
+        path = r.request.url.path
+        encoding = r.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            if lenient:
+                return b""
+            raise HqBadReply(
+                f"head office answered {path} with a {encoding}-encoded {what}; this till "
+                "asks for none (a compressed reply hides its size until it is inflated)"
+            )
+        declared = r.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            if lenient:
+                return b""
+            raise self._too_big(path, what, limit, f"it says {declared}; refused unread")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            # A transport may hand back a reply already in memory (tests' stubs do): the
+            # limit still holds for what is made of it.
+            for chunk in [r.content] if r.is_stream_consumed else r.iter_raw():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    if lenient:
+                        return b""
+                    raise self._too_big(path, what, limit, "it went on; read no further")
+                if deadline.expired:  # the timer would cut it; this is sooner
+                    raise self._late(path, deadline)
+        except BaseException:
+            # The error's traceback keeps this frame, and stamina keeps the error, in a
+            # cycle only the garbage collector breaks: let the bytes go now.
+            chunks.clear()
+            raise
+        if deadline.fired:  # a reply that ends when its connection does, cut short
+            raise self._late(path, deadline)
+        return b"".join(chunks)
+
+    def _too_big(self, path: str, what: str, limit: int, how: str) -> HqBadReply:
+        return _TooBig(
+            f"head office answered {path} with a {what} of more than {limit} bytes ({how}); "
+            "no true reply is that big"
+        )
+
+    def _late(self, path: str, deadline: _Deadline) -> HqUnreachable:
+        return HqUnreachable(
+            f"head office at {self.url} did not finish answering {path} within "
+            f"{deadline.seconds:g} s; the till stopped waiting"
+        )
 
     def _unreachable(self, exc: httpx.HTTPError) -> HqUnreachable:
         if isinstance(exc, httpx.TimeoutException):
@@ -135,14 +366,14 @@ class HqClient:
             why = str(exc) or type(exc).__name__
         return HqUnreachable(f"cannot reach head office at {self.url}: {why}")
 
-    def _refused(self, reply: httpx.Response) -> HqRefused:
+    def _refused(self, reply: httpx.Response, body: bytes) -> HqRefused:
         status = reply.status_code
         code, message, details = f"http_{status}", reply.reason_phrase, {}
         try:
-            data = reply.json()
+            data = json.loads(body)
             err = parse(ErrorReply, data, what="error reply")
-        except (ValueError, HqBadReply):
-            pass  # a proxy's HTML page, say: the status alone must do
+        except (ValueError, RecursionError, HqBadReply):
+            pass  # a proxy's HTML page, say, or no body worth reading: the status must do
         else:
             code, message = err.error.code, err.error.message
             raw = data["error"]

@@ -131,10 +131,10 @@ class Syncer:
                 logger.warning("head office expects entries from seq %d: resending", next_seq)
                 continue
             last_sent = entries[-1]["seq"] if entries else next_seq - 1
+            through = self._through(reply.through_seq, last_sent)
             # HQ's through_seq is the highest seq *it* holds for this till; an entry of ours
             # that conflicts with what it holds (a replaced machine enrolled under the same
             # id) is at or below it, and must stay unsynced, never be marked as delivered.
-            through = reply.through_seq
             if reply.conflicts:
                 through = min(through, min(c.seq for c in reply.conflicts) - 1)
             with self.db.write() as conn:
@@ -164,6 +164,23 @@ class Syncer:
                 )
             next_seq = through + 1
         raise SyncError(f"push did not finish in {outbox.MAX_BATCHES} batches")
+
+    @staticmethod
+    def _through(through: int, last_sent: int) -> int:
+        """HQ's ``through_seq``, if it can be true: never beyond the last seq this push sent.
+
+        Marking goes by seq (``seq <= through``), so a bigger number would mark as
+        delivered entries HQ never got — among them entries written while this push was on
+        the wire — and they would never be sent. Nothing of such a reply is used.
+        """
+        if through > last_sent:
+            raise HqBadReply(
+                f"head office says it holds this till's entries through seq {through}, but "
+                f"this push sent them only through seq {last_sent}: a reply that cannot be "
+                "true (forged on the way, or another machine enrolled as this till); nothing "
+                "was marked synced, the push is sent again on the next sync"
+            )
+        return through
 
     @staticmethod
     def _expected(exc: HqRefused, top: int) -> int:

@@ -3,6 +3,11 @@
 Whatever HQ answers is checked whole here, before any of it touches the till's data file:
 a reply with a wrong field becomes one :class:`~tillgate.core.errors.HqBadReply` naming
 the field, never a half-applied page or a KeyError in a sync thread.
+
+Every number is bounded to what SQLite (and HQ's databases) hold, a signed 64-bit
+integer: a bigger one would fail the write half-way through a page, or, as a cursor, be
+stored and sent back to HQ on every pull. Every list stops at its first bad item: a page
+of a million bad cards is one error, not a million (which took a gigabyte to build).
 """
 
 from __future__ import annotations
@@ -10,11 +15,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, FailFast, Field, ValidationError
 
 from tillgate.core.errors import HqBadReply
 
-NonNeg = Annotated[int, Field(ge=0)]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+NonNeg = Annotated[int, Field(ge=0, le=INT64_MAX)]
+T = TypeVar("T")
+Items = Annotated[list[T], FailFast()]  # stops at the first bad item
 
 
 class _Reply(BaseModel):
@@ -25,7 +34,7 @@ class _Reply(BaseModel):
 class Conflict(_Reply):
     """An entry of this till that HQ holds differently (same id or same seq)."""
 
-    seq: Annotated[int, Field(ge=1)]
+    seq: Annotated[int, Field(ge=1, le=INT64_MAX)]
     id: str = ""
     reason: str = ""
 
@@ -34,12 +43,12 @@ class PushReply(_Reply):
     through_seq: NonNeg
     stored: NonNeg = 0
     duplicates: NonNeg = 0
-    conflicts: list[Conflict] = []
-    negative_cards: list[str] = []
+    conflicts: Items[Conflict] = []
+    negative_cards: Items[str] = []
 
 
 class Lot(_Reply):
-    points: int
+    points: Int64
     available_from: AwareDatetime
     expires_at: AwareDatetime | None = None
 
@@ -50,12 +59,12 @@ class CardChange(_Reply):
     phone: str | None = None
     birthday: date | None = None
     tier: str | None = None
-    segments: list[str] = []
-    clubs: list[str] = []
+    segments: Items[str] = []
+    clubs: Items[str] = []
     status: Literal["active", "new", "blocked"] = "active"
-    balance: int = 0
+    balance: Int64 = 0
     pending: NonNeg = 0
-    lots: list[Lot] = []
+    lots: Items[Lot] = []
     through_seq: NonNeg = 0
     uses: dict[str, Any] = {}
 
@@ -83,10 +92,10 @@ class ChangePage(_Reply):
     cursor: NonNeg
     more: bool = False
     program: ProgramChange | None = None
-    cards: list[CardChange] = []
-    coupons_revoked: list[RevokedCoupon] = []
-    coupons_used: list[UsedCoupon] = []
-    budgets: dict[str, int] = {}
+    cards: Items[CardChange] = []
+    coupons_revoked: Items[RevokedCoupon] = []
+    coupons_used: Items[UsedCoupon] = []
+    budgets: dict[str, Int64] = {}
 
     @property
     def size(self) -> int:
