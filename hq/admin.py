@@ -23,6 +23,7 @@ from tillgate.core.errors import (
 from tillgate.core.rules.coupons import MAX_SERIAL, CouponSigner
 from tillgate.core.rules.program import ProgramFile, decode_program
 
+from . import quarantine
 from .db import Database, Tx, marks
 from .feed import card_fields, lots_out
 from .fold import fold
@@ -165,7 +166,11 @@ def import_cards(db: Database, text: str, now: datetime) -> dict[str, Any]:
             if r.opening_balance > 0 and r.number not in opened
         ]
         insert_entries(tx, hq_entries(tx, opening), now)
-        credited = [str(o["card"]) for o in opening]
+        # Entries quarantined because head office did not know the card count now.
+        released = quarantine.release_known(
+            tx, numbers, now, till=None, why="head office imported the card"
+        )
+        credited = sorted({str(o["card"]) for o in opening} | set(released))
         refresh_cards(tx, credited, now)
         add_changes(tx, "card", set(numbers) - set(credited), now)
     imported = len([n for n in numbers if n not in known])
@@ -188,8 +193,8 @@ def show_card(db: Database, number: str, now: datetime) -> dict[str, Any]:
     with db.read() as tx:
         row = tx.one("SELECT * FROM cards WHERE number = ?", (number,))
         assert row is not None
-        entries = card_entries(tx, [number])[number]
-    state = fold([fold_entry(e) for e in entries], now)
+        entries = card_entries(tx, [number], quarantined=True)[number]
+    state = fold([fold_entry(e) for e in entries if e["quarantine"] is None], now)
     return {
         **card_fields(row, state),
         "negative_since": row["negative_since"],
@@ -203,6 +208,8 @@ def show_card(db: Database, number: str, now: datetime) -> dict[str, Any]:
                 "points": int(e["points"]),
                 "receipt_id": e["receipt_id"],
                 "created_at": e["created_at"],
+                # null: it counts; "open" (quarantined) or "rejected": it does not.
+                "quarantine": e["quarantine"],
             }
             for e in entries
         ],

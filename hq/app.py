@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tillgate.core import __version__, errors
 from tillgate.core.serving import BodyLimit, error_response
 
-from . import admin, feed, ledger, tills, wire
+from . import admin, audit, corrections, feed, ledger, quarantine, tills, wire
 from .service import Hq
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,15 @@ R = TypeVar("R")
 MAX_BODY = 8 << 20  # a push of 1000 entries is well under 1 MiB
 MAX_IMPORT = 512 << 20  # a cards CSV of a few million cards
 IMPORT_PATH = "/v1/admin/cards/import"
+
+
+OPERATOR_HEADER = "x-tillgate-operator"
+
+
+def operator(request: Request) -> str | None:
+    """The person an admin verb says it runs for (recorded in the audit log as given)."""
+    name = request.headers.get(OPERATOR_HEADER, "").strip()
+    return "".join(c for c in name if c.isprintable())[:100] or None
 
 
 def create_app(hq: Hq) -> FastAPI:
@@ -131,7 +140,7 @@ def create_app(hq: Hq) -> FastAPI:
                 till = till_of(token, tx)
                 # Parsed after authentication: a stranger learns nothing from error details.
                 batch = wire.parse_push(raw)
-                return ledger.push(tx, till, batch, hq.clock.now())
+                return ledger.push(tx, till, batch, hq.clock.now(), policies=hq.policies)
 
         return await work(run)
 
@@ -212,10 +221,57 @@ def create_app(hq: Hq) -> FastAPI:
         return await work(admin.revoke_coupons, hq.db, body, hq.clock.now())
 
     @app.get("/v1/admin/flags", tags=["admin"])
-    async def flag_list(request: Request) -> Any:
-        """Cards that went negative, sequence conflicts, coupon double uses."""
+    async def flag_list(request: Request, decided: bool = False) -> Any:
+        """Quarantined entries, negative cards, sequence conflicts, coupon double uses."""
         await require_admin(request)
-        return await work(admin.flags, hq.db)
+
+        def run() -> dict[str, Any]:
+            return admin.flags(hq.db) | {"quarantined": quarantine.listing(hq.db, decided=decided)}
+
+        return await work(run)
+
+    async def decide(request: Request, flag: int, *, release: bool) -> Any:
+        await require_admin(request)
+        raw = await request.body()
+        body = wire.parse(wire.DecisionIn, wire.decode_json(raw) if raw.strip() else {})
+        return await work(
+            lambda: corrections.decide(
+                hq.db,
+                flag,
+                release=release,
+                reason=body.reason,
+                operator=operator(request),
+                now=hq.clock.now(),
+            )
+        )
+
+    @app.post("/v1/admin/flags/{flag}/release", tags=["admin"])
+    async def flag_release(request: Request, flag: int) -> Any:
+        """Let a quarantined entry count: its points become spendable everywhere."""
+        return await decide(request, flag, release=True)
+
+    @app.post("/v1/admin/flags/{flag}/reject", tags=["admin"])
+    async def flag_reject(request: Request, flag: int) -> Any:
+        """Keep a quarantined entry out for good: it never counts at any till."""
+        return await decide(request, flag, release=False)
+
+    @app.post("/v1/admin/cards/{number}/adjust", tags=["admin"])
+    async def card_adjust(request: Request, number: str) -> Any:
+        """Head office's own credit or debit of a card, with an audit row."""
+        await require_admin(request)
+        body = wire.parse(wire.CardAdjustIn, wire.decode_json(await request.body()))
+        return await work(
+            lambda: corrections.adjust(
+                hq.db, number, body, operator=operator(request), now=hq.clock.now()
+            )
+        )
+
+    @app.get("/v1/admin/audit", tags=["admin"])
+    async def audit_log(request: Request, since: str | None = None) -> Any:
+        """Every change an admin made to points: who, when, what and why."""
+        await require_admin(request)
+        start = wire.parse_since(since)
+        return {"audit": await work(lambda: audit.rows(hq.db, since=start))}
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The ``tillgate hq …`` verbs: serve, push, cards import/show, enroll-code, coupons, tills.
+"""The ``tillgate hq …`` verbs: serve, push, cards, flags, enroll-code, coupons, tills.
 
 ``hq serve`` runs head office; the other verbs are admin requests to a running HQ
 (``--hq URL``) with the admin token (``--token``, else ``$TILLGATE_HQ_TOKEN``, else the
@@ -104,6 +104,59 @@ def add_parser(verbs: argparse._SubParsersAction[Any]) -> None:
     show.add_argument("--json", action="store_true", help="print JSON")
     _admin_options(show)
     show.set_defaults(handler=_cards_show)
+
+    adjust = cards_sub.add_parser(
+        "adjust",
+        help="head office's own credit or debit of a card",
+        description="Credit (POINTS > 0) or debit (POINTS < 0, e.g. -50) a card as head "
+        "office: an 'adjust' entry every till gets at its next sync, and an audit row saying "
+        "who, when and why. Tills never write 'adjust'.",
+    )
+    adjust.add_argument("number", metavar="CARD")
+    adjust.add_argument("points", metavar="POINTS", type=int, help="signed: -50 debits")
+    adjust.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    _admin_options(adjust)
+    adjust.set_defaults(handler=_cards_adjust)
+
+    flags = sub.add_parser(
+        "flags",
+        help="quarantined entries: list, release, reject",
+        description="Entries head office would not take from a till (quarantined: kept, "
+        "not spendable anywhere) and what needs a person.",
+    )
+    flags.set_defaults(handler=_no_verb(flags))
+    flags_sub = flags.add_subparsers(dest="flags_verb", metavar="VERB", parser_class=type(hq))
+    flist = flags_sub.add_parser(
+        "list",
+        help="quarantined entries, with why",
+        description="Quarantined entries still open (id, till, card, kind, points, reason, "
+        "the entry's time), and a count of the other flags.",
+    )
+    flist.add_argument("--all", action="store_true", help="also those already decided")
+    flist.add_argument("--json", action="store_true", help="print JSON")
+    _admin_options(flist)
+    flist.set_defaults(handler=_flags_list)
+    for verb, helptext in (
+        ("release", "let a quarantined entry count: its points become spendable everywhere"),
+        ("reject", "keep a quarantined entry out for good: it never counts anywhere"),
+    ):
+        decide = flags_sub.add_parser(
+            verb, help=helptext, description=f"{helptext[0].upper()}{helptext[1:]}. Final; audited."
+        )
+        decide.add_argument("flag", metavar="ID", type=int, help="the id 'hq flags list' shows")
+        decide.add_argument("--reason", help="why (kept in the audit log)")
+        _admin_options(decide)
+        decide.set_defaults(handler=_flags_decide, release=verb == "release")
+
+    aud = sub.add_parser(
+        "audit",
+        help="the audit log of changes to points",
+        description="Every release, reject and adjust an admin made: who, when, what, why.",
+    )
+    aud.add_argument("--since", metavar="D", help="from this date (YYYY-MM-DD) or time on")
+    aud.add_argument("--json", action="store_true", help="print JSON")
+    _admin_options(aud)
+    aud.set_defaults(handler=_audit)
 
     code = sub.add_parser(
         "enroll-code",
@@ -214,7 +267,18 @@ def _token(args: argparse.Namespace) -> str:
 def _client(args: argparse.Namespace) -> AdminClient:
     from .client import AdminClient
 
-    return AdminClient(_hq_url(args), _token(args))
+    return AdminClient(_hq_url(args), _token(args), operator=_operator())
+
+
+def _operator() -> str | None:
+    """Who runs the verb, for head office's audit log (``user@host``)."""
+    import getpass
+    import socket
+
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (OSError, KeyError):  # no login name (a container with no passwd entry)
+        return None
 
 
 def _read(path: str, what: str) -> bytes:
@@ -307,6 +371,7 @@ def _cards_show(args: argparse.Namespace) -> int:
         print(
             f"  {e['created_at'][:19]}  {e['till']:<10} #{e['seq']:<6} {e['kind']:<8} "
             f"{e['points']:>+8}  {e['receipt_id'] or ''}"
+            + (f"  [quarantine: {e['quarantine']}]" if e.get("quarantine") else "")
         )
     return 0
 
@@ -363,4 +428,83 @@ def _tills_revoke(args: argparse.Namespace) -> int:
     with _client(args) as hq:
         out = hq.revoke_till(args.till)
     print(f"till {out['till']}: credential revoked at {out['revoked_at']}")
+    return 0
+
+
+def _cards_adjust(args: argparse.Namespace) -> int:
+    from tillgate.core.cards import mask
+    from tillgate.core.errors import ConfigError
+
+    if args.points == 0:
+        raise ConfigError("POINTS must not be 0: > 0 credits the card, < 0 debits it")
+    with _client(args) as hq:
+        out = hq.adjust(args.number, args.points, args.reason)
+    print(
+        f"card {mask(out['card'])}: {out['points']:+d} points by head office "
+        f"({args.reason}); balance now {out['balance']}. Tills get it at their next sync."
+    )
+    return 0
+
+
+def _flags_list(args: argparse.Namespace) -> int:
+    from tillgate.core.cards import mask
+
+    with _client(args) as hq:
+        out = hq.flags(decided=args.all)
+    quarantined = out.get("quarantined", [])
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    if quarantined:
+        print(
+            f"{'ID':>6}  {'TILL':<12} {'CARD':<15} {'KIND':<8} {'POINTS':>15}  "
+            f"{'REASON':<20} {'TIME (UTC)':<19}" + ("  STATUS" if args.all else "")
+        )
+    for q in quarantined:
+        print(
+            f"{q['id']:>6}  {q['till']:<12} {mask(q['card']):<15} {q['kind']:<8} "
+            f"{q['points']:>+15d}  {q['code']:<20} {q['created_at'][:19]:<19}"
+            + (f"  {q['status']}" if args.all else "")
+        )
+        print(f"{'':>8}{q['reason']}")
+    others = (
+        f"{len(out.get('negative_cards', []))} negative cards, "
+        f"{len(out.get('sync_conflicts', []))} sequence conflicts, "
+        f"{len(out.get('coupon_double_uses', []))} coupon double uses"
+    )
+    what = "quarantined entries" if args.all else "quarantined entries open"
+    print(f"total: {len(quarantined)} {what}; also {others} (--json for all)")
+    return 0
+
+
+def _flags_decide(args: argparse.Namespace) -> int:
+    from tillgate.core.cards import mask
+
+    with _client(args) as hq:
+        out = hq.decide(args.flag, release=args.release, reason=args.reason)
+    effect = "now counts everywhere" if args.release else "will never count"
+    print(
+        f"quarantined entry {out['id']} {out['status']}: {out['till']} seq {out['seq']}, "
+        f"{out['kind']} {out['points']:+d} on card {mask(out['card'])} {effect}; "
+        f"balance now {out['balance']}. Tills get it at their next sync."
+    )
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from tillgate.core.cards import mask
+
+    with _client(args) as hq:
+        rows = hq.audit(since=args.since)["audit"]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for a in rows:
+        subject = mask(a["subject"]) if a["action"].startswith("card.") else a["subject"]
+        points = a["detail"].get("points")
+        moved = f"{points:+d}" if isinstance(points, int) else ""
+        print(
+            f"{a['at'][:19]}  {a['operator'] or a['actor']:<24} {a['action']:<13} "
+            f"{subject:<15} {moved:>12}  {a['reason']}"
+        )
     return 0

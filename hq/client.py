@@ -36,11 +36,16 @@ class AdminClient:
         *,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        operator: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"}
+        if operator:
+            # Who runs the verb: head office writes it into its audit log.
+            headers["X-Tillgate-Operator"] = operator.encode("ascii", "replace").decode()
         self._http = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {token}"},
+            headers=headers,
             timeout=timeout,
             transport=transport,
         )
@@ -140,5 +145,18 @@ class AdminClient:
             "POST", "/v1/admin/coupons/issue", json={"promotion": promotion, "count": count}
         )
 
-    def flags(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/admin/flags")
+    def flags(self, *, decided: bool = False) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/flags", params={"decided": "true"} if decided else None)
+
+    def decide(self, flag: int, *, release: bool, reason: str | None) -> dict[str, Any]:
+        verb = "release" if release else "reject"
+        body = {"reason": reason} if reason else {}
+        return self._call("POST", f"/v1/admin/flags/{flag}/{verb}", json=body)
+
+    def adjust(self, number: str, points: int, reason: str) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/v1/admin/cards/{number}/adjust", json={"points": points, "reason": reason}
+        )
+
+    def audit(self, *, since: str | None = None) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/audit", params={"since": since} if since else None)

@@ -1,8 +1,14 @@
 """Every till's ledger at head office: push (exactly once, in order), card state, expiry.
 
+A push stores every new entry; the ones head office will not take
+(:mod:`tillgate.hq.authority`) are stored in quarantine (:mod:`tillgate.hq.quarantine`)
+and left out of every fold (:func:`card_entries`), so they are spendable nowhere and never
+block the entries after them.
+
 Lock order, the same in every write so that two PostgreSQL transactions never wait on
-each other in a cycle: the pushing till's row → card rows (sorted by number) → coupon
-rows → counter rows (``change`` always last). SQLite serializes whole writes anyway.
+each other in a cycle: the pushing till's row → card rows (sorted by number) → quarantine
+and coupon rows → counter rows (``change`` always last). SQLite serializes whole writes
+anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from typing import Any, TypeVar
 from tillgate.core.cards import mask
 from tillgate.core.errors import CouponInvalid, SequenceGap, WrongTill
 from tillgate.core.rules.coupons import canonical
+from tillgate.core.rules.program import ProgramFile
 
+from . import quarantine
+from .authority import Admission, Policy, PolicyCache, Receipts, Refusal
 from .db import Database, Row, Tx, marks
 from .fold import CardState, FoldEntry, fold
 from .tills import HQ_TILL, TillId
@@ -112,12 +121,19 @@ def fold_entry(row: Row) -> FoldEntry:
     )
 
 
-def card_entries(tx: Tx, numbers: Sequence[str]) -> dict[str, list[Row]]:
-    """Each card's entries in HQ order."""
+def card_entries(
+    tx: Tx, numbers: Sequence[str], *, quarantined: bool = False
+) -> dict[str, list[Row]]:
+    """Each card's entries in HQ order: those that count, or (``quarantined``) all of them.
+
+    An entry in quarantine (``entries.quarantine`` not NULL: open or rejected) is left out
+    of every fold, so its points are spendable nowhere (:mod:`tillgate.hq.quarantine`).
+    """
+    counted = "" if quarantined else " AND quarantine IS NULL"
     out: dict[str, list[Row]] = {n: [] for n in numbers}
     for part in chunks(sorted(set(numbers))):
         for row in tx.all(
-            f"SELECT * FROM entries WHERE card IN ({marks(len(part))}) ORDER BY card, pos",
+            f"SELECT * FROM entries WHERE card IN ({marks(len(part))}){counted} ORDER BY card, pos",
             list(part),
         ):
             out[row["card"]].append(row)
@@ -159,9 +175,12 @@ def insert_entries(tx: Tx, rows: Sequence[dict[str, Any]], now: datetime) -> Non
         return
     first = tx.next_ids("entry", len(rows))
     tx.many(
-        f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at)"
-        f" VALUES ({marks(len(ENTRY_COLUMNS) + 2)})",
-        [[r[c] for c in ENTRY_COLUMNS] + [first + i, ts(now)] for i, r in enumerate(rows)],
+        f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at, quarantine)"
+        f" VALUES ({marks(len(ENTRY_COLUMNS) + 3)})",
+        [
+            [r[c] for c in ENTRY_COLUMNS] + [first + i, ts(now), r.get("quarantine")]
+            for i, r in enumerate(rows)
+        ],
     )
 
 
@@ -186,8 +205,15 @@ def _stored(row: Row) -> dict[str, Any]:
     return out
 
 
-def push(tx: Tx, till: TillId, batch: PushIn, now: datetime) -> dict[str, Any]:
-    """Store a till's batch once, in order; report duplicates, conflicts, negative cards."""
+def push(
+    tx: Tx, till: TillId, batch: PushIn, now: datetime, *, policies: PolicyCache | None = None
+) -> dict[str, Any]:
+    """Store a till's batch once, in order; report duplicates, conflicts, negative cards.
+
+    Every new entry is stored; one head office will not take (:mod:`tillgate.hq.authority`)
+    is stored in quarantine, reported in ``quarantined``, and counts as stored for
+    ``through_seq``, so it never blocks the entries after it.
+    """
     if batch.till != till.id:
         raise WrongTill(
             f"this credential belongs to till {till.id}; it cannot push for till {batch.till}"
@@ -214,13 +240,31 @@ def push(tx: Tx, till: TillId, batch: PushIn, now: datetime) -> dict[str, Any]:
         to_store = new
     elif conflicts[0]["seq"] > through:
         to_store = [e for e in new if e.seq < conflicts[0]["seq"]]
-    rows = [e.stored() for e in to_store]
 
-    cards = {r["card"] for r in rows} | {c.number for c in batch.cards_new}
+    policy = policy_of(tx, policies)
+    cards = {e.card for e in to_store} | {c.number for c in batch.cards_new}
     cards |= {u.card for u in batch.coupons_used if u.card}
     known = set(_existing(tx, sorted(cards)))
-    lock_cards(tx, cards, origin=f"till:{till.id}", now=now)
+    registered = _registrations(till, batch, known, policy)
+    lock_cards(tx, known | registered, origin=f"till:{till.id}", now=now)
+    admission = Admission(
+        policy=policy,
+        now=now,
+        known_cards=known | registered,
+        receipts=_receipts(tx, till, to_store),
+    )
+    rows: list[dict[str, Any]] = []
+    flagged: list[tuple[EntryIn, Refusal]] = []
+    for e in to_store:
+        refusal = admission.check(e)
+        rows.append(e.stored() | {"quarantine": None if refusal is None else quarantine.OPEN})
+        if refusal is not None:
+            flagged.append((e, refusal))
     insert_entries(tx, rows, now)
+    quarantined = quarantine.record(tx, till.id, flagged, now)
+    released = quarantine.release_known(
+        tx, sorted(registered), now, till=till.id, why="the till registered the card"
+    )
     if rows:
         tx.execute(
             "UPDATE tills SET through_seq = ?, last_push = ? WHERE id = ?",
@@ -228,11 +272,12 @@ def push(tx: Tx, till: TillId, batch: PushIn, now: datetime) -> dict[str, Any]:
         )
         through = rows[-1]["seq"]
     double = _coupons(tx, till, batch, now)
-    # Only cards whose entries changed need folding again; a card HQ just learnt of
-    # still gets a change so that every till hears of it.
-    touched = sorted({r["card"] for r in rows})
+    # Only cards whose entries changed need folding again, quarantined entries' too: the
+    # till that pushed them learns its new through_seq with head office's balance. A card
+    # HQ just learnt of still gets a change so that every till hears of it.
+    touched = sorted(({r["card"] for r in rows} | set(released)) & (known | registered))
     states = refresh_cards(tx, touched, now)
-    add_changes(tx, "card", cards - known - set(touched), now)
+    add_changes(tx, "card", registered - set(touched), now)
     tx.execute("UPDATE tills SET last_seen = ? WHERE id = ?", (ts(now), till.id))
     negative = [n for n, st in states.items() if st.balance < 0]
     for n in negative:
@@ -241,9 +286,11 @@ def push(tx: Tx, till: TillId, batch: PushIn, now: datetime) -> dict[str, Any]:
         )
     if rows or conflicts or double:
         logger.info(
-            "push from %s: %d stored, %d duplicates, %d conflicts, %d coupon double uses",
+            "push from %s: %d stored (%d quarantined), %d duplicates, %d conflicts, "
+            "%d coupon double uses",
             till.id,
             len(rows),
+            len(quarantined),
             duplicates,
             len(conflicts),
             len(double),
@@ -253,9 +300,58 @@ def push(tx: Tx, till: TillId, batch: PushIn, now: datetime) -> dict[str, Any]:
         "stored": len(rows),
         "duplicates": duplicates,
         "conflicts": conflicts,
+        "quarantined": quarantined,
         "negative_cards": [mask(n) for n in negative],
         "coupon_double_uses": double,
     }
+
+
+def policy_of(tx: Tx, cache: PolicyCache | None = None) -> Policy:
+    """What the program in force lets a till push (the defaults before any program)."""
+    version = tx.scalar("SELECT MAX(version) FROM programs")
+    if version is None:
+        return Policy()
+    if cache is not None and (hit := cache.get(int(version))) is not None:
+        return hit
+    body = tx.scalar("SELECT body FROM programs WHERE version = ?", (version,))
+    policy = Policy.of(ProgramFile.model_validate_json(body).program)
+    if cache is not None:
+        cache.put(int(version), policy)
+    return policy
+
+
+def _registrations(till: TillId, batch: PushIn, known: set[str], policy: Policy) -> set[str]:
+    """The first-use cards of this push that the program registers (the others are ignored)."""
+    out: set[str] = set()
+    for card in batch.cards_new:
+        if card.number in known:
+            continue
+        if policy.registers(card.number):
+            out.add(card.number)
+        else:
+            logger.warning(
+                "card %s from %s not registered: the program does not register unknown cards"
+                " (or the number does not match card_number_pattern)",
+                mask(card.number),
+                till.id,
+            )
+    return out
+
+
+def _receipts(tx: Tx, till: TillId, entries: Sequence[EntryIn]) -> Receipts:
+    """The counted redemptions and returns of the receipts this batch returns points on."""
+    book = Receipts()
+    ids = sorted({e.receipt_id for e in entries if e.kind == "return" and e.receipt_id})
+    for part in chunks(ids):
+        for r in tx.all(
+            "SELECT receipt_id, kind, SUM(points) AS points FROM entries WHERE till = ?"
+            f" AND receipt_id IN ({marks(len(part))}) AND kind IN ('redeem', 'return')"
+            " AND quarantine IS NULL GROUP BY receipt_id, kind",
+            [till.id, *part],
+        ):
+            totals = book.redeemed if r["kind"] == "redeem" else book.returned
+            totals[r["receipt_id"]] = abs(int(r["points"]))
+    return book
 
 
 def _check_known(

@@ -164,7 +164,53 @@ CREATE TABLE sync_conflicts (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1,)
+# Head office is the authority (docs/sync-protocol.md, "What head office takes from a till").
+V2 = """
+-- NULL: the entry counts. 'open' (quarantined, awaiting an admin) or 'rejected': the entry
+-- is kept but left out of every fold, so its points are spendable nowhere.
+ALTER TABLE entries ADD COLUMN quarantine TEXT;
+
+-- flag: quarantine ids (what 'hq flags release ID' names); audit: the audit log's ids.
+INSERT INTO counters (name, value) VALUES ('flag', 0), ('audit', 0);
+
+-- One row per entry head office would not take: why, and what an admin decided.
+-- status: open | released | rejected.
+CREATE TABLE quarantine (
+    id          BIGINT PRIMARY KEY,
+    entry_id    TEXT NOT NULL UNIQUE,
+    till        TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    card        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    points      BIGINT NOT NULL,
+    code        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    detected_at TEXT NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'open',
+    decided_at  TEXT,
+    decided_by  TEXT,
+    decision    TEXT
+);
+CREATE INDEX quarantine_status ON quarantine (status, id);
+CREATE INDEX quarantine_card ON quarantine (card, till, code);
+
+-- Every change an admin makes to points: who (the token's kind and the operator the admin
+-- verb names), when, what (detail, JSON) and why.
+CREATE TABLE audit (
+    id       BIGINT PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    operator TEXT,
+    action   TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    reason   TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tillgate.core.clock import Clock
 from tillgate.core.rules.coupons import CouponSigner, generate_key
 
+from .authority import PolicyCache
 from .schema import migrate
 from .wire import ts
 
@@ -26,6 +27,8 @@ class Hq:
     admin_token: str
     instance_id: str
     coupon_key: bytes
+    # What the program in force lets a till push, kept per program version.
+    policies: PolicyCache = field(default_factory=PolicyCache, compare=False)
 
     @classmethod
     def open(cls, db: Database, *, clock: Clock, admin_token: str) -> Hq:

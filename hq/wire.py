@@ -11,18 +11,32 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from tillgate.core.errors import BatchTooLarge, InvalidRequest
 
 MAX_BATCH = 1000
+MAX_ADJUST = 10**9  # points one admin adjust may move
 M = TypeVar("M", bound=BaseModel)
-KINDS = ("accrue", "redeem", "hold", "release", "reverse", "return", "expire", "adjust")
+BIGINT = 2**63 - 1
 
 Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")]
 CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{1,40}$")]
-Points = Annotated[int, Field(strict=True, ge=-(10**12), le=10**12)]
+# What the database can store. Whether a till may push it is head office's judgement
+# (tillgate.hq.authority): an entry out of its bounds is quarantined, not refused, so that
+# it never blocks the entries after it.
+Points = Annotated[int, Field(strict=True, ge=-BIGINT, le=BIGINT)]
+Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$")]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 def ts(when: datetime) -> str:
@@ -44,7 +58,7 @@ class EntryIn(_In):
     seq: Annotated[int, Field(strict=True, ge=1)]
     till: Ident
     card: CardNumber
-    kind: Literal["accrue", "redeem", "hold", "release", "reverse", "return", "expire", "adjust"]
+    kind: Kind
     points: Points
     receipt_id: Annotated[str, StringConstraints(max_length=128)] | None = None
     refund_id: Annotated[str, StringConstraints(max_length=128)] | None = None
@@ -53,6 +67,17 @@ class EntryIn(_In):
     created_at: AwareDatetime
     available_from: AwareDatetime | None = None
     expires_at: AwareDatetime | None = None
+
+    @field_validator("created_at", "available_from", "expires_at")
+    @classmethod
+    def _in_utc_range(cls, v: datetime | None) -> datetime | None:
+        # Stored as UTC text: 9999-12-31T23:00-05:00 is beyond the year 9999 in UTC.
+        if v is not None:
+            try:
+                v.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("is out of range (after 9999-12-31 in UTC)") from None
+        return v
 
     def stored(self) -> dict[str, Any]:
         """The entry as HQ stores and compares it (instants normalised to UTC text)."""
@@ -92,6 +117,26 @@ class PushIn(_In):
     entries: list[EntryIn] = []
     coupons_used: list[CouponUseIn] = []
     cards_new: list[CardNewIn] = []
+
+
+class CardAdjustIn(_In):
+    """Head office's own credit (points > 0) or debit (points < 0) of a card."""
+
+    points: Annotated[int, Field(strict=True, ge=-MAX_ADJUST, le=MAX_ADJUST)]
+    reason: Reason
+
+    @field_validator("points")
+    @classmethod
+    def _not_zero(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("must not be 0 (a credit is > 0, a debit < 0)")
+        return v
+
+
+class DecisionIn(_In):
+    """An admin's release or reject of a quarantined entry: why (optional)."""
+
+    reason: Reason | None = None
 
 
 class EnrollIn(_In):
@@ -183,3 +228,14 @@ def parse_push(body: bytes) -> PushIn:
                 "must be in ascending seq with no holes"
             )
     return push
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """A ``since`` query parameter: a date or a time with an offset (a date means 00:00 UTC)."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"since: {text!r} is not a date or an ISO-8601 time") from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

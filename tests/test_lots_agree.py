@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 from tillgate.agent.store import ledger, outbox, points
 from tillgate.agent.store.db import Database
 from tillgate.hq import ledger as hq_ledger
+from tillgate.hq.corrections import decide
 from tillgate.hq.db import Database as HqDatabase
 from tillgate.hq.db import open_database
 from tillgate.hq.schema import migrate
@@ -578,6 +579,11 @@ class Run:
             with self.hq.write() as tx:
                 reply = hq_ledger.push(tx, TillId(id=self.till, store="s1"), push, self.now)
             assert reply["conflicts"] == [] and reply["stored"] == len(batch)
+            # A standalone till's ledger holds its own adjusts and expiries, and a card head
+            # office never imported: head office quarantines them, and an admin releases
+            # them here (as `tillgate hq flags release` would), to compare the lots alone.
+            for q in reply["quarantined"]:
+                decide(self.hq, q["flag"], release=True, reason="lots", operator="t", now=self.now)
             outbox.mark_synced(
                 conn, through_seq=reply["through_seq"], coupons=[], cards=[], now=self.now
             )

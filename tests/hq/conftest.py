@@ -52,6 +52,8 @@ TABLES = (
     "coupons_revoked",
     "coupon_conflicts",
     "sync_conflicts",
+    "quarantine",
+    "audit",
 )
 
 

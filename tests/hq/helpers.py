@@ -143,6 +143,23 @@ class HqTest:
         assert r.status_code == 200, r.text
         return str(r.json()["version"])
 
+    def cards(self, *numbers: str, **balances: int) -> None:
+        """Import cards head office then knows (``balances``: number=opening balance)."""
+        rows = [(n, 0) for n in numbers] + [(n, b) for n, b in balances.items()]
+        text = "number,holder,balance\n" + "".join(f"{n},h,{b or ''}\n" for n, b in rows)
+        r = self.admin.post(
+            "/v1/admin/cards/import", content=text.encode(), headers={"Content-Type": "text/csv"}
+        )
+        assert r.status_code == 200, r.text
+
+    def adjust(self, number: str, points: int, reason: str = "test") -> dict[str, Any]:
+        """Head office's own adjust of a card (``hq cards adjust``)."""
+        r = self.admin.post(
+            f"/v1/admin/cards/{number}/adjust", json={"points": points, "reason": reason}
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
     def card(self, number: str) -> dict[str, Any]:
         r = self.admin.get(f"/v1/admin/cards/{number}")
         assert r.status_code == 200, r.text
@@ -168,6 +185,8 @@ class HqTest:
                 "coupon_conflicts",
                 "sync_conflicts",
                 "coupons_issued",
+                "quarantine",
+                "audit",
             )
         }
 

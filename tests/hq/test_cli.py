@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -331,3 +332,98 @@ def test_serve_over_tls(
         assert (tmp_path / "data" / "credential.json").exists()
     finally:
         stop(proc)
+
+
+def test_flags_and_adjust_verbs(
+    served: tuple[str, Path],
+    tmp_path: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, data = served
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(data / "hq-admin.token", work / "hq-admin.token")
+    hq = ["--hq", url]
+    tillgate = Verbs(
+        real=db_url.startswith("sqlite"), cwd=work, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert tillgate("hq", "push", str(PROGRAM), *hq).returncode == 0
+    assert tillgate("hq", "cards", "import", str(CARDS), *hq).returncode == 0
+    r = tillgate("hq", "enroll-code", "--store", "s", "--till", "till-1", *hq)
+    code = r.stdout.strip().splitlines()[-1]
+    till = httpx.post(f"{url}/v1/enroll", json={"code": code}, timeout=10).json()
+    now = datetime.now(UTC).isoformat()
+    base = {"till": "till-1", "card": ANNA, "created_at": now, "receipt_id": "R-1"}
+    pushed = httpx.post(
+        f"{url}/v1/sync/push",
+        json={
+            "till": "till-1",
+            "entries": [
+                base | {"id": "e1", "seq": 1, "kind": "adjust", "points": 10**9},
+                base | {"id": "e2", "seq": 2, "kind": "accrue", "points": 10},
+            ],
+        },
+        headers={"Authorization": f"Bearer {till['credential']}"},
+        timeout=10,
+    )
+    assert pushed.status_code == 200, pushed.text
+
+    r = tillgate("hq", "flags", "list", *hq)
+    assert r.returncode == 0, r.stderr
+    (row,) = [ln for ln in r.stdout.splitlines() if ln.strip()[:1].isdigit()]
+    flag, till_id, card, kind, points, reason = row.split()[:6]
+    assert (till_id, card, kind, points, reason) == (
+        "till-1",
+        "2900•••••2345",
+        "adjust",
+        "+1000000000",
+        "hq_only_kind",
+    )
+    assert ANNA not in r.stdout and "total: 1 quarantined entries open" in r.stdout
+
+    r = tillgate("hq", "flags", "reject", flag, "--reason", "forged", *hq)
+    assert r.returncode == 0, r.stderr
+    assert "rejected" in r.stdout and "balance now 1250" in r.stdout
+    r = tillgate("hq", "flags", "release", flag, *hq)
+    assert r.returncode == 2 and "already rejected" in r.stderr
+    r = tillgate("hq", "flags", "release", "999", *hq)
+    assert r.returncode == 1 and "no quarantined entry 999" in r.stderr
+    r = tillgate("hq", "flags", "list", "--all", "--json", *hq)
+    assert [q["status"] for q in json.loads(r.stdout)["quarantined"]] == ["rejected"]
+
+    r = tillgate("hq", "cards", "adjust", ANNA, "-50", "--reason", "typo", *hq)
+    assert r.returncode == 0, r.stderr
+    assert "-50 points by head office (typo); balance now 1200" in r.stdout
+    assert ANNA not in r.stdout
+    shown = json.loads(tillgate("hq", "cards", "show", ANNA, "--json", *hq).stdout)
+    assert [(e["till"], e["kind"], e["points"], e["quarantine"]) for e in shown["entries"]] == [
+        ("hq", "adjust", 1240, None),
+        ("till-1", "adjust", 10**9, "rejected"),
+        ("till-1", "accrue", 10, None),
+        ("hq", "adjust", -50, None),
+    ]
+    assert tillgate("hq", "cards", "adjust", ANNA, "0", "--reason", "x", *hq).returncode == 2
+    assert tillgate("hq", "cards", "adjust", ANNA, "5", *hq).returncode == 2  # no --reason
+    r = tillgate("hq", "cards", "adjust", "2900000099999", "5", "--reason", "x", *hq)
+    assert r.returncode == 1 and "not known at head office" in r.stderr
+    assert "2900000099999" not in r.stderr
+
+    audit = httpx.get(
+        f"{url}/v1/admin/audit",
+        headers={"Authorization": f"Bearer {(data / 'hq-admin.token').read_text().strip()}"},
+        timeout=10,
+    ).json()["audit"]
+    assert [(a["action"], a["reason"]) for a in audit] == [
+        ("flag.reject", "forged"),
+        ("card.adjust", "typo"),
+    ]
+    assert all(a["actor"] == "admin-token" and "@" in (a["operator"] or "@") for a in audit)
+    r = tillgate("hq", "audit", "--since", "2000-01-01", *hq)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and "flag.reject" in lines[0] and "forged" in lines[0]
+    assert "card.adjust" in lines[1] and "2900•••••2345" in lines[1] and "-50" in lines[1]
+    r = tillgate("hq", "audit", "--since", "yesterday", *hq)
+    assert r.returncode == 2 and "since:" in r.stderr

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.hq.conftest import drop_schema, pg_schema_url
+from tests.hq.helpers import T0
 from tillgate.core.clock import ManualClock
 from tillgate.core.errors import ConfigError, StoreError
 from tillgate.hq.db import SqliteDatabase, hide_password, open_database
-from tillgate.hq.schema import MIGRATIONS, migrate
+from tillgate.hq.ledger import card_states
+from tillgate.hq.schema import MIGRATIONS, migrate, statements
 from tillgate.hq.service import Hq
+from tillgate.hq.wire import ts
 
 TOKEN = "t" * 32
 
@@ -72,5 +77,51 @@ def test_a_failed_statement_rolls_the_transaction_back(db_url: str, tmp_path: Pa
             tx.execute("INSERT INTO meta (key, value) VALUES ('a', 'c')")  # duplicate key
         with db.read() as tx:
             assert tx.scalar("SELECT COUNT(*) FROM meta WHERE key = 'a'") == 0
+    finally:
+        db.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all, of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/empty.sqlite3"
+        return
+    base = request.getfixturevalue("pg_base_url")
+    url, schema = pg_schema_url(base)
+    try:
+        yield url
+    finally:
+        drop_schema(base, schema)
+
+
+def test_a_schema_1_database_keeps_its_entries_counted_after_the_upgrade(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """Schema 2 adds quarantine: entries head office already held still count."""
+    db = open_database(empty_db_url, data_dir=tmp_path)
+    try:
+        with db.write() as tx:  # what an HQ of schema 1 left behind
+            tx.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT"
+                " NOT NULL)"
+            )
+            for statement in statements(MIGRATIONS[0]):
+                tx.execute(statement)
+            tx.execute("INSERT INTO schema_migrations VALUES (1, 'x')")
+            tx.execute(
+                "INSERT INTO entries (id, pos, till, seq, card, kind, points, created_at,"
+                " available_from, received_at) VALUES ('e1', 1, 'till-1', 1, '2900000000011',"
+                " 'accrue', 40, ?, ?, ?)",
+                (ts(T0), ts(T0), ts(T0)),
+            )
+        assert migrate(db, now="2026-12-01T00:00:00+00:00") == len(MIGRATIONS) == 2
+        with db.read() as tx:
+            assert tx.scalar("SELECT quarantine FROM entries WHERE id = 'e1'") is None
+            assert card_states(tx, ["2900000000011"], T0)["2900000000011"].balance == 40
+            counters = {r["name"]: r["value"] for r in tx.all("SELECT * FROM counters")}
+            assert counters["flag"] == counters["audit"] == 0
+            assert tx.scalar("SELECT COUNT(*) FROM quarantine") == 0
+            assert tx.scalar("SELECT COUNT(*) FROM audit") == 0
     finally:
         db.close()

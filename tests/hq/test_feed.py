@@ -81,16 +81,33 @@ def test_paging_by_cursor_gives_every_change_once(hq: HqTest) -> None:
 
 def test_bad_cursor_or_limit_is_400(hq: HqTest) -> None:
     till = hq.enroll("till-1")
-    for params in ({"cursor": -1}, {"limit": 0}, {"limit": 2001}, {"cursor": "x"}):
+    absurd = [
+        {"cursor": "1" + "0" * 22},  # 23 digits: SQLite cannot compare it, it was a 500
+        {"cursor": str(2**63)},
+        {"cursor": str(-(2**63) - 1)},
+        {"cursor": "-" + "9" * 40},
+        {"limit": "1" + "0" * 22},
+        {"limit": str(-(2**64))},
+        {"cursor": "1.5"},
+        {"cursor": "1e3"},
+        {"cursor": ""},
+        {"limit": "true"},
+    ]
+    for params in ({"cursor": -1}, {"limit": 0}, {"limit": 2001}, {"cursor": "x"}, *absurd):
         r = till.http.get("/v1/sync/changes", params=params)
         assert r.status_code == 400, (params, r.text)
-        assert r.json()["error"]["code"] == "invalid_request"
+        assert r.json()["error"]["code"] == "invalid_request", (params, r.text)
+        assert next(iter(params)) in r.json()["error"]["message"], (params, r.text)
+    # The largest cursor a database holds is a cursor past every change: an empty page.
+    page = till.changes(2**63 - 1, limit=2000)
+    assert (page["cursor"], page["more"], page["cards"]) == (2**63 - 1, False, [])
 
 
 def test_through_seq_is_the_requesting_tills_own(hq: HqTest) -> None:
+    hq.cards(ANNA)
     one, two = hq.enroll("till-1"), hq.enroll("till-2")
-    one.ok_push([one.next(ANNA, "adjust", 100), one.next(ANNA, "redeem", -10)])
-    two.ok_push([two.next(ANNA, "adjust", 7)])
+    one.ok_push([one.next(ANNA, "accrue", 100), one.next(ANNA, "redeem", -10)])
+    two.ok_push([two.next(ANNA, "accrue", 7)])
     card_1 = next(c for c in one.changes()["cards"] if c["number"] == ANNA)
     card_2 = next(c for c in two.changes()["cards"] if c["number"] == ANNA)
     assert card_1["balance"] == card_2["balance"] == 97
@@ -98,9 +115,10 @@ def test_through_seq_is_the_requesting_tills_own(hq: HqTest) -> None:
 
 
 def test_pending_lots_and_expiry_written_by_hq(hq: HqTest) -> None:
+    hq.cards(ANNA, BORIS)
     till = hq.enroll("till-1")
     accrue = till.next(ANNA, "accrue", 80, delay_days=14, expiry_days=30, receipt_id="R-1")
-    till.ok_push([accrue, till.next(BORIS, "adjust", 5)])
+    till.ok_push([accrue, till.next(BORIS, "accrue", 5)])
     card = next(c for c in till.changes()["cards"] if c["number"] == ANNA)
     assert (card["balance"], card["pending"]) == (0, 80)
     assert card["lots"][0]["available_from"] == (T0 + timedelta(days=14)).isoformat(
@@ -134,6 +152,7 @@ def test_pending_lots_and_expiry_written_by_hq(hq: HqTest) -> None:
 
 
 def test_card_show_writes_due_expiry_first(hq: HqTest) -> None:
+    hq.cards(ANNA)
     till = hq.enroll("till-1")
     till.ok_push([till.next(ANNA, "accrue", 10, expiry_days=1)])
     hq.clock.advance(days=2)

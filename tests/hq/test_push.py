@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ANNA, BORIS, VERA
+from tests.conftest import ANNA, BORIS, VERA, program
 from tests.hq.helpers import T0, HqTest, TillClient, entry
 
 
@@ -17,6 +17,7 @@ def _error(r: httpx.Response) -> dict[str, Any]:
 
 
 def test_entries_in_order_are_stored_once_and_retries_are_duplicates(hq: HqTest) -> None:
+    hq.cards(ANNA, BORIS)
     till = hq.enroll("till-1")
     batch = [till.next(ANNA, "accrue", 100, receipt_id="R-1"), till.next(BORIS, "accrue", 40)]
     first = till.ok_push(batch)
@@ -25,6 +26,7 @@ def test_entries_in_order_are_stored_once_and_retries_are_duplicates(hq: HqTest)
         "stored": 2,
         "duplicates": 0,
         "conflicts": None,
+        "quarantined": [],
         "negative_cards": [],
         "coupon_double_uses": [],
     }
@@ -44,6 +46,7 @@ def test_entries_in_order_are_stored_once_and_retries_are_duplicates(hq: HqTest)
 
 
 def test_same_id_different_content_is_a_conflict_reported_and_kept(hq: HqTest) -> None:
+    hq.cards(ANNA)
     till = hq.enroll("till-1")
     one, two = till.next(ANNA, "accrue", 100), till.next(ANNA, "accrue", 5)
     till.ok_push([one, two])
@@ -58,6 +61,7 @@ def test_same_id_different_content_is_a_conflict_reported_and_kept(hq: HqTest) -
 
 
 def test_a_new_entry_reusing_a_stored_id_is_a_conflict(hq: HqTest) -> None:
+    hq.cards(ANNA)
     till = hq.enroll("till-1")
     one = till.next(ANNA, "accrue", 100)
     till.ok_push([one])
@@ -122,7 +126,14 @@ def test_malformed_batches_are_400_with_the_path_and_write_nothing(hq: HqTest) -
         ({"entries": [good]}, "till: is required"),
         ({"till": "till-1", "entries": [good | {"points": "10"}]}, "entries[0].points:"),
         ({"till": "till-1", "entries": [good | {"points": 1.5}]}, "entries[0].points:"),
-        ({"till": "till-1", "entries": [good | {"kind": "gift"}]}, "entries[0].kind:"),
+        # A kind no till makes is quarantined (test_authority.py); one that is no kind at
+        # all, or points no database column holds, cannot even be stored.
+        ({"till": "till-1", "entries": [good | {"kind": "Gift!"}]}, "entries[0].kind:"),
+        ({"till": "till-1", "entries": [good | {"points": 2**63}]}, "entries[0].points:"),
+        (
+            {"till": "till-1", "entries": [good | {"created_at": "9999-12-31T23:00:00-05:00"}]},
+            "entries[0].created_at: is out of range",
+        ),
         (
             {"till": "till-1", "entries": [good | {"created_at": "2026-11-23T06:00:00"}]},
             "entries[0].created_at: must be a time with an offset",
@@ -147,8 +158,9 @@ def test_malformed_batches_are_400_with_the_path_and_write_nothing(hq: HqTest) -
 
 
 def test_offline_redemptions_are_facts_and_negative_cards_are_flagged(hq: HqTest) -> None:
+    hq.cards(**{ANNA: 500})
     one, two = hq.enroll("till-1"), hq.enroll("till-2")
-    one.ok_push([one.next(ANNA, "adjust", 500)])
+    hq.clock.advance(hours=3)  # the tills come back online
     # Both tills were offline and each let ANNA spend 400 of her 500 points.
     r1 = one.ok_push([one.next(ANNA, "redeem", -400, at=T0 + timedelta(hours=1))])
     assert r1["negative_cards"] == []
@@ -160,7 +172,7 @@ def test_offline_redemptions_are_facts_and_negative_cards_are_flagged(hq: HqTest
     flags = hq.admin.get("/v1/admin/flags").json()["negative_cards"]
     assert [(f["card"], f["balance"]) for f in flags] == [(ANNA, -300)]
     # New points pay the debt first; the flag clears when the balance is back above zero.
-    one.ok_push([one.next(ANNA, "adjust", 350)])
+    hq.adjust(ANNA, 350)
     assert hq.card(ANNA)["balance"] == 50
     assert hq.admin.get("/v1/admin/flags").json()["negative_cards"] == []
 
@@ -193,6 +205,7 @@ def test_coupon_used_at_two_tills_is_a_double_use_and_the_first_stands(hq: HqTes
 
 
 def test_cards_new_registers_unknown_cards(hq: HqTest) -> None:
+    hq.publish(program(register_unknown_cards=True))
     till = hq.enroll("till-1")
     r = till.ok_push(
         [till.next("2900000099998", "accrue", 10)],
@@ -204,6 +217,7 @@ def test_cards_new_registers_unknown_cards(hq: HqTest) -> None:
 
 
 def test_concurrent_pushes_touching_the_same_cards(hq: HqTest) -> None:
+    hq.cards(ANNA, BORIS, VERA)
     tills = [hq.enroll(f"till-{i}") for i in range(4)]
     errors: list[str] = []
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -200,6 +201,48 @@ class TillProc:
         st = self.status()
         return st["unsynced_entries"] == 0 and not st["offline"]
 
+    def synced_since(self, when: datetime) -> bool:
+        """A whole sync (push and pull) completed after ``when``."""
+        last = self.status()["last_sync"]
+        return last is not None and datetime.fromisoformat(last) > when
+
+    def credential(self) -> str:
+        """The till's secret, as anyone who can read its data directory can."""
+        data = json.loads((self.root / "data" / "credential.json").read_text(encoding="utf-8"))
+        return str(data["credential"])
+
+    def adopt(self, entries: list[dict[str, Any]]) -> None:
+        """Write entries into the (stopped) till's ledger as already sent to head office.
+
+        What an attacker who owns the till's disk leaves behind after pushing them with its
+        credential: the till's own sequence then goes on after them.
+        """
+        assert self.proc is None, "stop the till first"
+        path = self.root / "data" / "tillgate.sqlite3"
+        sent = datetime.now(UTC).isoformat(timespec="microseconds")
+        conn = sqlite3.connect(path, timeout=10)
+        try:
+            with conn:
+                conn.executemany(
+                    "INSERT INTO ledger (id, seq, till, card, kind, points, receipt_id,"
+                    " refund_id, ref, note, created_at, synced_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            e["id"], e["seq"], e["till"], e["card"], e["kind"], e["points"],
+                            e.get("receipt_id"), e.get("refund_id"), e.get("ref"), e.get("note"),
+                            _utc(e["created_at"]), sent,
+                        )
+                        for e in entries
+                    ],
+                )  # fmt: skip
+        finally:
+            conn.close()
+
+
+def _utc(text: str) -> str:
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat(timespec="microseconds")
+
 
 def make_till(
     hq: Hq, root: Path, name: str, *, interval: int = 1, offline_after: int = 2, batch: int = 500
@@ -247,6 +290,16 @@ def hq_entries(hq: Hq, cards: list[str]) -> list[dict[str, Any]]:
     for number in cards:
         out += hq.card(number)["entries"]
     return out
+
+
+def hq_verb(hq: Hq, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tillgate hq ARGS --hq URL --token TOKEN`` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "tillgate.cli", "hq", *args, "--hq", hq.url, "--token", hq.token],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def show_json(hq: Hq, number: str) -> dict[str, Any]:
