@@ -25,7 +25,7 @@ from tillgate.core.errors import CouponInvalid, SequenceGap, WrongTill
 from tillgate.core.rules.coupons import canonical
 from tillgate.core.rules.program import ProgramFile
 
-from . import quarantine
+from . import facts, quarantine
 from .authority import Admission, Policy, PolicyCache, Receipts, Refusal
 from .db import Database, Row, Tx, marks
 from .fold import CardState, FoldEntry, fold
@@ -272,6 +272,10 @@ def push(
         )
         through = rows[-1]["seq"]
     double = _coupons(tx, till, batch, now)
+    # A receipt's facts are taken once head office holds the entries they follow; the
+    # others are sent again with a later push.
+    taken = [f for f in batch.facts if f.after_seq <= through]
+    new_facts = facts.store(tx, till=till.id, facts=taken, now=now)
     # Only cards whose entries changed need folding again, quarantined entries' too: the
     # till that pushed them learns its new through_seq with head office's balance. A card
     # HQ just learnt of still gets a change so that every till hears of it.
@@ -284,16 +288,17 @@ def push(
         logger.warning(
             "card %s is negative (%d) after a push from %s", mask(n), states[n].balance, till.id
         )
-    if rows or conflicts or double:
+    if rows or conflicts or double or new_facts:
         logger.info(
             "push from %s: %d stored (%d quarantined), %d duplicates, %d conflicts, "
-            "%d coupon double uses",
+            "%d coupon double uses, %d receipt facts",
             till.id,
             len(rows),
             len(quarantined),
             duplicates,
             len(conflicts),
             len(double),
+            new_facts,
         )
     return {
         "through_seq": through,
@@ -303,6 +308,7 @@ def push(
         "quarantined": quarantined,
         "negative_cards": [mask(n) for n in negative],
         "coupon_double_uses": double,
+        "facts": [f.id for f in taken],
     }
 
 

@@ -210,7 +210,25 @@ CREATE TABLE audit (
 CREATE INDEX audit_at ON audit (at, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2)
+# Receipt facts (hq/facts.py): every till's confirmed receipts and refunds, stored once.
+V3 = """
+CREATE TABLE receipt_facts (
+    till        TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    receipt_id  TEXT NOT NULL,
+    card        TEXT,
+    after_seq   BIGINT NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (till, id)
+);
+CREATE INDEX receipt_facts_created ON receipt_facts (created_at);
+CREATE INDEX receipt_facts_receipt ON receipt_facts (till, receipt_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -112,11 +112,23 @@ class CardNewIn(_In):
     created_at: AwareDatetime | None = None
 
 
+class FactIn(_In):
+    """One receipt's (or refund's) facts, as the till recorded them (tillgate.core.rules.facts)."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^(sale|refund):[^\x00-\x1f]{1,128}$")]
+    kind: Literal["sale", "refund"]
+    receipt_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    after_seq: Annotated[int, Field(strict=True, ge=0, le=BIGINT)]
+    created_at: AwareDatetime
+    body: dict[str, Any]
+
+
 class PushIn(_In):
     till: Ident
     entries: list[EntryIn] = []
     coupons_used: list[CouponUseIn] = []
     cards_new: list[CardNewIn] = []
+    facts: Annotated[list[FactIn], Field(max_length=MAX_BATCH)] = []
 
 
 class CardAdjustIn(_In):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tillgate.agent.store import meta, outbox, syncstate
+from tillgate.agent.store import facts, meta, outbox, syncstate
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
 from tillgate.core.cards import mask_in_text
@@ -117,11 +117,15 @@ class Syncer:
                 entries = outbox.entries(conn, from_seq=next_seq, limit=self.batch_size)
                 coupons = outbox.coupons_used(conn, limit=self.batch_size)
                 cards = outbox.cards_new(conn, limit=self.batch_size)
+                # A receipt's facts go with (or after) the entries they follow.
+                sent_through = entries[-1]["seq"] if entries else next_seq - 1
+                receipts = facts.unsynced(conn, through_seq=sent_through, limit=self.batch_size)
                 top = outbox.last_seq(conn)
-            if not entries and not coupons and not cards:
+            if not entries and not coupons and not cards and not receipts:
                 return report
             body = {"till": self.till, "entries": entries, "coupons_used": coupons}
             body["cards_new"] = cards
+            body["facts"] = receipts
             try:
                 reply = self.client.push(body)
             except HqRefused as exc:
@@ -137,6 +141,7 @@ class Syncer:
             # id) is at or below it, and must stay unsynced, never be marked as delivered.
             if reply.conflicts:
                 through = min(through, min(c.seq for c in reply.conflicts) - 1)
+            sent = {f["id"] for f in receipts}
             with self.db.write() as conn:
                 marked = outbox.mark_synced(
                     conn,
@@ -145,6 +150,7 @@ class Syncer:
                     cards=[c["number"] for c in cards],
                     now=self.clock.now(),
                 )
+                facts.mark_synced(conn, [i for i in reply.facts if i in sent], now=self.clock.now())
             report.batches += 1
             report.pushed += marked
             report.duplicates += reply.duplicates
@@ -163,6 +169,10 @@ class Syncer:
                     "keeps them and stays unsynced (docs/operations.md: what needs a person)"
                 )
             next_seq = through + 1
+            if not entries and not coupons and not cards and not sent & set(reply.facts):
+                # Facts head office did not take (it does not hold their entries yet, or
+                # knows no facts): sent again on the next sync, not again and again now.
+                return report
         raise SyncError(f"push did not finish in {outbox.MAX_BATCHES} batches")
 
     @staticmethod

@@ -45,6 +45,7 @@ class PushReply(_Reply):
     duplicates: NonNeg = 0
     conflicts: Items[Conflict] = []
     negative_cards: Items[str] = []
+    facts: Items[str] = []  # the ids of the receipt facts head office holds
 
 
 class Lot(_Reply):

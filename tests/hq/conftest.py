@@ -52,6 +52,7 @@ TABLES = (
     "coupons_revoked",
     "coupon_conflicts",
     "sync_conflicts",
+    "receipt_facts",
     "quarantine",
     "audit",
 )

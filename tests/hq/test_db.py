@@ -115,7 +115,7 @@ def test_a_schema_1_database_keeps_its_entries_counted_after_the_upgrade(
                 " 'accrue', 40, ?, ?, ?)",
                 (ts(T0), ts(T0), ts(T0)),
             )
-        assert migrate(db, now="2026-12-01T00:00:00+00:00") == len(MIGRATIONS) == 2
+        assert migrate(db, now="2026-12-01T00:00:00+00:00") == len(MIGRATIONS) >= 2
         with db.read() as tx:
             assert tx.scalar("SELECT quarantine FROM entries WHERE id = 'e1'") is None
             assert card_states(tx, ["2900000000011"], T0)["2900000000011"].balance == 40

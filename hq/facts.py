@@ -1,0 +1,61 @@
+"""Receipt facts at head office: every till's confirmed receipts and refunds, stored once.
+
+A till pushes the facts of a receipt (:mod:`tillgate.core.rules.facts`: the engine's
+inputs and outcome, what was paid, points moved) in the same push as, or a push after,
+the receipt's ledger entries. They are stored under ``(till, id)`` — ``sale:<receipt>`` or
+``refund:<refund>`` — so a resend after a lost reply stores nothing twice. Analytics and
+re-pricing read them from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .db import Tx
+from .wire import FactIn
+
+logger = logging.getLogger(__name__)
+MAX_FACT_BYTES = 256 << 10  # one receipt's facts (1000 lines of inputs and outcome fit)
+
+
+def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> int:
+    """Store the facts head office does not have yet; returns how many were new."""
+    new = 0
+    for fact in facts:
+        body = json.dumps(fact.body, ensure_ascii=False, sort_keys=True)
+        if len(body) > MAX_FACT_BYTES:
+            # Kept as a marker, never refused: a refusal would block the till's push for good.
+            logger.warning("till %s: facts %s over %d bytes not kept", till, fact.id, len(body))
+            body = json.dumps({"dropped": f"over {MAX_FACT_BYTES} bytes"})
+        card = fact.body.get("card") if isinstance(fact.body.get("card"), str) else None
+        new += tx.execute(
+            "INSERT INTO receipt_facts (till, id, kind, receipt_id, card, after_seq, body,"
+            " created_at, received_at) VALUES (?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (till, id) DO NOTHING",
+            (
+                till,
+                fact.id,
+                fact.kind,
+                fact.receipt_id,
+                card,
+                fact.after_seq,
+                body,
+                fact.created_at.isoformat(),
+                now.isoformat(),
+            ),
+        )
+    return new
+
+
+def of_till(tx: Tx, till: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """A till's facts in the order they were made (oldest first)."""
+    rows = tx.all(
+        "SELECT id, kind, receipt_id, card, after_seq, body, created_at FROM receipt_facts"
+        " WHERE till = ? ORDER BY after_seq, created_at, id LIMIT ?",
+        (till, limit),
+    )
+    return [{**r, "body": json.loads(r["body"])} for r in rows]
