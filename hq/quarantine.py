@@ -146,3 +146,43 @@ def mark_decided(
 def get(tx: Tx, flag: int) -> dict[str, Any] | None:
     row = tx.one("SELECT * FROM quarantine WHERE id = ?", (flag,))
     return _out(row) if row else None
+
+
+def flag_stored(
+    tx: Tx,
+    till: str,
+    entries: Sequence[dict[str, Any]],
+    *,
+    code: str,
+    reason: str,
+    now: datetime,
+) -> list[int]:
+    """Quarantine entries already stored and counted (re-pricing found them wrong).
+
+    The caller has locked their card and folds it again afterwards. Returns the flag ids.
+    """
+    if not entries:
+        return []
+    first = tx.next_ids("flag", len(entries))
+    tx.many(
+        "INSERT INTO quarantine (id, entry_id, till, seq, card, kind, points, code, reason,"
+        " created_at, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                first + i,
+                e["id"],
+                till,
+                e["seq"],
+                e["card"],
+                e["kind"],
+                e["points"],
+                code,
+                reason,
+                e["created_at"],
+                ts(now),
+            )
+            for i, e in enumerate(entries)
+        ],
+    )
+    tx.many(f"UPDATE entries SET quarantine = '{OPEN}' WHERE id = ?", [(e["id"],) for e in entries])
+    return [first + i for i in range(len(entries))]

@@ -222,9 +222,14 @@ CREATE TABLE receipt_facts (
     body        TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     received_at TEXT NOT NULL,
+    -- re-pricing (hq/repricing.py): NULL until done; agrees | disagrees | unpriceable
+    repriced    TEXT,
+    problems    TEXT,
     PRIMARY KEY (till, id)
 );
 CREATE INDEX receipt_facts_created ON receipt_facts (created_at);
+CREATE INDEX receipt_facts_todo ON receipt_facts (received_at) WHERE repriced IS NULL;
+CREATE INDEX entries_receipt ON entries (till, receipt_id);
 CREATE INDEX receipt_facts_receipt ON receipt_facts (till, receipt_id);
 """
 

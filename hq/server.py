@@ -24,6 +24,7 @@ from tillgate.core.serving import bind, server_class
 
 from .db import open_database
 from .ledger import expire_due
+from .repricing import reprice_pending
 from .service import Hq
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     expire_every: float = 300.0
+    reprice_every: float = 5.0
 
 
 def admin_token(data_dir: Path) -> tuple[str, Path, bool]:
@@ -98,6 +100,16 @@ def _expire_job(hq: Hq) -> None:
         logger.info("expiry: %d lots expired", n)
 
 
+def _reprice_job(hq: Hq) -> None:
+    try:
+        report = reprice_pending(hq.db, hq.clock.now())
+    except TillgateError as exc:  # the next run tries again
+        logger.error("re-pricing job failed: %s", exc)
+        return
+    if report.agrees or report.disagrees:
+        logger.info("re-pricing: %d receipts agree, %d disagree", report.agrees, report.disagrees)
+
+
 def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
     """Run head office until SIGINT/SIGTERM; returns the exit code."""
     import uvicorn
@@ -144,6 +156,16 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
         coalesce=True,
         max_instances=1,
         next_run_time=datetime.now(UTC),
+    )
+    # Re-pricing runs apart from the pushes (never in a push request), a batch at a time.
+    scheduler.add_job(
+        _reprice_job,
+        "interval",
+        args=[hq],
+        seconds=options.reprice_every,
+        id="reprice",
+        coalesce=True,
+        max_instances=1,
     )
     scheduler.start()
     print(
