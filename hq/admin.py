@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from tillgate.core.cardfile import parse_csv
-from tillgate.core.cards import DEFAULT_NUMBER_PATTERN, mask
+from tillgate.core.cards import DEFAULT_NUMBER_PATTERN, identify, mask
 from tillgate.core.errors import (
     CardNotFound,
     InvalidCards,
@@ -19,6 +19,7 @@ from tillgate.core.errors import (
     InvalidRequest,
     NotFound,
     ProgramError,
+    TillgateError,
 )
 from tillgate.core.rules.coupons import MAX_SERIAL, CouponSigner
 from tillgate.core.rules.program import ProgramFile, decode_program
@@ -184,9 +185,26 @@ def import_cards(db: Database, text: str, now: datetime) -> dict[str, Any]:
 
 
 def show_card(db: Database, number: str, now: datetime) -> dict[str, Any]:
-    """A card as HQ knows it (``cards show --json``), after writing any expiry that is due."""
+    """A card as HQ knows it (``cards show --json``), after writing any expiry that is due.
+
+    ``number`` may be a phone number, as the POS API takes it: the card with that phone
+    (an active one before a blocked one, the latest updated first).
+    """
     with db.read() as tx:
         exists = tx.scalar("SELECT 1 FROM cards WHERE number = ?", (number,))
+        if not exists:
+            phone = _phone(number)
+            found = (
+                tx.scalar(
+                    "SELECT number FROM cards WHERE phone = ?"
+                    " ORDER BY status = 'blocked', updated_at DESC LIMIT 1",
+                    (phone,),
+                )
+                if phone
+                else None
+            )
+            if found:
+                number, exists = str(found), True
     if not exists:
         raise CardNotFound(f"card {mask(number)} is not known at head office")
     expire_due(db, now, card=number)
@@ -314,3 +332,12 @@ def flags(db: Database) -> dict[str, Any]:
         "sync_conflicts": [dict(r, seq=int(r["seq"])) for r in conflicts],
         "coupon_double_uses": [dict(r) for r in double],
     }
+
+
+def _phone(text: str) -> str | None:
+    """``text`` as a normalised phone number, if it is one (the POS API's rule)."""
+    try:
+        ref = identify(text, number_pattern=DEFAULT_NUMBER_PATTERN)
+    except TillgateError:
+        return None
+    return ref.value if ref.kind == "phone" else None

@@ -1,13 +1,16 @@
 """Re-pricing: head office runs the same pure engine again on each receipt's facts.
 
-After ingest — never in the push request — :func:`reprice_pending` takes the sale facts
-not yet re-priced, builds the catalog of the program version the till priced with, and
-asks :func:`tillgate.core.rules.facts.reprice` what disagrees. It also checks that the
-points the till's ledger moved for the receipt are the ones the facts say. A receipt that
-disagrees has its counted ``accrue`` entries quarantined (code ``repricing``, the reason
-names every disagreement): they stay stored and flagged, their points are spendable
-nowhere until an admin releases or rejects them (``tillgate hq flags``). A redemption is
-never quarantined that way: leaving it out would give the points back.
+After ingest — never in the push request — :func:`reprice_pending` takes the sale facts not
+yet re-priced and builds the catalog of the program version the till priced with. It checks
+the basket against the program's bounds (``[program.limits]``, the very check the till's
+calculate makes), asks :func:`tillgate.core.rules.facts.reprice` what disagrees, and checks
+that the points the till's ledger moved for the receipt are the ones the facts say.
+
+A receipt that disagrees has its counted ``accrue`` entries quarantined (code
+``repricing``; the reason names every disagreement): they stay stored and flagged, their
+points are spendable nowhere until an admin releases or rejects them (``tillgate hq
+flags``). A redemption is never quarantined that way: leaving it out would give the points
+back.
 
 A receipt calculated before the till recorded facts, or priced with a program head office
 does not have (a standalone till's own file), is marked ``unpriceable`` and left alone.
@@ -22,8 +25,9 @@ from datetime import datetime
 from typing import Any
 
 from tillgate.core.errors import TillgateError
+from tillgate.core.rules.bounds import check_bounds
 from tillgate.core.rules.engine import Catalog
-from tillgate.core.rules.facts import reprice
+from tillgate.core.rules.facts import decode_inputs, reprice
 from tillgate.core.rules.program import ProgramFile
 
 from . import quarantine
@@ -88,7 +92,10 @@ def _check(
     if catalog is None:
         return UNPRICEABLE, []
     try:
-        problems = reprice(catalog, calc["inputs"], calc["outcome"])
+        # The same bounds the till's calculate applies ([program.limits]), then the engine.
+        request, _ = decode_inputs(calc["inputs"])
+        problems = [str(b) for b in check_bounds(catalog.program.limits, request.lines)]
+        problems += reprice(catalog, calc["inputs"], calc["outcome"])
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         return DISAGREES, [f"facts cannot be read: {type(exc).__name__}: {exc}"]
     if row["card"]:

@@ -189,3 +189,19 @@ def test_a_big_cards_file_uploads_in_one_request_with_progress(
     assert "3000 cards imported, 0 updated" in out
     assert "uploading" in err and "100%" in err
     assert hq.count("cards") == 3000
+
+
+def test_cards_show_takes_a_phone_number_as_the_pos_api_does(hq: HqTest) -> None:
+    text = (
+        "number,holder,phone,status\n"
+        "2900000012345,Анна,+79161234567,blocked\n"
+        "2900000012352,Анна,+7 916 123-45-67,active\n"
+    )
+    assert _post_csv(hq, text).status_code == 200
+    for asked in ("+79161234567", "8 (916) 123-45-67", "89161234567"):
+        r = hq.admin.get(f"/v1/admin/cards/{asked}")
+        assert r.status_code == 200, r.text
+        assert r.json()["number"] == "2900000012352"  # the active one
+    r = hq.admin.get("/v1/admin/cards/+79990000000")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "card_not_found"
