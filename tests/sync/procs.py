@@ -325,3 +325,45 @@ def show_json(hq: Hq, number: str) -> dict[str, Any]:
     )
     assert r.returncode == 0, r.stderr
     return dict(json.loads(r.stdout))
+
+
+def _rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()
+
+
+def assert_facts_at_hq_once(hq: Hq, tills: list[TillProc], *, timeout: float = 60) -> None:
+    """Every receipt the tills confirmed (and every refund) is at head office as facts
+    exactly once, and head office's re-pricing agrees with every one of them."""
+    hq_db = hq.root / "hq.sqlite3"
+    for till in tills:
+        data = till.root / "data" / "tillgate.sqlite3"
+        sold = {
+            f"sale:{r[0]}"
+            for r in _rows(data, "SELECT receipt_id FROM receipts WHERE confirmed_at IS NOT NULL")
+        }
+        sold |= {f"refund:{r[0]}" for r in _rows(data, "SELECT refund_id FROM refunds")}
+        wait_until(
+            f"{till.name}'s facts at head office",
+            lambda t=till, s=sold: (
+                {r[0] for r in _rows(hq_db, "SELECT id FROM receipt_facts WHERE till = ?", t.name)}
+                == s
+            ),
+            timeout=timeout,
+        )
+    # hq serve re-prices every 5 s, apart from the pushes.
+    wait_until(
+        "every receipt re-priced",
+        lambda: not _rows(hq_db, "SELECT 1 FROM receipt_facts WHERE repriced IS NULL"),
+        timeout=timeout,
+    )
+    wrong = _rows(
+        hq_db,
+        "SELECT till, id, problems FROM receipt_facts WHERE repriced = 'disagrees'",
+    )
+    assert wrong == [], wrong
+    priced = _rows(hq_db, "SELECT COUNT(*) FROM receipt_facts WHERE repriced = 'agrees'")
+    assert priced[0][0] > 0

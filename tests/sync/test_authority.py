@@ -23,7 +23,15 @@ import httpx
 import pytest
 
 from tests.conftest import ANNA, BORIS, program
-from tests.sync.procs import Hq, hq_verb, make_till, running, start_all, wait_until
+from tests.sync.procs import (
+    Hq,
+    assert_facts_at_hq_once,
+    hq_verb,
+    make_till,
+    running,
+    start_all,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -182,6 +190,8 @@ def test_a_till_credential_cannot_make_points_and_never_wedges(hq: Hq, tmp_path:
         left = hq_verb(hq, "flags", "list")
         assert len([ln for ln in left.stdout.splitlines() if ROW.match(ln)]) == 4
         assert a.status()["last_sync_error"] is None
+        # Every receipt rung is at head office as facts once, and re-priced clean.
+        assert_facts_at_hq_once(hq, [a, b])
 
 
 def test_the_tills_parser_takes_a_reply_with_quarantined_entries() -> None:

@@ -22,6 +22,7 @@ from tests.conftest import ANNA, BORIS, VERA, program
 from tests.sync.procs import (
     Hq,
     TillProc,
+    assert_facts_at_hq_once,
     hq_entries,
     make_till,
     running,
@@ -122,6 +123,8 @@ def test_promotion_reaches_every_till_and_offline_sales_arrive_once(hq: Hq, tmp_
             timeout=15,
         )
         check_balances(hq, tills, [ANNA, BORIS, VERA])
+        # Every receipt, online and offline, is at head office as facts once, re-priced clean.
+        assert_facts_at_hq_once(hq, tills)
 
 
 class _LossyProxy(BaseHTTPRequestHandler):
@@ -186,6 +189,7 @@ def test_a_lost_push_reply_is_retried_without_duplicates(hq: Hq, tmp_path: Path)
             assert row["through_seq"] == len(till.ledger())
             assert till.proc is not None and till.proc.poll() is None  # no crash
             check_balances(hq, [till], [ANNA, BORIS])
+            assert_facts_at_hq_once(hq, [till])  # lost replies store no fact twice
     finally:
         proxy.shutdown()
         proxy.server_close()
