@@ -185,6 +185,22 @@ class TillProc:
         assert r.status_code == 200, r.text
         return int(r.json()["balance"])
 
+    def pending(self, card: str) -> int:
+        r = httpx.get(f"{self.url}/v1/cards/{card}", timeout=5)
+        assert r.status_code == 200, r.text
+        return int(r.json()["pending"])
+
+    def fact(self, fact_id: str) -> dict[str, Any]:
+        """One receipt fact's body, read straight from the (stopped) till's data file."""
+        path = self.root / "data" / "tillgate.sqlite3"
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute("SELECT body FROM facts WHERE id = ?", (fact_id,)).fetchone()
+        finally:
+            conn.close()
+        assert row is not None, fact_id
+        return dict(json.loads(row[0]))
+
     def ledger(self) -> list[tuple[str, int, str, str, int]]:
         """(id, seq, card, kind, points) of every entry, read straight from the data file."""
         path = self.root / "data" / "tillgate.sqlite3"
@@ -360,10 +376,15 @@ def assert_facts_at_hq_once(hq: Hq, tills: list[TillProc], *, timeout: float = 6
         lambda: not _rows(hq_db, "SELECT 1 FROM receipt_facts WHERE repriced IS NULL"),
         timeout=timeout,
     )
+    names = [t.name for t in tills]
+    among = f"till IN ({', '.join('?' * len(names))})"
     wrong = _rows(
         hq_db,
-        "SELECT till, id, problems FROM receipt_facts WHERE repriced = 'disagrees'",
+        f"SELECT till, id, problems FROM receipt_facts WHERE repriced = 'disagrees' AND {among}",
+        *names,
     )
     assert wrong == [], wrong
-    priced = _rows(hq_db, "SELECT COUNT(*) FROM receipt_facts WHERE repriced = 'agrees'")
+    priced = _rows(
+        hq_db, f"SELECT COUNT(*) FROM receipt_facts WHERE repriced = 'agrees' AND {among}", *names
+    )
     assert priced[0][0] > 0

@@ -214,3 +214,97 @@ def test_the_tills_parser_takes_a_reply_with_quarantined_entries() -> None:
         what="push reply",
     )
     assert (reply.through_seq, reply.stored, reply.conflicts) == (9, 3, [])
+
+
+def test_an_accrual_its_own_facts_contradict_is_quarantined_and_never_spent(
+    tmp_path: Path,
+) -> None:
+    hq = Hq(tmp_path / "hq").start()
+    try:
+        hq.import_cards(CARDS_CSV)
+        # Points wait a day before they can be spent (real programs wait 14): re-pricing,
+        # seconds after the push, decides long before a forged accrual could be spent.
+        hq.push_program(program(accrual_delay_days=1, expiry_days=0))
+        a, b = make_till(hq, tmp_path, "till-a"), make_till(hq, tmp_path, "till-b")
+        with running(a, b):
+            start_all([a, b])
+            wait_until("tills online", lambda: a.synced() and b.synced())
+            a.sale("A-1", "100.00", ANNA)
+            wait_until("A's sale and its facts at head office", a.synced)
+            assert_facts_at_hq_once(hq, [a])
+            honest = hq.card(ANNA)
+            wait_until("B has A's sale", lambda: b.pending(ANNA) == honest["pending"])
+
+            # Till A's credential: an accrual of 50 000 points with facts (A-1's, the very
+            # basket) whose engine gives what A-1 earned — the facts contradict the entry.
+            a.stop()
+            ledger = a.ledger()
+            fact = a.fact("sale:A-1")
+            now = datetime.now(UTC)
+            entry = {
+                "id": uuid.uuid4().hex,
+                "seq": ledger[-1][1] + 1,
+                "till": "till-a",
+                "card": ANNA,
+                "kind": "accrue",
+                "points": 50_000,
+                "receipt_id": "X-9",
+                "refund_id": None,
+                "ref": None,
+                "note": None,
+                "created_at": _iso(now),
+                "available_from": _iso(now + timedelta(days=1)),
+                "expires_at": None,
+            }
+            calc = fact["calculation"]
+            calc["outcome"]["accrued_points"] = 50_000
+            forged_fact = {
+                "id": "sale:X-9",
+                "kind": "sale",
+                "receipt_id": "X-9",
+                "after_seq": entry["seq"],
+                "created_at": _iso(now),
+                "body": fact | {"receipt_id": "X-9", "accrued": 50_000, "calculation": calc},
+            }
+            r = httpx.post(
+                f"{hq.url}/v1/sync/push",
+                json={"till": "till-a", "entries": [entry], "facts": [forged_fact]},
+                headers={"Authorization": f"Bearer {a.credential()}"},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["facts"] == ["sale:X-9"]
+            a.adopt([entry])
+
+            # hq serve re-prices apart from the push: the accrual goes to quarantine.
+            def repriced() -> str | None:
+                out = hq_verb(hq, "flags", "list").stdout
+                return out if "repricing" in out else None
+
+            listed = wait_until("the accrual quarantined by re-pricing", repriced)
+            assert "X-9" in listed and ANNA not in listed
+            assert hq.card(ANNA)["pending"] == honest["pending"]
+            wait_until(
+                "B at head office's view",
+                lambda: (
+                    b.pending(ANNA) == honest["pending"] and b.balance(ANNA) == honest["balance"]
+                ),
+            )
+
+            # A's later honest sales flow past it; reject keeps it out everywhere.
+            a.start()
+            a.sale("A-2", "200.00", ANNA)
+            wait_until("A's later sale pushed", a.synced)
+            flag = _flag_ids(hq_verb(hq, "flags", "list").stdout)["accrue:50000"]
+            rejected = hq_verb(hq, "flags", "reject", flag, "--reason", "forged")
+            assert rejected.returncode == 0, rejected.stderr
+            after = hq.card(ANNA)
+            assert after["pending"] < honest["pending"] + 50_000
+            wait_until(
+                "both tills at head office's view",
+                lambda: a.pending(ANNA) == b.pending(ANNA) == after["pending"],
+            )
+            # Every honest receipt re-priced clean (the forged one is A's only disagreement).
+            assert hq_verb(hq, "flags", "list", "--all").stdout.count("repricing") == 1
+    finally:
+        hq.stop()
