@@ -63,11 +63,12 @@ class Policy:
     card_pattern: str | None = None  # program.card_number_pattern
 
     @classmethod
-    def of(cls, program: Any | None) -> Policy:
+    def of(cls, program: Any | None, *, max_points: int = MAX_POINTS) -> Policy:
         """The policy of a validated program (``ProgramFile.program``); None: no program yet.
 
         ``[program.limits] max_clock_skew_seconds`` is read if the program model has it
-        (default 300 s otherwise).
+        (default 300 s otherwise). ``max_points``: the most one entry may move (at least
+        :data:`MAX_POINTS`; more when the program lets one receipt earn or spend more).
         """
         if program is None:
             return cls()
@@ -75,6 +76,7 @@ class Policy:
         skew = getattr(limits, "max_clock_skew_seconds", DEFAULT_SKEW_SECONDS)
         return cls(
             max_clock_skew=timedelta(seconds=int(skew)),
+            max_points=max(MAX_POINTS, max_points),
             register_cards=bool(program.register_unknown_cards),
             card_pattern=str(program.card_number_pattern),
         )

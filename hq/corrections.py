@@ -16,9 +16,8 @@ from tillgate.core.cards import mask
 from tillgate.core.errors import CardNotFound, InvalidRequest, NotFound
 
 from . import audit, quarantine
-from .authority import MAX_POINTS
 from .db import Database
-from .ledger import hq_entries, insert_entries, refresh_cards
+from .ledger import hq_entries, insert_entries, policy_of, refresh_cards
 from .wire import BIGINT, CardAdjustIn, ts
 
 logger = logging.getLogger(__name__)
@@ -45,10 +44,11 @@ def decide(
         row = quarantine.get(tx, flag) if 0 < flag <= BIGINT else None
         if row is None:
             raise NotFound(f"no quarantined entry {flag}; see 'tillgate hq flags list'")
-        if release and abs(row["points"]) > MAX_POINTS:
+        bound = policy_of(tx).max_points
+        if release and abs(row["points"]) > bound:
             # Counted, it could overflow the card's sums; no till makes such an entry.
             raise InvalidRequest(
-                f"quarantined entry {flag} moves {row['points']} points, beyond ±{MAX_POINTS}: "
+                f"quarantined entry {flag} moves {row['points']} points, beyond ±{bound}: "
                 "it cannot be released; reject it, and credit what the card is owed with "
                 "'tillgate hq cards adjust'"
             )

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from tillgate.core.cards import mask
 from tillgate.core.errors import CouponInvalid, SequenceGap, WrongTill
+from tillgate.core.rules.bounds import receipt_points_bound, receipt_redeem_bound
 from tillgate.core.rules.coupons import canonical
 from tillgate.core.rules.program import ProgramFile
 
@@ -320,7 +321,10 @@ def policy_of(tx: Tx, cache: PolicyCache | None = None) -> Policy:
     if cache is not None and (hit := cache.get(int(version))) is not None:
         return hit
     body = tx.scalar("SELECT body FROM programs WHERE version = ?", (version,))
-    policy = Policy.of(ProgramFile.model_validate_json(body).program)
+    file = ProgramFile.model_validate_json(body)
+    # One entry moves at most what one receipt of this program can earn or spend.
+    most = max(receipt_points_bound(file), receipt_redeem_bound(file))
+    policy = Policy.of(file.program, max_points=most)
     if cache is not None:
         cache.put(int(version), policy)
     return policy

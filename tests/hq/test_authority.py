@@ -134,6 +134,16 @@ def test_the_program_sets_the_clock_skew_it_allows(hq: HqTest) -> None:
     assert "at most 3600 s" in reply["quarantined"][0]["reason"]
 
 
+def test_the_program_sets_how_many_points_one_entry_may_move(hq: HqTest) -> None:
+    # At 0.01 a point, half of a 100 000 000.00 receipt is 5·10^9 points: a till can redeem
+    # that much, so head office takes it; past what any receipt can move it still refuses.
+    one, _ = _chain(hq, point_value="0.01", max_redeem_percent=50)
+    big = one.next(ANNA, "accrue", 3 * 10**9, receipt_id="R-1", available_from=iso(T0))
+    huge = one.next(ANNA, "accrue", 10**13, receipt_id="R-2", available_from=iso(T0))
+    reply = one.ok_push([big, huge])
+    assert [(q["seq"], q["code"]) for q in reply["quarantined"]] == [(2, "points_out_of_bounds")]
+
+
 def test_a_card_registered_on_first_use_in_the_same_push_is_taken(hq: HqTest) -> None:
     one, two = _chain(hq)  # the test program registers unknown cards
     reply = one.ok_push(
