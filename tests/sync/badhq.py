@@ -233,18 +233,23 @@ class _Handler(BaseHTTPRequestHandler):
         reply = httpx.request(
             self.command, target + self.path, content=body or None, headers=headers, timeout=20
         )
-        self.send_response(reply.status_code)
-        for k, v in reply.headers.items():
-            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(reply.content)))
-        self.end_headers()
-        self.wfile.write(reply.content)
+        relay(self, reply)
 
     do_GET = do_POST = _serve
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def relay(handler: BaseHTTPRequestHandler, reply: httpx.Response) -> None:
+    """Answer ``handler``'s request with ``reply`` (HQ's answer, as a proxy passes it on)."""
+    handler.send_response(reply.status_code)
+    for k, v in reply.headers.items():
+        if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+            handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(reply.content)))
+    handler.end_headers()
+    handler.wfile.write(reply.content)
 
 
 class _Server(ThreadingHTTPServer):

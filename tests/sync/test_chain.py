@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import ANNA, BORIS, VERA, program
+from tests.sync.badhq import relay
 from tests.sync.procs import (
     Hq,
     TillProc,
@@ -150,13 +151,7 @@ class _LossyProxy(BaseHTTPRequestHandler):
         if lose:
             self.close_connection = True  # HQ committed; the till never hears back
             return
-        self.send_response(reply.status_code)
-        for k, v in reply.headers.items():
-            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(reply.content)))
-        self.end_headers()
-        self.wfile.write(reply.content)
+        relay(self, reply)
 
     do_GET = do_POST = _forward
 
