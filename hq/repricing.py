@@ -157,8 +157,3 @@ def _quarantine(tx: Tx, row: dict[str, Any], problems: list[str], now: datetime)
         "re-pricing quarantined %d entries of till %s: %s", len(entries), row["till"], reason
     )
     return [e["id"] for e in entries]
-
-
-def pending(tx: Tx) -> int:
-    """Sale facts waiting to be re-priced."""
-    return int(tx.scalar("SELECT COUNT(*) FROM receipt_facts WHERE repriced IS NULL"))

@@ -17,13 +17,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from tillgate.core.rules.facts import FACTS_VERSION
+
+from . import outbox
 from .ledger import parse_ts, ts
-
-FACTS_VERSION = 1
-
-
-def _last_seq(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0])
 
 
 def add(
@@ -44,7 +41,7 @@ def add(
             fact_id,
             kind,
             receipt_id,
-            _last_seq(conn),
+            outbox.last_seq(conn),
             json.dumps({"v": FACTS_VERSION, **body}, ensure_ascii=False, sort_keys=True),
             ts(now),
         ),
@@ -86,9 +83,3 @@ def mark_synced(conn: sqlite3.Connection, ids: Sequence[str], *, now: datetime) 
         ).rowcount
         for i in ids
     )
-
-
-def get(conn: sqlite3.Connection, fact_id: str) -> dict[str, Any] | None:
-    """One fact's body (None: no such fact)."""
-    row = conn.execute("SELECT body FROM facts WHERE id = ?", (fact_id,)).fetchone()
-    return None if row is None else dict(json.loads(row[0]))
