@@ -274,6 +274,9 @@ class SyncSection(_Section):
     interval_seconds: Seconds = 30
     offline_after_seconds: Seconds = 60
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 500
+    # Online, calculate reserves points and coupons at head office within this many
+    # milliseconds, else prices the receipt by the offline rules (no retry).
+    hold_timeout_ms: Annotated[int, Field(ge=10, le=10_000)] = 300
 
 
 class PrinterSection(_Section):

@@ -233,7 +233,66 @@ CREATE INDEX entries_receipt ON entries (till, receipt_id);
 CREATE INDEX receipt_facts_receipt ON receipt_facts (till, receipt_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
+# Online holds (hq/holds.py): points and coupon codes an open receipt at an online till has
+# reserved at head office, so that every other till sees them taken.
+V4 = """
+-- One hold per receipt of a till; a new calculate of the receipt replaces it.
+-- status: active (points counted as reserved until expires_at) | confirmed (the receipt
+-- was confirmed: 'redeemed' counted until its redeem entry arrives in a push) | settled
+-- (that entry arrived: the balance counts it) | released (cancelled, or released by the
+-- till at a sync) | expired (timed out while active).
+CREATE TABLE holds (
+    till        TEXT NOT NULL,
+    receipt_id  TEXT NOT NULL,
+    card        TEXT,
+    points      BIGINT NOT NULL,
+    redeemed    BIGINT NOT NULL DEFAULT 0,
+    coupons     TEXT NOT NULL DEFAULT '[]',
+    status      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    resolved_at TEXT,
+    resolution  TEXT,
+    PRIMARY KEY (till, receipt_id)
+);
+CREATE INDEX holds_card ON holds (card, status);
+CREATE INDEX holds_due ON holds (status, expires_at);
+-- A coupon code reserved by an open receipt (one receipt at a time); gone on cancel,
+-- expiry or confirm (a confirmed code is in coupons_used).
+CREATE TABLE coupon_holds (
+    code        TEXT PRIMARY KEY,
+    till        TEXT NOT NULL,
+    receipt_id  TEXT NOT NULL,
+    reserved_at TEXT NOT NULL,
+    expires_at  TEXT NOT NULL
+);
+CREATE INDEX coupon_holds_receipt ON coupon_holds (till, receipt_id);
+"""
+
+# Chain-wide counters (hq/counters.py) from the receipt facts, kept per till so that each
+# till is sent what the other tills did and adds its own.
+V5 = """
+-- name: 'visit' | 'use:<promotion>' | 'stamp:<promotion>' | 'spend' (kopecks);
+-- day: the receipt's local day (YYYY-MM-DD).
+CREATE TABLE card_counters (
+    card  TEXT NOT NULL,
+    till  TEXT NOT NULL,
+    name  TEXT NOT NULL,
+    day   TEXT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (card, till, name, day)
+);
+-- Points each budgeted promotion gave, per till.
+CREATE TABLE budget_counters (
+    promotion_id TEXT NOT NULL,
+    till         TEXT NOT NULL,
+    points       BIGINT NOT NULL,
+    PRIMARY KEY (promotion_id, till)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
 
 
 def statements(script: str) -> Iterator[str]:

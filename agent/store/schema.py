@@ -229,4 +229,24 @@ CREATE INDEX facts_unsynced ON facts (after_seq, created_at) WHERE synced_at IS 
 # A migration is SQL (run statement by statement) or a function over the connection; each
 # runs in one write transaction with the new PRAGMA user_version.
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4)
+# V5: online holds at head office (store/hqholds.py): what this till reserved at head office
+# for each open receipt, and the resolutions (confirmed, cancelled, released) head office
+# has yet to hear of.
+V5 = """
+CREATE TABLE hq_holds (
+    receipt_id  TEXT PRIMARY KEY,
+    card        TEXT,
+    granted     INTEGER NOT NULL DEFAULT 0,   -- points head office reserved
+    coupons     TEXT NOT NULL DEFAULT '[]',   -- codes head office reserved
+    state       TEXT NOT NULL,                -- held | unknown (no answer in time)
+    expires_at  TEXT,                          -- the till's clock: when HQ's hold ends
+    resolution  TEXT,                          -- confirmed | cancelled | released
+    redeemed    INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    sent_at     TEXT                           -- the resolution reached head office
+);
+CREATE INDEX hq_holds_unsent ON hq_holds (updated_at) WHERE sent_at IS NULL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5)

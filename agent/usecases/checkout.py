@@ -218,6 +218,11 @@ def _sale_facts(
             "total": row.calc.total,
             "accrued": row.accrued if row.card else 0,
             "redeemed": row.redeemed if row.card else 0,
+            # What the chain-wide counters count (hq/counters.py): the promotions that
+            # applied, the points each budgeted one gave, the card's stamp counts after.
+            "uses": list(row.calc.uses),
+            "budget": dict(row.calc.budget),
+            "stamps": dict(row.calc.stamps),
             "calculation": row.calc.facts,  # None: calculated before facts were recorded
         },
         now=now,

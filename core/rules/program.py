@@ -63,6 +63,12 @@ class OfflinePolicy(_Model):
     redeem_per_till: Annotated[int, Field(ge=0)] = 5000
 
 
+class HoldPolicy(_Model):
+    """Online holds (``[program.holds]``): head office keeps a till's hold at most this long."""
+
+    max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 600
+
+
 class ProgramLimits(_Model):
     """What one basket may hold (``[program.limits]``); beyond it calculate is refused.
 
@@ -104,6 +110,7 @@ class Program(_Model):
     card_number_pattern: str = r"^\d{6,19}$"
     tiers: tuple[Tier, ...] = ()
     offline: OfflinePolicy = OfflinePolicy()
+    holds: HoldPolicy = HoldPolicy()
     limits: ProgramLimits = ProgramLimits()
 
     _money = field_validator("point_value", mode="before")(_no_float)

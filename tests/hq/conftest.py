@@ -55,6 +55,10 @@ TABLES = (
     "receipt_facts",
     "quarantine",
     "audit",
+    "holds",
+    "coupon_holds",
+    "card_counters",
+    "budget_counters",
 )
 
 
