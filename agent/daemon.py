@@ -32,7 +32,9 @@ from .usecases.ports import (
     DeviceHints,
     NoDevices,
     NoPrinter,
+    NoReservations,
     PrintQueue,
+    Reservations,
 )
 
 if TYPE_CHECKING:
@@ -115,6 +117,7 @@ def build_service(
     connectivity: Connectivity | None = None,
     printer: PrintQueue | None = None,
     devices: DeviceHints | None = None,
+    reservations: Reservations | None = None,
 ) -> TillService:
     """Open the data file and make the till service (no network, no threads).
 
@@ -153,6 +156,7 @@ def build_service(
         connectivity=connectivity or AlwaysOnline(),
         printer=printer or NoPrinter(),
         devices=devices or NoDevices(),
+        reservations=reservations or NoReservations(),
     )
 
 
@@ -171,12 +175,20 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
 
     devices = DeviceManager(config)
     online = None
+    holds = None
     if config.hq.url:
         from tillgate.sync.engine import OnlineState
+        from tillgate.sync.wiring import make_holds
 
         online = OnlineState()
+        holds = make_holds(config)
     service = build_service(
-        config, clock=clock, connectivity=online, printer=devices, devices=devices
+        config,
+        clock=clock,
+        connectivity=online,
+        printer=devices,
+        devices=devices,
+        reservations=holds,
     )
     watcher: FileWatcher | None = None
     if not config.hq.url:
@@ -241,6 +253,8 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         devices.stop()
         if syncer is not None:
             syncer.close()
+        if holds is not None:
+            holds.close()
         service.db.close()
         sock.close()
         logger.info("tillgate stopped")

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tillgate.core import __version__, errors
 from tillgate.core.serving import BodyLimit, error_response
 
-from . import admin, audit, corrections, feed, ledger, quarantine, tills, wire
+from . import admin, audit, corrections, feed, holds, ledger, quarantine, tills, wire
 from .service import Hq
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,40 @@ def create_app(hq: Hq) -> FastAPI:
                 till = till_of(token, tx)
                 # Parsed after authentication: a stranger learns nothing from error details.
                 batch = wire.parse_push(raw)
-                return ledger.push(tx, till, batch, hq.clock.now(), policies=hq.policies)
+                now = hq.clock.now()
+                reply = ledger.push(tx, till, batch, now, policies=hq.policies)
+                reply["holds"] = holds.after_push(tx, till.id, batch, reply["through_seq"], now)
+                return reply
+
+        return await work(run)
+
+    @app.post("/v1/holds", tags=["tills"])
+    async def hold(request: Request) -> Any:
+        """Reserve, for an open receipt, the points it redeems and the coupons it applies."""
+        token = tills.bearer(request.headers.get("authorization"))
+        raw = await request.body()
+
+        def run() -> dict[str, Any]:
+            with hq.db.write() as tx:
+                till = till_of(token, tx)
+                body = wire.parse(wire.HoldIn, wire.decode_json(raw))
+                policy = ledger.policy_of(tx, hq.policies)
+                return holds.reserve(tx, till, body, hq.clock.now(), policy)
+
+        return await work(run)
+
+    @app.post("/v1/holds/resolve", tags=["tills"])
+    async def hold_resolve(request: Request) -> Any:
+        """End a receipt's hold: confirmed (the points it redeemed), cancelled, released."""
+        token = tills.bearer(request.headers.get("authorization"))
+        raw = await request.body()
+
+        def run() -> dict[str, Any]:
+            with hq.db.write() as tx:
+                till = till_of(token, tx)
+                body = wire.parse(wire.HoldResolutionIn, wire.decode_json(raw))
+                status = holds.resolve(tx, till.id, body, hq.clock.now())
+                return {"receipt_id": body.receipt_id, "status": status}
 
         return await work(run)
 
@@ -265,6 +298,17 @@ def create_app(hq: Hq) -> FastAPI:
                 hq.db, number, body, operator=operator(request), now=hq.clock.now()
             )
         )
+
+    @app.get("/v1/admin/holds", tags=["admin"])
+    async def hold_list(request: Request, every: bool = False, card: str | None = None) -> Any:
+        """The holds that reserve points now (``every``: all of them, resolved ones too)."""
+        await require_admin(request)
+
+        def run() -> dict[str, Any]:
+            with hq.db.read() as tx:
+                return {"holds": holds.listing(tx, hq.clock.now(), every=every, card=card)}
+
+        return await work(run)
 
     @app.get("/v1/admin/audit", tags=["admin"])
     async def audit_log(request: Request, since: str | None = None) -> Any:

@@ -51,6 +51,7 @@ TILL_KINDS: Mapping[str, int] = {
 HQ_KINDS = ("adjust", "expire")
 MAX_POINTS = 10**9
 DEFAULT_SKEW_SECONDS = 300
+DEFAULT_HOLD_SECONDS = 600  # [program.holds] max_seconds: the longest hold head office grants
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +62,7 @@ class Policy:
     max_points: int = MAX_POINTS
     register_cards: bool = False  # program.register_unknown_cards
     card_pattern: str | None = None  # program.card_number_pattern
+    hold_seconds: int = DEFAULT_HOLD_SECONDS  # [program.holds] max_seconds
 
     @classmethod
     def of(cls, program: Any | None, *, max_points: int = MAX_POINTS) -> Policy:
@@ -74,7 +76,9 @@ class Policy:
             return cls()
         limits = getattr(program, "limits", None)
         skew = getattr(limits, "max_clock_skew_seconds", DEFAULT_SKEW_SECONDS)
+        holds = getattr(program, "holds", None)
         return cls(
+            hold_seconds=int(getattr(holds, "max_seconds", DEFAULT_HOLD_SECONDS)),
             max_clock_skew=timedelta(seconds=int(skew)),
             max_points=max(MAX_POINTS, max_points),
             register_cards=bool(program.register_unknown_cards),

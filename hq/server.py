@@ -23,6 +23,7 @@ from tillgate.core.errors import ConfigError, TillgateError
 from tillgate.core.serving import bind, server_class
 
 from .db import open_database
+from .holds import expire_due as expire_holds
 from .ledger import expire_due
 from .repricing import reprice_pending
 from .service import Hq
@@ -46,6 +47,7 @@ class ServeOptions:
     tls_key: Path | None = None
     expire_every: float = 300.0
     reprice_every: float = 5.0
+    holds_every: float = 5.0
 
 
 def admin_token(data_dir: Path) -> tuple[str, Path, bool]:
@@ -98,6 +100,16 @@ def _expire_job(hq: Hq) -> None:
         return
     if n:
         logger.info("expiry: %d lots expired", n)
+
+
+def _holds_job(hq: Hq) -> None:
+    try:
+        n = expire_holds(hq.db, hq.clock.now())
+    except TillgateError as exc:  # the next run tries again
+        logger.error("hold expiry job failed: %s", exc)
+        return
+    if n:
+        logger.info("holds: %d timed out", n)
 
 
 def _reprice_job(hq: Hq) -> None:
@@ -164,6 +176,17 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
         args=[hq],
         seconds=options.reprice_every,
         id="reprice",
+        coalesce=True,
+        max_instances=1,
+    )
+    # Holds past their time reserve nothing already (every grant checks expires_at); the
+    # job marks them expired and frees their coupon codes for good.
+    scheduler.add_job(
+        _holds_job,
+        "interval",
+        args=[hq],
+        seconds=options.holds_every,
+        id="holds",
         coalesce=True,
         max_instances=1,
     )

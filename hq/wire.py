@@ -123,12 +123,42 @@ class FactIn(_In):
     body: dict[str, Any]
 
 
+ReceiptId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+CouponCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MAX_HOLD_COUPONS = 50
+
+
+class HoldIn(_In):
+    """An online calculate's reservation (``POST /v1/holds``): points and coupon codes."""
+
+    receipt_id: ReceiptId
+    card: CardNumber | None = None
+    points: Annotated[int, Field(strict=True, ge=0, le=BIGINT)] = 0
+    # True: the POS asked for exactly this many points; less is no use (nothing changes).
+    exact: bool = False
+    coupons: Annotated[list[CouponCode], Field(max_length=MAX_HOLD_COUPONS)] = []
+    seconds: Annotated[int, Field(strict=True, ge=1, le=86_400)] = 600
+
+
+class HoldResolutionIn(_In):
+    """How a receipt's hold ended at the till: confirmed (with the points redeemed),
+    cancelled, or released (priced offline after no answer; head office's hold goes)."""
+
+    receipt_id: ReceiptId
+    resolution: Literal["confirmed", "cancelled", "released"]
+    redeemed: Annotated[int, Field(strict=True, ge=0, le=BIGINT)] = 0
+    coupons: Annotated[list[CouponCode], Field(max_length=MAX_HOLD_COUPONS)] = []
+    card: CardNumber | None = None
+    at: AwareDatetime | None = None
+
+
 class PushIn(_In):
     till: Ident
     entries: list[EntryIn] = []
     coupons_used: list[CouponUseIn] = []
     cards_new: list[CardNewIn] = []
     facts: Annotated[list[FactIn], Field(max_length=MAX_BATCH)] = []
+    holds: Annotated[list[HoldResolutionIn], Field(max_length=MAX_BATCH)] = []
 
 
 class CardAdjustIn(_In):

@@ -39,7 +39,15 @@ import stamina
 from tillgate.core import __version__
 from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 
-from .wire import ChangePage, EnrollReply, ErrorReply, PushReply, parse
+from .wire import (
+    ChangePage,
+    EnrollReply,
+    ErrorReply,
+    HoldReply,
+    PushReply,
+    ResolveReply,
+    parse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +234,16 @@ class HqClient:
         if conflicts > sent:
             raise HqBadReply(f"head office reports {conflicts} conflicts for {sent} entries sent")
         return parse(PushReply, data, what="push reply")
+
+    def hold(self, body: dict[str, Any]) -> HoldReply:
+        """Reserve a receipt's points and coupons (``POST /v1/holds``; never retried)."""
+        data = self._once("POST", "/v1/holds", what="hold reply", json=body)
+        return parse(HoldReply, data, what="hold reply")
+
+    def resolve_hold(self, body: dict[str, Any]) -> ResolveReply:
+        """Tell head office how a receipt's hold ended (never retried: the push retries)."""
+        data = self._once("POST", "/v1/holds/resolve", what="hold reply", json=body)
+        return parse(ResolveReply, data, what="hold reply")
 
     def changes(self, cursor: int, limit: int) -> ChangePage:
         """One page of the change feed after ``cursor``, of at most ``limit`` changes.

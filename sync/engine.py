@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tillgate.agent.store import facts, meta, outbox, syncstate
+from tillgate.agent.store import facts, hqholds, meta, outbox, syncstate
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
 from tillgate.core.cards import mask_in_text
@@ -120,12 +120,15 @@ class Syncer:
                 # A receipt's facts go with (or after) the entries they follow.
                 sent_through = entries[-1]["seq"] if entries else next_seq - 1
                 receipts = facts.unsynced(conn, through_seq=sent_through, limit=self.batch_size)
+                # Holds whose end head office did not hear at once (hold timeout, HQ down).
+                ended = hqholds.unsent(conn, limit=self.batch_size)
                 top = outbox.last_seq(conn)
-            if not entries and not coupons and not cards and not receipts:
+            if not entries and not coupons and not cards and not receipts and not ended:
                 return report
             body = {"till": self.till, "entries": entries, "coupons_used": coupons}
             body["cards_new"] = cards
             body["facts"] = receipts
+            body["holds"] = ended
             try:
                 reply = self.client.push(body)
             except HqRefused as exc:
@@ -151,6 +154,8 @@ class Syncer:
                     now=self.clock.now(),
                 )
                 facts.mark_synced(conn, [i for i in reply.facts if i in sent], now=self.clock.now())
+                told = {h["receipt_id"] for h in ended}
+                hqholds.mark_sent(conn, [r for r in reply.holds if r in told], now=self.clock.now())
             report.batches += 1
             report.pushed += marked
             report.duplicates += reply.duplicates
@@ -169,7 +174,8 @@ class Syncer:
                     "keeps them and stays unsynced (docs/operations.md: what needs a person)"
                 )
             next_seq = through + 1
-            if not entries and not coupons and not cards and not sent & set(reply.facts):
+            progressed = sent & set(reply.facts) or told & set(reply.holds)
+            if not entries and not coupons and not cards and not progressed:
                 # Facts head office did not take (it does not hold their entries yet, or
                 # knows no facts): sent again on the next sync, not again and again now.
                 return report

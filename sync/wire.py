@@ -46,6 +46,28 @@ class PushReply(_Reply):
     conflicts: Items[Conflict] = []
     negative_cards: Items[str] = []
     facts: Items[str] = []  # the ids of the receipt facts head office holds
+    holds: Items[str] = []  # the receipts whose hold resolution head office now holds
+
+
+class CouponVerdict(_Reply):
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+    status: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class HoldReply(_Reply):
+    """Head office's answer to a hold: what it reserved for the receipt, and until when."""
+
+    receipt_id: str
+    granted: NonNeg
+    available: NonNeg = 0
+    seconds: Annotated[int, Field(ge=0, le=86_400)]
+    refused: str | None = None
+    coupons: Annotated[list[CouponVerdict], FailFast(), Field(max_length=50)] = []
+
+
+class ResolveReply(_Reply):
+    receipt_id: str
+    status: str
 
 
 class Lot(_Reply):

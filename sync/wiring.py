@@ -18,6 +18,7 @@ from tillgate.core.errors import ConfigError, SyncError
 from . import credential as cred_file
 from .client import HqClient
 from .engine import OnlineState, Syncer
+from .holds import HqHolds
 
 if TYPE_CHECKING:
     from tillgate.agent.usecases import TillService
@@ -84,6 +85,20 @@ def make_syncer(
         offline_after_seconds=config.sync.offline_after_seconds,
         online=online,
         events=events,
+    )
+
+
+def make_holds(config: Config, *, transport: Any = None) -> HqHolds:
+    """The till's online holds at head office, each within ``sync.hold_timeout_ms``."""
+    if not config.hq.url:
+        raise ConfigError("hq.url is empty: a standalone till has no head office to hold at")
+    cred = credential(config)
+    return HqHolds(
+        url=config.hq.url,
+        credential=cred.credential,
+        timeout_ms=config.sync.hold_timeout_ms,
+        transport=transport,
+        verify=tls_verify(config),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from tillgate.core.rules.hints import offline_hint
 
 from ..store import ledger, points, receipts, sales, syncstate
 from ..store.sales import Calculation, PaidLine, Receipt
-from . import responses
+from . import reserve, responses
 from .context import TillContext
 from .request import SaleRequest
 
@@ -63,22 +63,69 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
         before = sales.get(conn, req.receipt_id)
         customer = _customer(ctx, conn, who, before, catalog, now=now, now_local=now_local)
         coupons, rejected = _coupons(ctx, conn, req.coupons, catalog)
-        cap = _offline_cap(ctx, conn, catalog, card, req.receipt_id, now)
+        offline = ctx.offline
+        cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=offline)
         inputs = _inputs(ctx, conn, catalog, req, customer, coupons, cap, money_off, now_local)
         result = evaluate(catalog, *inputs)
         _check_redeem(req, result, cap)
+        verdict = reserve.NOT_ASKED
+        if reserve.online(ctx):
+            # Head office grants what the card has chain-wide; less, or refused coupons,
+            # and the basket is priced again within the grant.
+            verdict = reserve.ask(
+                ctx, conn, receipt_id=req.receipt_id, card=card, request=inputs[0], result=result
+            )
+            if verdict.fallback:  # no answer in time: this receipt is priced offline
+                offline = True
+                cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=True)
+                inputs = (inputs[0], replace(inputs[1], redeem_cap=cap.points if cap else None))
+            elif reserve.recompute_needed(verdict, result, card):
+                inputs = reserve.capped(*inputs, verdict)
+                rejected += [
+                    {"code": c, "reason": why} for c, why in verdict.refused_codes().items()
+                ]
+            if reserve.recompute_needed(verdict, result, card):
+                result = evaluate(catalog, *inputs)
+                _check_redeem(req, result, cap)
+        seconds = reserve.record(
+            ctx,
+            conn,
+            receipt_id=req.receipt_id,
+            card=card,
+            verdict=verdict,
+            result=result,
+            now=now,
+        )
         hold_entry, hold_points, hold_expires = _hold(
-            ctx, conn, req.receipt_id, before, card, result.redeemed_points if card else 0, now
+            ctx,
+            conn,
+            req.receipt_id,
+            before,
+            card,
+            result.redeemed_points if card else 0,
+            now,
+            seconds=seconds,
         )
         response = _response(
-            ctx, conn, req, result, customer, who, rejected, cap, catalog, now_local=now_local
+            ctx,
+            conn,
+            req,
+            result,
+            customer,
+            who,
+            rejected,
+            cap,
+            catalog,
+            now_local=now_local,
+            offline=offline,
         )
+        facts = _facts(ctx, inputs, result, offline=offline)
         sales.save_calculation(
             conn,
             receipt_id=req.receipt_id,
             card=card,
             request=_request_json(req),
-            calc=_record(result, coupons, response, who.source, _facts(ctx, inputs, result)),
+            calc=_record(result, coupons, response, who.source, facts),
             hold_entry=hold_entry,
             hold_points=hold_points,
             hold_expires_at=hold_expires,
@@ -138,15 +185,16 @@ def _customer(
 
 
 def _offline_cap(
-    ctx: TillContext,
     conn: sqlite3.Connection,
     catalog: Catalog,
     card: str | None,
     receipt_id: str,
     now: datetime,
+    *,
+    offline: bool,
 ) -> syncstate.OfflineCap | None:
     """Offline, the most points this receipt may redeem (None: online, or no card)."""
-    if not ctx.offline or card is None:
+    if not offline or card is None:
         return None
     return syncstate.offline_cap(
         conn, policy=catalog.program.offline, card=card, receipt_id=receipt_id, now=now
@@ -198,6 +246,7 @@ def _response(
     catalog: Catalog,
     *,
     now_local: datetime,
+    offline: bool,
 ) -> dict[str, Any]:
     """The calculate answer; offline, why points are limited comes first among the hints."""
     card = who.rec.number if who.rec else None
@@ -218,7 +267,7 @@ def _response(
             if result.accrued_points
             else None
         ),
-        offline=ctx.offline,
+        offline=offline,
     )
     if cap is not None:
         hint = offline_hint(
@@ -341,8 +390,14 @@ def _hold(
     card: str | None,
     want: int,
     now: datetime,
+    *,
+    seconds: int | None = None,
 ) -> tuple[str | None, int, str | None]:
-    """Hold the points this receipt would spend, replacing any earlier hold of it."""
+    """Hold the points this receipt would spend, replacing any earlier hold of it.
+
+    ``seconds``: how long head office keeps its hold of them, if it made one; the till's
+    hold ends then too (never later than ``till.hold_seconds``).
+    """
     hold_entry = before.hold_entry if before is not None else None
     hold_points = before.hold_points if before is not None else 0
     if before is not None and hold_entry and (want != hold_points or before.card != card):
@@ -362,7 +417,10 @@ def _hold(
             conn, till=ctx.settings.till, card=card, points=want, receipt_id=receipt_id, now=now
         )
         hold_points = want
-    expires = ledger.ts(now + timedelta(seconds=ctx.settings.hold_seconds)) if hold_entry else None
+    lasts = ctx.settings.hold_seconds
+    if seconds is not None:
+        lasts = min(seconds, lasts)
+    expires = ledger.ts(now + timedelta(seconds=lasts)) if hold_entry else None
     return hold_entry, hold_points, expires
 
 
@@ -386,13 +444,13 @@ def _prints(
 
 
 def _facts(
-    ctx: TillContext, inputs: tuple[m.Request, m.Context], result: m.Result
+    ctx: TillContext, inputs: tuple[m.Request, m.Context], result: m.Result, *, offline: bool
 ) -> dict[str, Any]:
     """The receipt's facts as the engine saw and decided them (head office re-prices them)."""
     request, context = inputs
     return {
         "program_version": ctx.program_version,
-        "offline": ctx.offline,
+        "offline": offline,
         "inputs": encode_inputs(request, context),
         "outcome": encode_outcome(request, result),
     }

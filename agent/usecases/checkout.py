@@ -19,6 +19,7 @@ from tillgate.core.clock import local
 from ..store import cards as card_store
 from ..store import facts, ledger, points, receipts, sales
 from ..store.sales import Calculation, Receipt
+from . import reserve
 from .context import TillContext
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def confirm(
             ctx.sweep_in(conn, now, row.card)
             row = sales.get(conn, receipt_id)
             assert row is not None and row.card
+            if not row.hold_entry and row.redeemed:
+                reserve.reserve_again(ctx, conn, row, now=now)
             _redeem(ctx, conn, row, now)
             accrued = _accrue(ctx, conn, row, now)
             _card_effects(conn, row.card, calc)
@@ -103,6 +106,9 @@ def confirm(
             conn, receipt_id, paid=paid, fiscal_id=fiscal_id, response=response, now=now
         )
         _sale_facts(ctx, conn, row, paid=paid, fiscal_id=fiscal_id, now=now, now_local=now_local)
+        ended = reserve.end(ctx, conn, row, resolution="confirmed", now=now)
+    # Head office hears at once that the hold became a redemption (or with the next push).
+    reserve.tell(ctx, ended)
     if paid is not None and paid != calc.total:
         logger.warning(
             "receipt %s confirmed with paid=%s but calculated total %s",
@@ -243,6 +249,7 @@ def _card_effects(conn: sqlite3.Connection, card: str, calc: Calculation) -> Non
 def cancel(ctx: TillContext, receipt_id: str) -> dict[str, Any]:
     """Abandon a calculated receipt and release its hold (idempotent)."""
     now = ctx.clock.now()
+    ended = None
     with ctx.db.write() as conn:
         row = sales.get(conn, receipt_id)
         if row is None:
@@ -252,6 +259,7 @@ def cancel(ctx: TillContext, receipt_id: str) -> dict[str, Any]:
                 f"receipt {receipt_id} is confirmed; use refund to return it"
             )
         if row.status == "calculated":
+            ended = reserve.end(ctx, conn, row, resolution="cancelled", now=now)
             if row.hold_entry and row.card:
                 points.release(
                     conn,
@@ -264,6 +272,7 @@ def cancel(ctx: TillContext, receipt_id: str) -> dict[str, Any]:
                     note="cancelled",
                 )
             sales.mark_cancelled(conn, receipt_id, now=now)
+    reserve.tell(ctx, ended)
     response = {"receipt_id": receipt_id, "status": "cancelled", "offline": ctx.offline}
     ctx.announce(response)
     return response

@@ -31,7 +31,16 @@ from ..store import program as store_program
 from ..store.db import Database
 from . import responses
 from .events import EventBus
-from .ports import AlwaysOnline, Connectivity, DeviceHints, NoDevices, NoPrinter, PrintQueue
+from .ports import (
+    AlwaysOnline,
+    Connectivity,
+    DeviceHints,
+    NoDevices,
+    NoPrinter,
+    NoReservations,
+    PrintQueue,
+    Reservations,
+)
 from .session import CardSession
 
 logger = logging.getLogger(__name__)
@@ -94,6 +103,7 @@ class TillContext:
     connectivity: Connectivity = field(default_factory=AlwaysOnline)
     printer: PrintQueue = field(default_factory=NoPrinter)
     devices: DeviceHints = field(default_factory=NoDevices)
+    reservations: Reservations = field(default_factory=NoReservations)
     catalogs: _Catalogs = field(default_factory=_Catalogs, repr=False)
 
     @property

@@ -9,12 +9,16 @@ on it afterwards):
   layer queues it on the printer; with no printer nothing is printed.
 - :class:`DeviceHints` gives the cashier hints about devices (printer out of paper, card
   reader offline) for every calculation; with no devices there are none.
+- :class:`Reservations` reserves, for an online chain till, a receipt's points and coupons
+  at head office in one round trip, and tells head office how the receipt ended. Sync owns
+  the real one (:class:`tillgate.sync.holds.HqHolds`); a standalone till has none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 
 class Connectivity(Protocol):
@@ -54,3 +58,64 @@ class NoDevices:
 
     def hints(self) -> list[dict[str, Any]]:
         return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldAsk:
+    """What a calculate asks head office to reserve for its receipt (replacing any before)."""
+
+    receipt_id: str
+    card: str | None
+    points: int
+    exact: bool  # the POS asked for exactly ``points``: fewer are of no use
+    coupons: tuple[str, ...]
+    seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldGrant:
+    """Head office's answer: the points it reserved and what became of each coupon code."""
+
+    granted: int
+    available: int  # what the receipt could have had chain-wide
+    seconds: int  # how long head office keeps the hold
+    refused: str | None = None  # "insufficient_points" (exact, not enough): nothing changed
+    coupons: Mapping[str, str] = field(default_factory=dict)  # code → reserved|used|in_use|…
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldEnd:
+    """How a receipt's hold ended at the till, for head office."""
+
+    receipt_id: str
+    resolution: Literal["confirmed", "cancelled", "released"]
+    redeemed: int = 0
+    coupons: tuple[str, ...] = ()
+    card: str | None = None
+
+
+class Reservations(Protocol):
+    @property
+    def enabled(self) -> bool:
+        """True for a chain till: online receipts reserve at head office."""
+        ...
+
+    def reserve(self, ask: HoldAsk) -> HoldGrant | None:
+        """One round trip within the hold timeout; None: no answer (price offline)."""
+        ...
+
+    def resolve(self, end: HoldEnd) -> bool:
+        """Tell head office (one round trip); False: it did not hear (sync will tell it)."""
+        ...
+
+
+class NoReservations:
+    """No head office: nothing is reserved anywhere but in the till's own ledger."""
+
+    enabled = False
+
+    def reserve(self, ask: HoldAsk) -> HoldGrant | None:
+        return None
+
+    def resolve(self, end: HoldEnd) -> bool:
+        return False

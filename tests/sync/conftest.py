@@ -14,11 +14,13 @@ from tests.sync.realhq import Chain, ChainHq, HqLink, enroll
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store.db import Database
 from tillgate.agent.usecases import TillService, TillSettings
+from tillgate.agent.usecases.ports import NoReservations
 from tillgate.agent.usecases.session import CardSession
 from tillgate.core.clock import ManualClock
 from tillgate.core.rules.coupons import CouponSigner
 from tillgate.sync.client import HqClient
 from tillgate.sync.engine import OnlineState, Syncer
+from tillgate.sync.holds import HqHolds
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +59,8 @@ def make_chain(tmp_path: Path, clock: ManualClock, hq: ChainHq) -> Iterator[Call
         batch_size: int = 500,
         page_limit: int = 500,
         offline_after: float = 60,
+        holds: bool = False,
+        hold_timeout_ms: int = 300,
     ) -> Chain:
         data = data or program()
         if hq.published != data:
@@ -66,6 +70,18 @@ def make_chain(tmp_path: Path, clock: ManualClock, hq: ChainHq) -> Iterator[Call
             hq.cards_loaded = True
         cred = enroll(hq, name)
         path = tmp_path / f"{name}.sqlite3"
+        link = HqLink()
+        # Online holds at HQ, on the same line to it as sync (its faults hit both).
+        reservations = (
+            HqHolds(
+                url=cred.url,
+                credential=cred.credential,
+                timeout_ms=hold_timeout_ms,
+                transport=link,
+            )
+            if holds
+            else NoReservations()
+        )
         service = TillService(
             db=Database(path),
             settings=TillSettings(
@@ -75,8 +91,8 @@ def make_chain(tmp_path: Path, clock: ManualClock, hq: ChainHq) -> Iterator[Call
             session=CardSession(seconds=120),
             signer=CouponSigner(cred.key),  # the chain's key, from enrolment
             connectivity=(online := OnlineState()),
+            reservations=reservations,
         )
-        link = HqLink()
         syncer = Syncer(
             db=Database(path),
             client=HqClient(url=cred.url, credential=cred.credential, transport=link),
@@ -103,6 +119,8 @@ def make_chain(tmp_path: Path, clock: ManualClock, hq: ChainHq) -> Iterator[Call
 
     yield make
     for chain in opened:
+        if isinstance(chain.service.reservations, HqHolds):
+            chain.service.reservations.close()
         chain.syncer.close()
         chain.service.events.close()
         chain.service.db.close()
