@@ -1,0 +1,226 @@
+"""Head office's online holds (hq/holds.py) on SQLite and PostgreSQL: what it grants,
+how holds end (once), what settles them, and grants racing on one card — from two head
+office servers on one database, as several ``hq serve`` processes share one."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import program
+from tests.hq.helpers import HqTest, TillClient, iso, start_hq
+from tillgate.core.clock import ManualClock
+from tillgate.core.rules.coupons import CouponSigner
+from tillgate.hq.holds import expire_due
+
+CARD = "2900000000028"
+COUPON = {
+    "id": "c10",
+    "name": "Coupon 10%",
+    "when": {"coupon": True},
+    "reward": {"kind": "percent", "value": 10, "on": "order"},
+}
+
+
+def hold(till: TillClient, receipt: str, points: int = 0, **kw: Any) -> dict[str, Any]:
+    body = {"receipt_id": receipt, "card": CARD, "points": points, "seconds": 300, **kw}
+    r = till.http.post("/v1/holds", json=body)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def resolve(till: TillClient, receipt: str, resolution: str, **kw: Any) -> str:
+    body = {"receipt_id": receipt, "resolution": resolution, **kw}
+    r = till.http.post("/v1/holds/resolve", json=body)
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+def active(hq: HqTest) -> list[dict[str, Any]]:
+    r = hq.admin.get("/v1/admin/holds")
+    assert r.status_code == 200, r.text
+    return list(r.json()["holds"])
+
+
+@pytest.fixture
+def chain(hq: HqTest) -> tuple[TillClient, TillClient]:
+    hq.publish(program(COUPON, holds={"max_seconds": 120}))
+    hq.cards(**{CARD: 1000})
+    return hq.enroll("till-a"), hq.enroll("till-b")
+
+
+def test_head_office_grants_what_the_chain_has(
+    hq: HqTest, chain: tuple[TillClient, TillClient]
+) -> None:
+    a, b = chain
+    first = hold(a, "A-1", 700)
+    assert (first["granted"], first["available"], first["seconds"]) == (700, 1000, 120)
+    second = hold(b, "B-1", 700)
+    assert (second["granted"], second["available"]) == (300, 300)
+    # Exact and not enough: nothing changes, the till is told what there is.
+    exact = hold(b, "B-2", 301, exact=True)
+    assert (exact["granted"], exact["refused"], exact["available"]) == (
+        0,
+        "insufficient_points",
+        0,
+    )
+    # A calculates the same receipt again: its hold is replaced, not added to.
+    assert hold(a, "A-1", 100)["granted"] == 100
+    assert hold(b, "B-2", 600, exact=True)["granted"] == 600
+    assert sorted(h["points"] for h in active(hq)) == [100, 300, 600]
+    # A card head office does not know, or a blocked one, has nothing to grant.
+    assert hold(a, "A-2", 50, card="2900000009999")["granted"] == 0
+
+
+def test_a_hold_ends_once(hq: HqTest, chain: tuple[TillClient, TillClient]) -> None:
+    a, b = chain
+    hold(a, "A-1", 400)
+    assert resolve(a, "A-1", "confirmed", redeemed=350) == "confirmed"
+    # The retry after a lost reply, and a late cancel, change nothing.
+    assert resolve(a, "A-1", "confirmed", redeemed=350) == "confirmed"
+    assert resolve(a, "A-1", "cancelled") == "confirmed"
+    assert [(h["status"], h["redeemed"]) for h in active(hq)] == [("confirmed", 350)]
+    assert hold(b, "B-1", 1000)["granted"] == 650
+    # Another till cannot resolve A's hold: it resolves its own receipt of that id.
+    assert resolve(b, "A-1", "cancelled") == "unknown"
+    # The redeem entry arrives: the balance counts it, the hold no longer does.
+    a.ok_push([a.next(CARD, "redeem", -350, receipt_id="A-1")])
+    assert hq.card(CARD)["balance"] == 650
+    assert [h["till"] for h in active(hq)] == ["till-b"]
+    assert resolve(b, "B-1", "cancelled") == "released"
+    assert active(hq) == []
+
+
+def test_a_redeem_entry_settles_a_hold_whose_confirm_never_came(
+    hq: HqTest, chain: tuple[TillClient, TillClient]
+) -> None:
+    a, _ = chain
+    hold(a, "A-1", 400)
+    reply = a.ok_push(
+        [a.next(CARD, "redeem", -400, receipt_id="A-1")],
+        holds=[{"receipt_id": "A-0", "resolution": "released"}],
+    )
+    assert reply["holds"] == ["A-0"]
+    assert active(hq) == [] and hq.card(CARD)["balance"] == 600
+    assert resolve(a, "A-1", "confirmed", redeemed=400) == "settled"
+
+
+def test_time_ends_an_active_hold_not_a_confirmed_one(
+    hq: HqTest, chain: tuple[TillClient, TillClient], clock: ManualClock
+) -> None:
+    a, b = chain
+    hold(a, "A-1", 400)
+    hold(a, "A-2", 300)
+    resolve(a, "A-2", "confirmed", redeemed=300)
+    clock.advance(seconds=121)  # [program.holds] max_seconds = 120
+    assert [h["receipt_id"] for h in active(hq)] == ["A-2"]
+    assert hold(b, "B-1", 1000)["granted"] == 700
+    assert expire_due(hq.hq.db, clock.now()) == 1
+    assert resolve(a, "A-1", "confirmed", redeemed=400) == "expired"
+
+
+def test_a_coupon_code_is_held_by_one_receipt(
+    hq: HqTest, chain: tuple[TillClient, TillClient], clock: ManualClock
+) -> None:
+    a, b = chain
+    code, other, gone = (
+        CouponSigner(bytes.fromhex(a.coupon_key)).issue(
+            promotion_id="c10", serial=i, valid_until=clock.now().date()
+        )
+        for i in (1, 2, 3)
+    )
+    assert hold(a, "A-1", coupons=[code, other])["coupons"] == [
+        {"code": c, "status": "reserved"} for c in sorted([code, other])
+    ]
+    assert hold(b, "B-1", coupons=[code])["coupons"] == [{"code": code, "status": "in_use"}]
+    # A drops one code from its basket: it is free at once.
+    hold(a, "A-1", coupons=[code])
+    assert hold(b, "B-2", coupons=[other])["coupons"][0]["status"] == "reserved"
+    # Confirmed: the code stays held until its use arrives, then it is used for good.
+    resolve(a, "A-1", "confirmed", coupons=[code])
+    clock.advance(seconds=3600)
+    expire_due(hq.hq.db, clock.now())
+    assert hold(b, "B-1", coupons=[code])["coupons"][0]["status"] == "in_use"
+    a.ok_push(
+        [],
+        coupons_used=[
+            {"code": code, "promotion_id": "c10", "receipt_id": "A-1", "used_at": iso(clock.now())}
+        ],
+    )
+    assert hold(b, "B-1", coupons=[code])["coupons"][0]["status"] == "used"
+    r = hq.admin.post("/v1/admin/coupons/revoke", json={"codes": [gone], "reason": "test"})
+    assert r.status_code == 200, r.text
+    assert hold(b, "B-3", coupons=[gone])["coupons"][0]["status"] == "revoked"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_request"),
+        (b'{"receipt_id": "R", "points": -1}', 400, "invalid_request"),
+        (b'{"receipt_id": "R", "points": 1.5}', 400, "invalid_request"),
+        (b'{"receipt_id": "R", "seconds": 0}', 400, "invalid_request"),
+        (b'{"receipt_id": "", "points": 1}', 400, "invalid_request"),
+        (b"[]", 400, "invalid_request"),
+    ],
+)
+def test_a_bad_hold_request_is_refused_and_writes_nothing(
+    hq: HqTest, chain: tuple[TillClient, TillClient], body: bytes, status: int, code: str
+) -> None:
+    a, _ = chain
+    r = a.http.post("/v1/holds", content=body, headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+    assert hq.count("holds") == 0
+
+
+def test_only_an_enrolled_till_may_hold(hq: HqTest, chain: tuple[TillClient, TillClient]) -> None:
+    body = {"receipt_id": "R", "card": CARD, "points": 10}
+    assert hq.client().post("/v1/holds", json=body).status_code == 401
+    assert hq.client("not-a-credential").post("/v1/holds", json=body).status_code == 401
+    assert hq.admin.post("/v1/holds", json=body).status_code == 403
+    r = hq.client("x").post("/v1/holds/resolve", json={"receipt_id": "R", "resolution": "x"})
+    assert r.status_code == 401
+    assert hq.count("holds") == 0
+
+
+@pytest.fixture
+def second_hq(db_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[HqTest]:
+    """A second head office server on the same database (two ``hq serve`` processes)."""
+    test, stop = start_hq(db_url, tmp_path / "second", clock)
+    try:
+        yield test
+    finally:
+        stop()
+
+
+def test_grants_racing_on_one_card_never_exceed_it(
+    hq: HqTest, second_hq: HqTest, chain: tuple[TillClient, TillClient]
+) -> None:
+    tills = [hq.enroll(f"till-{i}") for i in range(6)]
+    # Half of the tills talk to the other server: the database is what they share.
+    for t in tills[::2]:
+        t.http = second_hq.client(t.credential)
+    granted: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(tills))
+
+    def work(t: TillClient) -> None:
+        start.wait()
+        for n in range(8):
+            g = hold(t, f"{t.id}-{n}", 90)["granted"]
+            with lock:
+                granted.append(g)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in tills]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert len(granted) == 48
+    # 48 asks of 90 points against 1000: exactly what the card holds is granted, no more.
+    assert sum(granted) == 1000
+    assert sum(h["points"] for h in active(hq)) == 1000
