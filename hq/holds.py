@@ -314,8 +314,15 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+KEEP_ENDED = timedelta(days=7)  # ended holds stay listed this long, then go
+
+
 def expire_due(db: Database, now: datetime) -> int:
-    """Mark active holds past their time expired and free their codes; how many."""
+    """Mark active holds past their time expired and free their codes; how many.
+
+    Holds that ended more than :data:`KEEP_ENDED` ago are deleted: they reserve nothing,
+    and a chain makes a hold for every receipt that spends points.
+    """
     with db.write() as tx:
         n = tx.execute(
             "UPDATE holds SET status = 'expired', resolution = 'timed out', resolved_at = ?,"
@@ -323,6 +330,11 @@ def expire_due(db: Database, now: datetime) -> int:
             (ts(now), ts(now), ts(now)),
         )
         tx.execute("DELETE FROM coupon_holds WHERE expires_at <= ?", (ts(now),))
+        tx.execute(
+            "DELETE FROM holds WHERE status IN ('settled', 'released', 'expired')"
+            " AND updated_at < ?",
+            (ts(now - KEEP_ENDED),),
+        )
     return n
 
 

@@ -22,7 +22,7 @@ from tillgate.core.rules.bounds import check_bounds, describe
 from tillgate.core.rules.coupons import canonical, promotion_tag, serial_for
 from tillgate.core.rules.engine import Catalog, evaluate
 from tillgate.core.rules.facts import encode_inputs, encode_outcome
-from tillgate.core.rules.hints import offline_hint
+from tillgate.core.rules.hints import hq_silent_hint, offline_hint
 
 from ..store import ledger, points, receipts, sales, syncstate
 from ..store.sales import Calculation, PaidLine, Receipt
@@ -269,6 +269,7 @@ def _response(
         ),
         offline=offline,
     )
+    hint = None
     if cap is not None:
         hint = offline_hint(
             reason=cap.reason,
@@ -276,6 +277,9 @@ def _response(
             max_hours=cap.policy.max_hours,
             language=ctx.settings.language,
         )
+    elif offline and not ctx.offline:  # head office did not answer this receipt's hold
+        hint = hq_silent_hint(language=ctx.settings.language)
+    if hint is not None:
         response["hints"] = [
             {"kind": hint.kind, "text": hint.text, "promotion": hint.promotion},
             *response["hints"],

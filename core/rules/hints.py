@@ -44,6 +44,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "redeem_minimum": "Списать можно не меньше {points} б.",
         "offline_hours": "Нет связи с офисом более {hours} ч: списание баллов недоступно",
         "offline_cap": "Нет связи с офисом: можно списать не более {points} баллов",
+        "hq_silent": "Офис не ответил вовремя: чек рассчитан по офлайн-правилам",
     },
     "en": {
         "greeting": "{holder}, {tier}",
@@ -66,6 +67,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "redeem_minimum": "At least {points} pts can be redeemed",
         "offline_hours": "No head-office sync for over {hours} h: points cannot be spent",
         "offline_cap": "Offline: at most {points} points can be spent",
+        "hq_silent": "Head office did not answer in time: this receipt is priced offline",
     },
 }
 
@@ -310,3 +312,8 @@ def offline_hint(*, reason: str, points: int, max_hours: int, language: Language
     else:
         text = texts["offline_cap"].format(points=points)
     return Hint(kind="offline", text=text)
+
+
+def hq_silent_hint(*, language: Language) -> Hint:
+    """Head office did not answer a hold in time: this one receipt was priced offline."""
+    return Hint(kind="offline", text=TEXTS[language]["hq_silent"])

@@ -121,6 +121,11 @@ def test_time_ends_an_active_hold_not_a_confirmed_one(
     assert hold(b, "B-1", 1000)["granted"] == 700
     assert expire_due(hq.hq.db, clock.now()) == 1
     assert resolve(a, "A-1", "confirmed", redeemed=400) == "expired"
+    # A week on, the ended hold is gone; the confirmed one still reserves its points.
+    clock.advance(days=8)
+    expire_due(hq.hq.db, clock.now())
+    assert hq.count("holds") == 2
+    assert [h["receipt_id"] for h in active(hq)] == ["A-2"]
 
 
 def test_a_coupon_code_is_held_by_one_receipt(

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import BORIS, program
 from tests.sync.realhq import Chain, ChainHq, card
+from tillgate.agent.api.schemas import CalculateIn
 from tillgate.core import errors
 
 COUPON_PROMO = {
@@ -23,8 +24,16 @@ COUPON_PROMO = {
     "reward": {"kind": "percent", "value": 10, "on": "order"},
 }
 # No accrual delay and no expiry: balances are exact sums (BORIS is gold: 5% accrued).
+ANYONE = {  # a coupon anyone may bring, card or not
+    "id": "c5",
+    "name": "Coupon 5%",
+    "when": {"coupon": True},
+    "who": {"card": False},
+    "reward": {"kind": "percent", "value": 5, "on": "order"},
+}
 DATA = program(
     COUPON_PROMO,
+    ANYONE,
     accrual_delay_days=0,
     expiry_days=0,
     max_redeem_percent=100,
@@ -197,3 +206,26 @@ def test_a_timed_out_hold_is_reserved_again_at_confirm(
     assert a.service.confirm("A-1")["redeemed"]["points"] == 600
     a.syncer.run_once()
     assert hq.card(BORIS)["balance"] == 400
+
+
+def test_a_coupon_receipt_without_a_card_says_head_office_did_not_answer(
+    pair: tuple[Chain, Chain], hq: ChainHq
+) -> None:
+    a, _ = pair
+    (code,) = hq.issue_coupons("c5", 1)
+    a.link.down = True
+    r = a.service.calculate(
+        CalculateIn.model_validate(
+            {
+                "receipt_id": "A-1",
+                "coupons": [code],
+                "lines": [{"sku": "A", "name": "a", "qty": 1, "price": "100.00"}],
+            }
+        )
+    )
+    assert r["offline"] is True and r["coupons"]["applied"] == [code]
+    assert r["hints"][0] == {
+        "kind": "offline",
+        "text": "Офис не ответил вовремя: чек рассчитан по офлайн-правилам",
+        "promotion": None,
+    }
