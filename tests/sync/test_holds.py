@@ -7,6 +7,7 @@ hold there (once), and a till that gets no answer in time prices the receipt off
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -150,6 +151,14 @@ def test_no_answer_in_time_prices_the_receipt_offline_and_sync_releases(
     # program.offline.redeem_per_card = 100; the response says why.
     assert r["offline"] is True and r["redeemed"]["points"] == 100
     assert r["hints"][0]["kind"] == "offline"
+    # The hint panel hears it too: the receipt event says offline (its banner) with the hint.
+    loop = asyncio.new_event_loop()
+    sub, replay = a.service.events.subscribe(loop)
+    a.service.events.unsubscribe(sub)
+    loop.close()
+    latest = {e.kind: e.data for e in replay}
+    assert latest["receipt"]["offline"] is True
+    assert latest["hints"]["hints"][0]["kind"] == "offline"
     a.service.confirm("A-1")
     assert holds_at_hq(hq) == []  # HQ never heard of it
     # B is online: HQ does not know A's offline redemption yet, so B may spend it all.
