@@ -4,7 +4,8 @@ A till pushes the facts of a receipt (:mod:`tillgate.core.rules.facts`: the engi
 inputs and outcome, what was paid, points moved) in the same push as, or a push after,
 the receipt's ledger entries. They are stored under ``(till, id)`` — ``sale:<receipt>`` or
 ``refund:<refund>`` — so a resend after a lost reply stores nothing twice. Analytics and
-re-pricing read them from here.
+re-pricing read them from here, and a fact stored for the first time adds to the
+chain-wide counters (:mod:`tillgate.hq.counters`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from . import counters
 from .db import Tx
 from .wire import FactIn
 
@@ -23,8 +25,15 @@ MAX_FACT_BYTES = 256 << 10  # one receipt's facts (1000 lines of inputs and outc
 
 
 def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> int:
-    """Store the facts head office does not have yet; returns how many were new."""
-    new = 0
+    """Store the facts head office does not have yet and count them; returns how many."""
+    new = insert_new(tx, till=till, facts=facts, now=now)
+    counters.count(tx, till=till, facts=new, now=now)
+    return len(new)
+
+
+def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> list[FactIn]:
+    """Store the facts head office does not have yet; returns those it stored now."""
+    new: list[FactIn] = []
     for fact in facts:
         body = json.dumps(fact.body, ensure_ascii=False, sort_keys=True)
         if len(body) > MAX_FACT_BYTES:
@@ -32,7 +41,7 @@ def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> int:
             logger.warning("till %s: facts %s over %d bytes not kept", till, fact.id, len(body))
             body = json.dumps({"dropped": f"over {MAX_FACT_BYTES} bytes"})
         card = fact.body.get("card") if isinstance(fact.body.get("card"), str) else None
-        new += tx.execute(
+        stored = tx.execute(
             "INSERT INTO receipt_facts (till, id, kind, receipt_id, card, after_seq, body,"
             " created_at, received_at) VALUES (?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (till, id) DO NOTHING",
@@ -48,6 +57,8 @@ def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> int:
                 now.isoformat(),
             ),
         )
+        if stored:
+            new.append(fact)
     return new
 
 

@@ -1,23 +1,31 @@
 """The change feed tills pull: program, cards with balances, coupon uses and revocations.
 
 The ``changes`` table holds one row per thing that changed (a card, the program, a coupon
-code), moved to a new, higher id each time it changes again. A page is the next ``limit``
-rows after the till's cursor, read in one snapshot with everything they name, so:
+code, a promotion's budget), moved to a new, higher id each time it changes again. A page
+is the next ``limit`` rows after the till's cursor, read in one snapshot with everything
+they name, so:
 
 * a page never names a thing twice, and ``cursor=0`` reads a full snapshot;
 * a till that stores the page and its cursor in one transaction never misses a change:
   ids are handed out under a lock held to commit (:meth:`~tillgate.hq.db.Tx.next_ids`), so
   no id below one the till has seen can still appear later.
+
+A card carries, in ``uses``, what every *other* till counted of it, and ``budgets`` the
+points every other till gave from each budget on the page (:mod:`tillgate.hq.counters`):
+the requesting till adds its own counts, which it knows better and sooner. A budget is a
+change of its own (kind ``budget``), so budgets are paged and compacted like cards and
+count towards a page's ``limit`` as the till counts them.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tillgate.core.errors import InvalidRequest
 
+from . import counters
 from .db import Database, Row, Tx, marks
 from .fold import CardState
 from .ledger import card_states, chunks
@@ -67,14 +75,16 @@ def lots_out(state: CardState) -> list[dict[str, Any]]:
     ]
 
 
-def card_out(row: Row, state: CardState, *, through_seq: int) -> dict[str, Any]:
-    """A card as the feed sends it; ``through_seq`` is the requesting till's."""
+def card_out(
+    row: Row, state: CardState, *, through_seq: int, uses: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A card as the feed sends it; ``through_seq`` and ``uses`` (what the other tills
+    counted, :func:`tillgate.hq.counters.others`) are the requesting till's."""
     return {
         **card_fields(row, state),
         "lots": lots_out(state),
         "through_seq": through_seq,
-        # Promotion uses are counted per till (pushes carry no promotion ids yet).
-        "uses": {},
+        "uses": uses or {},
     }
 
 
@@ -117,6 +127,10 @@ def changes(
                 program = {"version": str(latest["version"]), "body": json.loads(latest["body"])}
         card_rows = _rows_by(tx, "cards", "number", keys.get("card", []))
         states = card_states(tx, [r["number"] for r in card_rows], now)
+        counts = counters.others(
+            tx, [r["number"] for r in card_rows], till=till.id, today=now.astimezone(UTC).date()
+        )
+        budgets = counters.budgets(tx, keys.get("budget", []), till=till.id)
         used = [
             {
                 "code": r["code"],
@@ -138,8 +152,11 @@ def changes(
         "cursor": int(rows[-1]["id"]) if rows else cursor,
         "more": more,
         "program": program,
-        "cards": [card_out(r, states[r["number"]], through_seq=through) for r in card_rows],
+        "cards": [
+            card_out(r, states[r["number"]], through_seq=through, uses=counts.get(r["number"]))
+            for r in card_rows
+        ],
         "coupons_revoked": revoked,
         "coupons_used": used,
-        "budgets": {},
+        "budgets": budgets,
     }

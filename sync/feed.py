@@ -5,6 +5,11 @@ killed half-way through a page has either all of it and the new cursor or none o
 the old one, and asks for the same page again. Everything in a page is an upsert, so
 applying a page twice (a reply lost after the commit) changes nothing.
 
+A card's ``uses`` (what the other tills counted of it) and the page's ``budgets`` (what
+they gave from each budget) are stored as head office sent them; the till adds its own
+counts when it reads them (:func:`tillgate.agent.store.points.customer`,
+:func:`~tillgate.agent.store.points.budgets_used`).
+
 In a chain the program comes only from head office. It is stored like a standalone
 program (the ``program`` row); the till service notices the new version on its next
 request and rebuilds its catalog.
@@ -62,7 +67,7 @@ def _card(conn: sqlite3.Connection, card: CardChange, *, now: datetime) -> None:
             for lot in card.lots
         ],
         through_seq=card.through_seq,
-        uses=card.uses,
+        uses=card.uses.model_dump(mode="json"),
         now=now,
     )
 

@@ -76,6 +76,28 @@ class Lot(_Reply):
     expires_at: AwareDatetime | None = None
 
 
+# What the other tills counted of a card (docs/sync-protocol.md, "Chain-wide counters").
+# Bounded to what a true HQ sends (hq/counters.py): spend days SPEND_DAYS + 3, use days
+# 2 × USE_DAYS + 1, promotions MAX_PROMOTIONS (the same number on both sides).
+MAX_SPEND_DAYS, MAX_USE_DAYS, MAX_PROMOTIONS = 3700, 10, 10_000
+PromotionId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class PromotionUses(_Reply):
+    total: NonNeg = 0
+    days: Annotated[dict[date, NonNeg], Field(max_length=MAX_USE_DAYS)] = {}
+
+
+class ChainCounts(_Reply):
+    """A card's counts at every other till: the requesting till adds its own."""
+
+    visits: NonNeg = 0
+    # [local day, kopecks]: a refund of a sale head office never saw may make a day negative
+    spend: Annotated[list[tuple[date, Int64]], FailFast(), Field(max_length=MAX_SPEND_DAYS)] = []
+    uses: Annotated[dict[PromotionId, PromotionUses], Field(max_length=MAX_PROMOTIONS)] = {}
+    stamps: Annotated[dict[PromotionId, NonNeg], Field(max_length=MAX_PROMOTIONS)] = {}
+
+
 class CardChange(_Reply):
     number: Annotated[str, Field(min_length=1, max_length=64)]
     holder: str = ""
@@ -89,7 +111,7 @@ class CardChange(_Reply):
     pending: NonNeg = 0
     lots: Items[Lot] = []
     through_seq: NonNeg = 0
-    uses: dict[str, Any] = {}
+    uses: ChainCounts = ChainCounts()  # the name is the protocol's (it began as uses only)
 
 
 class ProgramChange(_Reply):
@@ -118,7 +140,8 @@ class ChangePage(_Reply):
     cards: Items[CardChange] = []
     coupons_revoked: Items[RevokedCoupon] = []
     coupons_used: Items[UsedCoupon] = []
-    budgets: dict[str, Int64] = {}
+    # points each budgeted promotion on the page gave at every other till
+    budgets: Annotated[dict[PromotionId, NonNeg], Field(max_length=MAX_PROMOTIONS)] = {}
 
     @property
     def size(self) -> int:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from tillgate.core.cardfile import CardRecord
 from tillgate.core.rules import model as m
 
-from . import ledger
+from . import hqcache, ledger
 
 
 def hold(
@@ -130,10 +130,15 @@ def customer(
 ) -> m.Customer:
     """What the rules engine needs to know of a card, as of ``now``.
 
+    Visits, rolling spend, promotion uses and stamps are counted over the chain: this
+    till's own (its receipts, ``promotion_uses``, ``stamps``) plus what head office says
+    the other tills counted (:func:`hqcache.other_tills`; nothing on a standalone till).
+
     ``own_hold`` is the hold this very receipt already has: its points are still the
     receipt's to spend, so they do not count against it.
     """
     bal = ledger.balance(conn, rec.number, now)
+    others = hqcache.other_tills(conn, rec.number)
     visits = conn.execute(
         "SELECT COUNT(*) FROM receipts WHERE card = ? AND status IN ('confirmed', 'refunded')",
         (rec.number,),
@@ -144,22 +149,24 @@ def customer(
         " AND status IN ('confirmed', 'refunded') AND confirmed_at >= ?",
         (rec.number, since),
     ).fetchone()[0]
+    # The other tills' spend is by their receipts' local days.
+    spend_kop += others.spend_since((now_local - timedelta(days=window_days)).date().isoformat())
     today = now_local.date().isoformat()
-    uses_today: dict[str, int] = {}
-    uses_total: dict[str, int] = {}
+    uses_today = others.uses_on(today)
+    uses_total = dict(others.uses_total)
     for row in conn.execute(
         "SELECT promotion_id, COUNT(*) AS n, SUM(day = ?) AS t FROM promotion_uses"
         " WHERE card = ? GROUP BY promotion_id",
         (today, rec.number),
     ):
-        uses_total[row["promotion_id"]] = row["n"]
-        uses_today[row["promotion_id"]] = row["t"] or 0
-    stamps = {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT promotion_id, count FROM stamps WHERE card = ?", (rec.number,)
-        )
-    }
+        pid = row["promotion_id"]
+        uses_total[pid] = uses_total.get(pid, 0) + row["n"]
+        uses_today[pid] = uses_today.get(pid, 0) + (row["t"] or 0)
+    stamps = dict(others.stamps)
+    for pid, count in conn.execute(
+        "SELECT promotion_id, count FROM stamps WHERE card = ?", (rec.number,)
+    ):
+        stamps[pid] = stamps.get(pid, 0) + count
     held_by_others = bal.held - own_hold
     return m.Customer(
         number=rec.number,
@@ -169,7 +176,7 @@ def customer(
         segments=frozenset(rec.segments),
         clubs=frozenset(rec.clubs),
         birthday=rec.birthday,
-        visits=visits,
+        visits=visits + others.visits,
         rolling_spend=Decimal(spend_kop) / 100,
         balance=bal.balance,
         pending=bal.pending,
@@ -182,18 +189,19 @@ def customer(
 
 
 def budgets_used(conn: sqlite3.Connection, promotion_ids: list[str]) -> dict[str, int]:
-    """Points each promotion with a budget has given so far on this till."""
+    """Points each promotion with a budget has given so far: on this till, plus on the
+    chain's other tills as head office last said (nothing on a standalone till)."""
     if not promotion_ids:
         return {}
     marks = ",".join("?" * len(promotion_ids))
-    return {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT promotion_id, SUM(points) FROM promotion_uses"
-            f" WHERE promotion_id IN ({marks}) GROUP BY promotion_id",
-            promotion_ids,
-        )
-    }
+    used = hqcache.budgets(conn, promotion_ids)
+    for pid, points in conn.execute(
+        "SELECT promotion_id, SUM(points) FROM promotion_uses"
+        f" WHERE promotion_id IN ({marks}) GROUP BY promotion_id",
+        promotion_ids,
+    ):
+        used[pid] = used.get(pid, 0) + points
+    return used
 
 
 def reverse_accrual(

@@ -31,11 +31,17 @@ def record_uses(
     )
 
 
-def set_stamps(conn: sqlite3.Connection, *, card: str, promotion_id: str, count: int) -> None:
+def add_stamps(conn: sqlite3.Connection, card: str, promotion_id: str, n: int = 1) -> None:
+    """Count ``n`` more stamps of a promotion on a card at this till.
+
+    ``stamps`` holds this till's own stamps only; the other tills' come from head office
+    and are added when the card is read (:func:`tillgate.agent.store.points.customer`).
+    A standalone till's own count is the card's whole count.
+    """
     conn.execute(
         "INSERT INTO stamps (card, promotion_id, count) VALUES (?,?,?)"
-        " ON CONFLICT (card, promotion_id) DO UPDATE SET count = excluded.count",
-        (card, promotion_id, count),
+        " ON CONFLICT (card, promotion_id) DO UPDATE SET count = count + excluded.count",
+        (card, promotion_id, n),
     )
 
 

@@ -236,9 +236,10 @@ def _sale_facts(
 
 
 def _card_effects(conn: sqlite3.Connection, card: str, calc: Calculation) -> None:
-    """Stamps counted and the birthday bonus marked as given this year."""
-    for pid, count in calc.stamps.items():
-        receipts.set_stamps(conn, card=card, promotion_id=pid, count=count)
+    """A stamp more for each stamp card of the receipt (this till's own count; the other
+    tills' come from head office), and the birthday bonus marked as given this year."""
+    for pid in calc.stamps:
+        receipts.add_stamps(conn, card, pid)
     if calc.birthday_points and calc.birthday_year:
         card_store.set_birthday_bonus(conn, card, calc.birthday_year)
 

@@ -30,6 +30,7 @@ def test_entries_in_order_are_stored_once_and_retries_are_duplicates(hq: HqTest)
         "negative_cards": [],
         "coupon_double_uses": [],
         "facts": [],
+        "holds": [],
     }
     # The reply was lost: the till sends the same batch again, and one more entry.
     batch.append(till.next(ANNA, "redeem", -30, receipt_id="R-2"))
