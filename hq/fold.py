@@ -103,6 +103,13 @@ class CardState:
         dates = [lot.expires_at for lot in self.lots if lot.expires_at is not None]
         return min(dates) if dates else None
 
+    def balance_until(self, now: datetime) -> datetime | None:
+        """Until when ``balance`` holds with no new entry: the next instant a pending lot
+        becomes spendable or a lot expires (None: it holds until an entry comes)."""
+        dates = [lot.available_from for lot in self.lots if lot.available_from > now]
+        dates += [lot.expires_at for lot in self.lots if lot.expires_at is not None]
+        return min(dates) if dates else None
+
 
 @dataclass
 class _State:

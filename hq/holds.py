@@ -43,14 +43,13 @@ from tillgate.core.cards import mask
 
 from .authority import Policy
 from .db import Database, Row, Tx, marks
+from .ledger import FOREVER, spendable  # FOREVER: a used code's hold waits for its push
 from .ledger import canonical_or as _code
-from .ledger import card_states
 from .tills import TillId
 from .wire import HoldIn, HoldResolutionIn, PushIn, ts
 
 logger = logging.getLogger(__name__)
 
-FOREVER = "9999-12-31T23:59:59.999999+00:00"  # a used code's hold waits for its push
 ACTIVE, CONFIRMED, SETTLED, RELEASED, EXPIRED = (
     "active",
     "confirmed",
@@ -85,8 +84,7 @@ def reserved(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str] | Non
 
 def available(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str]) -> int:
     """What one more receipt may redeem of ``card`` chain-wide: balance − others' holds."""
-    balance = card_states(tx, [card], now)[card].balance
-    return max(0, balance - reserved(tx, card, now, besides=besides))
+    return max(0, spendable(tx, card, now) - reserved(tx, card, now, besides=besides))
 
 
 def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) -> dict[str, Any]:

@@ -154,13 +154,15 @@ def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Ca
         expiries = [
             lot.expires_at for lot in (*st.lots, *st.expired_due) if lot.expires_at is not None
         ]
+        until = st.balance_until(now)
         tx.execute(
-            "UPDATE cards SET next_expiry = ?, balance = ?,"
+            "UPDATE cards SET next_expiry = ?, balance = ?, balance_until = ?,"
             " negative_since = CASE WHEN ? = 1 THEN COALESCE(negative_since, ?) ELSE NULL END"
             " WHERE number = ?",
             (
                 ts(min(expiries)) if expiries else None,
                 st.balance,
+                ts(until) if until else FOREVER,
                 1 if st.balance < 0 else 0,
                 ts(now),
                 number,
@@ -168,6 +170,31 @@ def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Ca
         )
     add_changes(tx, "card", states, now)
     return states
+
+
+# ``cards.balance_until`` for a balance that holds until the next entry of the card.
+FOREVER = "9999-12-31T23:59:59.999999+00:00"
+
+
+def spendable(tx: Tx, number: str, now: datetime) -> int:
+    """The card's balance at ``now``: the one ``refresh_cards`` kept, while it holds
+    (no lot became spendable or expired since), else folded again from the entries.
+
+    Every change of a card's counted entries goes through :func:`refresh_cards` in the
+    same transaction, so a kept balance is never stale for want of an entry.
+    """
+    row = tx.one("SELECT balance, balance_until FROM cards WHERE number = ?", (number,))
+    if row is None:
+        return 0
+    if row["balance_until"] is not None and ts(now) < row["balance_until"]:
+        return int(row["balance"])
+    st = card_states(tx, [number], now)[number]
+    until = st.balance_until(now)
+    tx.execute(
+        "UPDATE cards SET balance = ?, balance_until = ? WHERE number = ?",
+        (st.balance, ts(until) if until else FOREVER, number),
+    )
+    return st.balance
 
 
 def insert_entries(tx: Tx, rows: Sequence[dict[str, Any]], now: datetime) -> None:

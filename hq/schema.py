@@ -268,6 +268,10 @@ CREATE TABLE coupon_holds (
     expires_at  TEXT NOT NULL
 );
 CREATE INDEX coupon_holds_receipt ON coupon_holds (till, receipt_id);
+-- Until when cards.balance holds with no new entry (the next lot to become spendable or to
+-- expire; '9999-…' for never): a hold reads the kept balance instead of folding the card.
+-- NULL (cards from before): not known, folded at the next read.
+ALTER TABLE cards ADD COLUMN balance_until TEXT;
 """
 
 # Chain-wide counters (hq/counters.py) from the receipt facts, kept per till so that each
