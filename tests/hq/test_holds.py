@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,24 @@ def test_grants_racing_on_one_card_never_exceed_it(
     # 48 asks of 90 points against 1000: exactly what the card holds is granted, no more.
     assert sum(granted) == 1000
     assert sum(h["points"] for h in active(hq)) == 1000
+
+
+def test_the_kept_balance_follows_lots_that_mature_and_expire(
+    hq: HqTest, chain: tuple[TillClient, TillClient], clock: ManualClock
+) -> None:
+    a, _ = chain
+    # 300 spendable now that expire in 10 days; 200 pending for 5 days (no expiry).
+    a.ok_push(
+        [
+            a.next(CARD, "accrue", 300, at=clock.now(), expiry_days=10),
+            a.next(CARD, "accrue", 200, at=clock.now(), delay_days=5),
+        ]
+    )
+    assert hold(a, "A-1", 5000)["available"] == 1300
+    with hq.hq.db.read() as tx:
+        until = tx.scalar("SELECT balance_until FROM cards WHERE number = ?", (CARD,))
+    assert until == iso(clock.now() + timedelta(days=5)).replace("+00:00", ".000000+00:00")
+    clock.advance(days=6)  # the pending lot became spendable: the kept balance is stale
+    assert hold(a, "A-1", 5000)["available"] == 1500
+    clock.advance(days=5)  # the 300 expired (head office has not written the expire yet)
+    assert hold(a, "A-1", 5000)["available"] == 1200
