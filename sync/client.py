@@ -23,12 +23,15 @@ start on time. A push is idempotent at HQ, so retrying one whose reply was lost 
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -74,16 +77,74 @@ class ReplyLimits:
 DEFAULT_LIMITS = ReplyLimits()
 
 
+class _Watchdog:
+    """One thread that runs every deadline of the process when its time comes.
+
+    A thread of its own per exchange would do, but starting one costs a few milliseconds
+    at the 99th percentile (it must get the GIL first), and an online hold is on the POS's
+    clock (a calculate waits for it). Deadlines are kept in a heap; a cancelled one is
+    dropped when its time comes.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, Callable[[], None]] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, when: float, fn: Callable[[], None]) -> int:
+        """Run ``fn`` at ``when`` (``time.monotonic()``) unless cancelled; a token."""
+        with self._cond:
+            token = next(self._ids)
+            self._live[token] = fn
+            heapq.heappush(self._heap, (when, token))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="tillgate-hq-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def cancel(self, token: int) -> None:
+        with self._cond:
+            self._live.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    when, token = self._heap[0]
+                    delay = when - time.monotonic()
+                    if delay <= 0:
+                        heapq.heappop(self._heap)
+                        fn = self._live.pop(token, None)
+                        break
+                    self._cond.wait(delay)
+            if fn is not None:
+                try:
+                    fn()
+                except Exception:  # pragma: no cover - a deadline's action never raises
+                    logger.exception("a head-office deadline failed")
+
+
+_WATCHDOG = _Watchdog()
+
+
 class _Deadline:
     """Ends one exchange with head office at a fixed time, whatever stage it is in.
 
     httpx's timeouts bound each network operation, not their sum: a server that sends a
     byte every few seconds keeps a read (of the body, or of the headers) alive for ever.
     So each connection is caught as it is made (httpcore's ``trace`` extension names its
-    stream) and a copy of its socket kept; when the time is up a timer shuts that socket
-    down, which ends any read or write blocked on the connection in the sync thread with
-    an error. No connection is reused between exchanges (see HqClient), so every exchange
-    makes the connection it is timed on.
+    stream) and a copy of its socket kept; when the time is up the watchdog shuts that
+    socket down, which ends any read or write blocked on the connection in the calling
+    thread with an error. No connection is reused between exchanges (see HqClient), so
+    every exchange makes the connection it is timed on.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -92,21 +153,21 @@ class _Deadline:
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self._over = False
-        self.fired = False  # the timer cut a connection short
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self.fired = False  # the watchdog cut a connection short
+        self._token: int | None = None
 
     @property
     def expired(self) -> bool:
         return time.monotonic() >= self._ends
 
     def __enter__(self) -> _Deadline:
-        self._timer.start()
+        self._token = _WATCHDOG.schedule(self._ends, self._expire)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        with self._lock:  # never while the timer is shutting one down
+        if self._token is not None:
+            _WATCHDOG.cancel(self._token)
+        with self._lock:  # never while the watchdog is shutting one down
             self._over = True
             for sock in self._socks:
                 sock.close()
