@@ -154,7 +154,9 @@ def create_app(hq: Hq) -> FastAPI:
         raw = await request.body()
 
         def run() -> dict[str, Any]:
-            with hq.db.write() as tx:
+            # A hold is a reservation: it is not worth a disk flush on the calculate's clock
+            # (a power cut may lose the last ones; docs/sync-protocol.md, "Online holds").
+            with hq.db.write(durable=False) as tx:
                 till = till_of(token, tx)
                 body = wire.parse(wire.HoldIn, wire.decode_json(raw))
                 policy = ledger.policy_of(tx, hq.policies)

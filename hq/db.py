@@ -152,8 +152,14 @@ class Database:
     display: str  # the URL with any password hidden, for logs and messages
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
-        """A write transaction: commits whole on success, rolls back whole on any error."""
+    def write(self, *, durable: bool = True) -> Iterator[Tx]:
+        """A write transaction: commits whole on success, rolls back whole on any error.
+
+        ``durable`` False: the commit does not wait for the disk (SQLite ``synchronous =
+        NORMAL``, PostgreSQL ``synchronous_commit = off``). A power cut may then lose the
+        last such commits, never corrupt or reorder anything; only what may be lost so —
+        online holds, which are reservations, not records — is written this way.
+        """
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -211,9 +217,23 @@ class SqliteDatabase(Database):
                 raise translate(exc, "cannot commit") from exc
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
-        with self._tx("BEGIN IMMEDIATE") as tx:
-            yield tx
+    def write(self, *, durable: bool = True) -> Iterator[Tx]:
+        with self._lock:
+            if not durable:
+                self._synchronous("NORMAL")
+            try:
+                with self._tx("BEGIN IMMEDIATE") as tx:
+                    yield tx
+            finally:
+                if not durable:
+                    self._synchronous("FULL")
+
+    def _synchronous(self, level: str) -> None:
+        # Outside a transaction only; the connection's lock is held by the caller.
+        try:
+            self._conn.execute(f"PRAGMA synchronous = {level}")
+        except sqlite3.Error as exc:
+            raise translate(exc, "cannot set synchronous") from exc
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -300,8 +320,10 @@ class PostgresDatabase(Database):
                 raise translate(exc, "cannot commit") from exc
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
+    def write(self, *, durable: bool = True) -> Iterator[Tx]:
         with self._tx("BEGIN ISOLATION LEVEL READ COMMITTED") as tx:
+            if not durable:
+                tx.execute("SET LOCAL synchronous_commit TO OFF")
             yield tx
 
     @contextmanager

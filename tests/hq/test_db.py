@@ -81,6 +81,27 @@ def test_a_failed_statement_rolls_the_transaction_back(db_url: str, tmp_path: Pa
         db.close()
 
 
+def test_a_write_that_need_not_wait_for_the_disk(db_url: str, tmp_path: Path) -> None:
+    """``durable=False`` commits (and rolls back) like any write; only the flush differs,
+    and only for that transaction."""
+    db = open_database(db_url, data_dir=tmp_path)
+    try:
+        with db.write(durable=False) as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('fast', '1')")
+            if tx.dialect == "postgresql":
+                assert tx.scalar("SHOW synchronous_commit") == "off"
+        with pytest.raises(StoreError), db.write(durable=False) as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('fast', '2')")
+        with db.write() as tx:
+            if tx.dialect == "postgresql":
+                assert tx.scalar("SHOW synchronous_commit") == "on"
+            else:  # FULL again for every other write
+                assert tx.scalar("PRAGMA synchronous") == 2
+            assert tx.scalar("SELECT value FROM meta WHERE key = 'fast'") == "1"
+    finally:
+        db.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no schema at all, of each kind."""
