@@ -25,7 +25,7 @@ from typing import Any
 
 from tillgate.core.errors import InvalidRequest
 
-from . import counters
+from . import counters, holds
 from .db import Database, Row, Tx, marks
 from .fold import CardState
 from .ledger import card_states, chunks
@@ -76,15 +76,23 @@ def lots_out(state: CardState) -> list[dict[str, Any]]:
 
 
 def card_out(
-    row: Row, state: CardState, *, through_seq: int, uses: dict[str, Any] | None = None
+    row: Row,
+    state: CardState,
+    *,
+    through_seq: int,
+    uses: dict[str, Any] | None = None,
+    held: int = 0,
 ) -> dict[str, Any]:
-    """A card as the feed sends it; ``through_seq`` and ``uses`` (what the other tills
-    counted, :func:`tillgate.hq.counters.others`) are the requesting till's."""
+    """A card as the feed sends it; ``through_seq``, ``uses`` (what the other tills
+    counted, :func:`tillgate.hq.counters.others`) and ``held`` (what the other tills' open
+    receipts hold at head office, :func:`tillgate.hq.holds.held_elsewhere`) are the
+    requesting till's."""
     return {
         **card_fields(row, state),
         "lots": lots_out(state),
         "through_seq": through_seq,
         "uses": uses or {},
+        "held": held,
     }
 
 
@@ -131,6 +139,7 @@ def changes(
             tx, [r["number"] for r in card_rows], till=till.id, today=now.astimezone(UTC).date()
         )
         budgets = counters.budgets(tx, keys.get("budget", []), till=till.id)
+        held = holds.held_elsewhere(tx, [r["number"] for r in card_rows], till.id, now)
         used = [
             {
                 "code": r["code"],
@@ -153,7 +162,13 @@ def changes(
         "more": more,
         "program": program,
         "cards": [
-            card_out(r, states[r["number"]], through_seq=through, uses=counts.get(r["number"]))
+            card_out(
+                r,
+                states[r["number"]],
+                through_seq=through,
+                uses=counts.get(r["number"]),
+                held=held.get(r["number"], 0),
+            )
             for r in card_rows
         ],
         "coupons_revoked": revoked,

@@ -43,7 +43,11 @@ from tillgate.core.cards import mask
 
 from .authority import Policy
 from .db import Database, Row, Tx, marks
-from .ledger import FOREVER, spendable  # FOREVER: a used code's hold waits for its push
+from .ledger import (
+    FOREVER,
+    add_changes,
+    spendable,
+)  # FOREVER: a used code's hold waits for its push
 from .ledger import canonical_or as _code
 from .tills import TillId
 from .wire import HoldIn, HoldResolutionIn, PushIn, ts
@@ -66,20 +70,54 @@ def _hold_row(tx: Tx, till: str, receipt_id: str) -> Row | None:
     )
 
 
+# A coupon code's hold past its time is let go once its till has pulled since (or is revoked).
+_TILL_CAUGHT_UP = (
+    "EXISTS (SELECT 1 FROM tills t WHERE t.id = coupon_holds.till"
+    " AND (t.revoked_at IS NOT NULL OR t.last_pull >= coupon_holds.expires_at))"
+)
+
+# Whether a hold reserves anything now. A confirmed one does until its redeem entry settles
+# it. An active one past its time still does while its till has not pulled since (it may
+# have confirmed the receipt while cut off, its redeem entry not yet here), unless the till
+# is revoked. One parameter: now.
+_LIVE = (
+    "(h.status = 'confirmed' OR (h.status = 'active' AND t.revoked_at IS NULL"
+    " AND (h.expires_at > ? OR t.last_pull IS NULL OR t.last_pull < h.expires_at)))"
+)
+_COUNTS = (
+    f"CASE WHEN NOT {_LIVE} THEN 0 WHEN h.status = 'confirmed' THEN h.redeemed ELSE h.points END"
+)
+
+
 def reserved(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str] | None = None) -> int:
     """Points of ``card`` that open receipts hold (``besides``: one receipt left out)."""
     skip, params = "", [ts(now), card]
     if besides is not None:
-        skip = " AND NOT (till = ? AND receipt_id = ?)"
+        skip = " AND NOT (h.till = ? AND h.receipt_id = ?)"
         params += list(besides)
     return int(
         tx.scalar(
-            "SELECT COALESCE(SUM(CASE WHEN status = 'confirmed' THEN redeemed"
-            " WHEN expires_at > ? THEN points ELSE 0 END), 0) FROM holds"
-            f" WHERE card = ? AND status IN ('active', 'confirmed'){skip}",
+            f"SELECT COALESCE(SUM({_COUNTS}), 0) FROM holds h JOIN tills t ON t.id = h.till"
+            f" WHERE h.card = ? AND h.status IN ('active', 'confirmed'){skip}",
             params,
         )
     )
+
+
+def held_elsewhere(tx: Tx, cards: Sequence[str], till: str, now: datetime) -> dict[str, int]:
+    """Points of each card other tills' open receipts hold (the change feed sends them, so
+    a till that goes offline does not spend them from its cache)."""
+    out: dict[str, int] = {}
+    for part in _chunks(sorted(set(cards))):
+        for r in tx.all(
+            f"SELECT h.card, SUM({_COUNTS}) AS n FROM holds h JOIN tills t ON t.id = h.till"
+            f" WHERE h.card IN ({marks(len(part))}) AND h.till <> ?"
+            " AND h.status IN ('active', 'confirmed') GROUP BY h.card",
+            [ts(now), *part, till],
+        ):
+            if int(r["n"] or 0):
+                out[r["card"]] = int(r["n"])
+    return out
 
 
 def available(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str]) -> int:
@@ -139,6 +177,11 @@ def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) ->
             ts(expires),
         ),
     )
+    # Every till's cache learns what this receipt holds (a till cut off later must not
+    # spend it from there): the card moves in the change feed when that changed.
+    moved = {c for c in (req.card, before["card"] if before is not None else None) if c}
+    if before is None or before["card"] != req.card or int(before["points"]) != granted:
+        add_changes(tx, "card", moved, now)
     if granted < req.points and req.card is not None:
         logger.info(
             "hold for %s receipt %s: %d of %d points of card %s granted",
@@ -210,7 +253,7 @@ def _reserve_code(
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET till = excluded.till,"
         " receipt_id = excluded.receipt_id, reserved_at = excluded.reserved_at,"
         " expires_at = excluded.expires_at"
-        " WHERE coupon_holds.expires_at <= ?"
+        f" WHERE (coupon_holds.expires_at <= ? AND {_TILL_CAUGHT_UP})"
         " OR (coupon_holds.till = excluded.till AND coupon_holds.receipt_id = excluded.receipt_id)",
         (code, till, receipt_id, ts(now), ts(expires), ts(now)),
     )
@@ -242,7 +285,7 @@ def resolve(tx: Tx, till: str, res: HoldResolutionIn, now: datetime) -> str:
             tx.execute(
                 f"UPDATE coupon_holds SET expires_at = ? WHERE till = ? AND receipt_id = ?"
                 f" AND code IN ({marks(len(used))})",
-                [FOREVER, till, res.receipt_id, *used],
+                [FOREVER, till, res.receipt_id, *used],  # held until the use arrives
             )
         _drop_codes(tx, till, res.receipt_id, keep=used)
     else:
@@ -253,6 +296,8 @@ def resolve(tx: Tx, till: str, res: HoldResolutionIn, now: datetime) -> str:
         " updated_at = ? WHERE till = ? AND receipt_id = ?",
         (new, redeemed, res.resolution, ts(now), ts(now), till, res.receipt_id),
     )
+    if row["card"] and redeemed != int(row["points"]):
+        add_changes(tx, "card", [row["card"]], now)
     return new
 
 
@@ -322,12 +367,26 @@ def expire_due(db: Database, now: datetime) -> int:
     and a chain makes a hold for every receipt that spends points.
     """
     with db.write() as tx:
-        n = tx.execute(
-            "UPDATE holds SET status = 'expired', resolution = 'timed out', resolved_at = ?,"
-            " updated_at = ? WHERE status = 'active' AND expires_at <= ?",
-            (ts(now), ts(now), ts(now)),
+        due = tx.all(
+            "SELECT h.till, h.receipt_id, h.card FROM holds h JOIN tills t ON t.id = h.till"
+            " WHERE h.status = 'active' AND h.expires_at <= ?"
+            " AND (t.revoked_at IS NOT NULL OR t.last_pull >= h.expires_at)",
+            (ts(now),),
         )
-        tx.execute("DELETE FROM coupon_holds WHERE expires_at <= ?", (ts(now),))
+        for part in _chunks([f"{r['till']}\x1f{r['receipt_id']}" for r in due]):
+            keys = [k.split("\x1f") for k in part]
+            tx.execute(
+                "UPDATE holds SET status = 'expired', resolution = 'timed out',"
+                " resolved_at = ?, updated_at = ? WHERE status = 'active' AND ("
+                + " OR ".join(["(till = ? AND receipt_id = ?)"] * len(keys))
+                + ")",
+                [ts(now), ts(now), *(v for k in keys for v in k)],
+            )
+        n = len(due)
+        tx.execute(
+            f"DELETE FROM coupon_holds WHERE expires_at <= ? AND {_TILL_CAUGHT_UP}", (ts(now),)
+        )
+        add_changes(tx, "card", {r["card"] for r in due if r["card"]}, now)
         tx.execute(
             "DELETE FROM holds WHERE status IN ('settled', 'released', 'expired')"
             " AND updated_at < ?",
@@ -343,12 +402,14 @@ def listing(
     where: list[str] = []
     params: list[str] = []
     if not every:
-        where.append("(status = 'confirmed' OR (status = 'active' AND expires_at > ?))")
+        where.append(_LIVE)
         params.append(ts(now))
     if card is not None:
-        where.append("card = ?")
+        where.append("h.card = ?")
         params.append(card)
-    sql = "SELECT * FROM holds" + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql = "SELECT h.* FROM holds h JOIN tills t ON t.id = h.till" + (
+        f" WHERE {' AND '.join(where)}" if where else ""
+    )
     return [
         {
             "till": r["till"],
@@ -363,5 +424,5 @@ def listing(
             "resolution": r["resolution"],
             "resolved_at": r["resolved_at"],
         }
-        for r in tx.all(sql + " ORDER BY created_at, till, receipt_id LIMIT 10000", params)
+        for r in tx.all(sql + " ORDER BY h.created_at, h.till, h.receipt_id LIMIT 10000", params)
     ]

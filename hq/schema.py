@@ -272,6 +272,9 @@ CREATE INDEX coupon_holds_receipt ON coupon_holds (till, receipt_id);
 -- expire; '9999-…' for never): a hold reads the kept balance instead of folding the card.
 -- NULL (cards from before): not known, folded at the next read.
 ALTER TABLE cards ADD COLUMN balance_until TEXT;
+-- When the till last pulled the change feed (after pushing what it had): a hold of its past
+-- its time ends only then (it may have confirmed the receipt while cut off).
+ALTER TABLE tills ADD COLUMN last_pull TEXT;
 """
 
 # Chain-wide counters (hq/counters.py) from the receipt facts, kept per till so that each

@@ -121,7 +121,11 @@ def authenticate(tx: Tx, token: str) -> TillId:
 
 
 def touch(tx: Tx, till: str, now: datetime) -> None:
-    tx.execute("UPDATE tills SET last_seen = ? WHERE id = ?", (ts(now), till))
+    """The till pulled: it is seen, and it has pushed what it had (a sync pushes first),
+    so its holds past their time may end (:mod:`tillgate.hq.holds`)."""
+    tx.execute(
+        "UPDATE tills SET last_seen = ?, last_pull = ? WHERE id = ?", (ts(now), ts(now), till)
+    )
 
 
 def revoke(db: Database, *, till: str, now: datetime) -> dict[str, Any]:

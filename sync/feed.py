@@ -68,6 +68,7 @@ def _card(conn: sqlite3.Connection, card: CardChange, *, now: datetime) -> None:
         ],
         through_seq=card.through_seq,
         uses=card.uses.model_dump(mode="json"),
+        held=card.held,
         now=now,
     )
 

@@ -111,6 +111,7 @@ class CardChange(_Reply):
     pending: NonNeg = 0
     lots: Items[Lot] = []
     through_seq: NonNeg = 0
+    held: NonNeg = 0  # what other tills' open receipts hold of the card at head office
     uses: ChainCounts = ChainCounts()  # the name is the protocol's (it began as uses only)
 
 

@@ -35,13 +35,15 @@ def put_card(
     through_seq: int,
     uses: Mapping[str, object],
     now: datetime,
+    held: int = 0,
 ) -> None:
-    """HQ's view of one card as of this page (replaces the one before)."""
+    """HQ's view of one card as of this page (replaces the one before); ``held``: what
+    other tills' open receipts hold of it at head office."""
     conn.execute(
-        "INSERT INTO hq_cards (number, balance, pending, lots, through_seq, uses, updated_at)"
-        " VALUES (?,?,?,?,?,?,?) ON CONFLICT (number) DO UPDATE SET"
+        "INSERT INTO hq_cards (number, balance, pending, lots, through_seq, uses, held,"
+        " updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (number) DO UPDATE SET"
         " balance = excluded.balance, pending = excluded.pending, lots = excluded.lots,"
-        " through_seq = excluded.through_seq, uses = excluded.uses,"
+        " through_seq = excluded.through_seq, uses = excluded.uses, held = excluded.held,"
         " updated_at = excluded.updated_at",
         (
             number,
@@ -50,6 +52,7 @@ def put_card(
             json.dumps([list(lot) for lot in lots]),
             through_seq,
             json.dumps(uses, ensure_ascii=False),
+            held,
             ts(now),
         ),
     )

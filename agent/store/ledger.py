@@ -316,7 +316,7 @@ def balance(conn: sqlite3.Connection, card: str, now: datetime) -> Balance:
     :func:`_chain_balance`. Any other card is balanced from this till's ledger alone.
     """
     hq = conn.execute(
-        "SELECT balance, pending, lots, through_seq FROM hq_cards WHERE number = ?", (card,)
+        "SELECT balance, pending, lots, through_seq, held FROM hq_cards WHERE number = ?", (card,)
     ).fetchone()
     if hq is not None:
         return _chain_balance(conn, card, now, hq)
@@ -372,7 +372,21 @@ def _chain_balance(conn: sqlite3.Connection, card: str, now: datetime, hq: sqlit
     held = open_held(conn, card)
     spendable = unbacked + theirs.spendable + own - mine.pending - mine.expired
     pending = theirs.pending + mine.pending
-    return Balance(total=spendable + pending - held, balance=spendable, pending=pending, held=held)
+    # What other tills' open receipts hold at head office is not this till's to spend
+    # either (as of the last pull): it counts as held, never as spent.
+    return Balance(
+        total=spendable + pending - held,
+        balance=spendable,
+        pending=pending,
+        held=held + int(hq["held"]),
+    )
+
+
+def held(conn: sqlite3.Connection, card: str) -> int:
+    """Points of the card no new receipt here may spend: this till's open holds, and what
+    other tills' open receipts hold at head office (as of the last pull)."""
+    row = conn.execute("SELECT held FROM hq_cards WHERE number = ?", (card,)).fetchone()
+    return open_held(conn, card) + (int(row[0]) if row is not None else 0)
 
 
 def open_held(conn: sqlite3.Connection, card: str) -> int:

@@ -247,6 +247,9 @@ CREATE TABLE hq_holds (
     sent_at     TEXT                           -- the resolution reached head office
 );
 CREATE INDEX hq_holds_unsent ON hq_holds (updated_at) WHERE sent_at IS NULL;
+-- What other tills' open receipts hold of the card at head office, as of the last pull:
+-- not spendable here either (a till cut off must not spend it from its cache).
+ALTER TABLE hq_cards ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 """
 
 MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5)

@@ -258,7 +258,7 @@ def _response(
             customer,
             tier=result.tier,
             source=who.source,
-            held=ledger.open_held(conn, card) if card else 0,
+            held=ledger.held(conn, card) if card else 0,
         ),
         rejected=rejected,
         prints=_prints(ctx, req.receipt_id, result, now_local.date()),

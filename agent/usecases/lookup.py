@@ -32,7 +32,7 @@ def card_lookup(ctx: TillContext, raw: str) -> dict[str, Any]:
                 language=ctx.settings.language,
             ),
         )
-        held = ledger.open_held(conn, rec.number)
+        held = ledger.held(conn, rec.number)
         history = ledger.entries(conn, rec.number, limit=20)
     out = responses.card_out(customer, tier=result.tier, held=held, source="request")
     assert out is not None

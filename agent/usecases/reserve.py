@@ -27,7 +27,7 @@ from tillgate.core import errors
 from tillgate.core.cards import mask
 from tillgate.core.rules import model as m
 
-from ..store import hqholds, sales
+from ..store import hqholds, sales, syncstate
 from .context import TillContext
 from .ports import HoldAsk, HoldEnd, HoldGrant
 
@@ -210,21 +210,34 @@ def reserve_again(
     """Confirm after the receipt's hold timed out: reserve its points again, exactly.
 
     Head office's hold ended with the till's; online, the points must be reserved again
-    before they are spent (no answer: the till's own check decides, as offline).
+    before they are spent. Offline, or with no answer, they are spent as offline: within
+    ``program.offline`` for this till, as if the receipt were calculated now.
     """
-    if not online(ctx) or not row.card or not row.redeemed:
+    if not ctx.settings.chain or not row.card or not row.redeemed:
         return
-    grant = ctx.reservations.reserve(
-        HoldAsk(
-            receipt_id=row.receipt_id,
-            card=row.card,
-            points=row.redeemed,
-            exact=True,
-            coupons=tuple(row.calc.coupons_used),
-            seconds=ctx.settings.hold_seconds,
+    grant = None
+    if online(ctx):
+        grant = ctx.reservations.reserve(
+            HoldAsk(
+                receipt_id=row.receipt_id,
+                card=row.card,
+                points=row.redeemed,
+                exact=True,
+                coupons=tuple(row.calc.coupons_used),
+                seconds=ctx.settings.hold_seconds,
+            )
         )
-    )
     if grant is None:
+        policy = ctx.catalog_in(conn).program.offline
+        cap = syncstate.offline_cap(
+            conn, policy=policy, card=row.card, receipt_id=row.receipt_id, now=now
+        )
+        if row.redeemed > cap.points:
+            raise errors.OfflineLimit(
+                f"the hold on {row.redeemed} points timed out, and without head office this "
+                f"till may spend at most {cap.points} now; calculate again",
+                details={"redeemable": cap.points, "limit": cap.reason},
+            )
         return
     if grant.refused or grant.granted < row.redeemed:
         raise errors.InsufficientPoints(

@@ -207,6 +207,9 @@ def test_a_timed_out_hold_is_reserved_again_at_confirm(
     a, b = pair
     a.calc("A-1", "600.00", card=BORIS, redeem="max")
     hq.clock.advance(seconds=601)  # [program.holds] max_seconds = 600
+    # Over once A has synced (till then A may have confirmed it while cut off).
+    assert [h["receipt_id"] for h in holds_at_hq(hq)] == ["A-1"]
+    a.syncer.run_once()
     assert holds_at_hq(hq) == []
     assert b.calc("B-1", "900.00", card=BORIS, redeem="max")["redeemed"]["points"] == 900
     with pytest.raises(errors.InsufficientPoints):
@@ -238,3 +241,37 @@ def test_a_coupon_receipt_without_a_card_says_head_office_did_not_answer(
         "text": "Офис не ответил вовремя: чек рассчитан по офлайн-правилам",
         "promotion": None,
     }
+
+
+def test_a_till_cut_off_does_not_spend_what_another_till_holds(
+    make_chain: Callable[..., Chain], hq: ChainHq
+) -> None:
+    a = make_chain("till-a", data=DATA, holds=True)
+    b = make_chain("till-b", data=DATA, holds=True)
+    hq.import_cards(card(BORIS, opening_balance=650))
+    sync_all(a, b)
+    assert b.calc("B-1", "600.00", card=BORIS, redeem="max")["redeemed"]["points"] == 600
+    a.syncer.run_once()  # A hears that B's open receipt holds 600 at head office
+    assert a.service.card_lookup(BORIS)["redeemable"] == 50
+    a.link.down = True
+    r = a.calc("A-1", "500.00", card=BORIS, redeem="max")
+    # Offline it may spend 100 (program.offline.redeem_per_card), but only 50 are there.
+    assert r["offline"] is True and r["redeemed"]["points"] == 50
+    a.service.confirm("A-1")
+    b.service.confirm("B-1")
+    a.link.down = False
+    sync_all(a, b)
+    assert hq.card(BORIS)["balance"] >= 0
+
+
+def test_a_confirm_after_the_hold_timed_out_keeps_to_the_offline_limit(
+    pair: tuple[Chain, Chain], hq: ChainHq
+) -> None:
+    a, _ = pair
+    a.calc("A-1", "600.00", card=BORIS, redeem="max")
+    hq.clock.advance(seconds=601)
+    a.link.down = True  # the hold cannot be made again: 600 is beyond the offline 100
+    with pytest.raises(errors.OfflineLimit):
+        a.service.confirm("A-1")
+    a.calc("A-1", "600.00", card=BORIS, redeem="max")  # priced again: offline, 100
+    assert a.service.confirm("A-1")["redeemed"]["points"] == 100
