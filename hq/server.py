@@ -13,6 +13,7 @@ import os
 import secrets
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,34 +93,42 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return ctx
 
 
-def _expire_job(hq: Hq) -> None:
-    try:
-        n = expire_due(hq.db, hq.clock.now())
-    except TillgateError as exc:  # the next run tries again
-        logger.error("expiry job failed: %s", exc)
-        return
-    if n:
-        logger.info("expiry: %d lots expired", n)
+def _job(what: str, run: Callable[[Hq], str | None]) -> Callable[[Hq], None]:
+    """A scheduled job: ``run`` says what it did (None: nothing worth a line); an error is
+    logged and the next run tries again."""
+
+    def job(hq: Hq) -> None:
+        try:
+            done = run(hq)
+        except TillgateError as exc:
+            logger.error("%s job failed: %s", what, exc)
+            return
+        if done:
+            logger.info("%s: %s", what, done)
+
+    return job
 
 
-def _holds_job(hq: Hq) -> None:
-    try:
-        n = expire_holds(hq.db, hq.clock.now())
-    except TillgateError as exc:  # the next run tries again
-        logger.error("hold expiry job failed: %s", exc)
-        return
-    if n:
-        logger.info("holds: %d timed out", n)
+def _expired_lots(hq: Hq) -> str | None:
+    n = expire_due(hq.db, hq.clock.now())
+    return f"{n} lots expired" if n else None
 
 
-def _reprice_job(hq: Hq) -> None:
-    try:
-        report = reprice_pending(hq.db, hq.clock.now())
-    except TillgateError as exc:  # the next run tries again
-        logger.error("re-pricing job failed: %s", exc)
-        return
-    if report.agrees or report.disagrees:
-        logger.info("re-pricing: %d receipts agree, %d disagree", report.agrees, report.disagrees)
+def _timed_out_holds(hq: Hq) -> str | None:
+    n = expire_holds(hq.db, hq.clock.now())
+    return f"{n} timed out" if n else None
+
+
+def _repriced(hq: Hq) -> str | None:
+    report = reprice_pending(hq.db, hq.clock.now())
+    if not (report.agrees or report.disagrees):
+        return None
+    return f"{report.agrees} receipts agree, {report.disagrees} disagree"
+
+
+_expire_job = _job("expiry", _expired_lots)
+_holds_job = _job("holds", _timed_out_holds)
+_reprice_job = _job("re-pricing", _repriced)
 
 
 def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:

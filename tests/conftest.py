@@ -75,6 +75,14 @@ CARDS = [
 ]
 ANNA, BORIS, VERA, BLOCKED = (c.number for c in CARDS)
 
+# A promotion a coupon code brings: 10% off the order, for a card holder.
+COUPON10 = {
+    "id": "c10",
+    "name": "Coupon 10%",
+    "when": {"coupon": True},
+    "reward": {"kind": "percent", "value": 10, "on": "order"},
+}
+
 
 def program(*promotions: dict[str, Any], **program_overrides: Any) -> dict[str, Any]:
     """The base test program with extra promotions and [program] keys."""

@@ -12,19 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import program
+from tests.conftest import COUPON10, program
 from tests.hq.helpers import HqTest, TillClient, iso, start_hq
 from tillgate.core.clock import ManualClock
 from tillgate.core.rules.coupons import CouponSigner
 from tillgate.hq.holds import expire_due
 
 CARD = "2900000000028"
-COUPON = {
-    "id": "c10",
-    "name": "Coupon 10%",
-    "when": {"coupon": True},
-    "reward": {"kind": "percent", "value": 10, "on": "order"},
-}
 
 
 def hold(till: TillClient, receipt: str, points: int = 0, **kw: Any) -> dict[str, Any]:
@@ -49,7 +43,7 @@ def active(hq: HqTest) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def chain(hq: HqTest) -> tuple[TillClient, TillClient]:
-    hq.publish(program(COUPON, holds={"max_seconds": 120}))
+    hq.publish(program(COUPON10, holds={"max_seconds": 120}))
     hq.cards(**{CARD: 1000})
     return hq.enroll("till-a"), hq.enroll("till-b")
 

@@ -14,19 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ANNA, BORIS, program
+from tests.conftest import ANNA, BORIS, COUPON10, program
 from tests.sync.badhq import MisbehavingHq, hq_card, last_sent, push_reply
 from tests.sync.realhq import card
 from tillgate.agent.store import meta, syncstate
 from tillgate.core.errors import HqBadReply
 
 NEW = "2900000007777"
-COUPON_PROMO = {
-    "id": "c10",
-    "name": "Coupon 10%",
-    "when": {"coupon": True},
-    "reward": {"kind": "percent", "value": 10, "on": "order"},
-}
 
 
 def forged(beyond: int) -> Any:
@@ -56,7 +50,7 @@ def check_all_at_hq(till: Any, hq: Any, coupons: list[str]) -> None:
 def test_a_forged_through_seq_marks_nothing_synced(
     make_chain: Any, hq: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    till = make_chain(data=program(COUPON_PROMO))
+    till = make_chain(data=program(COUPON10))
     (code,) = hq.issue_coupons("c10", 1)
     till.sale("R-1", "500.00", card=ANNA)
     till.sale("R-2", "300.00", card=BORIS, coupons=[code])
@@ -82,7 +76,7 @@ def test_a_sale_rung_up_while_a_push_is_on_the_wire_is_never_marked_by_a_forged_
 ) -> None:
     """The observed loss: entries written after the batch was read, at or below the forged
     ``through_seq``, were marked synced without ever being sent."""
-    till = make_chain(data=program(COUPON_PROMO))
+    till = make_chain(data=program(COUPON10))
     (code,) = hq.issue_coupons("c10", 1)
     till.sale("R-1", "500.00", card=ANNA)
 
@@ -103,7 +97,7 @@ def test_a_sale_rung_up_while_a_push_is_on_the_wire_is_never_marked_by_a_forged_
 def test_a_forged_through_seq_to_a_push_without_entries_marks_nothing(
     make_chain: Any, hq: Any
 ) -> None:
-    till = make_chain(data=program(COUPON_PROMO))
+    till = make_chain(data=program(COUPON10))
     (code,) = hq.issue_coupons("c10", 1)
     till.sale("R-1", "500.00", card=ANNA)
     till.syncer.push()

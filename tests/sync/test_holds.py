@@ -13,17 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BORIS, program
+from tests.conftest import BORIS, COUPON10, program
 from tests.sync.realhq import Chain, ChainHq, card
 from tillgate.agent.api.schemas import CalculateIn
 from tillgate.core import errors
 
-COUPON_PROMO = {
-    "id": "c10",
-    "name": "Coupon 10%",
-    "when": {"coupon": True},
-    "reward": {"kind": "percent", "value": 10, "on": "order"},
-}
 # No accrual delay and no expiry: balances are exact sums (BORIS is gold: 5% accrued).
 ANYONE = {  # a coupon anyone may bring, card or not
     "id": "c5",
@@ -33,7 +27,7 @@ ANYONE = {  # a coupon anyone may bring, card or not
     "reward": {"kind": "percent", "value": 5, "on": "order"},
 }
 DATA = program(
-    COUPON_PROMO,
+    COUPON10,
     ANYONE,
     accrual_delay_days=0,
     expiry_days=0,

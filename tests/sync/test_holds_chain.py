@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BORIS, program
+from tests.conftest import BORIS, COUPON10, program
 from tests.sync.procs import (
     Hq,
     TillProc,
@@ -30,12 +30,6 @@ from tests.sync.procs import (
 
 pytestmark = pytest.mark.slow
 
-COUPON = {
-    "id": "c10",
-    "name": "Coupon 10%",
-    "when": {"coupon": True},
-    "reward": {"kind": "percent", "value": 10, "on": "order"},
-}
 LIMITS = {"max_hours": 24, "redeem_per_card": 100, "redeem_per_till": 5000}
 
 
@@ -43,7 +37,7 @@ LIMITS = {"max_hours": 24, "redeem_per_card": 100, "redeem_per_till": 5000}
 def hq(tmp_path: Path) -> Iterator[Hq]:
     server = Hq(tmp_path / "hq").start()
     # No delay, no expiry: balances are exact sums. BORIS is gold: 5% of what is paid.
-    server.push_program(program(COUPON, accrual_delay_days=0, expiry_days=0, offline=LIMITS))
+    server.push_program(program(COUPON10, accrual_delay_days=0, expiry_days=0, offline=LIMITS))
     server.import_cards(f"number,holder,tier,balance\n{BORIS},Борис,gold,2000\n")
     yield server
     server.stop()

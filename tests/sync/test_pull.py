@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ANNA, BORIS, program
+from tests.conftest import ANNA, BORIS, COUPON10, program
 from tests.sync.badhq import MisbehavingHq, hq_card
 from tests.sync.realhq import card
 from tillgate.agent.store import meta, syncstate
@@ -15,12 +15,6 @@ from tillgate.core.errors import CardBlocked, HqBadReply
 from tillgate.core.rules.coupons import promotion_tag
 
 NEW = "2900000007777"
-COUPON_PROMO = {
-    "id": "c10",
-    "name": "Coupon 10%",
-    "when": {"coupon": True},
-    "reward": {"kind": "percent", "value": 10, "on": "order"},
-}
 
 
 def cursor(chain: Any) -> int:
@@ -158,8 +152,8 @@ def test_a_page_applied_twice_changes_nothing(make_chain: Any, hq: Any) -> None:
 
 
 def test_a_coupon_used_at_another_till_is_refused_here(make_chain: Any, hq: Any) -> None:
-    till = make_chain(data=program(COUPON_PROMO))
-    other = make_chain("till-2", data=program(COUPON_PROMO))
+    till = make_chain(data=program(COUPON10))
+    other = make_chain("till-2", data=program(COUPON10))
     assert promotion_tag("c10")  # the code names the promotion by its tag
     used, revoked, fresh = hq.issue_coupons("c10", 3)
     # till-2 takes the first coupon on a sale and tells HQ; HQ revokes the second.
