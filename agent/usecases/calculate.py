@@ -53,87 +53,102 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
             "are accepted (pos_api.max_lines)"
         )
     now, now_local = ctx.now()
-    with ctx.db.write() as conn:
-        catalog = ctx.catalog_in(conn)
-        _check_bounds(catalog, req)  # before anything is written (a new card included)
-        who = _whose(ctx, conn, req, _open_receipt(conn, req.receipt_id), now=now)
-        card = who.rec.number if who.rec else None
-        ctx.sweep_in(conn, now, card)
-        # The sweep may have released this receipt's own timed-out hold: read it again.
-        before = sales.get(conn, req.receipt_id)
-        customer = _customer(ctx, conn, who, before, catalog, now=now, now_local=now_local)
-        coupons, rejected = _coupons(ctx, conn, req.coupons, catalog)
-        offline = ctx.offline
-        cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=offline)
-        inputs = _inputs(ctx, conn, catalog, req, customer, coupons, cap, money_off, now_local)
-        result = evaluate(catalog, *inputs)
-        _check_redeem(req, result, cap)
-        verdict = reserve.NOT_ASKED
-        if reserve.online(ctx):
-            # Head office grants what the card has chain-wide; less, or refused coupons,
-            # and the basket is priced again within the grant.
-            verdict = reserve.ask(
-                ctx, conn, receipt_id=req.receipt_id, card=card, request=inputs[0], result=result
+    asked: list[str | None] = []  # the card of a round trip made to head office, if one was
+    try:
+        with ctx.db.write() as conn:
+            catalog = ctx.catalog_in(conn)
+            _check_bounds(catalog, req)  # before anything is written (a new card included)
+            who = _whose(ctx, conn, req, _open_receipt(conn, req.receipt_id), now=now)
+            card = who.rec.number if who.rec else None
+            ctx.sweep_in(conn, now, card)
+            # The sweep may have released this receipt's own timed-out hold: read it again.
+            before = sales.get(conn, req.receipt_id)
+            customer = _customer(ctx, conn, who, before, catalog, now=now, now_local=now_local)
+            coupons, rejected = _coupons(ctx, conn, req.coupons, catalog)
+            offline = ctx.offline
+            cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=offline)
+            inputs = _inputs(ctx, conn, catalog, req, customer, coupons, cap, money_off, now_local)
+            result = evaluate(catalog, *inputs)
+            _check_redeem(req, result, cap)
+            verdict = reserve.NOT_ASKED
+            if reserve.online(ctx):
+                # Head office grants what the card has chain-wide; less, or refused coupons,
+                # and the basket is priced again within the grant.
+                verdict = reserve.ask(
+                    ctx,
+                    conn,
+                    receipt_id=req.receipt_id,
+                    card=card,
+                    request=inputs[0],
+                    result=result,
+                )
+                asked.append(card)  # (a refusal by head office changed nothing there)
+                if verdict.fallback:  # no answer in time: this receipt is priced offline
+                    offline = True
+                    cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=True)
+                    inputs = (inputs[0], replace(inputs[1], redeem_cap=cap.points if cap else None))
+                elif reserve.recompute_needed(verdict, result, card):
+                    inputs = reserve.capped(*inputs, verdict)
+                    rejected += [
+                        {"code": c, "reason": why} for c, why in verdict.refused_codes().items()
+                    ]
+                if reserve.recompute_needed(verdict, result, card):
+                    result = evaluate(catalog, *inputs)
+                    _check_redeem(req, result, cap)
+            seconds = reserve.record(
+                ctx,
+                conn,
+                receipt_id=req.receipt_id,
+                card=card,
+                verdict=verdict,
+                result=result,
+                now=now,
             )
-            if verdict.fallback:  # no answer in time: this receipt is priced offline
-                offline = True
-                cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=True)
-                inputs = (inputs[0], replace(inputs[1], redeem_cap=cap.points if cap else None))
-            elif reserve.recompute_needed(verdict, result, card):
-                inputs = reserve.capped(*inputs, verdict)
-                rejected += [
-                    {"code": c, "reason": why} for c, why in verdict.refused_codes().items()
-                ]
-            if reserve.recompute_needed(verdict, result, card):
-                result = evaluate(catalog, *inputs)
-                _check_redeem(req, result, cap)
-        seconds = reserve.record(
-            ctx,
-            conn,
-            receipt_id=req.receipt_id,
-            card=card,
-            verdict=verdict,
-            result=result,
-            now=now,
-        )
-        hold_entry, hold_points, hold_expires = _hold(
-            ctx,
-            conn,
-            req.receipt_id,
-            before,
-            card,
-            result.redeemed_points if card else 0,
-            now,
-            seconds=seconds,
-        )
-        response = _response(
-            ctx,
-            conn,
-            req,
-            result,
-            customer,
-            who,
-            rejected,
-            cap,
-            catalog,
-            now_local=now_local,
-            offline=offline,
-        )
-        facts = _facts(ctx, inputs, result, offline=offline)
-        sales.save_calculation(
-            conn,
-            receipt_id=req.receipt_id,
-            card=card,
-            request=_request_json(req),
-            calc=_record(result, coupons, response, who.source, facts),
-            hold_entry=hold_entry,
-            hold_points=hold_points,
-            hold_expires_at=hold_expires,
-            accrued=result.accrued_points,
-            redeemed=result.redeemed_points,
-            paid_kop=result.total,
-            now=now,
-        )
+            hold_entry, hold_points, hold_expires = _hold(
+                ctx,
+                conn,
+                req.receipt_id,
+                before,
+                card,
+                result.redeemed_points if card else 0,
+                now,
+                seconds=seconds,
+            )
+            response = _response(
+                ctx,
+                conn,
+                req,
+                result,
+                customer,
+                who,
+                rejected,
+                cap,
+                catalog,
+                now_local=now_local,
+                offline=offline,
+            )
+            facts = _facts(ctx, inputs, result, offline=offline)
+            sales.save_calculation(
+                conn,
+                receipt_id=req.receipt_id,
+                card=card,
+                request=_request_json(req),
+                calc=_record(result, coupons, response, who.source, facts),
+                hold_entry=hold_entry,
+                hold_points=hold_points,
+                hold_expires_at=hold_expires,
+                accrued=result.accrued_points,
+                redeemed=result.redeemed_points,
+                paid_kop=result.total,
+                now=now,
+            )
+    except BaseException:
+        # Head office may hold what this calculate asked for, and the transaction that
+        # would have kept that is gone: the next push releases it there.
+        if asked:
+            reserve.forget(ctx, req.receipt_id, asked[0], now=now)
+        raise
+
     # "Printer out of paper: coupons are queued" belongs on the cashier's screen.
     response["hints"] = [*response["hints"], *ctx.devices.hints()]
     ctx.announce(response | {"status": "calculated"})

@@ -172,6 +172,25 @@ def record(
     return grant.seconds
 
 
+def forget(ctx: TillContext, receipt_id: str, card: str | None, *, now: datetime) -> None:
+    """A calculate that asked head office failed after the question: whatever head office
+    holds for the receipt is released with the next push (``unknown``)."""
+    try:
+        with ctx.db.write() as conn:
+            hqholds.put(
+                conn,
+                receipt_id=receipt_id,
+                card=card,
+                granted=0,
+                coupons=(),
+                state="unknown",
+                expires_at=None,
+                now=now,
+            )
+    except errors.TillgateError as exc:  # the hold then ends with its time at head office
+        logger.warning("receipt %s: cannot note its hold at head office: %s", receipt_id, exc)
+
+
 def end(
     ctx: TillContext,
     conn: sqlite3.Connection,

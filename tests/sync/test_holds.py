@@ -269,3 +269,15 @@ def test_a_confirm_after_the_hold_timed_out_keeps_to_the_offline_limit(
         a.service.confirm("A-1")
     a.calc("A-1", "600.00", card=BORIS, redeem="max")  # priced again: offline, 100
     assert a.service.confirm("A-1")["redeemed"]["points"] == 100
+
+
+def test_a_calculate_that_fails_after_head_office_answered_leaves_no_hold_there(
+    pair: tuple[Chain, Chain], hq: ChainHq
+) -> None:
+    a, _ = pair
+    a.link.drop_replies = 1  # HQ holds 600 for A-1; the till hears nothing: offline rules
+    with pytest.raises(errors.OfflineLimit):  # 600 asked, offline at most 100
+        a.calc("A-1", "900.00", card=BORIS, redeem=600)
+    assert holds_at_hq(hq)[0]["points"] == 600
+    a.syncer.run_once()  # the push releases it
+    assert holds_at_hq(hq) == []
