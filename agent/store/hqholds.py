@@ -83,6 +83,20 @@ def put(
     )
 
 
+def unknown(conn: sqlite3.Connection, *, receipt_id: str, card: str | None, now: datetime) -> None:
+    """Head office may or may not hold something for the receipt: the next push releases it."""
+    put(
+        conn,
+        receipt_id=receipt_id,
+        card=card,
+        granted=0,
+        coupons=(),
+        state="unknown",
+        expires_at=None,
+        now=now,
+    )
+
+
 def resolve(
     conn: sqlite3.Connection, receipt_id: str, *, resolution: str, redeemed: int, now: datetime
 ) -> HqHold | None:

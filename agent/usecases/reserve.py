@@ -143,16 +143,7 @@ def record(
         return None
     grant = verdict.grant
     if grant is None:
-        hqholds.put(
-            conn,
-            receipt_id=receipt_id,
-            card=card,
-            granted=0,
-            coupons=(),
-            state="unknown",
-            expires_at=None,
-            now=now,
-        )
+        hqholds.unknown(conn, receipt_id=receipt_id, card=card, now=now)
         logger.warning(
             "head office did not answer within the hold timeout: receipt %s%s priced offline",
             receipt_id,
@@ -177,16 +168,7 @@ def forget(ctx: TillContext, receipt_id: str, card: str | None, *, now: datetime
     holds for the receipt is released with the next push (``unknown``)."""
     try:
         with ctx.db.write() as conn:
-            hqholds.put(
-                conn,
-                receipt_id=receipt_id,
-                card=card,
-                granted=0,
-                coupons=(),
-                state="unknown",
-                expires_at=None,
-                now=now,
-            )
+            hqholds.unknown(conn, receipt_id=receipt_id, card=card, now=now)
     except errors.TillgateError as exc:  # the hold then ends with its time at head office
         logger.warning("receipt %s: cannot note its hold at head office: %s", receipt_id, exc)
 
