@@ -168,37 +168,26 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
         )
     )
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        _expire_job,
-        "interval",
-        args=[hq],
-        seconds=options.expire_every,
-        id="expire",
-        coalesce=True,
-        max_instances=1,
-        next_run_time=datetime.now(UTC),
+    jobs = (
+        # Expiry of lots, first at once.
+        ("expire", _expire_job, options.expire_every, datetime.now(UTC)),
+        # Re-pricing runs apart from the pushes (never in a push request), a batch at a time.
+        ("reprice", _reprice_job, options.reprice_every, None),
+        # Holds past their time whose till has pulled since reserve nothing already (every
+        # grant checks); the job marks them expired and frees their coupon codes for good.
+        ("holds", _holds_job, options.holds_every, None),
     )
-    # Re-pricing runs apart from the pushes (never in a push request), a batch at a time.
-    scheduler.add_job(
-        _reprice_job,
-        "interval",
-        args=[hq],
-        seconds=options.reprice_every,
-        id="reprice",
-        coalesce=True,
-        max_instances=1,
-    )
-    # Holds past their time reserve nothing already (every grant checks expires_at); the
-    # job marks them expired and frees their coupon codes for good.
-    scheduler.add_job(
-        _holds_job,
-        "interval",
-        args=[hq],
-        seconds=options.holds_every,
-        id="holds",
-        coalesce=True,
-        max_instances=1,
-    )
+    for name, job, every, first in jobs:
+        scheduler.add_job(
+            job,
+            "interval",
+            args=[hq],
+            seconds=every,
+            id=name,
+            coalesce=True,
+            max_instances=1,
+            **({"next_run_time": first} if first else {}),
+        )
     scheduler.start()
     print(
         f"tillgate hq {__version__}: serving on {scheme}://{host}:{port} "
