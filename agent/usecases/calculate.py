@@ -82,17 +82,19 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
                     request=inputs[0],
                     result=result,
                 )
-                asked.append(card)  # (a refusal by head office changed nothing there)
+                if verdict.asked:  # (a refusal by head office changed nothing there)
+                    asked.append(card)
+                again = reserve.recompute_needed(verdict, result, card)
                 if verdict.fallback:  # no answer in time: this receipt is priced offline
                     offline = True
                     cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=True)
                     inputs = (inputs[0], replace(inputs[1], redeem_cap=cap.points if cap else None))
-                elif reserve.recompute_needed(verdict, result, card):
+                elif again:
                     inputs = reserve.capped(*inputs, verdict)
                     rejected += [
                         {"code": c, "reason": why} for c, why in verdict.refused_codes().items()
                     ]
-                if reserve.recompute_needed(verdict, result, card):
+                if again:
                     result = evaluate(catalog, *inputs)
                     _check_redeem(req, result, cap)
             seconds = reserve.record(
