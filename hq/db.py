@@ -73,7 +73,9 @@ class Tx:
         try:
             if self.dialect == "sqlite":
                 return self._conn.execute(sql, tuple(params or ()))
-            return self._conn.execute(_pg_sql(sql), tuple(params or ()), prepare=False)
+            # psycopg prepares a statement on the server once it has run a few times on a
+            # connection (``prepare_threshold``): no parse and plan per call after that.
+            return self._conn.execute(_pg_sql(sql), tuple(params or ()))
         except Exception as exc:
             raise translate(exc, "database statement failed") from exc
 
@@ -321,9 +323,9 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Tx]:
-        with self._tx("BEGIN ISOLATION LEVEL READ COMMITTED") as tx:
-            if not durable:
-                tx.execute("SET LOCAL synchronous_commit TO OFF")
+        begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+        # One round trip: without parameters, both go as one simple query.
+        with self._tx(begin if durable else f"{begin}; SET LOCAL synchronous_commit TO OFF") as tx:
             yield tx
 
     @contextmanager

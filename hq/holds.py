@@ -120,9 +120,19 @@ def held_elsewhere(tx: Tx, cards: Sequence[str], till: str, now: datetime) -> di
     return out
 
 
-def available(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str]) -> int:
-    """What one more receipt may redeem of ``card`` chain-wide: balance − others' holds."""
-    return max(0, spendable(tx, card, now) - reserved(tx, card, now, besides=besides))
+def _locked_card(tx: Tx, card: str) -> Row | None:
+    """The card's status and kept balance, its row locked until commit (PostgreSQL)."""
+    lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+    return tx.one(
+        f"SELECT status, balance, balance_until FROM cards WHERE number = ?{lock}", (card,)
+    )
+
+
+def available(tx: Tx, card: Row, number: str, now: datetime, *, besides: tuple[str, str]) -> int:
+    """What one more receipt may redeem of a card (its :func:`_locked_card` row) chain-wide:
+    its balance − others' holds."""
+    balance = spendable(tx, number, now, row=card)
+    return max(0, balance - reserved(tx, number, now, besides=besides))
 
 
 def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) -> dict[str, Any]:
@@ -142,19 +152,21 @@ def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) ->
         }
     free = 0
     if req.card is not None:
-        tx.lock_rows("cards", "number", [req.card])
-        if tx.scalar("SELECT status FROM cards WHERE number = ?", (req.card,)) not in (
-            None,
-            "blocked",
-        ):
-            free = available(tx, req.card, now, besides=key)
+        # One statement locks the card, reads its status and its kept balance: a hold is on
+        # the calculate's clock, and on PostgreSQL each statement is a round trip.
+        card = _locked_card(tx, req.card)
+        if card is not None and card["status"] != "blocked":
+            free = available(tx, card, req.card, now, besides=key)
     if req.exact and req.points > free:
         return _reply(req.receipt_id, granted=0, free=free, seconds=0, expires=now) | {
             "refused": "insufficient_points",
             "coupons": [],
         }
     granted = min(req.points, free) if req.card is not None else 0
-    verdicts = _reserve_codes(tx, till.id, req.receipt_id, req.coupons, now, expires)
+    held_before = before is not None and bool(json.loads(before["coupons"] or "[]"))
+    verdicts = _reserve_codes(
+        tx, till.id, req.receipt_id, req.coupons, now, expires, held_before=held_before
+    )
     held = [v["code"] for v in verdicts if v["status"] == "reserved"]
     status = ACTIVE if granted or held else RELEASED
     tx.execute(
@@ -216,9 +228,14 @@ def _reserve_codes(
     codes: Sequence[str],
     now: datetime,
     expires: datetime,
+    *,
+    held_before: bool,
 ) -> list[dict[str, str]]:
-    """Reserve each free code for this receipt; the receipt's other codes are let go."""
+    """Reserve each free code for this receipt; the receipt's other codes are let go
+    (``held_before``: the receipt's earlier hold, if any, held codes)."""
     wanted = sorted({_code(c) for c in codes})
+    if not wanted and not held_before:
+        return []  # nothing asked, nothing of this receipt's to let go
     mine = [
         r["code"]
         for r in tx.all(

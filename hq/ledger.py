@@ -67,6 +67,16 @@ def add_changes(tx: Tx, kind: str, keys: Iterable[str], now: datetime) -> None:
     todo = sorted(set(keys))
     if not todo:
         return
+    if tx.dialect == "postgresql" and len(todo) == 1:
+        # A hold moves one card: one statement takes the id and writes the row (the counter
+        # row stays locked until commit, as with next_ids).
+        tx.execute(
+            "WITH c AS (UPDATE counters SET value = value + 1 WHERE name = 'change'"
+            " RETURNING value) INSERT INTO changes (kind, key, id, at) SELECT ?, ?, value, ?"
+            " FROM c ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
+            (kind, todo[0], ts(now)),
+        )
+        return
     first = tx.next_ids("change", len(todo))
     tx.many(
         "INSERT INTO changes (kind, key, id, at) VALUES (?, ?, ?, ?)"
@@ -176,14 +186,16 @@ def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Ca
 FOREVER = "9999-12-31T23:59:59.999999+00:00"
 
 
-def spendable(tx: Tx, number: str, now: datetime) -> int:
+def spendable(tx: Tx, number: str, now: datetime, *, row: Row | None = None) -> int:
     """The card's balance at ``now``: the one ``refresh_cards`` kept, while it holds
     (no lot became spendable or expired since), else folded again from the entries.
 
     Every change of a card's counted entries goes through :func:`refresh_cards` in the
-    same transaction, so a kept balance is never stale for want of an entry.
+    same transaction, so a kept balance is never stale for want of an entry. ``row``: the
+    card's ``balance`` and ``balance_until`` as the caller read them in this transaction.
     """
-    row = tx.one("SELECT balance, balance_until FROM cards WHERE number = ?", (number,))
+    if row is None:
+        row = tx.one("SELECT balance, balance_until FROM cards WHERE number = ?", (number,))
     if row is None:
         return 0
     if row["balance_until"] is not None and ts(now) < row["balance_until"]:
