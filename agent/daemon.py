@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,9 @@ from tillgate.agent.usecases.session import CardSession
 from tillgate.core import __version__, errors
 from tillgate.core.cardfile import parse_csv
 from tillgate.core.clock import Clock, SystemClock
-from tillgate.core.rules.coupons import CouponSigner, generate_key
+from tillgate.core.files import fix_modes, private_dir, siblings
+from tillgate.core.keyfolder import KeyFolder
+from tillgate.core.rules.coupons import LEGACY_KEY, CouponSigner, generate_key
 from tillgate.core.rules.program import load_program_file
 from tillgate.core.serving import bind, server_class
 
@@ -43,14 +46,58 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def coupon_key(db: Database) -> bytes:
-    """This till's coupon signing key: made once and kept in the data file.
+def coupon_keys(db: Database, *, chain_key: bytes | None) -> KeyFolder:
+    """This till's coupon keys: 0600 files in ``keys/`` beside the data file, never in it.
 
-    A standalone shop signs and verifies its own coupons; a chain's tills receive the
-    chain key from head office instead (sync), so any till verifies any till's coupon.
+    A standalone shop signs and verifies its own coupons with a key made here once. A
+    chain's till starts from the key its enrolment gave (``chain_key``, key 1) and learns
+    the chain's other keys, and revocations, from the change feed (sync). An install from
+    before keys had files kept its key in the data file: it moves to the folder, and out
+    of the data file, on the first start.
     """
+    folder = KeyFolder(db.path.parent / meta.KEYS_FOLDER)
+    private_dir(folder.path)
+
+    def keep(key: bytes) -> None:
+        if chain_key is None:  # a chain till's key comes from enrolment, not from here
+            folder.add(LEGACY_KEY, key)
+
     with db.write() as conn:
-        return meta.coupon_key(conn, make=generate_key)
+        if meta.take_coupon_key(conn, keep):
+            logger.warning(
+                "coupon key moved out of the data file into %s (a key file, mode 0600)",
+                folder.key_file(LEGACY_KEY),
+            )
+    ring = folder.coupon_keys()
+    if LEGACY_KEY not in ring.keys and LEGACY_KEY not in ring.revoked:
+        if chain_key is not None:
+            folder.add(LEGACY_KEY, chain_key)
+        elif not ring.keys:
+            folder.add(LEGACY_KEY, generate_key())
+    return folder
+
+
+def private_paths(config: Config) -> list[Path]:
+    """What must be this till's alone: the data dir whole, the credential, the log files."""
+    paths = [Path(config.till.data_dir)]
+    if config.hq.url and config.hq.credential_file:
+        paths.append(Path(config.hq.credential_file))
+    if config.logging.file is not None:
+        paths += siblings(Path(config.logging.file))
+    return paths
+
+
+def make_private(config: Config) -> None:
+    """Close what an older install left open to other users (one log line if anything)."""
+    fixed, failed = fix_modes(private_paths(config))
+    if fixed:
+        logger.warning(
+            "closed %d files and folders to other users (were readable by them): %s",
+            len(fixed),
+            ", ".join(fixed),
+        )
+    for line in failed:
+        logger.error("cannot make private: %s", line)
 
 
 @dataclass
@@ -126,8 +173,9 @@ def build_service(
     """
     clock = clock or SystemClock()
     data_dir = Path(config.till.data_dir)
+    make_private(config)  # first: what is mended below must be in its one log line
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
     except OSError as exc:
         raise errors.StoreError(f"cannot create the data directory {data_dir}: {exc}") from exc
     db = Database(data_dir / "tillgate.sqlite3")
@@ -140,19 +188,23 @@ def build_service(
         max_lines=config.pos_api.max_lines,
         chain=bool(config.hq.url),
     )
+    chain_key = None
     if config.hq.url:
-        # A chain's tills sign and verify coupons with HQ's key from enrolment.
+        # A chain's tills sign and verify coupons with head office's keys.
         from tillgate.sync.wiring import credential
 
-        key = credential(config).key
-    else:
-        key = coupon_key(db)
+        chain_key = credential(config).key
+    try:
+        keys = coupon_keys(db, chain_key=chain_key)
+    except BaseException:
+        db.close()
+        raise
     return TillService(
         db=db,
         settings=settings,
         clock=clock,
         session=CardSession(seconds=config.till.card_session_seconds),
-        signer=CouponSigner(key),
+        signer=CouponSigner(keys),
         connectivity=connectivity or AlwaysOnline(),
         printer=printer or NoPrinter(),
         devices=devices or NoDevices(),
@@ -170,6 +222,9 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
     from .api.app import create_app
 
     _Server = server_class()
+    # Everything this process makes from here on (spools, rotated logs, journals) is the
+    # service user's alone; the pty: ports set their own 0660 on purpose.
+    os.umask(0o077)
 
     from .devices import DeviceManager
 
@@ -208,6 +263,7 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
     app = create_app(
         service,
         token=config.pos_api.token,
+        host=config.pos_api.host,
         max_body_bytes=config.pos_api.max_body_bytes,
         status_extra=lambda: {"devices": devices.status()},
     )

@@ -138,6 +138,22 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
     )
     demo.set_defaults(handler=_demo)
 
+    token = verbs.add_parser(
+        "token",
+        help="POS API tokens",
+        description="POS API tokens ([pos_api] token).",
+    )
+    token_verbs = token.add_subparsers(
+        dest="token_verb", metavar="VERB", parser_class=type(token), required=True
+    )
+    token_verbs.add_parser(
+        "new",
+        help="print a strong random POS API token",
+        description="Print a random token for [pos_api] token (43 URL-safe characters, "
+        "256 bits), alone on one line. A POS API reachable beyond loopback needs one of at "
+        "least 32 characters.",
+    ).set_defaults(handler=_token_new)
+
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -166,6 +182,13 @@ def _run(args: argparse.Namespace) -> int:
     from .daemon import run_daemon
 
     return int(run_daemon(config))
+
+
+def _token_new(args: argparse.Namespace) -> int:
+    import secrets
+
+    print(secrets.token_urlsafe(32))
+    return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:

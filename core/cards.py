@@ -7,11 +7,18 @@ service then looks the card up. Pure functions: no I/O, no clock, no globals.
 
 Card numbers and phones are personal data: every log line and error message shows them
 through :func:`mask` (``2900•••••2345``), and the log filter runs :func:`mask_in_text`
-over everything it writes.
+over everything it writes (a magnetic track becomes its masked card number alone: the
+name and expiry on a stripe are never echoed).
+
+A chain's tills hold no more of a card holder than they need (docs/security.md, "Personal
+data"): :func:`display_name` (``Анна И.``) instead of the full name, and
+:func:`phone_lookup_hash`, a keyed hash of the phone, instead of the phone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -32,13 +39,20 @@ _QR = re.compile(r"^(?:TGC:|tillgate://card/)(?P<pan>\d{1,19})/?$", re.IGNORECAS
 # Separators people and printed cards put inside numbers.
 _SEPARATORS = re.compile(r"[\s\-]+")
 _PHONE_CHARS = re.compile(r"^\+?[\d\s\-().]+$", re.ASCII)
-# Spans of text that hold a card number or phone: long digit runs (also inside track data),
-# numbers printed in groups of four, and international phone numbers however written.
+# Spans of text that hold a card number or phone: whole magnetic tracks (the name, expiry
+# and discretionary data go with the number), phone numbers however written, numbers
+# printed in groups of four and long digit runs.
 _SECRET_SPANS = re.compile(
-    r"\+\d(?:[\s\-()]{0,2}\d){7,14}"  # +7 (916) 123-45-67
+    r"%?[Bb](?P<t1>\d{1,19})\^[^^\n]{0,26}\^[^?\s'\"]*\??"  # %B2900…^IVANOVA/ANNA^2812?
+    r"|;(?P<t2>\d{1,19})=[^?\s'\"]*\??|(?P<t2b>\d{8,19})=\d*\??"  # ;2900…=2812?
+    r"|\+\d(?:[\s\-()]{0,2}\d){7,14}"  # +7 (916) 123-45-67
+    # 8 (916) 123-45-67, 916 123-45-67: ten digits grouped as Russian phones are written
+    r"|(?<![\d+])(?P<ru>(?:[78][\s\-]*)?\(?\d{3}\)?[\s\-]*\d{3}[\s\-]\d{2}[\s\-]\d{2})(?!\d)"
     r"|(?<!\d)\d{4}(?:[ \-]\d{4}){2,}(?:[ \-]\d{1,4})?(?!\d)"  # 2900 0000 1234 5
-    r"|\d{8,}"  # 2900000012345, ;2900000012345=2812?
+    r"|\d{8,}"  # 2900000012345
 )
+# Words that end a Russian patronymic: "Иванова Анна Сергеевна" is written surname first.
+_PATRONYMIC = re.compile(r"(?:вич|вна|ична|инична|оглы|кызы|улы|қызы)$", re.IGNORECASE)
 
 CardForm = Literal["number", "track1", "track2", "barcode", "qr", "phone"]
 
@@ -171,6 +185,42 @@ def mask_in_text(text: str) -> str:
 
 
 def _mask_span(m: re.Match[str]) -> str:
+    pan = m.group("t1") or m.group("t2") or m.group("t2b")
+    if pan:  # a whole track: its masked number alone
+        return mask(pan)
+    if m.group("ru"):
+        return mask(normalize_phone(m.group("ru")) or _digits(m.group("ru")))
     span = m.group(0)
-    digits = re.sub(r"\D", "", span)
-    return mask(("+" if span.startswith("+") else "") + digits)
+    return mask(("+" if span.startswith("+") else "") + _digits(span))
+
+
+def display_name(holder: str) -> str:
+    """How a till names a card holder: the first name and the surname's initial (``Анна И.``).
+
+    The cards file's ``holder`` is written first name first (``Анна Иванова``); the forms
+    people also use are recognised: surname first with a patronymic (``Иванова Анна
+    Сергеевна``: the last word ends as a patronymic does) and ``Surname, First`` (a comma).
+    Middle names and patronymics are left out; a single word is kept as it is.
+    """
+    text = " ".join(holder.split())
+    if "," in text:
+        surname, _, rest = text.partition(",")
+        words = [*rest.split(), *surname.split()[:1]]
+    else:
+        words = text.split(" ") if text else []
+        if len(words) == 3 and _PATRONYMIC.search(words[2]):
+            words = [words[1], words[0]]
+    if len(words) < 2:
+        return words[0] if words else ""
+    return f"{words[0]} {words[-1][0].upper()}."
+
+
+def phone_lookup_hash(key: bytes, phone: str) -> str:
+    """The keyed hash a chain's till looks a phone up by (HMAC-SHA256, hex).
+
+    ``phone`` is E.164 (:func:`normalize_phone`); ``key`` is the chain's look-up key from
+    head office. Without the key the hash cannot be checked against guessed phones.
+    """
+    if not key:
+        raise ValueError("phone_lookup_hash needs a key")
+    return hmac.new(key, phone.encode("ascii"), hashlib.sha256).hexdigest()

@@ -39,6 +39,7 @@ ENV_CONFIG = "TILLGATE_CONFIG"
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 Seconds = Annotated[int, Field(gt=0, le=7 * 24 * 3600)]
+MIN_REMOTE_TOKEN = 32  # characters of pos_api.token when the API is reachable beyond loopback
 
 
 # ---------------------------------------------------------------- device addresses
@@ -455,10 +456,14 @@ class Config(_Section):
     def _consistent(self) -> Config:
         # Rules that tie keys together live here, where the message can name both keys.
         problems = []
-        if not self.pos_api.loopback and not self.pos_api.token:
-            # Anyone on the shop's network could otherwise spend a customer's points.
+        if not self.pos_api.loopback and len(self.pos_api.token) < MIN_REMOTE_TOKEN:
+            # Anyone on the shop's network could otherwise spend a customer's points, and a
+            # short token is guessed. The token itself is never echoed.
+            why = "too short" if self.pos_api.token else "required"
             problems.append(
-                f"pos_api.token: required when pos_api.host ({self.pos_api.host}) is not loopback"
+                f"pos_api.token: {why} when pos_api.host ({self.pos_api.host}) is not "
+                f"loopback: at least {MIN_REMOTE_TOKEN} characters; "
+                "`tillgate token new` prints one"
             )
         if self.sync.offline_after_seconds < self.sync.interval_seconds:
             # Otherwise the till would call itself offline between two ordinary syncs.

@@ -20,8 +20,11 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
     │   └── CouponInvalid           a coupon code is malformed or its signature does not verify
     └── ApiError                    a POS API request that must be refused (has code + status)
         ├── InvalidRequest          400 invalid_request
+        │   ├── JsonTooDeep         400 json_too_deep (head office: nested too deeply)
+        │   └── NumberTooLarge      400 number_too_large (head office: a number it cannot hold)
         ├── CardFormatError         400 invalid_card
         ├── OutOfRange              400 out_of_range (a basket beyond [program.limits])
+        ├── FractionalQuantity      400 fractional_quantity (part of a unit sold by the unit)
         ├── Unauthorized            401 unauthorized
         ├── CardNotFound            404 card_not_found
         ├── CardBlocked             403 card_blocked
@@ -31,13 +34,19 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
         ├── RefundExceedsReceipt    409 refund_exceeds_receipt
         ├── InsufficientPoints      409 insufficient_points
         ├── OfflineLimit            409 offline_limit
+        ├── IdempotencyMismatch     409 idempotency_mismatch (details: field, first)
         ├── PayloadTooLarge         413 payload_too_large
         └── HqApiError              a head-office API request that must be refused
-            ├── Forbidden           403 forbidden (a till credential on an admin endpoint)
+            ├── Forbidden           403 forbidden (a till credential on an admin endpoint,
+            │                       or a role on a route not its own)
+            ├── AdjustLimitExceeded 403 adjust_limit_exceeded (support above its limit)
+            ├── PasswordChangeRequired 403 password_change_required (a one-time password)
             ├── WrongTill           403 wrong_till (a till pushing another till's entries)
             ├── EnrolmentRefused    403 enrolment_refused (code used, unknown or expired)
             ├── NotFound            404 not_found (till, promotion)
             ├── SequenceGap         409 sequence_gap (details: expected)
+            ├── UserExists          409 user_exists
+            ├── TooManyAttempts     429 too_many_attempts (sign-in, 5 a minute per name)
             ├── BatchTooLarge       413 batch_too_large
             ├── InvalidProgram      422 invalid_program (details: errors)
             └── InvalidCards        422 invalid_cards (details: errors)
@@ -139,6 +148,18 @@ class InvalidRequest(ApiError):
     status, code = 400, "invalid_request"
 
 
+class JsonTooDeep(InvalidRequest):
+    """400 json_too_deep: arrays and objects nested deeper than head office reads."""
+
+    status, code = 400, "json_too_deep"
+
+
+class NumberTooLarge(InvalidRequest):
+    """400 number_too_large: a number literal head office could never store (or an infinity)."""
+
+    status, code = 400, "number_too_large"
+
+
 class CardFormatError(ApiError):
     """What the POS or reader sent is not a card; the message never holds the full number."""
 
@@ -191,6 +212,19 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
+class FractionalQuantity(ApiError):
+    """400 fractional_quantity: part of a unit of a line sold by the unit."""
+
+    status, code = 400, "fractional_quantity"
+
+
+class IdempotencyMismatch(ApiError):
+    """409 idempotency_mismatch: an id already used with another body (``details.field``
+    names the first field that differs). Nothing is changed; the first result stands."""
+
+    status, code = 409, "idempotency_mismatch"
+
+
 class HqApiError(ApiError):
     """A head-office API request that must be refused; ``details`` become fields of the error."""
 
@@ -213,6 +247,24 @@ class NotFound(HqApiError):
 
 class SequenceGap(HqApiError):
     status, code = 409, "sequence_gap"
+
+
+class AdjustLimitExceeded(HqApiError):
+    """Support adjusted more points than ``support-adjust-limit`` allows."""
+
+    status, code = 403, "adjust_limit_exceeded"
+
+
+class PasswordChangeRequired(HqApiError):
+    status, code = 403, "password_change_required"
+
+
+class UserExists(HqApiError):
+    status, code = 409, "user_exists"
+
+
+class TooManyAttempts(HqApiError):
+    status, code = 429, "too_many_attempts"
 
 
 class BatchTooLarge(HqApiError):

@@ -3,10 +3,16 @@
 Inside the rules engine amounts are whole kopecks (``int``); they become
 ``Decimal`` with two places only at the edges (JSON, storage, display). Integer minor
 units make "the lines add up to the receipt exactly" a matter of integer sums.
+
+Amounts written as text are read by :func:`parse_decimal`: ASCII digits only. Python's
+``Decimal()`` and ``int()`` also read full-width (``"１２"``), Arabic-Indic (``"١٢"``) and
+every other script's digits, and ``"1_000.00"``; none of that is what a POS means by a
+price, so none of it becomes one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
@@ -14,11 +20,29 @@ from fractions import Fraction
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 
+# "89", "89.00", ".5", "-1", "8.9e1": ASCII digits, one optional point and exponent, no
+# separators. re.ASCII is belt and braces: [0-9] is ASCII-only already (\d would not be).
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_BLANKS = " \t\r\n"
+
+
+def parse_decimal(text: str) -> Decimal:
+    """A number written in ASCII digits (``"89.00"``, ``"0.350"``, ``"8.9e1"``) as a Decimal.
+
+    ValueError for anything else: other scripts' digits, ``_`` or other separators,
+    ``NaN`` and ``Infinity``, which ``Decimal()`` itself would take.
+    """
+    stripped = text.strip(_BLANKS)
+    if not _DECIMAL_TEXT.fullmatch(stripped):
+        raise ValueError(f"not a number in ASCII digits: {text!r}")
+    return Decimal(stripped)
+
 
 def to_money(value: Decimal | int | str) -> Decimal:
-    """A Decimal with exactly two places, rounded half-up."""
+    """A Decimal with exactly two places, rounded half-up (text: ASCII digits only)."""
     try:
-        return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+        number = parse_decimal(value) if isinstance(value, str) else Decimal(value)
+        return number.quantize(CENT, rounding=ROUND_HALF_UP)
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise ValueError(f"not a money amount: {value!r}") from exc
 

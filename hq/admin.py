@@ -1,5 +1,6 @@
-"""What head-office admins do: publish the program, import cards, look at a card, issue
-coupons, read the flags. Validation is the tills' own code (program, cards CSV, coupons).
+"""What head-office admins do: publish the program, import cards, look at a card, block it,
+issue coupons, read the flags. Validation is the tills' own code (program, cards CSV,
+coupons). Every change writes its audit row (:mod:`tillgate.hq.audit`) in its transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tillgate.core.errors import (
 from tillgate.core.rules.coupons import MAX_SERIAL, CouponSigner
 from tillgate.core.rules.program import ProgramFile, decode_program
 
-from . import quarantine
+from . import audit, quarantine
 from .db import Database, Tx, marks
 from .feed import card_fields, lots_out
 from .fold import fold
@@ -39,6 +40,7 @@ from .ledger import (
     insert_entries,
     refresh_cards,
 )
+from .tills import list_tills
 from .wire import CouponsIssueIn, CouponsRevokeIn, ts
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,9 @@ def current_program(tx: Tx) -> ProgramFile | None:
     return ProgramFile.model_validate_json(row["body"]) if row else None
 
 
-def publish_program(db: Database, program: ProgramFile, now: datetime) -> dict[str, Any]:
+def publish_program(
+    db: Database, program: ProgramFile, now: datetime, *, operator: str | None = None
+) -> dict[str, Any]:
     """Give a validated program a new version; every till picks it up on its next pull."""
     with db.write() as tx:
         version = tx.next_ids("program")
@@ -84,6 +88,17 @@ def publish_program(db: Database, program: ProgramFile, now: datetime) -> dict[s
             (version, program.program.name, program.model_dump_json(by_alias=True), ts(now)),
         )
         add_changes(tx, "program", ["current"], now)
+        audit.write(
+            tx,
+            action="program.publish",
+            subject=f"version {version}",
+            detail={"name": program.program.name, "promotions": len(program.promotions)},
+            reason="",
+            operator=operator,
+            now=now,
+            before={"version": version - 1} if version > 1 else None,
+            after={"version": version, "name": program.program.name},
+        )
     logger.info(
         "program %r published as version %d (%d promotions)",
         program.program.name,
@@ -96,7 +111,9 @@ def publish_program(db: Database, program: ProgramFile, now: datetime) -> dict[s
 # ---------------------------------------------------------------- cards
 
 
-def import_cards(db: Database, text: str, now: datetime) -> dict[str, Any]:
+def import_cards(
+    db: Database, text: str, now: datetime, *, operator: str | None = None
+) -> dict[str, Any]:
     """Import or update cards from CSV: all rows, or — if any row is bad — none of them."""
     with db.read() as tx:
         program = current_program(tx)
@@ -174,7 +191,18 @@ def import_cards(db: Database, text: str, now: datetime) -> dict[str, Any]:
         credited = sorted({str(o["card"]) for o in opening} | set(released))
         refresh_cards(tx, credited, now)
         add_changes(tx, "card", set(numbers) - set(credited), now)
-    imported = len([n for n in numbers if n not in known])
+        imported = len([n for n in numbers if n not in known])
+        counts = {"imported": imported, "updated": len(numbers) - imported}
+        audit.write(
+            tx,
+            action="cards.import",
+            subject="cards",
+            detail=counts | {"opening_balances": len(opening)},
+            reason="",
+            operator=operator,
+            now=now,
+            after=counts,
+        )
     logger.info(
         "cards imported: %d new, %d updated, %d opening balances",
         imported,
@@ -238,7 +266,12 @@ def show_card(db: Database, number: str, now: datetime) -> dict[str, Any]:
 
 
 def issue_coupons(
-    db: Database, signer: CouponSigner, req: CouponsIssueIn, now: datetime
+    db: Database,
+    signer: CouponSigner,
+    req: CouponsIssueIn,
+    now: datetime,
+    *,
+    operator: str | None = None,
 ) -> dict[str, Any]:
     """``count`` new signed codes for a coupon promotion of the program in force."""
     with db.read() as tx:
@@ -283,6 +316,17 @@ def issue_coupons(
             " VALUES (?, ?, ?, ?)",
             [(c, req.promotion, until.isoformat(), ts(now)) for c in codes],
         )
+        issued = {"count": len(codes), "valid_until": until.isoformat()}
+        audit.write(
+            tx,
+            action="coupons.issue",
+            subject=req.promotion,
+            detail=issued,
+            reason="",
+            operator=operator,
+            now=now,
+            after=issued,
+        )
     logger.info("issued %d coupon codes for %s, valid until %s", len(codes), req.promotion, until)
     return {"promotion": req.promotion, "valid_until": until.isoformat(), "codes": list(codes)}
 
@@ -293,7 +337,9 @@ def _code(signer: CouponSigner, promotion: str, until: date) -> str:
     )
 
 
-def revoke_coupons(db: Database, req: CouponsRevokeIn, now: datetime) -> dict[str, Any]:
+def revoke_coupons(
+    db: Database, req: CouponsRevokeIn, now: datetime, *, operator: str | None = None
+) -> dict[str, Any]:
     """Revoke codes everywhere: tills refuse them from their next pull on."""
     codes = sorted({canonical_or(c) for c in req.codes})
     with db.write() as tx:
@@ -303,7 +349,59 @@ def revoke_coupons(db: Database, req: CouponsRevokeIn, now: datetime) -> dict[st
             [(c, req.reason, ts(now)) for c in codes],
         )
         add_changes(tx, "coupon_revoked", codes, now)
+        audit.write(
+            tx,
+            action="coupons.revoke",
+            subject=f"{len(codes)} codes",
+            detail={"codes": codes},
+            reason=req.reason,
+            operator=operator,
+            now=now,
+            after={"revoked": len(codes)},
+        )
     return {"revoked": codes}
+
+
+# ---------------------------------------------------------------- blocking cards
+
+
+def set_blocked(
+    db: Database,
+    number: str,
+    *,
+    blocked: bool,
+    reason: str,
+    operator: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Block a card (tills refuse it from their next pull on) or unblock it (active again)."""
+    with db.write() as tx:
+        tx.lock_rows("cards", "number", [number])
+        row = tx.one("SELECT status FROM cards WHERE number = ?", (number,))
+        if row is None:
+            raise CardNotFound(f"card {mask(number)} is not known at head office")
+        was = row["status"]
+        # Unblocking makes a blocked card active; a card that is not blocked keeps its status.
+        status = "blocked" if blocked else ("active" if was == "blocked" else was)
+        if status != was:
+            tx.execute(
+                "UPDATE cards SET status = ?, updated_at = ? WHERE number = ?",
+                (status, ts(now), number),
+            )
+            add_changes(tx, "card", [number], now)
+            audit.write(
+                tx,
+                action="card.block" if blocked else "card.unblock",
+                subject=number,
+                detail={},
+                reason=reason,
+                operator=operator,
+                now=now,
+                before={"status": was},
+                after={"status": status},
+            )
+    logger.info("card %s %s (%s)", mask(number), status, reason)
+    return {"card": number, "status": status, "was": was}
 
 
 # ---------------------------------------------------------------- flags
@@ -332,6 +430,25 @@ def flags(db: Database) -> dict[str, Any]:
         "sync_conflicts": [dict(r, seq=int(r["seq"])) for r in conflicts],
         "coupon_double_uses": [dict(r) for r in double],
     }
+
+
+def flags_in_view(db: Database, *, decided: bool, stores: frozenset[str] | None) -> dict[str, Any]:
+    """The flags (``GET /v1/admin/flags``); ``stores``: only those of these stores' tills
+    (negative cards are the chain's, not a store's, so a per-store view has none)."""
+    out = flags(db) | {"quarantined": quarantine.listing(db, decided=decided)}
+    if stores is None:
+        return out
+    mine = {t["till"] for t in tills_in_view(db, stores)}
+    return {
+        key: [] if key == "negative_cards" else [f for f in found if f.get("till") in mine]
+        for key, found in out.items()
+    }
+
+
+def tills_in_view(db: Database, stores: frozenset[str] | None) -> list[dict[str, Any]]:
+    """Every enrolled till, or those of ``stores``."""
+    every = list_tills(db)
+    return every if stores is None else [t for t in every if t["store"] in stores]
 
 
 def _phone(text: str) -> str | None:

@@ -4,6 +4,11 @@ Every refusal is ``{"error": {"code", "message", …details}}`` with its status,
 raised before or inside the one transaction a request writes in, so a refused request
 writes nothing. Bodies are read raw and parsed by :mod:`tillgate.hq.wire` (paths in the
 protocol's words, size limits before parsing); the work runs in the thread pool.
+
+Every body is within :func:`tillgate.hq.wire.check_json`'s bounds (depth, digits) before
+any route sees it; every response carries an ``X-Request-Id``; a refusal is one log line
+and an error no handler expected a JSON 500 naming that id, its traceback logged once
+(:mod:`tillgate.hq.middleware`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tillgate.core import __version__, errors
 from tillgate.core.serving import BodyLimit, error_response
 
-from . import admin, audit, corrections, feed, holds, ledger, quarantine, tills, wire
+from . import access, admin, audit, corrections, feed, holds, ledger, roles, settings, tills, wire
+from .middleware import RequestIds, bounded_json, request_id, route_of
 from .service import Hq
 
 logger = logging.getLogger(__name__)
@@ -50,11 +56,25 @@ def create_app(hq: Hq) -> FastAPI:
         description="Enrolment, ledger push and change feed for tills; admin endpoints.",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(bounded_json(unbounded=frozenset({IMPORT_PATH})))],
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY, by_path={IMPORT_PATH: MAX_IMPORT})
+    app.add_middleware(RequestIds)  # added last: the outermost
+
+    def refused(request: Request, status: int, code: str) -> None:
+        # One line per refusal, never a traceback: the route's template, not its path.
+        logger.info(
+            "refused %s %s: %s %s (request %s)",
+            request.method,
+            route_of(request.scope),
+            status,
+            code,
+            request_id(request),
+        )
 
     @app.exception_handler(errors.ApiError)
-    async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: errors.ApiError) -> JSONResponse:
+        refused(request, exc.status, exc.code)
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(errors.StoreError)
@@ -63,10 +83,11 @@ def create_app(hq: Hq) -> FastAPI:
         return error_response(503, "store_unavailable", f"head office database: {exc}")
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "path", "body"))
         msg = str(first.get("msg", "invalid"))
+        refused(request, 400, "invalid_request")
         return error_response(400, "invalid_request", f"{loc}: {msg}" if loc else msg)
 
     @app.exception_handler(StarletteHTTPException)
@@ -75,11 +96,6 @@ def create_app(hq: Hq) -> FastAPI:
             exc.status_code, "invalid_request" if exc.status_code == 400 else "http_error"
         )
         return error_response(exc.status_code, code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def defect(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("internal error (a defect): %s", type(exc).__name__)
-        return error_response(500, "internal_error", "internal error; see the head-office log")
 
     async def work(fn: Callable[..., R], *args: Any) -> R:
         return await run_in_threadpool(fn, *args)
@@ -94,20 +110,15 @@ def create_app(hq: Hq) -> FastAPI:
                 ) from None
             raise
 
-    async def require_admin(request: Request) -> None:
-        token = tills.bearer(request.headers.get("authorization"))
-        if hq.is_admin(token):
-            return
+    # Every admin route asks the guard first: who the token is, and whether its role may
+    # call the route (hq/roles.py ROUTE_ROLES; docs/security.md). People, tokens, settings
+    # and sign-in are served by hq/access.py.
+    guard = access.Guard(hq)
 
-        def refuse() -> None:
-            with hq.db.read() as tx:
-                if tills.find_till(tx, token) is not None:
-                    raise errors.Forbidden("a till credential cannot call admin endpoints")
-            raise errors.Unauthorized(
-                "wrong admin token; it is in hq-admin.token in the HQ data directory"
-            )
+    async def authorize(request: Request) -> roles.Principal:
+        return (await guard.authorize(request))[0]
 
-        await work(refuse)
+    app.include_router(access.routes(hq, guard, operator))
 
     # ------------------------------------------------------------ tills
 
@@ -187,7 +198,15 @@ def create_app(hq: Hq) -> FastAPI:
         def run() -> dict[str, Any]:
             with hq.db.read() as tx:
                 till = till_of(token, tx)
-            return feed.changes(hq.db, till, cursor=cursor, limit=limit, now=hq.clock.now())
+            return feed.changes(
+                hq.db,
+                till,
+                cursor=cursor,
+                limit=limit,
+                now=hq.clock.now(),
+                lookup_key=hq.lookup_key,
+                coupon_keys=hq.keys,
+            )
 
         return await work(run)
 
@@ -196,14 +215,16 @@ def create_app(hq: Hq) -> FastAPI:
     @app.post("/v1/admin/program", tags=["admin"])
     async def program(request: Request) -> Any:
         """Validate a program/promotions file whole and publish it as a new version."""
-        await require_admin(request)
+        await authorize(request)
         parsed = admin.decode_program_body(await request.body())
-        return await work(admin.publish_program, hq.db, parsed, hq.clock.now())
+        return await work(
+            lambda: admin.publish_program(hq.db, parsed, hq.clock.now(), operator=operator(request))
+        )
 
     @app.post(IMPORT_PATH, tags=["admin"])
     async def cards_import(request: Request) -> Any:
         """Import or update cards from CSV; nothing is imported if any row is bad."""
-        await require_admin(request)
+        await authorize(request)
         raw = await request.body()
         try:
             text = raw.decode("utf-8")
@@ -212,61 +233,129 @@ def create_app(hq: Hq) -> FastAPI:
                 "the cards file is not UTF-8 text",
                 details={"errors": [f"byte {exc.start}: not UTF-8"]},
             ) from exc
-        return await work(admin.import_cards, hq.db, text, hq.clock.now())
+        return await work(
+            lambda: admin.import_cards(hq.db, text, hq.clock.now(), operator=operator(request))
+        )
 
     @app.get("/v1/admin/cards/{number}", tags=["admin"])
     async def card(request: Request, number: str) -> Any:
         """A card as HQ knows it: holder, tier, balance, pending, lots and every entry."""
-        await require_admin(request)
+        await authorize(request)
         return await work(admin.show_card, hq.db, number, hq.clock.now())
 
     @app.post("/v1/admin/enroll-codes", tags=["admin"])
     async def enroll_code(request: Request) -> Any:
         """Issue a one-time enrolment code for a till (valid 7 days)."""
-        await require_admin(request)
+        await authorize(request)
         body = wire.parse(wire.EnrollCodeIn, wire.decode_json(await request.body()))
-        return await work(
-            lambda: tills.issue_code(hq.db, store=body.store, till=body.till, now=hq.clock.now())
-        )
+
+        def run() -> dict[str, str]:
+            now = hq.clock.now()
+            out = tills.issue_code(hq.db, store=body.store, till=body.till, now=now)
+            target = f"{body.store}/{body.till}"
+            audit.record(
+                hq.db,
+                action="till.enroll_code",
+                subject=target,
+                detail={"expires_at": out["expires_at"]},
+                reason="",
+                operator=operator(request),
+                now=now,
+                after={"expires_at": out["expires_at"]},
+            )
+            return out
+
+        return await work(run)
 
     @app.post("/v1/admin/tills/{till}/revoke", tags=["admin"])
     async def revoke(request: Request, till: str) -> Any:
         """Revoke a till's credential; its next request is refused."""
-        await require_admin(request)
-        return await work(lambda: tills.revoke(hq.db, till=till, now=hq.clock.now()))
+        await authorize(request)
+
+        def run() -> dict[str, Any]:
+            now = hq.clock.now()
+            out = tills.revoke(hq.db, till=till, now=now)
+            if out["revoked_at"] == wire.ts(now):  # not revoked before
+                audit.record(
+                    hq.db,
+                    action="till.revoke",
+                    subject=till,
+                    detail={},
+                    reason="",
+                    operator=operator(request),
+                    now=now,
+                    before={"revoked": False},
+                    after={"revoked": True},
+                )
+            return out
+
+        return await work(run)
 
     @app.get("/v1/admin/tills", tags=["admin"])
-    async def till_list(request: Request) -> Any:
-        """Every enrolled till: store, last push, through_seq, last seen, revoked."""
-        await require_admin(request)
-        return {"tills": await work(tills.list_tills, hq.db)}
+    async def till_list(request: Request, store: str | None = None) -> Any:
+        """Every enrolled till (of ``store``): store, last push, through_seq, last seen."""
+        stores = roles.stores_in_view(await authorize(request), store)
+        return {"tills": await work(admin.tills_in_view, hq.db, stores)}
+
+    @app.get("/v1/admin/tills/{till}", tags=["admin"])
+    async def till_one(request: Request, till: str) -> Any:
+        """One enrolled till."""
+        principal = await authorize(request)
+        found = [t for t in await work(admin.tills_in_view, hq.db, None) if t["till"] == till]
+        if not found:
+            raise errors.NotFound(f"no till {till!r} has enrolled at this head office")
+        roles.check_store(principal, found[0]["store"], f"till {till}")
+        return found[0]
 
     @app.post("/v1/admin/coupons/issue", tags=["admin"])
     async def coupons_issue(request: Request) -> Any:
         """Signed coupon codes for a coupon promotion of the program in force."""
-        await require_admin(request)
+        await authorize(request)
         body = wire.parse(wire.CouponsIssueIn, wire.decode_json(await request.body()))
-        return await work(admin.issue_coupons, hq.db, hq.signer, body, hq.clock.now())
+        return await work(
+            lambda: admin.issue_coupons(
+                hq.db, hq.signer, body, hq.clock.now(), operator=operator(request)
+            )
+        )
 
     @app.post("/v1/admin/coupons/revoke", tags=["admin"])
     async def coupons_revoke(request: Request) -> Any:
         """Revoke coupon codes at every till."""
-        await require_admin(request)
+        await authorize(request)
         body = wire.parse(wire.CouponsRevokeIn, wire.decode_json(await request.body()))
-        return await work(admin.revoke_coupons, hq.db, body, hq.clock.now())
+        return await work(
+            lambda: admin.revoke_coupons(hq.db, body, hq.clock.now(), operator=operator(request))
+        )
+
+    # Coupon keys: admin only (so declared in roles.ROUTE_ROLES).
+    @app.get("/v1/admin/coupons/keys", tags=["admin"])
+    async def coupon_keys(request: Request) -> Any:
+        """The chain's coupon keys: id, fingerprint, made, revoked; never a key."""
+        await authorize(request)
+        return await work(hq.keys.listing)
+
+    @app.post("/v1/admin/coupons/keys/rotate", tags=["admin"])
+    async def coupon_key_rotate(request: Request) -> Any:
+        """A new coupon key signs every new code; codes of older keys verify until they expire."""
+        await authorize(request)
+        return await work(lambda: hq.keys.rotate(now=hq.clock.now(), operator=operator(request)))
+
+    @app.post("/v1/admin/coupons/keys/{key_id}/revoke", tags=["admin"])
+    async def coupon_key_revoke(request: Request, key_id: int) -> Any:
+        """Refuse every code signed with coupon key ``key_id``, here and at every till."""
+        await authorize(request)
+        return await work(
+            lambda: hq.keys.revoke(key_id, now=hq.clock.now(), operator=operator(request))
+        )
 
     @app.get("/v1/admin/flags", tags=["admin"])
-    async def flag_list(request: Request, decided: bool = False) -> Any:
+    async def flag_list(request: Request, decided: bool = False, store: str | None = None) -> Any:
         """Quarantined entries, negative cards, sequence conflicts, coupon double uses."""
-        await require_admin(request)
-
-        def run() -> dict[str, Any]:
-            return admin.flags(hq.db) | {"quarantined": quarantine.listing(hq.db, decided=decided)}
-
-        return await work(run)
+        stores = roles.stores_in_view(await authorize(request), store)
+        return await work(lambda: admin.flags_in_view(hq.db, decided=decided, stores=stores))
 
     async def decide(request: Request, flag: int, *, release: bool) -> Any:
-        await require_admin(request)
+        await authorize(request)
         raw = await request.body()
         body = wire.parse(wire.DecisionIn, wire.decode_json(raw) if raw.strip() else {})
         return await work(
@@ -293,18 +382,55 @@ def create_app(hq: Hq) -> FastAPI:
     @app.post("/v1/admin/cards/{number}/adjust", tags=["admin"])
     async def card_adjust(request: Request, number: str) -> Any:
         """Head office's own credit or debit of a card, with an audit row."""
-        await require_admin(request)
+        principal = await authorize(request)
         body = wire.parse(wire.CardAdjustIn, wire.decode_json(await request.body()))
-        return await work(
-            lambda: corrections.adjust(
+
+        def run() -> dict[str, Any]:
+            if principal.role is roles.Role.SUPPORT:
+                with hq.db.read() as tx:
+                    limit = settings.get(tx, settings.SUPPORT_ADJUST_LIMIT)
+                if abs(body.points) > limit:
+                    raise errors.AdjustLimitExceeded(
+                        f"support may adjust at most {limit} points at a time, not "
+                        f"{abs(body.points)}; ask an admin "
+                        f"(setting {settings.SUPPORT_ADJUST_LIMIT})",
+                        details={"limit": limit},
+                    )
+            return corrections.adjust(
                 hq.db, number, body, operator=operator(request), now=hq.clock.now()
             )
+
+        return await work(run)
+
+    async def block(request: Request, number: str, *, blocked: bool) -> Any:
+        await authorize(request)
+        raw = await request.body()
+        body = wire.parse(wire.DecisionIn, wire.decode_json(raw) if raw.strip() else {})
+        return await work(
+            lambda: admin.set_blocked(
+                hq.db,
+                number,
+                blocked=blocked,
+                reason=body.reason or "",
+                operator=operator(request),
+                now=hq.clock.now(),
+            )
         )
+
+    @app.post("/v1/admin/cards/{number}/block", tags=["admin"])
+    async def card_block(request: Request, number: str) -> Any:
+        """Block a card: every till refuses it from its next pull on."""
+        return await block(request, number, blocked=True)
+
+    @app.post("/v1/admin/cards/{number}/unblock", tags=["admin"])
+    async def card_unblock(request: Request, number: str) -> Any:
+        """Unblock a card (active again)."""
+        return await block(request, number, blocked=False)
 
     @app.get("/v1/admin/holds", tags=["admin"])
     async def hold_list(request: Request, every: bool = False, card: str | None = None) -> Any:
         """The holds that reserve points now (``every``: all of them, resolved ones too)."""
-        await require_admin(request)
+        await authorize(request)
 
         def run() -> dict[str, Any]:
             with hq.db.read() as tx:
@@ -314,8 +440,8 @@ def create_app(hq: Hq) -> FastAPI:
 
     @app.get("/v1/admin/audit", tags=["admin"])
     async def audit_log(request: Request, since: str | None = None) -> Any:
-        """Every change an admin made to points: who, when, what and why."""
-        await require_admin(request)
+        """Every change made at head office: who, in which role, when, what, why."""
+        await authorize(request)
         start = wire.parse_since(since)
         return {"audit": await work(lambda: audit.rows(hq.db, since=start))}
 

@@ -2,9 +2,10 @@
 
 ``hq serve`` runs head office; the other verbs are admin requests to a running HQ
 (``--hq URL``) with the admin token (``--token``, else ``$TILLGATE_HQ_TOKEN``, else the
-``hq-admin.token`` file in the current directory). Exit codes are the ``tillgate``
-command's (:mod:`tillgate.cli`): 2 for bad usage, config or a bad file, 1 for a
-failure at run time such as an HQ that does not answer.
+``hq-admin.token`` file in the current directory, else the session ``hq login`` kept:
+:mod:`tillgate.hq.cli_people`, which also has the verbs of users, tokens and roles). Exit
+codes are the ``tillgate`` command's (:mod:`tillgate.cli`): 2 for bad usage, config or a
+bad file, 1 for a failure at run time such as an HQ that does not answer.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def add_parser(verbs: argparse._SubParsersAction[Any]) -> None:
     )
     serve.add_argument("--tls-cert", metavar="FILE", type=Path, help="TLS certificate (PEM)")
     serve.add_argument("--tls-key", metavar="FILE", type=Path, help="TLS private key (PEM)")
+    serve.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP on an address beyond loopback (without it, such an address "
+        "needs --tls-cert and --tls-key): only behind a TLS proxy or on a trusted network",
+    )
     serve.add_argument(
         "--expire-every",
         metavar="SECONDS",
@@ -148,16 +155,6 @@ def add_parser(verbs: argparse._SubParsersAction[Any]) -> None:
         _admin_options(decide)
         decide.set_defaults(handler=_flags_decide, release=verb == "release")
 
-    aud = sub.add_parser(
-        "audit",
-        help="the audit log of changes to points",
-        description="Every release, reject and adjust an admin made: who, when, what, why.",
-    )
-    aud.add_argument("--since", metavar="D", help="from this date (YYYY-MM-DD) or time on")
-    aud.add_argument("--json", action="store_true", help="print JSON")
-    _admin_options(aud)
-    aud.set_defaults(handler=_audit)
-
     code = sub.add_parser(
         "enroll-code",
         help="issue a one-time enrolment code for a till",
@@ -182,6 +179,31 @@ def add_parser(verbs: argparse._SubParsersAction[Any]) -> None:
     issue.add_argument("--out", metavar="FILE", help="write the codes here, one per line")
     _admin_options(issue)
     issue.set_defaults(handler=_coupons_issue)
+    keys = coupons_sub.add_parser(
+        "keys",
+        help="the coupon signing keys",
+        description="The coupon signing keys: id, fingerprint, made, revoked (never a key).",
+    )
+    _admin_options(keys)
+    keys.set_defaults(handler=_coupon_keys)
+    rotate = coupons_sub.add_parser(
+        "rotate-key",
+        help="start a new coupon signing key",
+        description="Make a new coupon signing key: every new code is signed with it; codes "
+        "signed with older keys verify until they expire. Its id is printed alone on the "
+        "last line.",
+    )
+    _admin_options(rotate)
+    rotate.set_defaults(handler=_coupon_key_rotate)
+    revoke_key = coupons_sub.add_parser(
+        "revoke-key",
+        help="refuse every code of one coupon key",
+        description="Revoke a coupon signing key: every code signed with it is refused, at "
+        "head office and at every till once it syncs. Rotate first if it is the newest.",
+    )
+    revoke_key.add_argument("key_id", metavar="ID", type=int, help="the key's id (hq coupons keys)")
+    _admin_options(revoke_key)
+    revoke_key.set_defaults(handler=_coupon_key_revoke)
 
     till_cmd = sub.add_parser("tills", help="enrolled tills", description="Enrolled tills.")
     till_cmd.set_defaults(handler=_no_verb(till_cmd))
@@ -198,6 +220,11 @@ def add_parser(verbs: argparse._SubParsersAction[Any]) -> None:
     rev.add_argument("till", metavar="TILL")
     _admin_options(rev)
     rev.set_defaults(handler=_tills_revoke)
+
+    # People and roles: login, logout, users, tokens, settings, audit, cards block|unblock.
+    from .cli_people import register
+
+    register(sub, cards_sub, type(hq))
 
 
 def _admin_options(parser: argparse.ArgumentParser) -> None:
@@ -257,9 +284,13 @@ def _token(args: argparse.Namespace) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the admin token {path}: {exc}") from exc
     if not token:
+        from .cli_people import saved_session
+
+        token = saved_session(_hq_url(args)) or ""
+    if not token:
         raise ConfigError(
-            f"no admin token: pass --token, set {ENV_TOKEN}, or run where 'tillgate hq serve' "
-            f"keeps {ADMIN_TOKEN_FILE}"
+            f"no admin token: pass --token, set {ENV_TOKEN}, run where 'tillgate hq serve' "
+            f"keeps {ADMIN_TOKEN_FILE}, or sign in with 'tillgate hq login NAME'"
         )
     return token
 
@@ -309,6 +340,7 @@ def _serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            insecure_http=args.insecure_http,
             expire_every=args.expire_every,
         )
     )
@@ -412,6 +444,39 @@ def _coupons_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coupon_keys(args: argparse.Namespace) -> int:
+    with _client(args) as hq:
+        out = hq.coupon_keys()
+    for k in out["keys"]:
+        state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "verifies"
+        signs = ", signs new codes" if k["signs"] else ""
+        print(f"{k['id']}\t{k['fingerprint']}\tmade {k['created_at']}\t{state}{signs}")
+    return 0
+
+
+def _coupon_key_rotate(args: argparse.Namespace) -> int:
+    with _client(args) as hq:
+        out = hq.rotate_coupon_key()
+    previous = out.get("previous")
+    print(
+        f"coupon key {out['key_id']} (fingerprint {out['fingerprint']}) signs new codes"
+        + (f"; codes of key {previous} and older verify until they expire" if previous else ""),
+        file=sys.stderr,
+    )
+    print(out["key_id"])
+    return 0
+
+
+def _coupon_key_revoke(args: argparse.Namespace) -> int:
+    with _client(args) as hq:
+        out = hq.revoke_coupon_key(args.key_id)
+    if out.get("changed"):
+        print(f"coupon key {out['key_id']} revoked: its codes are refused from now on")
+    else:
+        print(f"coupon key {out['key_id']} was already revoked ({out['revoked_at']})")
+    return 0
+
+
 def _tills_list(args: argparse.Namespace) -> int:
     with _client(args) as hq:
         out = hq.tills()
@@ -488,23 +553,4 @@ def _flags_decide(args: argparse.Namespace) -> int:
         f"{out['kind']} {out['points']:+d} on card {mask(out['card'])} {effect}; "
         f"balance now {out['balance']}. Tills get it at their next sync."
     )
-    return 0
-
-
-def _audit(args: argparse.Namespace) -> int:
-    from tillgate.core.cards import mask
-
-    with _client(args) as hq:
-        rows = hq.audit(since=args.since)["audit"]
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return 0
-    for a in rows:
-        subject = mask(a["subject"]) if a["action"].startswith("card.") else a["subject"]
-        points = a["detail"].get("points")
-        moved = f"{points:+d}" if isinstance(points, int) else ""
-        print(
-            f"{a['at'][:19]}  {a['operator'] or a['actor']:<24} {a['action']:<13} "
-            f"{subject:<15} {moved:>12}  {a['reason']}"
-        )
     return 0

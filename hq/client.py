@@ -27,19 +27,19 @@ CHUNK = 256 << 10
 
 
 class AdminClient:
-    """Admin requests to one head office with one admin token."""
+    """Admin requests to one head office with one token (None: only to sign in)."""
 
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | None,
         *,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         operator: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         if operator:
             # Who runs the verb: head office writes it into its audit log.
             headers["X-Tillgate-Operator"] = operator.encode("ascii", "replace").decode()
@@ -59,7 +59,9 @@ class AdminClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, *, source: str = "", **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, *, source: str = "", signing_in: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
         try:
             r = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -85,12 +87,13 @@ class AdminClient:
             raise ProgramError(problems or [message], source=source or "program")
         if code == "invalid_cards":
             raise CardsFileError(problems or [message], source=source or "cards file")
-        if r.status_code in (401, 403):
+        if r.status_code == 401 and not signing_in:
             raise ConfigError(
-                f"head office refused the admin token ({code}: {message}); pass --token, set "
-                "TILLGATE_HQ_TOKEN, or run where hq-admin.token is"
+                f"head office refused the admin token or session ({code}: {message}); pass "
+                "--token, set TILLGATE_HQ_TOKEN, run where hq-admin.token is, or sign in with "
+                "'tillgate hq login NAME'"
             )
-        if r.status_code in (400, 413):
+        if r.status_code in (400, 413) and not signing_in:
             raise ConfigError(f"head office refused the request: {message}")
         details = {k: v for k, v in err.items() if k not in ("code", "message")}
         raise HqRefused(
@@ -145,6 +148,15 @@ class AdminClient:
             "POST", "/v1/admin/coupons/issue", json={"promotion": promotion, "count": count}
         )
 
+    def coupon_keys(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/coupons/keys")
+
+    def rotate_coupon_key(self) -> dict[str, Any]:
+        return self._call("POST", "/v1/admin/coupons/keys/rotate")
+
+    def revoke_coupon_key(self, key_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/v1/admin/coupons/keys/{key_id}/revoke")
+
     def flags(self, *, decided: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/admin/flags", params={"decided": "true"} if decided else None)
 
@@ -160,3 +172,51 @@ class AdminClient:
 
     def audit(self, *, since: str | None = None) -> dict[str, Any]:
         return self._call("GET", "/v1/admin/audit", params={"since": since} if since else None)
+
+    def block(self, number: str, *, blocked: bool, reason: str | None) -> dict[str, Any]:
+        verb = "block" if blocked else "unblock"
+        body = {"reason": reason} if reason else {}
+        return self._call("POST", f"/v1/admin/cards/{number}/{verb}", json=body)
+
+    # ------------------------------------------------------------ people and roles
+
+    def login(self, name: str, password: str) -> dict[str, Any]:
+        return self._call(
+            "POST", "/v1/auth/login", json={"name": name, "password": password}, signing_in=True
+        )
+
+    def change_password(self, name: str, password: str, new_password: str) -> dict[str, Any]:
+        body = {"name": name, "password": password, "new_password": new_password}
+        return self._call("POST", "/v1/auth/password", json=body, signing_in=True)
+
+    def me(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/auth/me")
+
+    def logout(self) -> dict[str, Any]:
+        return self._call("POST", "/v1/auth/logout")
+
+    def users(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/users")
+
+    def add_user(self, name: str, role: str, stores: list[str]) -> dict[str, Any]:
+        body = {"name": name, "role": role, "stores": stores}
+        return self._call("POST", "/v1/admin/users", json=body)
+
+    def disable_user(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/admin/users/{name}/disable")
+
+    def tokens(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/tokens")
+
+    def new_token(self, role: str, stores: list[str], label: str | None) -> dict[str, Any]:
+        body = {"role": role, "stores": stores, "label": label}
+        return self._call("POST", "/v1/admin/tokens", json=body)
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/v1/admin/tokens/{token_id}/revoke")
+
+    def settings(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/settings")
+
+    def set_setting(self, key: str, value: int) -> dict[str, Any]:
+        return self._call("PUT", f"/v1/admin/settings/{key}", json={"value": value})

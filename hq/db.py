@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from tillgate.core.errors import ConfigError, StorageFullError, StoreError
+from tillgate.core.files import DIR_MODE, private_file
 
 if TYPE_CHECKING:
     import psycopg
@@ -185,7 +186,10 @@ class SqliteDatabase(Database):
         self.display = f"sqlite:///{path}"
         self._lock = threading.RLock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it: its -wal and -shm then get the same mode. A folder
+            # made here is 0700; one that exists (the working directory) is left as it is.
+            path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            private_file(path)
             self._conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
@@ -384,21 +388,30 @@ def open_database(url: str | None, *, data_dir: Path) -> Database:
     ``sqlite:////absolute/path``: a SQLite file. ``postgresql://…`` (or ``postgres://…``):
     PostgreSQL.
     """
+    path = sqlite_path(url, data_dir=data_dir)
+    if path is None:
+        assert url is not None
+        return PostgresDatabase(url)
+    return SqliteDatabase(path)
+
+
+def sqlite_path(url: str | None, *, data_dir: Path) -> Path | None:
+    """The SQLite file ``--db`` names (None: PostgreSQL); ConfigError for anything else."""
     if not url:
-        return SqliteDatabase(data_dir / DEFAULT_SQLITE_NAME)
+        return data_dir / DEFAULT_SQLITE_NAME
     scheme = url.split(":", 1)[0].lower() if re.match(r"^[A-Za-z][\w+.-]*:", url) else ""
     if scheme in ("postgresql", "postgres"):
-        return PostgresDatabase(url)
+        return None
     if scheme == "sqlite":
         # As SQLAlchemy writes them: sqlite:///relative/path, sqlite:////absolute/path.
         rest = url[len("sqlite:") :]
         path = rest[3:] if rest.startswith("///") else rest
         if not path:
             raise ConfigError(f"--db {url!r}: name a file, e.g. sqlite:////var/lib/hq/hq.sqlite3")
-        return SqliteDatabase(Path(path))
+        return Path(path)
     if scheme and len(scheme) > 1:
         raise ConfigError(
             f"--db {hide_password(url)!r}: unknown kind of database {scheme!r}; use a file "
             "path or postgresql://user:password@host/db"
         )
-    return SqliteDatabase(Path(url))
+    return Path(url)

@@ -15,6 +15,12 @@ points every other till gave from each budget on the page (:mod:`tillgate.hq.cou
 the requesting till adds its own counts, which it knows better and sooner. A budget is a
 change of its own (kind ``budget``), so budgets are paged and compacted like cards and
 count towards a page's ``limit`` as the till counts them.
+
+A till is sent what it needs of a card holder and no more (:func:`till_fields`, docs/
+security.md "Personal data"): a display name, a keyed hash of the phone to look it up by,
+the birthday's month and day, tier, segments and clubs; never the full name, the phone or
+the birth year. Every page carries the chain's phone look-up key (``lookup_key``) so that
+the till can hash what the cashier types; the cards on the page are hashed with it.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from tillgate.core.cards import display_name, phone_lookup_hash
 from tillgate.core.errors import InvalidRequest
+from tillgate.core.rules.tiers import month_day_text, parse_birthday
 
-from . import counters, holds
+from . import counters, couponkeys, holds
+from .couponkeys import HqKeys
 from .db import Database, Row, Tx, marks
 from .fold import CardState
 from .ledger import card_states, chunks
@@ -63,6 +72,22 @@ def card_fields(row: Row, state: CardState) -> dict[str, Any]:
     }
 
 
+def till_fields(row: Row, state: CardState, *, lookup_key: bytes) -> dict[str, Any]:
+    """A card's fields as a till may hold them: no full name, phone or birth year."""
+    return {
+        "number": row["number"],
+        "holder": display_name(row["holder"] or ""),
+        "phone_hash": phone_lookup_hash(lookup_key, row["phone"]) if row["phone"] else None,
+        "birthday": month_day_text(parse_birthday(row["birthday"])) if row["birthday"] else None,
+        "tier": row["tier"],
+        "segments": json.loads(row["segments"]),
+        "clubs": json.loads(row["clubs"]),
+        "status": row["status"],
+        "balance": state.balance,
+        "pending": state.pending,
+    }
+
+
 def lots_out(state: CardState) -> list[dict[str, Any]]:
     """A card's lots: the points it can spend now or later, and when they expire."""
     return [
@@ -79,6 +104,7 @@ def card_out(
     row: Row,
     state: CardState,
     *,
+    lookup_key: bytes,
     through_seq: int,
     uses: dict[str, Any] | None = None,
     held: int = 0,
@@ -86,9 +112,9 @@ def card_out(
     """A card as the feed sends it; ``through_seq``, ``uses`` (what the other tills
     counted, :func:`tillgate.hq.counters.others`) and ``held`` (what the other tills' open
     receipts hold at head office, :func:`tillgate.hq.holds.held_elsewhere`) are the
-    requesting till's."""
+    requesting till's; the phone is hashed with ``lookup_key``."""
     return {
-        **card_fields(row, state),
+        **till_fields(row, state, lookup_key=lookup_key),
         "lots": lots_out(state),
         "through_seq": through_seq,
         "uses": uses or {},
@@ -107,9 +133,17 @@ def _rows_by(tx: Tx, table: str, column: str, keys: list[str]) -> list[Row]:
 
 
 def changes(
-    db: Database, till: TillId, *, cursor: int, limit: int, now: datetime
+    db: Database,
+    till: TillId,
+    *,
+    cursor: int,
+    limit: int,
+    now: datetime,
+    lookup_key: bytes,
+    coupon_keys: HqKeys | None = None,
 ) -> dict[str, Any]:
-    """The page of changes after ``cursor`` for ``till``.
+    """The page of changes after ``cursor`` for ``till`` (its cards' phones hashed with
+    ``lookup_key``, which the page carries too).
 
     ``cursor`` and ``limit`` come from the query string (FastAPI hands over any integer,
     however long), so they are checked before they reach SQL; the rest comes from HQ's
@@ -155,16 +189,22 @@ def changes(
             {"code": r["code"], "reason": r["reason"], "revoked_at": r["revoked_at"]}
             for r in _rows_by(tx, "coupons_revoked", "code", keys.get("coupon_revoked", []))
         ]
+        # The chain's coupon keys, whole, whenever they changed (a rotation, a revocation).
+        key_set = None
+        if coupon_keys is not None and couponkeys.CHANGE_KIND in keys:
+            key_set = couponkeys.feed_out(tx, coupon_keys)
     with db.write() as wtx:
         touch(wtx, till.id, now)
     return {
         "cursor": int(rows[-1]["id"]) if rows else cursor,
         "more": more,
+        "lookup_key": lookup_key.hex(),
         "program": program,
         "cards": [
             card_out(
                 r,
                 states[r["number"]],
+                lookup_key=lookup_key,
                 through_seq=through,
                 uses=counts.get(r["number"]),
                 held=held.get(r["number"], 0),
@@ -173,5 +213,6 @@ def changes(
         ],
         "coupons_revoked": revoked,
         "coupons_used": used,
+        "coupon_keys": key_set,
         "budgets": budgets,
     }

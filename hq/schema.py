@@ -299,7 +299,79 @@ CREATE TABLE budget_counters (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
+# People and scripts with roles at head office (hq/people.py, hq/roles.py), the admin's
+# settings (hq/settings.py), and who changed what in the audit log (hq/audit.py).
+V6 = """
+-- name: lower case. stores: JSON list (store_manager only). password_hash: scrypt, never the
+-- password. must_change: 1 until the one-time password the admin got is replaced.
+CREATE TABLE users (
+    name                TEXT PRIMARY KEY,
+    role                TEXT NOT NULL,
+    stores              TEXT NOT NULL DEFAULT '[]',
+    password_hash       TEXT NOT NULL,
+    must_change         INTEGER NOT NULL DEFAULT 1,
+    created_at          TEXT NOT NULL,
+    created_by          TEXT NOT NULL,
+    password_changed_at TEXT,
+    last_login          TEXT,
+    disabled_at         TEXT
+);
+
+-- Bearer tokens of people (kind 'session', from a sign-in: role and stores are the user's)
+-- and of scripts (kind 'script': role and stores their own). Only a hash of each is kept.
+CREATE TABLE api_tokens (
+    id         BIGINT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    user_name  TEXT,
+    role       TEXT NOT NULL,
+    stores     TEXT NOT NULL DEFAULT '[]',
+    label      TEXT,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT,
+    last_used  TEXT
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_name);
+INSERT INTO counters (name, value) VALUES ('token', 0);
+
+-- Failed (and in-flight) sign-ins per name, for the limit of 5 a minute; pruned as it goes.
+CREATE TABLE login_failures (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    at   TEXT NOT NULL
+);
+CREATE INDEX login_failures_name ON login_failures (name, at);
+
+-- What an admin set (hq settings set KEY VALUE); a key not here has its default.
+CREATE TABLE settings (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+
+-- The audit log names the role of who made each change and what it changed, before and
+-- after (JSON; NULL where there was nothing before, or nothing after).
+ALTER TABLE audit ADD COLUMN role TEXT;
+ALTER TABLE audit ADD COLUMN state_before TEXT;
+ALTER TABLE audit ADD COLUMN state_after TEXT;
+"""
+
+# The chain's coupon keys (hq/couponkeys.py): which exist, which is revoked. The keys
+# themselves are files in head office's data folder, never in the database: a row holds
+# the key's fingerprint, so a process whose file differs is refused at start.
+V7 = """
+CREATE TABLE coupon_keys (
+    id          INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7)
 
 
 def statements(script: str) -> Iterator[str]:

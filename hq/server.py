@@ -1,13 +1,15 @@
 """``tillgate hq serve``: the HQ API on a socket, the expiry job, clean shutdown.
 
-Start-up order: data directory and admin token, database (opened and migrated), socket
-bound, TLS context loaded — any failure there is one clear line, before anything listens.
+Start-up order: the address and TLS checked (plain HTTP beyond loopback needs
+``--insecure-http``), data directory and admin token, database (opened and migrated),
+socket bound — any failure there is one clear line, before anything listens.
 SIGINT/SIGTERM stop it cleanly: requests in flight finish, the job stops, the database
 closes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -21,13 +23,15 @@ from pathlib import Path
 from tillgate.core import __version__
 from tillgate.core.clock import Clock, SystemClock
 from tillgate.core.errors import ConfigError, TillgateError
+from tillgate.core.files import DIR_MODE, fix_modes, siblings
 from tillgate.core.serving import bind, server_class
 
-from .db import open_database
+from .couponkeys import KEYS_FOLDER
+from .db import open_database, sqlite_path
 from .holds import expire_due as expire_holds
 from .ledger import expire_due
 from .repricing import reprice_pending
-from .service import Hq
+from .service import LOOKUP_KEY_FILE, Hq
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ class ServeOptions:
     data_dir: Path = Path()
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    insecure_http: bool = False  # plain HTTP beyond loopback, knowingly
     expire_every: float = 300.0
     reprice_every: float = 5.0
     holds_every: float = 5.0
@@ -60,10 +65,34 @@ def admin_token(data_dir: Path) -> tuple[str, Path, bool]:
         return _read_token(path), path, False
     except OSError as exc:
         raise ConfigError(f"cannot create the admin token {path}: {exc}") from exc
-    token = secrets.token_urlsafe(32)
+    # Prefixed, as people's tokens are: never starts with "-" (read as an option after
+    # --token) and tells itself from a till credential at a glance.
+    token = "tga_" + secrets.token_urlsafe(32)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
     return token, path, True
+
+
+def private_paths(options: ServeOptions) -> list[Path]:
+    """What must be head office's alone in its data directory: the admin token, the key
+    files and the SQLite database with its journals (the folder itself may be shared)."""
+    data = options.data_dir
+    paths = [data / ADMIN_TOKEN_FILE, data / KEYS_FOLDER, data / LOOKUP_KEY_FILE]
+    db = sqlite_path(options.db, data_dir=data)
+    return paths + (siblings(db) if db is not None else [])
+
+
+def make_private(paths: list[Path]) -> None:
+    """Close what an older install left open to other users (one log line if anything)."""
+    fixed, failed = fix_modes(paths)
+    if fixed:
+        logger.warning(
+            "closed %d files and folders to other users (were readable by them): %s",
+            len(fixed),
+            ", ".join(fixed),
+        )
+    for line in failed:
+        logger.error("cannot make private: %s", line)
 
 
 def _read_token(path: Path) -> str:
@@ -91,6 +120,37 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load the TLS certificate {cert} / key {key}: {exc}") from exc
     return ctx
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address only this machine can reach (127.0.0.0/8, ::1,
+    ``localhost``); any other name may resolve beyond it."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(options: ServeOptions) -> None:
+    """Refuse plain HTTP beyond loopback: tills' credentials and the admin token would cross
+    the network in clear text. ``--insecure-http`` says someone chose that (a TLS proxy in
+    front, a trusted network) and is warned about in the log."""
+    if options.tls_cert is not None or is_loopback(options.host):
+        return
+    if not options.insecure_http:
+        raise ConfigError(
+            f"--host {options.host} is reachable beyond this machine and would carry till "
+            "credentials and the admin token in clear text: pass --tls-cert FILE --tls-key "
+            "FILE to serve HTTPS, or --insecure-http if a TLS proxy or a trusted network "
+            "protects it (see docs/operations.md)"
+        )
+    logger.warning(
+        "serving plain HTTP on %s (--insecure-http): till credentials and the admin token "
+        "cross the network unencrypted unless a TLS proxy is in front",
+        options.host,
+    )
 
 
 def _job(what: str, run: Callable[[Hq], str | None]) -> Callable[[Hq], None]:
@@ -141,15 +201,20 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
     from .app import create_app
 
     clock = clock or SystemClock()
+    check_transport(options)
+    # What this process makes from here on (keys, journals, logs) is its user's alone.
+    os.umask(0o077)
     try:
-        options.data_dir.mkdir(parents=True, exist_ok=True)
+        # Made 0700; an existing one (the working directory by default) is left as it is.
+        options.data_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     except OSError as exc:
         raise ConfigError(f"cannot create the data directory {options.data_dir}: {exc}") from exc
+    make_private(private_paths(options))
     token, token_file, new = admin_token(options.data_dir)
     ctx = tls_context(options.tls_cert, options.tls_key)
     db = open_database(options.db, data_dir=options.data_dir)
     try:
-        hq = Hq.open(db, clock=clock, admin_token=token)
+        hq = Hq.open(db, clock=clock, admin_token=token, data_dir=options.data_dir)
         sock = bind(options.host, options.port, setting="pass --port")
     except BaseException:
         db.close()

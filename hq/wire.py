@@ -3,13 +3,21 @@
 Bodies are parsed here, not by FastAPI, so that a refusal names the path of the first bad
 field in the protocol's words (``entries[3].points: must be a whole number``) and a batch
 over the size limit is refused before its entries are even looked at.
+
+Every JSON body is bounded before it is parsed (:func:`check_json`): at most
+:data:`MAX_DEPTH` levels of arrays and objects and :data:`MAX_DIGITS` digits in a row in a
+number, so no body can exhaust the parser's recursion or the integer conversion, and no
+finite-looking literal becomes an infinity. Those refusals are 400 ``json_too_deep`` and
+``number_too_large``, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from itertools import accumulate
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -21,12 +29,21 @@ from pydantic import (
     field_validator,
 )
 
-from tillgate.core.errors import BatchTooLarge, InvalidRequest
+from tillgate.core.errors import BatchTooLarge, InvalidRequest, JsonTooDeep, NumberTooLarge
 
 MAX_BATCH = 1000
 MAX_ADJUST = 10**9  # points one admin adjust may move
 M = TypeVar("M", bound=BaseModel)
 BIGINT = 2**63 - 1
+# The deepest body HQ takes is a program file (about 8 levels); 32 leaves room to grow and
+# stays far below Python's recursion limit, which an unbounded body reached (a 500).
+MAX_DEPTH = 32
+# Digits in a row in a number literal. Only the parser's safety: Python refuses to convert
+# an integer of over 4300 digits at all (a 500) and is quadratic before that. Far above
+# anything HQ stores (a BIGINT has 19), so the fields' own range checks still answer with
+# a path, and an odd number in a till's receipt facts is still skipped, never refused
+# (a refused push would stop the till's outbox).
+MAX_DIGITS = 100
 
 Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")]
@@ -234,11 +251,64 @@ def first_error(exc: ValidationError) -> str:
     return f"{path}: {msg}" if path else msg
 
 
-def decode_json(body: bytes) -> Any:
-    """A request body as JSON, or InvalidRequest saying why it is not."""
+# Bytes, not text: no byte of a multi-byte UTF-8 character is ASCII, so a scan of the raw
+# body sees exactly the brackets, quotes and digits a parser would.
+_BRACKETS_ONLY = bytes(range(256)).translate(None, b"[]{}")  # every other byte, to delete
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def check_json(body: bytes) -> None:
+    """Refuse a JSON body nested deeper than MAX_DEPTH or with a number over MAX_DIGITS digits.
+
+    A scan, not a parse: linear in the body, without recursion and at C speed for ordinary
+    bodies, so it is safe on anything the size limit lets through, well-formed or not.
+    Text inside strings never counts: escapes go first (a backslash is only ever in a
+    string), then every other piece between quotes is a string.
+    """
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside.translate(None, _BRACKETS_ONLY)
+    if len(brackets) > MAX_DEPTH and max(accumulate(map(_STEP.__getitem__, brackets))) > MAX_DEPTH:
+        raise JsonTooDeep(
+            f"the JSON is nested deeper than {MAX_DEPTH} levels of arrays and objects",
+            details={"max_depth": MAX_DEPTH},
+        )
+    if b"0" * (MAX_DIGITS + 1) in outside.translate(_DIGITS_AS_ZERO):
+        raise NumberTooLarge(
+            f"a number in the JSON has more than {MAX_DIGITS} digits; nothing head office "
+            "stores is anywhere near that large",
+            details={"max_digits": MAX_DIGITS},
+        )
+
+
+def json_text(body: bytes) -> str:
+    """A request body as text (JSON is UTF-8), or InvalidRequest saying where it is not."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: byte {exc.start} is not UTF-8") from exc
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise NumberTooLarge(f"the number {literal[:40]} is too large (it is infinite as a float)")
+    return value
+
+
+def _not_json(name: str) -> NoReturn:
+    raise InvalidRequest(f"malformed JSON: {name} is not a JSON number")
+
+
+def decode_json(body: bytes) -> Any:
+    """A request body as JSON within the bounds of :func:`check_json`, or InvalidRequest
+    (``json_too_deep``, ``number_too_large``, ``invalid_request``) saying why it is not."""
+    check_json(body)
+    text = json_text(body)
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_not_json)
+    except json.JSONDecodeError as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from exc
 
 

@@ -54,7 +54,9 @@ class Credential:
 
 def save(path: Path, cred: Credential) -> None:
     """Write the credential file (0600), replacing any earlier one whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A folder made here is private (it is usually the till's data dir); one that exists
+    # is left as it is (it may be /etc/tillgate, or shared).
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

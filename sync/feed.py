@@ -10,6 +10,12 @@ they gave from each budget) are stored as head office sent them; the till adds i
 counts when it reads them (:func:`tillgate.agent.store.points.customer`,
 :func:`~tillgate.agent.store.points.budgets_used`).
 
+A card is kept as a chain's till may hold it (docs/security.md, "Personal data"): the
+holder's display name, the phone's keyed hash and the birthday's month and day; the page's
+``lookup_key`` is the key those hashes were made with, kept beside the data file. If it
+differs from the key kept before, every hash made with the old one is forgotten and the
+next pull starts from the beginning, so each card's hash comes back made with the new key.
+
 In a chain the program comes only from head office. It is stored like a standalone
 program (the ``program`` row); the till service notices the new version on its next
 request and rebuilds its catalog.
@@ -28,8 +34,10 @@ from tillgate.agent.store import meta, receipts, syncstate
 from tillgate.agent.store import program as store_program
 from tillgate.agent.store.ledger import ts
 from tillgate.core.cardfile import CardRecord
-from tillgate.core.errors import HqBadReply, ProgramError
+from tillgate.core.errors import HqBadReply, ProgramError, StoreError
+from tillgate.core.keyfolder import KeyFolder
 from tillgate.core.rules.program import parse_program
+from tillgate.core.rules.tiers import parse_birthday
 
 from .wire import CardChange, ChangePage
 
@@ -46,17 +54,18 @@ class Applied:
 
 
 def _card(conn: sqlite3.Connection, card: CardChange, *, now: datetime) -> None:
+    # "--03-14" from head office; a whole date from an older one (upsert keeps month and day)
+    birthday = parse_birthday(card.birthday) if isinstance(card.birthday, str) else card.birthday
     rec = CardRecord(
         number=card.number,
-        holder=card.holder,
-        phone=card.phone,
-        birthday=card.birthday,
+        holder=card.holder,  # upsert keeps the display name alone, as it keeps the rest
+        birthday=birthday,
         tier=card.tier,
         segments=tuple(card.segments),
         clubs=tuple(card.clubs),
         status=card.status,
     )
-    card_store.upsert(conn, rec, now=now, origin="hq")
+    card_store.upsert(conn, rec, now=now, origin="hq", phone_hash=card.phone_hash)
     store_hq.put_card(
         conn,
         number=card.number,
@@ -96,6 +105,32 @@ def _program(conn: sqlite3.Connection, page: ChangePage, *, now: datetime) -> st
     return version
 
 
+def _coupon_keys(conn: sqlite3.Connection, page: ChangePage) -> None:
+    """Keep the chain's coupon keys in the till's key folder (files, never the data file).
+
+    Written before the page commits: a page applied again writes nothing new, and a key
+    kept for a page that then rolled back is a true key of the chain all the same.
+    """
+    if page.coupon_keys is None:
+        return
+    folder_path = meta.keys_folder(conn)
+    if folder_path is None:
+        logger.warning("coupon keys from head office not kept: the data file is in memory")
+        return
+    folder = KeyFolder(folder_path)
+    try:
+        added = [k.id for k in page.coupon_keys.keys if folder.add(k.id, bytes.fromhex(k.key))]
+        revoked = [i for i in page.coupon_keys.revoked if folder.revoke(i)]
+    except (StoreError, ValueError) as exc:
+        raise HqBadReply(f"head office sent coupon keys this till cannot keep: {exc}") from exc
+    if added or revoked:
+        logger.info(
+            "coupon keys from head office: %s new, %s revoked",
+            ", ".join(map(str, added)) or "none",
+            ", ".join(map(str, revoked)) or "none",
+        )
+
+
 def apply(
     conn: sqlite3.Connection, page: ChangePage, *, till: str, cursor: int, now: datetime
 ) -> Applied:
@@ -103,6 +138,11 @@ def apply(
     if page.cursor < cursor:
         raise HqBadReply(
             f"head office answered cursor {page.cursor} to a request after cursor {cursor}"
+        )
+    rekeyed = page.lookup_key is not None and card_store.put_lookup_key(conn, page.lookup_key)
+    if rekeyed:
+        logger.warning(
+            "head office's phone look-up key changed: pulling every card again for its hash"
         )
     for card in page.cards:
         _card(conn, card, now=now)
@@ -125,7 +165,8 @@ def apply(
         store_hq.put_budget(conn, promotion_id, points, now=now)
     # The program last: if HQ sent one this till cannot use, the whole page is refused.
     version = _program(conn, page, now=now)
-    meta.put(conn, syncstate.CURSOR, page.cursor)
+    _coupon_keys(conn, page)
+    meta.put(conn, syncstate.CURSOR, 0 if rekeyed else page.cursor)
     return Applied(
         cursor=page.cursor,
         program=version,

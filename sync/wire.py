@@ -15,9 +15,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, FailFast, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    FailFast,
+    Field,
+    ValidationError,
+)
 
 from tillgate.core.errors import HqBadReply
+from tillgate.core.rules.tiers import parse_birthday
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
@@ -98,11 +107,26 @@ class ChainCounts(_Reply):
     stamps: Annotated[dict[PromotionId, NonNeg], Field(max_length=MAX_PROMOTIONS)] = {}
 
 
+# A till keeps a card holder's display name, phone hash and birthday's month and day
+# (docs/security.md, "Personal data"); a head office from before that sends the full
+# name, phone and date: the full phone is ignored, and sync/feed.py keeps of the rest
+# only what the till may hold.
+HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _month_day(text: str) -> str:
+    parse_birthday(text)  # ValueError for --02-30 and the like
+    return text
+
+
+MonthDay = Annotated[str, Field(pattern=r"^--\d\d-\d\d$"), AfterValidator(_month_day)]
+
+
 class CardChange(_Reply):
     number: Annotated[str, Field(min_length=1, max_length=64)]
     holder: str = ""
-    phone: str | None = None
-    birthday: date | None = None
+    phone_hash: HexDigest | None = None
+    birthday: MonthDay | date | None = None
     tier: str | None = None
     segments: Items[str] = []
     clubs: Items[str] = []
@@ -134,21 +158,40 @@ class UsedCoupon(_Reply):
     used_at: AwareDatetime
 
 
+KeyId = Annotated[int, Field(ge=1, le=31)]  # what a coupon code has room for
+
+
+class CouponKey(_Reply):
+    id: KeyId
+    key: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32,256}$")]
+
+
+class CouponKeySet(_Reply):
+    """The chain's coupon keys in force, and the revoked ids (whole, on each change)."""
+
+    keys: Annotated[list[CouponKey], FailFast(), Field(max_length=31)] = []
+    revoked: Annotated[list[KeyId], FailFast(), Field(max_length=31)] = []
+
+
 class ChangePage(_Reply):
     cursor: NonNeg
     more: bool = False
+    # The chain's phone look-up key (hex) the page's cards' phone hashes were made with.
+    lookup_key: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32,256}$")] | None = None
     program: ProgramChange | None = None
     cards: Items[CardChange] = []
     coupons_revoked: Items[RevokedCoupon] = []
     coupons_used: Items[UsedCoupon] = []
     # points each budgeted promotion on the page gave at every other till
     budgets: Annotated[dict[PromotionId, NonNeg], Field(max_length=MAX_PROMOTIONS)] = {}
+    coupon_keys: CouponKeySet | None = None  # only when they changed
 
     @property
     def size(self) -> int:
         """How many changes the page carries (for logs and progress)."""
         return (
             (1 if self.program else 0)
+            + (1 if self.coupon_keys else 0)
             + len(self.cards)
             + len(self.coupons_revoked)
             + len(self.coupons_used)

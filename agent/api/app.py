@@ -25,12 +25,13 @@ from tillgate.core.serving import ASGIApp, BodyLimit, Receive, Scope, Send, erro
 
 from . import schemas as s
 from .docs_page import DOCS_HTML
+from .guard import BrowserGuard, page_policy
 from .panel import panel_html
 
 logger = logging.getLogger(__name__)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 503)
+    code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 421, 503)
 }
 
 
@@ -92,10 +93,14 @@ def create_app(
     service: TillService,
     *,
     token: str = "",
+    host: str = "127.0.0.1",
     max_body_bytes: int = 1 << 20,
     status_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
-    """The POS API over ``service``; ``status_extra`` adds device/sync state to /v1/status."""
+    """The POS API over ``service``; ``status_extra`` adds device/sync state to /v1/status.
+
+    ``host`` is ``pos_api.host``: the API answers to it as well as to loopback names.
+    """
     app = FastAPI(
         title="tillgate POS API",
         version=__version__,
@@ -107,6 +112,9 @@ def create_app(
 
     app.add_middleware(BearerAuth, token=token)
     app.add_middleware(BodyLimit, limit=max_body_bytes, setting="pos_api.max_body_bytes")
+    # Outermost (added last): a cross-site or foreign-Host request is refused before
+    # anything else looks at it, and every answer gets the browser headers.
+    app.add_middleware(BrowserGuard, host=host)
 
     @app.exception_handler(errors.ApiError)
     async def api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
@@ -286,12 +294,17 @@ def create_app(
             store=st.store,
             card_session_seconds=service.session.seconds,
         )
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        policy = page_policy(page)  # its own inline script and style, by hash
+        return HTMLResponse(
+            page, headers={"Cache-Control": "no-store", "Content-Security-Policy": policy}
+        )
+
+    docs_policy = page_policy(DOCS_HTML)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         # Self-contained (no CDN): a till may have no internet.
-        return HTMLResponse(DOCS_HTML)
+        return HTMLResponse(DOCS_HTML, headers={"Content-Security-Policy": docs_policy})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

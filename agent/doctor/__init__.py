@@ -8,6 +8,9 @@ The checks, in the order they are printed:
 - **log file** (when ``[logging] file`` is set) and **data dir**: the directory exists or can
   be made and takes a real write (a probe file written, fsync'ed, deleted); the data dir's
   disk has room (:mod:`.files`);
+- **file modes** (POSIX): nothing in the data dir, nor the credential or log files, can be
+  read by another user (0600 files, 0700 folders); each too-open one is named with the
+  ``chmod`` that closes it;
 - **database**: the SQLite file opens read-only, ``PRAGMA quick_check`` passes, its schema
   is one this tillgate knows; none yet is fine (a till that never ran);
 - **program** (and **cards file**): a standalone till's files validate; a chain till has
@@ -117,6 +120,7 @@ class _Doctor:
         steps: list[tuple[str, Callable[[], Iterator[Check]]]] = [
             ("log file", lambda: files.log_file(self.config)),
             ("data dir", lambda: iter([files.data_dir(self.config)])),
+            ("file modes", lambda: iter([files.file_modes(self.config)])),
             ("database", self.database),
             ("program", self.program),
             ("pos api", lambda: devices.devices(self.config)),

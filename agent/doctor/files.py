@@ -1,4 +1,5 @@
-"""Checks of what the till keeps on disk: data dir, log file, SQLite file, program files."""
+"""Checks of what the till keeps on disk: data dir, log file, SQLite file, program files,
+and that no other user can read them (file modes)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,34 @@ def _probe_write(directory: Path) -> None:
 def data_dir(config: Config) -> Check:
     path = Path(config.till.data_dir)
     return writable("data dir", path, what=str(path), key="[till] data_dir", space=True)
+
+
+def file_modes(config: Config) -> Check:
+    """Whether the data dir, credential and log files are this till's user's alone."""
+    from tillgate.core.files import POSIX, too_open
+
+    from ..daemon import private_paths
+
+    if not POSIX:
+        return ok("file modes", "Windows: set the folders' ACLs as docs/security.md says (icacls)")
+    # A data dir that is not a folder is the data dir check's FAIL, not a mode to change.
+    data = Path(config.till.data_dir)
+    paths = [p for p in private_paths(config) if p != data or not data.exists() or data.is_dir()]
+    loose = too_open(paths)
+    if not loose:
+        return ok("file modes", "data dir, credential and log files: this user's alone (0600/0700)")
+    shown = ", ".join(str(p) for p in loose[:3]) + (
+        f" (+{len(loose) - 3} more)" if len(loose) > 3 else ""
+    )
+    by_mode: dict[int, list[str]] = {}
+    for p in loose:
+        by_mode.setdefault(p.wanted, []).append(str(p.path))
+    fixes = [f"chmod {mode:o} {' '.join(paths)}" for mode, paths in sorted(by_mode.items())]
+    return fail(
+        "file modes",
+        f"{len(loose)} readable by other users (card holders' data, keys): {shown}",
+        "; ".join(f"`{c}`" for c in fixes) + " (or restart `tillgate run`, which fixes them)",
+    )
 
 
 def log_file(config: Config) -> Iterator[Check]:

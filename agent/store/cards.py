@@ -1,15 +1,60 @@
-"""Cards in the till's cache: lookup by number or phone, import, first-use registration."""
+"""Cards in the till's cache: lookup by number or phone, import, first-use registration.
+
+What a card row holds depends on where the card came from (docs/security.md, "Personal
+data"). A standalone shop's own cards file is kept as it is (``origin`` ``import``): full
+name, phone, birthday. A chain's card comes from head office (``hq``) and keeps what a
+till needs alone: the holder's display name (``Анна И.``), the keyed hash of the phone
+(``phone_hash``, looked up with the chain's key) and the birthday's month and day
+(``--03-14``); :func:`upsert` never writes more of one, whoever calls it.
+
+The chain's phone look-up key comes with every page of head office's change feed and is
+kept in its own 0600 file beside the data file (``keys/lookup.key``), never in it: a copy
+of the data file alone does not let anyone test guessed phones against the hashes.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
+from pathlib import Path
 
 from tillgate.core.cardfile import CardRecord
+from tillgate.core.cards import display_name, phone_lookup_hash
+from tillgate.core.errors import StoreError
+from tillgate.core.files import write_secret
+from tillgate.core.rules.tiers import month_day_text, parse_birthday
 
+from . import meta
 from .ledger import ts
+
+LOOKUP_KEY_FILE = "lookup.key"
+_HEX = re.compile(r"^[0-9a-f]{32,256}$")
+# A data file in memory (tests) has no folder: its key stays in memory too, in ``meta``.
+_LOOKUP_KEY_META = "sync.lookup_key"
+
+
+def _key_file(conn: sqlite3.Connection) -> Path | None:
+    folder = meta.keys_folder(conn)
+    return None if folder is None else folder / LOOKUP_KEY_FILE
+
+
+def lookup_key(conn: sqlite3.Connection) -> str | None:
+    """The chain's phone look-up key (hex) as head office last sent it; None before."""
+    path = _key_file(conn)
+    if path is None:
+        return meta.get(conn, _LOOKUP_KEY_META)
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read the phone look-up key {path}: {exc}") from exc
+    if not _HEX.match(key):
+        raise StoreError(f"the phone look-up key {path} is not a hex key")
+    return key
 
 
 def _row_to_card(row: sqlite3.Row) -> CardRecord:
@@ -17,7 +62,7 @@ def _row_to_card(row: sqlite3.Row) -> CardRecord:
         number=row["number"],
         holder=row["holder"],
         phone=row["phone"],
-        birthday=date.fromisoformat(row["birthday"]) if row["birthday"] else None,
+        birthday=parse_birthday(row["birthday"]) if row["birthday"] else None,
         tier=row["tier"],
         segments=tuple(json.loads(row["segments"])),
         clubs=tuple(json.loads(row["clubs"])),
@@ -29,13 +74,17 @@ def _row_to_card(row: sqlite3.Row) -> CardRecord:
 def find(
     conn: sqlite3.Connection, *, number: str | None = None, phone: str | None = None
 ) -> CardRecord | None:
+    """The card with ``number``, or with ``phone`` (E.164): a shop's own card by its phone,
+    a chain's card by the phone's keyed hash."""
     if number is not None:
         row = conn.execute("SELECT * FROM cards WHERE number = ?", (number,)).fetchone()
     elif phone is not None:
+        key = lookup_key(conn)
+        hashed = phone_lookup_hash(bytes.fromhex(key), phone) if key else None
         rows = conn.execute(
-            "SELECT * FROM cards WHERE phone = ? ORDER BY status = 'blocked',"
-            " updated_at DESC LIMIT 1",
-            (phone,),
+            "SELECT * FROM cards WHERE phone = ? OR phone_hash = ?"
+            " ORDER BY status = 'blocked', updated_at DESC LIMIT 1",
+            (phone, hashed),
         ).fetchall()
         row = rows[0] if rows else None
     else:
@@ -44,19 +93,36 @@ def find(
 
 
 def upsert(
-    conn: sqlite3.Connection, card: CardRecord, *, now: datetime, origin: str = "import"
+    conn: sqlite3.Connection,
+    card: CardRecord,
+    *,
+    now: datetime,
+    origin: str = "import",
+    phone_hash: str | None = None,
 ) -> None:
+    """Insert or update one card. A card from head office (``origin="hq"``) is written as
+    a chain's till may hold it: display name, ``phone_hash`` (never the phone), the
+    birthday's month and day."""
+    chain = origin == "hq"
+    if chain:
+        holder, phone = display_name(card.holder), None
+        birthday = month_day_text(card.birthday) if card.birthday else None
+    else:
+        holder, phone = card.holder, card.phone
+        birthday = card.birthday.isoformat() if card.birthday else None
     conn.execute(
-        "INSERT INTO cards (number, holder, phone, birthday, tier, segments, clubs, status,"
-        " origin, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO cards (number, holder, phone, phone_hash, birthday, tier, segments, clubs,"
+        " status, origin, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder, phone = excluded.phone,"
-        " birthday = excluded.birthday, tier = excluded.tier, segments = excluded.segments,"
-        " clubs = excluded.clubs, status = excluded.status, updated_at = excluded.updated_at",
+        " phone_hash = excluded.phone_hash, birthday = excluded.birthday,"
+        " tier = excluded.tier, segments = excluded.segments, clubs = excluded.clubs,"
+        " status = excluded.status, updated_at = excluded.updated_at",
         (
             card.number,
-            card.holder,
-            card.phone,
-            card.birthday.isoformat() if card.birthday else None,
+            holder,
+            phone,
+            phone_hash if chain else None,
+            birthday,
             card.tier,
             json.dumps(list(card.segments), ensure_ascii=False),
             json.dumps(list(card.clubs), ensure_ascii=False),
@@ -66,6 +132,30 @@ def upsert(
             ts(now),
         ),
     )
+
+
+def put_lookup_key(conn: sqlite3.Connection, key: str) -> bool:
+    """Keep the chain's phone look-up key (hex); True if it replaced a different one.
+
+    Phone hashes made with the old key no longer match what the cashier types: they are
+    forgotten, and the caller pulls every card again to get them back.
+    """
+    key = key.lower()
+    old = lookup_key(conn)
+    if old == key:
+        return False
+    path = _key_file(conn)
+    if path is None:
+        meta.put(conn, _LOOKUP_KEY_META, key)
+    else:
+        try:
+            write_secret(path, f"{key}\n".encode("ascii"))
+        except OSError as exc:
+            raise StoreError(f"cannot keep the phone look-up key in {path}: {exc}") from exc
+    if old is None:
+        return False
+    conn.execute("UPDATE cards SET phone_hash = NULL WHERE phone_hash IS NOT NULL")
+    return True
 
 
 def set_birthday_bonus(conn: sqlite3.Connection, number: str, year: int) -> None:

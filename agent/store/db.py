@@ -5,6 +5,10 @@ process-wide lock and ``BEGIN IMMEDIATE`` (so a write never upgrades a read lock
 deadlocks); ``synchronous=FULL`` makes a committed confirm durable before the API
 answers. Every transaction either commits whole or rolls back whole, so a crash at any
 instant leaves a consistent file.
+
+The file holds the holders' personal data: it is made 0600 in a 0700 folder before SQLite
+first opens it, so the ``-wal`` and ``-shm`` files SQLite makes with its mode are private
+too (:mod:`tillgate.core.files`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tillgate.core.errors import StorageFullError, StoreError
+from tillgate.core.files import private_dir, private_file
 
 from .schema import MIGRATIONS
 
@@ -42,7 +47,8 @@ class Database:
         self._depth = 0
         try:
             if not readonly:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(self.path.parent)
+                private_file(self.path)
             uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
             self._conn = sqlite3.connect(
                 uri, uri=readonly, isolation_level=None, check_same_thread=False, timeout=10.0

@@ -1,9 +1,14 @@
-"""The ``meta`` table: small named values of the till (sync state, the coupon key)."""
+"""The ``meta`` table: small named values of the till (sync state, the program's state).
+
+No secret lives here. A standalone till kept its coupon key under ``coupon_key`` before
+keys moved to their own files; :func:`take_coupon_key` takes it out, once.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 COUPON_KEY = "coupon_key"
 
@@ -25,11 +30,30 @@ def put(conn: sqlite3.Connection, key: str, value: str | int | None) -> None:
     )
 
 
-def coupon_key(conn: sqlite3.Connection, *, make: Callable[[], bytes]) -> bytes:
-    """This till's own coupon signing key, made with ``make`` the first time it is asked for."""
+def take_coupon_key(conn: sqlite3.Connection, keep: Callable[[bytes], object]) -> bool:
+    """Move an old install's coupon key out of the data file: ``keep`` stores it elsewhere
+    (a key file), then the row is deleted and its bytes overwritten on disk; the caller's
+    write transaction commits both or neither. True if there was one."""
     value = get(conn, COUPON_KEY)
+    if value is None:
+        return False
     if value:
-        return bytes.fromhex(value)
-    key = make()
-    put(conn, COUPON_KEY, key.hex())
-    return key
+        keep(bytes.fromhex(value))
+    # secure_delete: the freed cell is zeroed, so the key is not left in the file's pages.
+    conn.execute("PRAGMA secure_delete = ON")
+    try:
+        put(conn, COUPON_KEY, None)
+    finally:
+        conn.execute("PRAGMA secure_delete = OFF")
+    return True
+
+
+KEYS_FOLDER = "keys"
+
+
+def keys_folder(conn: sqlite3.Connection) -> Path | None:
+    """The till's coupon key folder: ``keys`` beside its data file (None in memory)."""
+    for row in conn.execute("PRAGMA database_list").fetchall():
+        if row[1] == "main" and row[2]:
+            return Path(row[2]).parent / KEYS_FOLDER
+    return None

@@ -138,6 +138,9 @@ class Receipt:
     accrued: int
     redeemed: int
     response: str | None  # the confirm response, once confirmed (answered again on retry)
+    # What the confirm said, as it was stored (a retry must say the same).
+    paid: str | None = None
+    fiscal_id: str | None = None
 
     @property
     def done(self) -> bool:
@@ -159,7 +162,21 @@ def get(conn: sqlite3.Connection, receipt_id: str) -> Receipt | None:
         accrued=row["accrued"],
         redeemed=row["redeemed"],
         response=row["response"],
+        paid=row["paid"],
+        fiscal_id=row["fiscal_id"],
     )
+
+
+def line_kinds(conn: sqlite3.Connection, receipt_id: str) -> dict[int, bool | None]:
+    """What the POS said of each line of the receipt's last calculation: weighed (True), sold
+    by the unit (False), or nothing (None: then a fractional quantity means weighed)."""
+    row = conn.execute(
+        "SELECT request FROM receipts WHERE receipt_id = ?", (receipt_id,)
+    ).fetchone()
+    if row is None:
+        return {}
+    lines = json.loads(row["request"]).get("lines") or []
+    return {i: ln.get("weighed") for i, ln in enumerate(lines) if isinstance(ln, dict)}
 
 
 def save_calculation(
@@ -242,12 +259,32 @@ def mark_cancelled(conn: sqlite3.Connection, receipt_id: str, *, now: datetime) 
 # ---------------------------------------------------------------- refunds
 
 
-def refund_done(conn: sqlite3.Connection, refund_id: str) -> tuple[str, dict[str, Any]] | None:
-    """A refund already made under ``refund_id``: its receipt and its response."""
+RefundLines = tuple[tuple[int, Decimal], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refund:
+    """A refund made under its id: its receipt, the lines it asked for (index, quantity;
+    None: the rest of the receipt) and the answer it gave."""
+
+    receipt_id: str
+    lines: RefundLines | None
+    response: dict[str, Any]
+
+
+def refund_done(conn: sqlite3.Connection, refund_id: str) -> Refund | None:
+    """The refund already made under ``refund_id``, if any."""
     row = conn.execute(
-        "SELECT receipt_id, response FROM refunds WHERE refund_id = ?", (refund_id,)
+        "SELECT receipt_id, request, response FROM refunds WHERE refund_id = ?", (refund_id,)
     ).fetchone()
-    return None if row is None else (row["receipt_id"], dict(json.loads(row["response"])))
+    if row is None:
+        return None
+    lines = json.loads(row["request"]).get("lines")
+    return Refund(
+        receipt_id=row["receipt_id"],
+        lines=None if lines is None else tuple((int(i), Decimal(q)) for i, q in lines),
+        response=dict(json.loads(row["response"])),
+    )
 
 
 def returned(conn: sqlite3.Connection, receipt_id: str) -> dict[int, Decimal]:
@@ -300,7 +337,7 @@ def save_refund(
         (
             refund_id,
             receipt_id,
-            json.dumps({"lines": [[i, str(q)] for i, q in lines] if lines else None}),
+            json.dumps({"lines": None if lines is None else [[i, str(q)] for i, q in lines]}),
             json.dumps(response, ensure_ascii=False),
             ts(now),
         ),

@@ -5,8 +5,14 @@ Never edit a migration that has shipped: append a new one.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from collections.abc import Callable
+from typing import Any
+
+from tillgate.core.cards import display_name, mask_in_text
+from tillgate.core.rules.tiers import month_day_text, parse_birthday
 
 from . import sales
 
@@ -252,4 +258,73 @@ CREATE INDEX hq_holds_unsent ON hq_holds (updated_at) WHERE sent_at IS NULL;
 ALTER TABLE hq_cards ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5)
+
+# V6: personal data on a chain's till (docs/security.md, "Personal data"). A chain's card
+# keeps the holder's display name, a keyed hash of the phone (``phone_hash``, sent by head
+# office) and the birthday's month and day; what a till stored before is cut down to that
+# in place, and the feed is pulled again from the start to bring the phone hashes. Stored
+# receipts and facts lose the same (names, birth years, the card field as the POS sent
+# it). secure_delete zeroes the bytes the old values leave free in the file's pages.
+_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _cut(value: Any) -> Any:
+    """A stored JSON value with every holder shortened and every birthday's year gone."""
+    if isinstance(value, list):
+        return [_cut(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _cut(v) for k, v in value.items()}
+    if isinstance(out.get("holder"), str):
+        out["holder"] = display_name(out["holder"])
+    birthday = out.get("birthday")
+    if isinstance(birthday, str) and _FULL_DATE.match(birthday):
+        out["birthday"] = month_day_text(parse_birthday(birthday))
+    return out
+
+
+def _cut_json(conn: sqlite3.Connection, table: str, key: str, column: str) -> None:
+    rows = conn.execute(f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL")
+    for row in rows.fetchall():
+        data = _cut(json.loads(row[1]))
+        if table == "receipts" and column == "request" and isinstance(data.get("card"), str):
+            data["card"] = mask_in_text(data["card"])  # a phone or a whole track, as typed
+        text = json.dumps(data, ensure_ascii=False, sort_keys=table == "facts")
+        if text != row[1]:
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (text, row[0]))
+
+
+def forget_personal_data(conn: sqlite3.Connection) -> None:
+    """V6: cut a chain's cards (and what receipts and facts stored of them) to what a
+    till needs; a standalone shop's own cards keep what its cards file holds."""
+    conn.execute("PRAGMA secure_delete = ON")
+    try:
+        conn.execute("ALTER TABLE cards ADD COLUMN phone_hash TEXT")
+        conn.execute("CREATE INDEX cards_phone_hash ON cards (phone_hash)")
+        chain = conn.execute("SELECT number, holder, birthday FROM cards WHERE origin = 'hq'")
+        for number, holder, birthday in chain.fetchall():
+            conn.execute(
+                "UPDATE cards SET holder = ?, phone = NULL, birthday = ? WHERE number = ?",
+                (
+                    display_name(holder or ""),
+                    month_day_text(parse_birthday(birthday)) if birthday else None,
+                    number,
+                ),
+            )
+        for table, key, column in (
+            ("receipts", "receipt_id", "request"),
+            ("receipts", "receipt_id", "result"),
+            ("receipts", "receipt_id", "response"),
+            ("refunds", "refund_id", "response"),
+            ("facts", "id", "body"),
+        ):
+            _cut_json(conn, table, key, column)
+        # The next pull is a full one: it brings every card's phone hash and the key.
+        conn.execute("UPDATE meta SET value = '0' WHERE key = 'sync.cursor'")
+    finally:
+        conn.execute("PRAGMA secure_delete = OFF")
+
+
+V6: Migration = forget_personal_data
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tillgate.core import errors
 from tillgate.core.cardfile import CardRecord
-from tillgate.core.cards import mask
+from tillgate.core.cards import mask, mask_in_text
 from tillgate.core.rules import model as m
 from tillgate.core.rules.bounds import check_bounds, describe
 from tillgate.core.rules.coupons import canonical, promotion_tag, serial_for
@@ -512,7 +512,8 @@ def _request_json(req: SaleRequest) -> str:
     return json.dumps(
         {
             "receipt_id": req.receipt_id,
-            "card": req.card,
+            # As the POS sent it, masked: a phone or a whole magnetic track is not kept.
+            "card": mask_in_text(req.card) if req.card is not None else None,
             "coupons": list(req.coupons),
             "redeem": req.redeem,
             "lines": [

@@ -11,10 +11,12 @@ import json
 import logging
 import sqlite3
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from tillgate.core import errors
 from tillgate.core.clock import local
+from tillgate.core.errors import IdempotencyMismatch
 
 from ..store import cards as card_store
 from ..store import facts, ledger, points, receipts, sales
@@ -42,6 +44,8 @@ def confirm(
 ) -> dict[str, Any]:
     """Commit the last calculation of a receipt to the ledger (idempotent).
 
+    Confirmed already: the same ``paid`` and ``fiscal_id`` get the first answer again,
+    different ones :class:`IdempotencyMismatch` (nothing changes either way).
     What the receipt prints (coupons, prompts) goes to the print queue once, when the
     receipt is first confirmed, unless ``print_items`` is false (interception prints it
     inside the POS's own receipt instead).
@@ -54,6 +58,7 @@ def confirm(
             raise errors.ReceiptNotFound(f"receipt {receipt_id} was never calculated")
         if row.done:
             assert row.response is not None
+            _same_confirm(row, paid=paid, fiscal_id=fiscal_id)
             return dict(json.loads(row.response))
         if row.status == "cancelled":
             raise errors.ReceiptCancelled(f"receipt {receipt_id} was cancelled")
@@ -127,6 +132,26 @@ def confirm(
         # After the commit: a printer fault never undoes a sale (the queue only queues).
         ctx.printer.submit(receipt_id, list(calc.printed))
     return response
+
+
+def _same_confirm(row: Receipt, *, paid: str | None, fiscal_id: str | None) -> None:
+    """A retried confirm must say what the first one said (amounts compared as amounts)."""
+    first_paid = None if row.paid is None else Decimal(row.paid)
+    for field, first, now, same in (
+        ("paid", row.paid, paid, first_paid == (None if paid is None else Decimal(paid))),
+        ("fiscal_id", row.fiscal_id, fiscal_id, row.fiscal_id == fiscal_id),
+    ):
+        if not same:
+            raise IdempotencyMismatch(
+                f"receipt {row.receipt_id} was confirmed with {field} "
+                f"{_shown(first)}; this confirm says {_shown(now)}. Nothing was changed: "
+                "resend the first confirm's body to get its answer again",
+                details={"field": field, "first": first},
+            )
+
+
+def _shown(value: str | None) -> str:
+    return "nothing" if value is None else repr(value)
 
 
 def _redeem(ctx: TillContext, conn: sqlite3.Connection, row: Receipt, now: datetime) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from tillgate.core import errors
 from tillgate.core.cardfile import CardRecord
-from tillgate.core.cards import CardRef, identify, mask
+from tillgate.core.cards import CardRef, display_name, identify, mask
 from tillgate.core.clock import Clock, local
 from tillgate.core.rules import model as m
 from tillgate.core.rules.coupons import CouponSigner
@@ -138,10 +138,14 @@ class TillContext:
         catalog: Catalog,
         own_hold: int = 0,
     ) -> m.Customer:
-        """What the engine knows of the card (``own_hold``: this receipt's own hold)."""
+        """What the engine knows of the card (``own_hold``: this receipt's own hold).
+
+        The holder is named by the display name (``Анна И.``) in every response, hint and
+        event, whatever the card row holds (a standalone shop's file has the full name).
+        """
         return points.customer(
             conn,
-            rec,
+            replace(rec, holder=display_name(rec.holder)),
             now=now,
             now_local=now_local,
             window_days=catalog.program.window_days,

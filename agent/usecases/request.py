@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from tillgate.core.errors import InvalidRequest
+from tillgate.core.money import parse_decimal
 
 RECEIPT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$"
 MAX_QTY = Decimal(100_000)
@@ -24,17 +25,19 @@ _RECEIPT_ID = re.compile(RECEIPT_ID_PATTERN)
 
 Redeem = int | Literal["max"]
 
+_ASCII = "in ASCII digits 0-9 with a point and no digit separators"
+
 
 def parse_money(v: Any, *, field: str) -> Decimal:
     """A money amount from a decimal string: two places at most, 0 … MAX_PRICE."""
     if isinstance(v, bool) or not isinstance(v, str):
         raise ValueError(f'{field} must be a decimal string like "89.00", not a JSON number')
     try:
-        d = Decimal(v.strip())
-    except InvalidOperation as exc:
-        raise ValueError(f"{field} {v!r} is not a decimal number") from exc
-    if not d.is_finite():
-        raise ValueError(f"{field} must be a finite number")
+        d = parse_decimal(v)
+    except ValueError as exc:
+        raise ValueError(
+            f'{field} {v!r} is not a decimal number: write it {_ASCII}, like "89.00"'
+        ) from exc
     if d < 0:
         raise ValueError(f"{field} must not be negative")
     if d > MAX_PRICE:  # before quantize, which fails on numbers over 28 digits
@@ -51,9 +54,13 @@ def parse_qty(v: Any) -> Decimal:
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise ValueError("qty must be a number or a decimal string")
     try:
-        d = Decimal(str(v)) if not isinstance(v, int) else Decimal(v)
-    except InvalidOperation as exc:
-        raise ValueError(f"qty {v!r} is not a number") from exc
+        d = parse_decimal(str(v)) if not isinstance(v, int) else Decimal(v)
+    except ValueError as exc:
+        if isinstance(v, float):  # inf or nan: JSON has neither, Python's json reads both
+            raise ValueError("qty must be a finite number greater than 0") from exc
+        raise ValueError(
+            f'qty {v!r} is not a number: write it {_ASCII}, like 2 or "0.350"'
+        ) from exc
     if not d.is_finite() or d <= 0:
         raise ValueError("qty must be greater than 0")
     if d > MAX_QTY:

@@ -3,7 +3,9 @@
 Refund arithmetic is cumulative (:mod:`tillgate.core.rules.refunds`): each refund moves
 only the difference between the receipt's state after all returns so far and before it,
 so repeated partial refunds never drift and never over-return. Idempotent by
-``refund_id``: the same refund asked again answers what it answered the first time.
+``refund_id``: the same refund asked again answers what it answered the first time; the
+same ``refund_id`` for another receipt or other lines is :class:`IdempotencyMismatch`.
+A line sold by the unit is returned in whole units; a weighed line in any quantity.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from tillgate.core import errors
+from tillgate.core.errors import IdempotencyMismatch
 from tillgate.core.money import fmt
+from tillgate.core.rules.model import Line
 from tillgate.core.rules.refunds import PaidLine, state
 
 from ..store import facts, points, sales
-from ..store.sales import Receipt
+from ..store.sales import Receipt, RefundLines
 from .context import TillContext
 
 
@@ -34,14 +38,12 @@ def refund(
     with ctx.db.write() as conn:
         done = sales.refund_done(conn, refund_id)
         if done is not None:
-            if done[0] != receipt_id:
-                raise errors.InvalidRequest(
-                    f"refund_id {refund_id} was already used for another receipt"
-                )
-            return done[1]
+            _same_refund(refund_id, done, receipt_id=receipt_id, lines=lines)
+            return done.response
         row = _refundable(conn, receipt_id)
         qtys = row.calc.qtys()
         before = sales.returned(conn, receipt_id)
+        _whole_units(receipt_id, qtys, sales.line_kinds(conn, receipt_id), lines)
         after = _returned_after(receipt_id, qtys, before, lines)
         paid_lines = [
             PaidLine(index=ln.index, qty=qtys[ln.index], paid=ln.paid, eligible=ln.eligible)
@@ -104,6 +106,74 @@ def refund(
         )
     ctx.announce(response | {"status": "refunded"})
     return response
+
+
+def _same_refund(
+    refund_id: str,
+    done: sales.Refund,
+    *,
+    receipt_id: str,
+    lines: list[tuple[int, Decimal]] | None,
+) -> None:
+    """A retried refund must be for the same receipt and the same lines (the same quantity
+    of each line, however it is written or ordered)."""
+    if done.receipt_id != receipt_id:
+        raise IdempotencyMismatch(
+            f"refund_id {refund_id} was used with receipt_id {done.receipt_id}, not "
+            f"{receipt_id}. Nothing was changed: use a new refund_id for another refund",
+            details={"field": "receipt_id", "first": done.receipt_id},
+        )
+    if _per_line(done.lines) != _per_line(tuple(lines) if lines is not None else None):
+        raise IdempotencyMismatch(
+            f"refund_id {refund_id} was used with lines {_described(done.lines)}; this "
+            f"request has lines {_described(lines)}. Nothing was changed: resend the first "
+            "refund's body to get its answer again, or use a new refund_id for another refund",
+            details={
+                "field": "lines",
+                "first": None
+                if done.lines is None
+                else [{"index": i, "qty": str(q)} for i, q in done.lines],
+            },
+        )
+
+
+def _per_line(lines: RefundLines | None) -> dict[int, Decimal] | None:
+    if lines is None:
+        return None
+    out: dict[int, Decimal] = {}
+    for index, qty in lines:
+        out[index] = out.get(index, Decimal(0)) + qty
+    return out
+
+
+def _described(lines: RefundLines | list[tuple[int, Decimal]] | None) -> str:
+    if lines is None:
+        return "left out (the rest of the receipt)"
+    return "[" + ", ".join(f"line {i} × {q}" for i, q in lines) + "]"
+
+
+def _whole_units(
+    receipt_id: str,
+    qtys: dict[int, Decimal],
+    kinds: dict[int, bool | None],
+    lines: list[tuple[int, Decimal]] | None,
+) -> None:
+    """Refuse part of a unit of a line sold by the unit (weighed lines return any amount).
+
+    Weighed or not is the engine's rule (:attr:`Line.weighed`) over what the POS said.
+    """
+    for index, qty in lines or ():
+        if index not in qtys or qty == qty.to_integral_value():
+            continue
+        sold = Line(
+            index=index, sku="", qty=qtys[index], price=Decimal(0), is_weighed=kinds.get(index)
+        )
+        if not sold.weighed:
+            raise errors.FractionalQuantity(
+                f"line {index} of receipt {receipt_id} is sold by the unit ({qtys[index]} "
+                f"sold): return a whole number of units, not {qty}",
+                details={"index": index},
+            )
 
 
 def _refundable(conn: sqlite3.Connection, receipt_id: str) -> Receipt:

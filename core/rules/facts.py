@@ -14,7 +14,9 @@ head office through its outbox. They carry:
 Encoding is exact: :func:`decode_inputs` of :func:`encode_inputs` gives back equal values
 (money and quantities as decimal strings, instants as ISO text), so re-pricing at head
 office evaluates what the till evaluated. The card holder's name is left out: it decides
-nothing the facts are checked for (it only greets the customer).
+nothing the facts are checked for (it only greets the customer). A birthday is written
+as its month and day alone (``--03-14``): that is all any rule reads of it, and all a
+chain's till knows (facts from older tills carry a whole date, read as well).
 
 Pure: no I/O, no clock, no globals.
 """
@@ -28,6 +30,7 @@ from typing import Any
 
 from .engine import Catalog, evaluate
 from .model import Context, Coupon, Customer, Line, Request, Result
+from .tiers import month_day_text, parse_birthday
 
 FACTS_VERSION = 1
 
@@ -58,7 +61,7 @@ def encode_inputs(request: Request, context: Context) -> dict[str, Any]:
             "tier": c.tier,
             "segments": sorted(c.segments),
             "clubs": sorted(c.clubs),
-            "birthday": c.birthday.isoformat() if c.birthday else None,
+            "birthday": month_day_text(c.birthday) if c.birthday else None,
             "visits": c.visits,
             "rolling_spend": str(c.rolling_spend),
             "balance": c.balance,
@@ -100,7 +103,7 @@ def decode_inputs(data: Mapping[str, Any]) -> tuple[Request, Context]:
             tier=c["tier"],
             segments=frozenset(c["segments"]),
             clubs=frozenset(c["clubs"]),
-            birthday=date.fromisoformat(c["birthday"]) if c["birthday"] else None,
+            birthday=parse_birthday(c["birthday"]) if c["birthday"] else None,
             visits=int(c["visits"]),
             rolling_spend=Decimal(c["rolling_spend"]),
             balance=int(c["balance"]),

@@ -47,7 +47,7 @@ class Customer:
     tier: str | None = None  # the tier assigned by HQ (the engine may raise it by spend)
     segments: frozenset[str] = frozenset()
     clubs: frozenset[str] = frozenset()
-    birthday: date | None = None
+    birthday: date | None = None  # only its month and day count (rules.tiers.MONTH_DAY_YEAR)
     visits: int = 0  # confirmed purchases before this receipt
     rolling_spend: Decimal = Decimal(0)  # paid in the program's spend window, before this receipt
     balance: int = 0  # spendable points (excludes pending lots)

@@ -523,7 +523,12 @@ def decode_program(text: str, *, fmt: Literal["toml", "json"], source: str) -> P
             data = json.loads(text, parse_float=Decimal)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ProgramError([f"not valid {fmt.upper()}: {exc}"], source=source) from exc
-    return parse_program(data, source=source)
+    except RecursionError as exc:  # arrays or tables nested thousands deep
+        raise ProgramError([f"not valid {fmt.upper()}: nested too deeply"], source=source) from exc
+    try:
+        return parse_program(data, source=source)
+    except RecursionError as exc:
+        raise ProgramError(["nested too deeply to be a program"], source=source) from exc
 
 
 def load_program_file(path: str | Path) -> ProgramFile:

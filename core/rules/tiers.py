@@ -39,6 +39,28 @@ def next_tier(program: Program, tier: str | None) -> Tier | None:
     return program.tiers[k] if k < len(program.tiers) else None
 
 
+# Every rule that reads a birthday uses its month and day alone, so a chain's till is sent
+# no year (docs/security.md, "Personal data"). A birthday known by month and day is held
+# as a date in this year, a leap year so that 29 February is one too; its year means nothing.
+MONTH_DAY_YEAR = 2000
+
+
+def month_day_text(birthday: date) -> str:
+    """A birthday's month and day as ISO 8601 writes them without a year: ``--03-14``."""
+    return f"--{birthday.month:02d}-{birthday.day:02d}"
+
+
+def parse_birthday(text: str) -> date:
+    """A birthday from ``--MM-DD`` (month and day, see :data:`MONTH_DAY_YEAR`) or
+    ``YYYY-MM-DD``; ValueError if it is neither."""
+    if text.startswith("--") and len(text) == 7 and text[4] == "-":
+        month, day = text[2:4], text[5:7]
+        if month.isdigit() and day.isdigit() and month.isascii() and day.isascii():
+            return date(MONTH_DAY_YEAR, int(month), int(day))
+        raise ValueError(f"{text!r} is not --MM-DD")
+    return date.fromisoformat(text)
+
+
 def birthday_on(birthday: date, year: int) -> date:
     """The day a birthday is celebrated in ``year`` (29 February: the 28th off leap years)."""
     if birthday.month == 2 and birthday.day == 29 and not calendar.isleap(year):

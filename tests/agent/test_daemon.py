@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, free_socket, spawn_agent
-from tillgate.agent.daemon import FileWatcher, build_service, coupon_key
+from tillgate.agent.daemon import FileWatcher, build_service, coupon_keys
 from tillgate.core import errors
 from tillgate.core.config import load_config
 from tillgate.core.serving import bind
@@ -90,11 +90,14 @@ def test_invalid_program_file_stops_the_start(tmp_path: Path) -> None:
     service.db.close()
 
 
-def test_coupon_key_is_made_once_and_kept(tmp_path: Path) -> None:
+def test_coupon_key_is_made_once_and_kept_in_a_key_file(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
     service = build_service(config)
-    key = coupon_key(service.db)
-    assert len(key) == 32 and coupon_key(service.db) == key
+    ring = coupon_keys(service.db, chain_key=None).coupon_keys()
+    assert ring.current == 1 and len(ring.keys[1]) == 32
+    assert coupon_keys(service.db, chain_key=None).coupon_keys().keys == ring.keys
+    key_file = service.db.path.parent / "keys" / "coupon-1.key"
+    assert key_file.read_text().strip() == ring.keys[1].hex()
     service.db.close()
 
 

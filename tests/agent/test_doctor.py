@@ -88,6 +88,7 @@ def test_the_example_set_up_is_all_ok(examples: Path) -> None:
     assert [c.name for c in checks] == [
         "config",
         "data dir",
+        "file modes",
         "database",
         "program",
         "cards file",
@@ -123,7 +124,7 @@ def test_the_cli_prints_one_aligned_line_per_check(examples: Path) -> None:
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 13
     for line in lines:
         m = re.fullmatch(r"(ok|warn|FAIL|skip) +(\S+(?: \S+)?) {2,}(\S.*)", line)
         assert m, line

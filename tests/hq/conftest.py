@@ -59,6 +59,11 @@ TABLES = (
     "coupon_holds",
     "card_counters",
     "budget_counters",
+    "users",
+    "api_tokens",
+    "login_failures",
+    "settings",
+    "coupon_keys",
 )
 
 

@@ -199,7 +199,7 @@ class HqTest:
 def start_hq(db_url: str, data_dir: Path, clock: ManualClock) -> tuple[HqTest, Any]:
     """A real HQ on a free loopback port; returns it and a function that stops it."""
     db = open_database(db_url, data_dir=data_dir)
-    hq = Hq.open(db, clock=clock, admin_token=ADMIN)
+    hq = Hq.open(db, clock=clock, admin_token=ADMIN, data_dir=data_dir)
     sock = free_socket()
     server = uvicorn.Server(
         uvicorn.Config(create_app(hq), log_config=None, access_log=False, lifespan="off")

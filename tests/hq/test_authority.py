@@ -220,8 +220,14 @@ def test_release_makes_the_entry_count_everywhere(hq: HqTest) -> None:
     # A decision is final.
     again = hq.admin.post(f"/v1/admin/flags/{listed['id']}/reject", json={})
     assert again.status_code == 400 and "already released" in again.json()["error"]["message"]
-    audit = hq.admin.get("/v1/admin/audit").json()["audit"]
+    audit = _point_changes(hq)
     assert [(a["action"], a["reason"]) for a in audit] == [("flag.release", "clock fixed")]
+
+
+def _point_changes(hq: HqTest) -> list[dict[str, Any]]:
+    """The audit rows of changes to points (the log also has the set-up's program, cards…)."""
+    audit = hq.admin.get("/v1/admin/audit").json()["audit"]
+    return [a for a in audit if a["action"].startswith(("flag.", "card.adjust"))]
 
 
 def test_reject_keeps_it_out_and_both_tills_agree(hq: HqTest) -> None:
@@ -248,7 +254,7 @@ def test_points_beyond_the_bound_cannot_be_released(hq: HqTest) -> None:
     (listed,) = _quarantined(hq)
     r = hq.admin.post(f"/v1/admin/flags/{listed['id']}/release", json={})
     assert r.status_code == 400 and "cannot be released" in r.json()["error"]["message"]
-    assert _quarantined(hq)[0]["status"] == "open" and hq.count("audit") == 0
+    assert _quarantined(hq)[0]["status"] == "open" and _point_changes(hq) == []
     r = hq.admin.post(f"/v1/admin/flags/{listed['id']}/reject", json={})
     assert r.status_code == 200 and r.json()["balance"] == 100
 
@@ -273,7 +279,7 @@ def test_hq_adjust_credits_and_debits_with_an_audit_row(hq: HqTest) -> None:
         ("hq", "adjust", 25),
         ("hq", "adjust", -50),
     ]
-    audit = hq.admin.get("/v1/admin/audit").json()["audit"]
+    audit = _point_changes(hq)
     assert [(a["action"], a["subject"], a["reason"], a["operator"]) for a in audit] == [
         ("card.adjust", ANNA, "goodwill", "alice"),
         ("card.adjust", ANNA, "typo", None),

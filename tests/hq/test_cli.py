@@ -415,6 +415,8 @@ def test_flags_and_adjust_verbs(
         headers={"Authorization": f"Bearer {(data / 'hq-admin.token').read_text().strip()}"},
         timeout=10,
     ).json()["audit"]
+    # The log has every change (the set-up's program, cards and code too); these are points.
+    audit = [a for a in audit if a["action"] in ("flag.reject", "card.adjust")]
     assert [(a["action"], a["reason"]) for a in audit] == [
         ("flag.reject", "forged"),
         ("card.adjust", "typo"),
@@ -422,8 +424,9 @@ def test_flags_and_adjust_verbs(
     assert all(a["actor"] == "admin-token" and "@" in (a["operator"] or "@") for a in audit)
     r = tillgate("hq", "audit", "--since", "2000-01-01", *hq)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+    lines = [ln for ln in r.stdout.splitlines() if "flag.reject" in ln or "card.adjust" in ln]
     assert len(lines) == 2 and "flag.reject" in lines[0] and "forged" in lines[0]
-    assert "card.adjust" in lines[1] and "2900•••••2345" in lines[1] and "-50" in lines[1]
+    assert "card.adjust" in lines[1] and "2900•••••2345" in lines[1]
+    assert "balance=1250 -> balance=1200" in lines[1] and ANNA not in r.stdout
     r = tillgate("hq", "audit", "--since", "yesterday", *hq)
     assert r.returncode == 2 and "since:" in r.stderr

@@ -47,8 +47,8 @@ def test_migrations_run_once_and_the_identity_is_kept(db_url: str, tmp_path: Pat
     db = open_database(db_url, data_dir=tmp_path)
     try:
         assert migrate(db, now="2026-01-01T00:00:00+00:00") == len(MIGRATIONS)
-        first = Hq.open(db, clock=clock, admin_token=TOKEN)
-        second = Hq.open(db, clock=clock, admin_token=TOKEN)  # e.g. a second HQ process
+        first = Hq.open(db, clock=clock, admin_token=TOKEN, data_dir=tmp_path)
+        second = Hq.open(db, clock=clock, admin_token=TOKEN, data_dir=tmp_path)  # a 2nd process
         assert (first.instance_id, first.coupon_key) == (second.instance_id, second.coupon_key)
         assert len(first.coupon_key) == 32
         with db.read() as tx:

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from tests.conftest import ANNA, BORIS, VERA, program
 from tests.hq.helpers import T0, HqTest
+from tillgate.core.cards import phone_lookup_hash
 
 CSV = (
     "number,holder,phone,birthday,tier,segments,status,balance\n"
-    f"{ANNA},Анна,+79161234567,1985-03-14,gold,,active,100\n"
+    f"{ANNA},Анна Иванова,+79161234567,1985-03-14,gold,,active,100\n"
     f"{BORIS},Борис,,,silver,pensioners;vip,active,\n"
     f"{VERA},Вера,,,silver,,blocked,\n"
 )
@@ -34,12 +35,12 @@ def test_a_new_till_gets_a_full_snapshot_at_cursor_0(hq: HqTest) -> None:
     cards = {c["number"]: c for c in page["cards"]}
     assert set(cards) == {ANNA, BORIS, VERA}
     anna = cards[ANNA]
-    assert (anna["holder"], anna["phone"], anna["birthday"], anna["tier"]) == (
-        "Анна",
-        "+79161234567",
-        "1985-03-14",
-        "gold",
-    )
+    # What a till needs of the holder, never the full record (docs/security.md).
+    assert (anna["holder"], anna["birthday"], anna["tier"]) == ("Анна И.", "--03-14", "gold")
+    assert "phone" not in anna
+    assert page["lookup_key"] == hq.hq.lookup_key.hex()
+    assert anna["phone_hash"] == phone_lookup_hash(hq.hq.lookup_key, "+79161234567")
+    assert cards[BORIS]["phone_hash"] is None and cards[BORIS]["birthday"] is None
     assert (anna["balance"], anna["pending"], anna["through_seq"]) == (100, 0, 0)
     assert anna["lots"] == [
         {"points": 100, "available_from": anna["lots"][0]["available_from"], "expires_at": None}

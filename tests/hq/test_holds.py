@@ -4,6 +4,7 @@ office servers on one database, as several ``hq serve`` processes share one."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -200,6 +201,8 @@ def test_only_an_enrolled_till_may_hold(hq: HqTest, chain: tuple[TillClient, Til
 @pytest.fixture
 def second_hq(db_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[HqTest]:
     """A second head office server on the same database (two ``hq serve`` processes)."""
+    # Every head-office process of one database holds the same coupon keys (copied).
+    shutil.copytree(tmp_path / "keys", tmp_path / "second" / "keys")
     test, stop = start_hq(db_url, tmp_path / "second", clock)
     try:
         yield test

@@ -311,7 +311,7 @@ def hq_entries(hq: Hq, cards: list[str]) -> list[dict[str, Any]]:
 def hq_verb(hq: Hq, *args: str) -> subprocess.CompletedProcess[str]:
     """``tillgate hq ARGS --hq URL --token TOKEN`` as a real process."""
     return subprocess.run(
-        [sys.executable, "-m", "tillgate.cli", "hq", *args, "--hq", hq.url, "--token", hq.token],
+        [sys.executable, "-m", "tillgate.cli", "hq", *args, "--hq", hq.url, f"--token={hq.token}"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -332,8 +332,7 @@ def show_json(hq: Hq, number: str) -> dict[str, Any]:
             "--json",
             "--hq",
             hq.url,
-            "--token",
-            hq.token,
+            f"--token={hq.token}",  # a token may start with "-"
         ],
         capture_output=True,
         text=True,

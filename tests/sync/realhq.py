@@ -111,7 +111,7 @@ class ChainHq:
         """Open the database (migrated on first use) and serve HQ's app on the port."""
         db = open_database(f"sqlite:///{self.db_path}", data_dir=self.root)
         try:
-            service = Hq.open(db, clock=self.clock, admin_token=ADMIN)
+            service = Hq.open(db, clock=self.clock, admin_token=ADMIN, data_dir=self.root)
             sock = bind("127.0.0.1", self.port)
         except BaseException:
             db.close()
