@@ -251,18 +251,18 @@ def create_app(hq: Hq) -> FastAPI:
 
         def run() -> dict[str, str]:
             now = hq.clock.now()
-            out = tills.issue_code(hq.db, store=body.store, till=body.till, now=now)
-            target = f"{body.store}/{body.till}"
-            audit.record(
-                hq.db,
-                action="till.enroll_code",
-                subject=target,
-                detail={"expires_at": out["expires_at"]},
-                reason="",
-                operator=operator(request),
-                now=now,
-                after={"expires_at": out["expires_at"]},
-            )
+            with hq.db.write() as tx:  # the code and its audit row, or neither
+                out = tills.issue_code(tx, store=body.store, till=body.till, now=now)
+                audit.write(
+                    tx,
+                    action="till.enroll_code",
+                    subject=f"{body.store}/{body.till}",
+                    detail={"expires_at": out["expires_at"]},
+                    reason="",
+                    operator=operator(request),
+                    now=now,
+                    after={"expires_at": out["expires_at"]},
+                )
             return out
 
         return await work(run)
@@ -274,19 +274,20 @@ def create_app(hq: Hq) -> FastAPI:
 
         def run() -> dict[str, Any]:
             now = hq.clock.now()
-            out = tills.revoke(hq.db, till=till, now=now)
-            if out["revoked_at"] == wire.ts(now):  # not revoked before
-                audit.record(
-                    hq.db,
-                    action="till.revoke",
-                    subject=till,
-                    detail={},
-                    reason="",
-                    operator=operator(request),
-                    now=now,
-                    before={"revoked": False},
-                    after={"revoked": True},
-                )
+            with hq.db.write() as tx:  # the revocation and its audit row, or neither
+                out = tills.revoke(tx, till=till, now=now)
+                if out.pop("revoked"):  # not revoked before
+                    audit.write(
+                        tx,
+                        action="till.revoke",
+                        subject=till,
+                        detail={},
+                        reason="",
+                        operator=operator(request),
+                        now=now,
+                        before={"revoked": False},
+                        after={"revoked": True},
+                    )
             return out
 
         return await work(run)

@@ -104,13 +104,6 @@ def write(
     return row_id
 
 
-def record(db: Database, **fields: Any) -> int:
-    """One audit row in a transaction of its own, for a change whose writer keeps its
-    transaction to itself (:mod:`tillgate.hq.tills`); written right after the change."""
-    with db.write() as tx:
-        return write(tx, **fields)
-
-
 def rows(db: Database, *, since: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """The audit log in order, from ``since`` on (all of it: None), at most ``limit`` rows.
 

@@ -50,18 +50,18 @@ def new_code() -> str:
     return "-".join(raw[i : i + 4] for i in range(0, CODE_SYMBOLS, 4))
 
 
-def issue_code(db: Database, *, store: str, till: str, now: datetime) -> dict[str, str]:
-    """A new one-time enrolment code for ``till`` of ``store`` (valid 7 days)."""
+def issue_code(tx: Tx, *, store: str, till: str, now: datetime) -> dict[str, str]:
+    """A new one-time enrolment code for ``till`` of ``store`` (valid 7 days), in the
+    caller's transaction (which writes its audit row too)."""
     if till == HQ_TILL:
         raise InvalidRequest(f"till: {HQ_TILL!r} is reserved for head office's own entries")
     code = new_code()
     expires = now + timedelta(days=CODE_DAYS)
-    with db.write() as tx:
-        tx.execute(
-            "INSERT INTO enroll_codes (code_hash, store, till, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (secret_hash(normalize_code(code)), store, till, ts(now), ts(expires)),
-        )
+    tx.execute(
+        "INSERT INTO enroll_codes (code_hash, store, till, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (secret_hash(normalize_code(code)), store, till, ts(now), ts(expires)),
+    )
     return {"code": code, "till": till, "store": store, "expires_at": ts(expires)}
 
 
@@ -128,17 +128,17 @@ def touch(tx: Tx, till: str, now: datetime) -> None:
     )
 
 
-def revoke(db: Database, *, till: str, now: datetime) -> dict[str, Any]:
-    """Revoke a till's credential at once; its next request is refused."""
-    with db.write() as tx:
-        if not tx.execute(
-            "UPDATE tills SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(now), till)
-        ):
-            row = tx.one("SELECT revoked_at FROM tills WHERE id = ?", (till,))
-            if row is None:
-                raise NotFound(f"no till {till!r} has enrolled at this head office")
-            return {"till": till, "revoked_at": row["revoked_at"]}
-    return {"till": till, "revoked_at": ts(now)}
+def revoke(tx: Tx, *, till: str, now: datetime) -> dict[str, Any]:
+    """Revoke a till's credential at once, in the caller's transaction; its next request is
+    refused. ``revoked`` False: it was revoked before (at ``revoked_at``)."""
+    if not tx.execute(
+        "UPDATE tills SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(now), till)
+    ):
+        row = tx.one("SELECT revoked_at FROM tills WHERE id = ?", (till,))
+        if row is None:
+            raise NotFound(f"no till {till!r} has enrolled at this head office")
+        return {"till": till, "revoked_at": row["revoked_at"], "revoked": False}
+    return {"till": till, "revoked_at": ts(now), "revoked": True}
 
 
 def list_tills(db: Database) -> list[dict[str, Any]]:
