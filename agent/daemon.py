@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from tillgate.agent.usecases import TillService, TillSettings
 from tillgate.agent.usecases.session import CardSession
-from tillgate.core import __version__, errors
+from tillgate.core import __version__, errors, files
 from tillgate.core.cardfile import parse_csv
 from tillgate.core.clock import Clock, SystemClock
-from tillgate.core.files import fix_modes, private_dir, siblings
+from tillgate.core.files import private_dir, siblings
 from tillgate.core.keyfolder import KeyFolder
 from tillgate.core.rules.coupons import LEGACY_KEY, CouponSigner, generate_key
 from tillgate.core.rules.program import load_program_file
@@ -89,15 +89,7 @@ def private_paths(config: Config) -> list[Path]:
 
 def make_private(config: Config) -> None:
     """Close what an older install left open to other users (one log line if anything)."""
-    fixed, failed = fix_modes(private_paths(config))
-    if fixed:
-        logger.warning(
-            "closed %d files and folders to other users (were readable by them): %s",
-            len(fixed),
-            ", ".join(fixed),
-        )
-    for line in failed:
-        logger.error("cannot make private: %s", line)
+    files.make_private(private_paths(config), logger)
 
 
 @dataclass

@@ -20,6 +20,7 @@ too open; the folders' ACLs are set as ``docs/security.md`` says (``icacls``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -130,6 +131,20 @@ def fix_modes(paths: Iterable[Path]) -> tuple[list[str], list[str]]:
         else:
             fixed.append(f"{loose.path} {loose.mode:04o}→{loose.wanted:04o}")
     return fixed, failed
+
+
+def make_private(paths: Iterable[Path], logger: logging.Logger) -> None:
+    """Close what an older install left open to other users: :func:`fix_modes`, said in
+    one log line (and a line for each that could not be closed)."""
+    fixed, failed = fix_modes(paths)
+    if fixed:
+        logger.warning(
+            "closed %d files and folders to other users (were readable by them): %s",
+            len(fixed),
+            ", ".join(fixed),
+        )
+    for line in failed:
+        logger.error("cannot make private: %s", line)
 
 
 def siblings(path: Path) -> list[Path]:

@@ -74,17 +74,12 @@ def card_fields(row: Row, state: CardState) -> dict[str, Any]:
 
 def till_fields(row: Row, state: CardState, *, lookup_key: bytes) -> dict[str, Any]:
     """A card's fields as a till may hold them: no full name, phone or birth year."""
-    return {
-        "number": row["number"],
+    out = card_fields(row, state)
+    del out["phone"]
+    return out | {
         "holder": display_name(row["holder"] or ""),
         "phone_hash": phone_lookup_hash(lookup_key, row["phone"]) if row["phone"] else None,
         "birthday": month_day_text(parse_birthday(row["birthday"])) if row["birthday"] else None,
-        "tier": row["tier"],
-        "segments": json.loads(row["segments"]),
-        "clubs": json.loads(row["clubs"]),
-        "status": row["status"],
-        "balance": state.balance,
-        "pending": state.pending,
     }
 
 

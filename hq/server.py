@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tillgate.core import __version__
+from tillgate.core import __version__, files
 from tillgate.core.clock import Clock, SystemClock
 from tillgate.core.errors import ConfigError, TillgateError
-from tillgate.core.files import DIR_MODE, fix_modes, siblings
+from tillgate.core.files import DIR_MODE, siblings
 from tillgate.core.serving import bind, server_class
 
 from .couponkeys import KEYS_FOLDER
@@ -84,15 +84,7 @@ def private_paths(options: ServeOptions) -> list[Path]:
 
 def make_private(paths: list[Path]) -> None:
     """Close what an older install left open to other users (one log line if anything)."""
-    fixed, failed = fix_modes(paths)
-    if fixed:
-        logger.warning(
-            "closed %d files and folders to other users (were readable by them): %s",
-            len(fixed),
-            ", ".join(fixed),
-        )
-    for line in failed:
-        logger.error("cannot make private: %s", line)
+    files.make_private(paths, logger)
 
 
 def _read_token(path: Path) -> str:
