@@ -29,6 +29,7 @@ from tests.agent.test_intercept_e2e import open_port
 from tests.conftest import ANNA, CARDS, copy_examples, free_port, line, program, spawn_agent
 from tests.drivers.fake_printer import PtyPrinter
 from tillgate.agent.store.cards import CardRecord
+from tillgate.core.cards import display_name
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pty ports are POSIX")
 
@@ -273,7 +274,10 @@ def test_the_panel_passes_its_token_on_to_the_event_stream(
 def test_the_customer_is_cleared_when_the_session_ends_and_data_is_shown_as_text(
     make_till: Any, open_panel: Callable[[str], Page]
 ) -> None:
-    odd = "<img src=x onerror=alert(1)>Ада & <b>Ко</b>"
+    # The panel shows the display name: the first word whole, markup and all.
+    odd = "<img/src=x/onerror=alert(1)><b>Ада&amp;</b> Ко"
+    shown = display_name(odd)
+    assert shown.startswith("<img/src=x/onerror=alert(1)><b>")
     till = make_till(program(), cards=[*CARDS, CardRecord(number="2900000000059", holder=odd)])
     till.service.session.seconds = 2  # the page clears the customer on the same clock
     page = open_panel(till.url + "/")
@@ -281,7 +285,7 @@ def test_the_customer_is_cleared_when_the_session_ends_and_data_is_shown_as_text
     expect(testid("connection")).to_have_attribute("data-state", "open", timeout=WAIT)
 
     till.http.post("/v1/session/card", json={"card": "2900000000059", "source": "api"})
-    expect(testid("customer-name")).to_have_text(odd, timeout=WAIT)  # as text, not markup
+    expect(testid("customer-name")).to_have_text(shown, timeout=WAIT)  # as text, not markup
     assert page.locator("img, main b").count() == 0
     expect(testid("customer-empty")).to_be_visible(timeout=WAIT)  # the session ran out
 

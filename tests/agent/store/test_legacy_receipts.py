@@ -12,13 +12,17 @@ import json
 import shutil
 import sys
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.schema import MIGRATIONS
 from tillgate.agent.usecases import TillService, TillSettings
 from tillgate.agent.usecases.session import CardSession
 from tillgate.core.clock import ManualClock
+from tillgate.core.errors import IdempotencyMismatch
 from tillgate.core.rules.coupons import CouponSigner
 
 LEGACY = Path(__file__).parent / "legacy"
@@ -49,7 +53,11 @@ def test_receipts_stored_before_the_record_confirm_and_refund_as_before(tmp_path
         }
         want = json.loads((LEGACY / "v2-answers.json").read_text(encoding="utf-8"))
         assert json.loads(json.dumps(got)) == want
-        # A receipt is refunded once: the old refund id answers what it answered.
-        assert service.refund("L-part", refund_id="LF-1", lines=None)["refund_id"] == "LF-1"
+        # The old refund id answers what it answered to the same body, and refuses another.
+        again = service.refund("L-part", refund_id="LF-1", lines=[(0, Decimal(1))])
+        assert again["refund_id"] == "LF-1"
+        with pytest.raises(IdempotencyMismatch) as refused:
+            service.refund("L-part", refund_id="LF-1", lines=None)
+        assert refused.value.details["field"] == "lines"
     finally:
         db.close()
