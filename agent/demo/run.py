@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
-import tempfile
 import time
 import webbrowser
 from collections.abc import Callable
@@ -92,7 +91,9 @@ class Demo:
     # ------------------------------------------------------------ the run
 
     def run(self) -> int:
-        work = Path(tempfile.mkdtemp(prefix="tillgate-demo-"))
+        # Head office's and the till's data stay in ``out/data`` (emptied by the next demo),
+        # to look at after the run: what a till keeps of a chain's customers is on show.
+        work = self.out / "data"
         try:
             with self._stack:
                 self._start(work)
@@ -102,7 +103,6 @@ class Demo:
                     self._serve()
         finally:
             self._stop_children()
-            shutil.rmtree(work, ignore_errors=True)
         return 0
 
     def say(self, text: str) -> None:
@@ -113,7 +113,7 @@ class Demo:
     def _start(self, work: Path) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         hq_dir, till_dir = work / "hq", work / "till"
-        hq_dir.mkdir()
+        hq_dir.mkdir(parents=True)
         till_dir.mkdir()
 
         hq_port = free_port()
@@ -479,7 +479,7 @@ def prepare_out(out: Path) -> None:
                 f"--out {out}: the folder is not empty and was not made by tillgate demo; "
                 "choose a new or empty folder"
             )
-        for name in ("receipts", "logs"):
+        for name in ("receipts", "logs", "data"):
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("summary.txt", "summary.json"):
             (out / name).unlink(missing_ok=True)

@@ -11,9 +11,13 @@ loopback) and reads the till's files as bytes, as whoever finds the disk would.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -24,16 +28,17 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import ANNA, BORIS, VERA, program
+from tests.conftest import ANNA, BORIS, ROOT, VERA, program
 from tests.sync.procs import Hq, TillProc, make_till, running, wait_until
 from tillgate.agent.store import schema
 from tillgate.agent.store.db import Database
 from tillgate.core.cardfile import CardRecord
-from tillgate.core.cards import display_name, mask_in_text, phone_lookup_hash
+from tillgate.core.cards import display_name, mask_in_text, normalize_phone, phone_lookup_hash
 
 # The stripe and the phone the issue saw echoed by /v1/status.
 STRIPE = f"%B{ANNA}^IVANOVA/ANNA^2812?"
 PHONE_TYPED = "8 (916) 123-45-67"
+CARDS_EXAMPLE = ROOT / "cards.example.csv"  # the demo's cards
 
 TODAY = datetime.now(UTC).date()
 VERA_BIRTHDAY = date(1978, TODAY.month, 28 if (TODAY.month, TODAY.day) == (2, 29) else TODAY.day)
@@ -369,3 +374,47 @@ def test_an_upgraded_till_forgets_what_it_held(tmp_path: Path) -> None:
     files |= {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     found = {name: leaks(data) for name, data in files.items() if leaks(data)}
     assert found == {}, found
+
+
+# ------------------------------------------------------------------ after a demo
+
+
+@pytest.mark.slow
+def test_after_a_demo_the_till_holds_no_surname_phone_or_birthday(tmp_path: Path) -> None:
+    """``tillgate demo``: head office, a chain till, sales by card, phone and stripe, offline
+    and back; its till's files and log are scanned for the demo cards' holders."""
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "tillgate.cli", "demo", "--out", str(out), "--receipts", "9"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    demo_cards = list(csv.DictReader(io.StringIO(CARDS_EXAMPLE.read_text(encoding="utf-8"))))
+    surnames = [c["holder"].split()[-1] for c in demo_cards if len(c["holder"].split()) > 1]
+    phones = [p for c in demo_cards if (p := normalize_phone(c["phone"]))]
+    born = [date.fromisoformat(c["birthday"]) for c in demo_cards if c["birthday"]]
+    needles = [*surnames, *(p.lstrip("+") for p in phones), *(p[-10:] for p in phones)]
+    needles += [text for day in born for text in birthdays(day)]
+    assert len(surnames) >= 4 and len(phones) >= 4 and len(born) >= 4
+    till = out / "data" / "till"
+    files = _files(till)
+    assert any(name.endswith(".sqlite3") for name in files), sorted(files)
+    found = {
+        name: [n for n in needles if n.encode("utf-8") in data]
+        for name, data in files.items()
+        if any(n.encode("utf-8") in data for n in needles)
+    }
+    assert found == {}, found
+    assert any("Анна И.".encode() in data for data in files.values())  # what it does keep
+    # The till's log, and the agent's answers the demo kept: no full number, phone or stripe.
+    numbers = [c["number"] for c in demo_cards]
+    for text in ((out / "logs" / "agent.log").read_text(encoding="utf-8"),):
+        shown = [n for n in [*numbers, *(p.lstrip("+") for p in phones)] if n in text]
+        assert shown == [], shown
+    # Head office, not the till, keeps the whole record.
+    assert any(
+        s.encode("utf-8") in b for s in surnames for b in _files(out / "data" / "hq").values()
+    )
