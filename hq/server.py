@@ -82,11 +82,6 @@ def private_paths(options: ServeOptions) -> list[Path]:
     return paths + (siblings(db) if db is not None else [])
 
 
-def make_private(paths: list[Path]) -> None:
-    """Close what an older install left open to other users (one log line if anything)."""
-    files.make_private(paths, logger)
-
-
 def _read_token(path: Path) -> str:
     try:
         token = path.read_text(encoding="utf-8").strip()
@@ -201,7 +196,7 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
         options.data_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     except OSError as exc:
         raise ConfigError(f"cannot create the data directory {options.data_dir}: {exc}") from exc
-    make_private(private_paths(options))
+    files.make_private(private_paths(options), logger)  # what an older install left open
     token, token_file, new = admin_token(options.data_dir)
     ctx = tls_context(options.tls_cert, options.tls_key)
     db = open_database(options.db, data_dir=options.data_dir)
