@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from tests.conftest import free_socket, program
@@ -225,3 +229,19 @@ def start_hq(db_url: str, data_dir: Path, clock: ManualClock) -> tuple[HqTest, A
         db.close()
 
     return test, stop
+
+
+def make_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1, made with openssl."""
+    if shutil.which("openssl") is None:
+        if os.environ.get("CI"):
+            pytest.fail("openssl is needed to make a certificate: CI must test TLS")
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port, free_socket
+from tests.hq.helpers import make_cert
 from tillgate.cli import main
 from tillgate.core.rules.coupons import CouponSigner
 
@@ -290,17 +291,7 @@ def test_serve_start_up_errors_are_one_line(
 def test_serve_over_tls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if shutil.which("openssl") is None:
-        if os.environ.get("CI"):
-            pytest.fail("openssl is needed to make a certificate: CI must test TLS")
-        pytest.skip("openssl is needed to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = make_cert(tmp_path)
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     proc = spawn_hq(

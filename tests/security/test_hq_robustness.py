@@ -8,8 +8,6 @@ A real HQ on loopback on SQLite and on PostgreSQL (tests/hq's fixtures), and a r
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -21,7 +19,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.hq import conftest as hq_fixtures
-from tests.hq.helpers import ADMIN, HqTest
+from tests.hq.helpers import ADMIN, HqTest, make_cert
 from tests.hq.test_cli import spawn_hq, stop
 from tillgate.hq import wire
 
@@ -270,21 +268,6 @@ def test_insecure_http_runs_beyond_loopback_with_a_warning(tmp_path: Path) -> No
         stop(proc)
     log = (tmp_path / "hq.log").read_text()
     assert "WARNING" in log and "plain HTTP on 0.0.0.0 (--insecure-http)" in log
-
-
-def make_cert(tmp_path: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        if os.environ.get("CI"):
-            pytest.fail("openssl is needed to make a certificate: CI must test TLS")
-        pytest.skip("openssl is needed to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
 
 
 def test_tls_beyond_loopback_serves_https_only(tmp_path: Path) -> None:
