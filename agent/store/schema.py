@@ -327,4 +327,33 @@ def forget_personal_data(conn: sqlite3.Connection) -> None:
 
 V6: Migration = forget_personal_data
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6)
+# V7: the product list (store/products.py, core/products.py): each intercepted or POS line
+# gets its category from it by sku, barcode or name.
+V7 = """
+CREATE TABLE products (
+    sku            TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    category       TEXT NOT NULL,
+    barcodes       TEXT NOT NULL DEFAULT '[]',   -- JSON list
+    aliases        TEXT NOT NULL DEFAULT '[]',   -- JSON list
+    tags           TEXT NOT NULL DEFAULT '[]',   -- JSON list
+    no_loyalty     INTEGER NOT NULL DEFAULT 0,
+    age_restricted INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+-- sku and barcodes, each pointing at its product (a code two products share is ambiguous)
+CREATE TABLE product_codes (
+    code TEXT NOT NULL,
+    sku  TEXT NOT NULL,
+    PRIMARY KEY (code, sku)
+) WITHOUT ROWID;
+CREATE INDEX product_codes_sku ON product_codes (sku);
+-- normalised name and aliases (core/products.normalise_name); prefix scans for cut names
+CREATE TABLE product_names (
+    key TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    PRIMARY KEY (key, sku)
+) WITHOUT ROWID;
+CREATE INDEX product_names_sku ON product_names (sku);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7)

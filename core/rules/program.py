@@ -104,6 +104,12 @@ class Program(_Model):
     birthday_points: Annotated[int, Field(ge=0)] = 0
     birthday_window_days: Annotated[int, Field(ge=0, le=31)] = 0
     no_discount_categories: tuple[str, ...] = ()
+    # A line whose category nothing could tell (core/productmatch.py): earns like any other
+    # line, or is left out of the program as no_discount_categories are.
+    unmatched_items: Literal["earn", "exclude"] = "earn"
+    # Goods the product list marks age_restricted (tobacco, alcohol) are no_loyalty by law
+    # in most of the chain's markets; a market that allows otherwise sets this false.
+    age_restricted_no_loyalty: bool = True
     max_discount_percent: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(100)
     spend_window_days: Annotated[int, Field(gt=0, le=3660)] = 365
     register_unknown_cards: bool = False
@@ -405,10 +411,33 @@ class Promotion(_Model):
         return self
 
 
+class CategoryMatch(_Model):
+    """A rule that gives a line a category from its name, when no product matched it."""
+
+    pattern: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    category: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value, re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Categories(_Model):
+    # Searched in order in the line's name as words (core/products.name_words);
+    # the first that matches gives the category.
+    match: tuple[CategoryMatch, ...] = ()
+
+
 class ProgramFile(_Model):
     """A whole program/promotions file as head office writes it."""
 
     program: Program
+    categories: Categories = Categories()
     promotions: tuple[Promotion, ...] = ()
 
     @model_validator(mode="after")
