@@ -2,8 +2,10 @@
 
 Printers disagree about ``n`` (many Russian models put CP866 at 17 like Epson, some at other
 numbers), so :func:`tillgate.drivers.escpos.parser.parse` takes a mapping that overrides
-entries of :data:`EPSON_CODEPAGES`. Pages Python has no codec for (Katakana, Thai 42, TCVN …)
-are left out: ``ESC t`` with such an ``n`` keeps the current code page.
+entries of :data:`EPSON_CODEPAGES`. Epson's page 1 (Katakana) has no Python codec; it is a
+table here (:data:`EPSON_KATAKANA`, named ``epson-katakana``), since receiptline and others
+draw ruled lines with its box-drawing cells. Pages with neither (Thai 42, TCVN …) are left
+out: ``ESC t`` with such an ``n`` keeps the current code page.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tillgate.core.errors import ConfigError
 # Epson ESC/POS "character code table" numbers (TM-T88V/VI, TM-T20 …).
 EPSON_CODEPAGES: Mapping[int, str] = {
     0: "cp437",  # PC437 USA, Standard Europe
+    1: "epson-katakana",  # Katakana, with box drawing at 0x80-0x9F (see EPSON_KATAKANA)
     2: "cp850",  # PC850 Multilingual
     3: "cp860",  # PC860 Portuguese
     4: "cp863",  # PC863 Canadian-French
@@ -48,8 +51,37 @@ EPSON_CODEPAGES: Mapping[int, str] = {
 }
 
 
+# Epson character code table page 1: ASCII below 0x80; block elements and box drawing at
+# 0x80-0x9F; JIS X 0201 half-width katakana at 0xA1-0xDF; more box drawing, card suits and
+# a few kanji at 0xE0-0xFF. Checked against @point-of-sale/codepage-encoder's
+# "epson/katakana" table (an independent transcription of Epson's chart).
+EPSON_KATAKANA: str = (
+    "".join(chr(b) for b in range(0x80))
+    + "▁▂▃▄▅▆▇█▏▎▍▌▋▊▉┼"  # 0x80
+    + "┴┬┤├▔─│▕┌┐└┘╭╮╰╯"  # 0x90
+    + " " + "".join(chr(c) for c in range(0xFF61, 0xFF80))  # 0xA0: space, ｡ … ｿ
+    + "".join(chr(c) for c in range(0xFF80, 0xFFA0))  # 0xC0: ﾀ … ﾟ
+    + "═╞╪╡◢◣◥◤♠♥♦♣●○╱╲"  # 0xE0
+    + "╳円年月日時分秒〒市区町村人▒\xa0"  # 0xF0
+)  # fmt: skip
+TABLES: Mapping[str, str] = {"epson-katakana": EPSON_KATAKANA}
+"""Code pages decoded by a 256-character table rather than a Python codec, by name."""
+
+
+def decode(raw: bytes, codec: str) -> str:
+    """``raw`` as text in ``codec`` (a Python codec or a name in :data:`TABLES`); bad bytes
+    become U+FFFD."""
+    table = TABLES.get(codec)
+    if table is not None:
+        return "".join(table[b] for b in raw)
+    return raw.decode(codec, errors="replace")
+
+
 def checked_codec(name: str, *, what: str) -> str:
-    """``name`` if Python has that codec, else a :class:`ConfigError` saying which setting."""
+    """``name`` if Python has that codec or :data:`TABLES` that table, else a
+    :class:`ConfigError` saying which setting."""
+    if isinstance(name, str) and name.lower() in TABLES:
+        return name.lower()
     try:
         return codecs.lookup(name).name
     except (LookupError, TypeError) as exc:

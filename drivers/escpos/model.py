@@ -36,11 +36,15 @@ class Run:
     text: str
     style: Style = field(default_factory=Style)
     codepage: str = "cp437"  # the codec it was decoded with
+    # Where ESC $ / ESC \ put the run: character columns from the start of the print area
+    # (dots ÷ the font's character width); None = straight after the run before it.
+    column: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         s = self.style
         return {
             "text": self.text,
+            "column": self.column,
             "bold": s.bold,
             "underline": s.underline,
             "width": s.width,
@@ -57,13 +61,21 @@ class Line:
 
     align: Align = "left"
     runs: tuple[Run, ...] = ()
+    margin: int = 0  # left margin (GS L), in character columns
+    width: int | None = None  # print area width (GS W), in character columns; None = the paper
 
     @property
     def text(self) -> str:
         return "".join(run.text for run in self.runs)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "line", "align": self.align, "runs": [r.to_json() for r in self.runs]}
+        return {
+            "type": "line",
+            "align": self.align,
+            "margin": self.margin,
+            "width": self.width,
+            "runs": [r.to_json() for r in self.runs],
+        }
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .codepages import checked_codec, codepage_table
+from .codepages import checked_codec, codepage_table, decode
 from .commands import Token, iter_tokens
 from .model import (
     Align,
@@ -74,6 +74,9 @@ _STATUS["DLE EOT"].update({7: "ink status", 8: "peeler status"})
 _STATUS["GS I"].update({66: "maker name", 67: "model name", 68: "serial number", 69: "fonts"})
 _MAX_BAND_MERGE = 8192  # rows: ESC * bands beyond this start a new picture
 _MAX_UNKNOWN_NAMES = 16  # names kept in a folded Unknown block (its raw bytes are all kept)
+# Character widths in dots (Epson TM at 180 dpi, where a motion unit is a dot): ESC $, ESC \,
+# GS L and GS W give dots, the text rendering wants character columns.
+_FONT_DOTS = {"A": 12, "B": 9, "C": 9}
 
 
 def parse(
@@ -126,7 +129,14 @@ class _Parser:
         self._kanji = False
         self._printer_enabled = True
         self._tabs: list[int] = list(range(8, 256, 8))
-        self._column = 0
+        self._column = 0  # where the next character prints, in columns from the area's start
+        self._position: int | None = None  # a column ESC $ / ESC \ set for the next text
+        self._position_dots: int | None = None  # the same, in dots (ESC \ adds to it)
+        self._spacing = 0  # right-side character spacing (ESC SP), dots
+        self._margin_dots = 0  # GS L
+        self._area_dots: int | None = None  # GS W
+        self._line_margin = 0
+        self._line_width: int | None = None
         self._hri = "none"
         self._bar_height = 162
         self._bar_module = 3
@@ -169,29 +179,64 @@ class _Parser:
 
     def _text(self, raw: bytes) -> None:
         codec = self._kanji_codec if self._kanji else self._codepage
-        self._add_text(raw.decode(codec, errors="replace"), codec)
+        self._add_text(decode(raw, codec), codec)
 
     def _add_text(self, text: str, codec: str) -> None:
         if not self._runs:
-            self._line_align = self._align  # ESC a counts only at the start of a line
+            # ESC a, GS L and GS W count only at the start of a line
+            self._line_align = self._align
+            self._line_margin = self._margin_dots // self._char_dots()
+            self._line_width = None
+            if self._area_dots:  # GS W 0 (the printer's one-character minimum) reads as unset
+                self._line_width = max(1, self._area_dots // self._char_dots())
         self._close_band()
+        position, self._position, self._position_dots = self._position, None, None
+        if position is not None:
+            self._column = position
         self._column += len(text) * self._style.width
         last = self._runs[-1] if self._runs else None
-        if last is not None and last.style == self._style and last.codepage == codec:
+        if (
+            position is None
+            and last is not None
+            and last.style == self._style
+            and last.codepage == codec
+        ):
             last.parts.append(text)  # joined once at the end of the line: linear time
         else:
-            self._runs.append(_RunBuilder(style=self._style, codepage=codec, parts=[text]))
+            builder = _RunBuilder(style=self._style, codepage=codec, parts=[text], column=position)
+            self._runs.append(builder)
+
+    def _char_dots(self) -> int:
+        """The width of one character of the current font at normal size, in dots."""
+        return _FONT_DOTS.get(self._style.font, 12) + self._spacing
+
+    def _move(self, dots: int, *, relative: bool) -> None:
+        """ESC $ (absolute) or ESC \\ (relative, signed) print position, as a column."""
+        width = self._char_dots()
+        if relative:
+            dots = dots - 65536 if dots >= 32768 else dots
+            base = self._position_dots
+            if base is None:
+                base = self._column * width
+            dots = max(0, base + dots)
+        self._position_dots = dots
+        # A field that starts mid-column (receiptline centres in half characters) shows
+        # in the column its first dot falls in.
+        self._position = dots // width
 
     def _end_line(self) -> None:
         if not self._runs and self._band is not None:
             return  # this LF prints the ESC * band before it, not a blank line
         align = self._line_align if self._runs else self._align
         runs = tuple(
-            Run(text="".join(r.parts), style=r.style, codepage=r.codepage) for r in self._runs
+            Run(text="".join(r.parts), style=r.style, codepage=r.codepage, column=r.column)
+            for r in self._runs
         )
-        self.blocks.append(Line(align=align, runs=runs))
+        margin, width = (self._line_margin, self._line_width) if self._runs else (0, None)
+        self.blocks.append(Line(align=align, runs=runs, margin=margin, width=width))
         self._runs.clear()
         self._column = 0
+        self._position = self._position_dots = None
         self._close_band()
         self.blocks.extend(self._deferred)
         self._deferred.clear()
@@ -227,7 +272,7 @@ class _Parser:
 
     def _end_display(self) -> None:
         if self._display:
-            text = bytes(self._display).decode(self._codepage, errors="replace")
+            text = decode(bytes(self._display), self._codepage)
             self._display.clear()
             self._place(DisplayText(text=text))
 
@@ -262,6 +307,11 @@ class _Parser:
             "ESC M": style(font=lambda n: _FONTS.get(n, self._style.font)),
             "GS B": style(invert=lambda n: bool(n & 1)),
             "ESC a": arg(lambda n: setattr(self, "_align", _ALIGN.get(n, self._align))),
+            "ESC $": lambda raw: self._move(raw[2] + 256 * raw[3], relative=False),
+            "ESC \\": lambda raw: self._move(raw[2] + 256 * raw[3], relative=True),
+            "ESC 0x20": arg(lambda n: setattr(self, "_spacing", n)),
+            "GS L": lambda raw: setattr(self, "_margin_dots", raw[2] + 256 * raw[3]),
+            "GS W": lambda raw: setattr(self, "_area_dots", raw[2] + 256 * raw[3]),
             "ESC t": arg(self._select_codepage),
             "FS &": lambda raw: setattr(self, "_kanji", True),
             "FS .": lambda raw: setattr(self, "_kanji", False),
@@ -485,6 +535,7 @@ class _RunBuilder:
     style: Style
     codepage: str
     parts: list[str]
+    column: int | None = None
 
 
 @dataclass

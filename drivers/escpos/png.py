@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tillgate.core.errors import ConfigError
 
-from .model import Align, Barcode, Block, Cut, Document, Line, QRCode, Raster, Style
+from .model import Align, Barcode, Block, Cut, Document, Line, QRCode, Raster
+from .placement import Piece, place
 from .text import char_cells, infer_columns, render_block
 
 logger = logging.getLogger(__name__)
@@ -130,24 +131,24 @@ class _Painter:
     # -- text ------------------------------------------------------------------------------
 
     def _line(self, line: Line) -> list[Image.Image]:
-        rows: list[list[tuple[str, Style, int]]] = [[]]
-        used = 0
-        for run in line.runs:
-            for ch in run.text:
-                cells = char_cells(ch) * run.style.width
-                if used + cells > self.columns and rows[-1]:
-                    rows.append([])
-                    used = 0
-                rows[-1].append((ch, run.style, cells))
-                used += cells
-        return [self._text_row(row, line.align) for row in rows]
+        # Where each character prints, as the text rendering places it (ESC $, margins …).
+        margin = min(line.margin, self.columns - 1)
+        area = max(1, min(line.width or self.columns, self.columns - margin))
+        rows: list[list[Piece]] = [[]]
+        for piece in place(line, area):
+            while len(rows) <= piece.row:
+                rows.append([])
+            rows[piece.row].append(piece)
+        return [self._text_row(row, line.align, margin, area) for row in rows]
 
-    def _text_row(self, row: list[tuple[str, Style, int]], align: Align) -> Image.Image:
-        tall = max((style.height for _, style, _ in row), default=1)
+    def _text_row(self, row: list[Piece], align: Align, margin: int, area: int) -> Image.Image:
+        tall = max((p.style.height for p in row), default=1)
         strip = Image.new("L", (self.width_px, self.line_h * tall), 255)
-        used = sum(cells for _, _, cells in row)
-        x = _lead(self.columns - used, align) * self.cell
-        for ch, style, cells in row:
+        chars = [(at, cells, ch, p.style) for p in row for at, cells, ch in p.chars(area)]
+        used = max((at + cells for at, cells, ch, _ in chars if ch != " "), default=0)
+        lead = margin + _lead(area - used, align)
+        for column, cells, ch, style in chars:
+            x = (lead + column) * self.cell
             box_w, box_h = cells * self.cell, self.line_h * style.height
             top = strip.height - box_h
             glyph = self._glyph(ch, style.bold)
@@ -163,7 +164,6 @@ class _Painter:
                 ImageDraw.Draw(strip).line(
                     [(x, y), (x + box_w - 1, y)], fill=ink, width=style.underline
                 )
-            x += box_w
         return strip
 
     def _glyph(self, ch: str, bold: bool) -> Image.Image:

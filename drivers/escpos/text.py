@@ -1,15 +1,13 @@
 """A parsed receipt as plain text, laid out the way the printer would lay it out.
 
-Lines wrap at the paper's column count and are aligned within it; double-width text is
-spaced out (``И Т О Г``) so it takes the columns it takes on paper; everything that is not
-text shows as a short bracketed note (``[BARCODE EAN13 4601234567893]``, ``[QR …]``,
-``[IMAGE 384x120]``, ``----- cut -----``).
+Lines wrap at the paper's column count (or the print area that ``GS L`` / ``GS W`` set) and
+are aligned within it; text placed with ``ESC $`` / ``ESC \\`` keeps its column; double- and
+quadruple-size text shows as plain letters (``ИТОГО``), where it sits on paper (see
+:mod:`.placement`); everything that is not text shows as a short bracketed note
+(``[BARCODE EAN13 4601234567893]``, ``[QR …]``, ``[IMAGE 384x120]``, ``----- cut -----``).
 """
 
 from __future__ import annotations
-
-import unicodedata
-from collections.abc import Iterator
 
 from .model import (
     Align,
@@ -27,6 +25,9 @@ from .model import (
     Truncated,
     Unknown,
 )
+from .placement import char_cells, extent, text_rows
+
+__all__ = ["COMMON_COLUMNS", "DEFAULT_COLUMNS", "char_cells", "infer_columns", "render_text"]
 
 DEFAULT_COLUMNS = 42  # Epson font A on 80 mm paper at 512 dots
 # 80 mm paper: font A at 512 and 576 dots, font B at 512 and 576 dots.
@@ -52,23 +53,9 @@ def infer_columns(doc: Document) -> int:
     """The column count a receipt was formatted for: the narrowest common paper width (42, 48,
     56 or 64) that holds its widest line; lines wider than 64 are text the printer wraps and
     tell nothing."""
-    widths = (sum(c for _, c in _cells(line)) for line in doc.lines)
+    widths = (line.margin + max(extent(line), line.width or 0) for line in doc.lines)
     widest = max((w for w in widths if w <= COMMON_COLUMNS[-1]), default=0)
     return next(c for c in COMMON_COLUMNS if c >= widest)
-
-
-def char_cells(ch: str) -> int:
-    """How many columns a character takes at normal size (2 for CJK wide characters)."""
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def _cells(line: Line) -> Iterator[tuple[str, int]]:
-    """Each character of the line as (what to show, columns taken)."""
-    for run in line.runs:
-        width = run.style.width
-        for ch in run.text:
-            cells = char_cells(ch) * width
-            yield ch + " " * (cells - char_cells(ch)), cells
 
 
 def render_block(block: Block, columns: int) -> list[str]:
@@ -101,18 +88,10 @@ def render_block(block: Block, columns: int) -> list[str]:
 
 
 def _render_line(line: Line, columns: int) -> list[str]:
-    rows: list[str] = []
-    row: list[str] = []
-    used = 0
-    for shown, cells in _cells(line):
-        if used + cells > columns and row:
-            rows.append(_aligned("".join(row), used, line.align, columns))
-            row, used = [], 0
-        row.append(shown)
-        used += cells
-    if row or not rows:
-        rows.append(_aligned("".join(row), used, line.align, columns))
-    return rows
+    margin = min(line.margin, columns - 1)
+    area = max(1, min(line.width or columns, columns - margin))
+    pad = " " * margin
+    return [(pad + _aligned(row, 0, line.align, area)).rstrip() for row in text_rows(line, area)]
 
 
 def _aligned(text: str, cells: int, align: Align, columns: int) -> str:

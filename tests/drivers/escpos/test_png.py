@@ -90,3 +90,13 @@ def test_renders_into_a_file_object() -> None:
     buffer.seek(0)
     with Image.open(buffer) as image:
         assert image.width == 384
+
+
+def test_picture_puts_positioned_fields_at_their_columns() -> None:
+    # "Bread" at column 0, "54.90" at column 30 (ESC $ 360 dots): ink there, none between
+    data = b"Bread" + b"\x1b$" + (30 * 12).to_bytes(2, "little") + b"54.90\n"
+    image = render_image(parse(data), width_px=42 * 12, columns=42)
+    cell, height = 12, image.height
+    assert dark_fraction(image, (0, 0, 5 * cell, height)) > 0.02
+    assert dark_fraction(image, (6 * cell, 0, 29 * cell, height)) == 0
+    assert dark_fraction(image, (30 * cell, 0, 35 * cell, height)) > 0.02
