@@ -40,6 +40,7 @@ from .program import (
     Promotion,
     StampReward,
 )
+from .program_texts import Language, pick
 from .rewards import MoneyReward, PointReward, money_off, on_order, points_part
 from .tiers import effective_tier
 
@@ -152,7 +153,7 @@ def evaluate(catalog: Catalog, request: Request, context: Context) -> Result:
     accrued = floor_points(exact) if member is not None else 0
 
     applied, rejected = _coupon_results(request.coupons, early, outcomes)
-    prints = _prints(outcomes, today)
+    prints = _prints(outcomes, today, context.language)
     lines = tuple(
         LineResult(
             index=line.index,
@@ -179,7 +180,7 @@ def evaluate(catalog: Catalog, request: Request, context: Context) -> Result:
         below_minimum=redemption.below_minimum,
         birthday_points=birthday,
         messages=[
-            (o.plan.promo.id, o.plan.reward.text)
+            (o.plan.promo.id, pick(o.plan.reward.text, context.language))
             for o in outcomes
             if isinstance(o.plan.reward, MessageReward)
         ],
@@ -419,8 +420,8 @@ def _coupon_results(
     return tuple(applied), rejected
 
 
-def _prints(outcomes: Sequence[Outcome], today: date) -> tuple[PrintItem, ...]:
-    """Coupons issued and messages, in application order."""
+def _prints(outcomes: Sequence[Outcome], today: date, language: Language) -> tuple[PrintItem, ...]:
+    """Coupons issued and messages, in application order, in the till's language."""
     out: list[PrintItem] = []
     for outcome in outcomes:
         promo, reward = outcome.plan.promo, outcome.plan.reward
@@ -429,18 +430,26 @@ def _prints(outcomes: Sequence[Outcome], today: date) -> tuple[PrintItem, ...]:
                 PrintItem(
                     kind="coupon",
                     promotion=promo.id,
-                    title=reward.title,
+                    title=pick(reward.title, language),
                     valid_until=today + timedelta(days=reward.valid_days),
                 )
             )
         elif isinstance(reward, MessageReward):
             out.append(
-                PrintItem(kind="message", promotion=promo.id, title=promo.name, text=reward.text)
+                PrintItem(
+                    kind="message",
+                    promotion=promo.id,
+                    title=promo.name,
+                    text=pick(reward.text, language),
+                )
             )
         if promo.print is not None:
             out.append(
                 PrintItem(
-                    kind="message", promotion=promo.id, title=promo.name, text=promo.print.text
+                    kind="message",
+                    promotion=promo.id,
+                    title=promo.name,
+                    text=pick(promo.print.text, language),
                 )
             )
     return tuple(out)

@@ -2,7 +2,8 @@
 
 The texts are data (one table per language) so adding a language is adding a table.
 Head office's own ``hint.text`` may contain ``{missing}``; it is filled by plain
-replacement, so any other braces in it are printed as written.
+replacement, so any other braces in it are printed as written. Head office's texts and tier
+titles may be written per language (:mod:`.program_texts`); the till's language is chosen.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Literal
 
 from ..cards import mask
 from ..money import fmt, to_kop
@@ -18,9 +18,9 @@ from .basket import Basket
 from .catalog import Catalog
 from .conditions import Shopper, failures, missing_total, missing_units
 from .model import Context, Coupon, Hint, PrintItem
+from .program import Program
+from .program_texts import Language, pick
 from .tiers import next_tier
-
-Language = Literal["ru", "en"]
 
 TEXTS: dict[str, dict[str, str]] = {
     "ru": {
@@ -32,7 +32,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "ask_card": "Спросите карту лояльности",
         "upsell_money": "Ещё {missing} {currency} до «{name}»",
         "upsell_units": "Ещё {missing} шт. до «{name}»",
-        "tier": "Ещё {missing} {currency} покупок до {tier}",
+        "tier": "Ещё {missing} {currency} покупок до уровня «{tier}»",
         "birthday": "День рождения {day}",
         "birthday_bonus": "День рождения {day}: +{points} б.",
         "coupon": "Будет напечатан купон: {title}",
@@ -107,8 +107,17 @@ def day(language: Language, when: date) -> str:
     return f"{_MONTHS_EN[when.month - 1]} {when.day}"
 
 
+def tier_title(program: Program, tier: str, language: Language) -> str:
+    """What the cashier calls a tier: its ``title`` in the till's language, else its name
+    with a capital letter ("platinum" → "Platinum")."""
+    found = program.tier(tier)
+    if found is not None and found.title is not None:
+        return pick(found.title, language)
+    return tier[:1].upper() + tier[1:]
+
+
 def greeting(language: Language, *, holder: str, number: str, tier: str | None) -> Hint:
-    """Who the card belongs to, with the tier."""
+    """Who the card belongs to, with the tier's title."""
     name = holder or text(language, "card", card=mask(number))
     key = "greeting" if tier else "greeting_plain"
     return Hint(kind="greeting", text=text(language, key, holder=name, tier=tier))
@@ -125,7 +134,7 @@ def upsell(
     currency: str,
 ) -> Hint:
     """A near miss: head office's text with ``{missing}`` filled, or a default one."""
-    if own:
+    if own:  # head office's text, already in the till's language
         body = own.replace("{missing}", missing)
     else:
         key = "upsell_money" if money else "upsell_units"
@@ -207,7 +216,7 @@ def upsells(
             continue
         hint = upsell(
             language,
-            own=promo.hint.text,
+            own=pick(promo.hint.text, language),
             name=promo.name,
             promotion=promo.id,
             missing=shown,
@@ -244,7 +253,12 @@ def cashier_hints(
         out.append(Hint(kind="ask_card", text=text(language, "ask_card")))
     else:
         out.append(
-            greeting(language, holder=customer.holder, number=customer.number, tier=shopper.tier)
+            greeting(
+                language,
+                holder=customer.holder,
+                number=customer.number,
+                tier=tier_title(program, shopper.tier, language) if shopper.tier else None,
+            )
         )
         if member is None:
             out.append(
@@ -267,7 +281,7 @@ def cashier_hints(
                     tier_progress(
                         language,
                         missing_kop=missing,
-                        tier=following.name,
+                        tier=tier_title(program, following.name, language),
                         currency=program.currency,
                     )
                 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,8 @@ from pydantic import (
 
 from ..errors import ProgramError
 from . import bounds
-from .coupons import promotion_tag
+from .program_checks import cross_problems, named, refs_of_data, refs_of_file
+from .program_texts import TEXT_FORMS, HintText, LongText, Title
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
@@ -50,6 +52,8 @@ def _no_float(value: Any) -> Any:
 
 class Tier(_Model):
     name: Ident
+    # What hints call the tier ("до уровня «Платина»"); None: the name, capitalised.
+    title: Title | None = None
     min_spend: Money = Decimal(0)
     accrue_percent: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
     spend_window_days: Annotated[int, Field(gt=0, le=3660)] | None = None
@@ -250,13 +254,13 @@ class Limits(_Model):
 
 class Hint(_Model):
     near: Money = Decimal(0)
-    text: Annotated[str, StringConstraints(max_length=500)] = ""
+    text: HintText = ""
 
     _money = field_validator("near", mode="before")(_no_float)
 
 
 class PrintText(_Model):
-    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    text: LongText
 
 
 # ---------------------------------------------------------------- rewards
@@ -309,7 +313,7 @@ class MultiplierReward(_Model):
 
 class MessageReward(_Model):
     kind: Literal["message"]
-    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    text: LongText
 
 
 CouponDiscount = Annotated[PercentReward | AmountReward, Field(discriminator="kind")]
@@ -319,7 +323,7 @@ class CouponReward(_Model):
     kind: Literal["coupon"]
     discount: CouponDiscount
     valid_days: Annotated[int, Field(ge=1, le=3650)] = 30
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Title
     # The lines the discount applies to when the coupon is honoured (on = "matching");
     # default: the promotion's when.items. Lets "buy pastries, get coffee off" be written.
     items: Items | None = None
@@ -382,11 +386,11 @@ class Promotion(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Promotion:
         r = self.reward
+        # points_percent and multiplier without items work on every eligible line (a
+        # whole-basket ×2 for a tier); a discount "on matching" must say what matches.
         needs_items = (getattr(r, "on", None) in ("matching", "cheapest")) or r.kind in (
             "price",
             "free_item",
-            "points_percent",
-            "multiplier",
         )
         if needs_items and not (self.when.items and self.when.items.any):
             raise ValueError(
@@ -404,7 +408,7 @@ class Promotion(_Model):
             )
         if (
             r.kind == "stamp"
-            and r.reward.kind in ("price", "free_item", "points_percent", "multiplier")
+            and r.reward.kind in ("price", "free_item")
             and not (self.when.items and self.when.items.any)
         ):
             raise ValueError("a stamp reward on matching items needs when.items")
@@ -442,29 +446,8 @@ class ProgramFile(_Model):
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> ProgramFile:
-        seen: set[str] = set()
-        tiers = {t.name for t in self.program.tiers}
-        problems: list[str] = []
-        for i, p in enumerate(self.promotions):
-            if p.id in seen:
-                problems.append(f"promotions[{i}].id: duplicate id {p.id!r}")
-            seen.add(p.id)
-            for t in p.who.tiers:
-                if t not in tiers:
-                    problems.append(f"promotions[{i}].who.tiers: unknown tier {t!r}")
-        # Coupon codes name their promotion by a short hash; two coupon promotions with the
-        # same hash could not be told apart at the till, so such a program is refused.
-        tags: dict[int, int] = {}
-        for i, p in enumerate(self.promotions):
-            if p.reward.kind != "coupon" and not p.when.coupon:
-                continue
-            tag = promotion_tag(p.id)
-            if tag in tags and self.promotions[tags[tag]].id != p.id:
-                problems.append(
-                    f"promotions[{i}].id: its coupon code tag collides with "
-                    f"promotions[{tags[tag]}] ({self.promotions[tags[tag]].id!r}); rename one"
-                )
-            tags.setdefault(tag, i)
+        # Duplicate ids, unknown tiers, colliding coupon tags (program_checks.py).
+        problems = cross_problems(*refs_of_file(self))
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -480,6 +463,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in REWARD_KINDS and out.endswith(("reward", "discount")):
             continue  # the discriminator tag is noise in a path a person reads
+        elif part in TEXT_FORMS and out.endswith(("text", "title")):
+            continue  # so is a text's form (one string, or a table of languages)
         else:
             out += ("." if out else "") + (part if part != "from_" else "from")
     return out
@@ -506,10 +491,10 @@ def _message(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def validation_errors(exc: ValidationError) -> list[str]:
-    """Every error of a pydantic ValidationError as ``path: message`` lines."""
+def validation_errors(exc: ValidationError, *, only: Sequence[Any] | None = None) -> list[str]:
+    """Every error of a pydantic ValidationError (or ``only`` these) as ``path: message``."""
     lines: list[str] = []
-    for err in exc.errors():
+    for err in exc.errors() if only is None else only:
         path = _path(tuple(err.get("loc", ())))
         msg = _message(dict(err))
         for part in msg.split("\n"):
@@ -527,16 +512,32 @@ def parse_program(data: Any, *, source: str = "program") -> ProgramFile:
         raise ProgramError(
             ["the file must be a table/object with [program] and [[promotions]]"], source=source
         )
+    ids = {ref.index: ref.id for ref in refs_of_data(data)[0] if ref.id is not None}
     try:
         parsed = ProgramFile.model_validate(data)
     except ValidationError as exc:
-        raise ProgramError(validation_errors(exc), source=source) from exc
+        raise ProgramError(named(_all_problems(exc, data), ids), source=source) from exc
     # Checked on the file as written, not on a program a till or head office stored
     # before this check existed (that one is read back with model_validate_json).
     problems = bounds.program_problems(parsed)
     if problems:
         raise ProgramError(problems, source=source)
     return parsed
+
+
+def _all_problems(exc: ValidationError, data: dict[str, Any]) -> list[str]:
+    """Field errors and cross-check problems together, so one pass reports them all.
+
+    The file-wide cross-checks run in ProgramFile's validator only once every field is
+    valid; here they are run on the decoded file as well (and stand for the validator's).
+    """
+    fields = [e for e in exc.errors() if tuple(e.get("loc", ()))]
+    whole = [e for e in exc.errors() if not tuple(e.get("loc", ()))]
+    cross = cross_problems(*refs_of_data(data))
+    problems = validation_errors(exc, only=fields) if fields else []
+    if cross or not whole:
+        return problems + cross
+    return problems + validation_errors(exc, only=whole)
 
 
 def decode_program(text: str, *, fmt: Literal["toml", "json"], source: str) -> ProgramFile:

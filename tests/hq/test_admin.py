@@ -68,7 +68,7 @@ def test_a_bad_program_is_refused_whole_with_every_error_by_path(hq: HqTest) -> 
     assert err["code"] == "invalid_program"
     assert set(err["errors"]) >= {
         "program.point_value: must be > 0",
-        "promotions[1].reward.value: must be > 0",
+        "promotions[1].reward.value: must be > 0 (promotion 'b')",
     }
     assert any(e.startswith("promotions[2].reward: unknown kind 'gift'") for e in err["errors"])
     # A JSON number with a fraction is read as an exact decimal, never a float.

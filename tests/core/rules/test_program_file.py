@@ -41,9 +41,11 @@ def test_every_error_is_listed_by_path() -> None:
     )
     assert "program.max_redeem_percent: must be <= 100" in errs
     assert 'program.point_value: write money as a string, e.g. "89.00"' in errs
-    assert "promotions[0].reward.value: must be > 0" in errs
+    # by path, and by the id a person knows the promotion by
+    assert "promotions[0].reward.value: must be > 0 (promotion 'a')" in errs
     assert any(e.startswith("promotions[1].reward: unknown kind 'bogus'") for e in errs)
-    assert "promotions[2].colour: unknown key" in errs
+    assert any(e.endswith("(promotion 'b')") for e in errs if e.startswith("promotions[1]"))
+    assert "promotions[2].colour: unknown key (promotion 'c')" in errs
 
 
 def test_duplicate_ids_and_unknown_tiers() -> None:
@@ -54,7 +56,7 @@ def test_duplicate_ids_and_unknown_tiers() -> None:
         }
     )
     assert "promotions[1].id: duplicate id 'a'" in errs
-    assert "promotions[2].who.tiers: unknown tier 'gold'" in errs
+    assert "promotions[2].who.tiers: unknown tier 'gold' (promotion 'g')" in errs
 
 
 def test_tiers_must_climb_from_zero() -> None:

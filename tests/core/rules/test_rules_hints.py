@@ -23,9 +23,9 @@ def test_greeting_balance_and_tier_progress(make):
     )
     r = make.run(make.catalog(), make.line("a", "2000.00"), customer=customer)
     assert [(h.kind, h.text) for h in r.hints] == [
-        ("greeting", "Анна, silver"),
+        ("greeting", "Анна, Silver"),
         ("balance", "Баланс 1240 б., к списанию 620"),
-        ("tier", "Ещё 5000.00 ₽ покупок до gold"),
+        ("tier", "Ещё 5000.00 ₽ покупок до уровня «Gold»"),
     ]
 
 
@@ -36,7 +36,7 @@ def test_greeting_without_a_name_shows_a_masked_card(make):
         customer=make.customer(holder="", tier="platinum"),
         language="en",
     )
-    assert r.hints[0].text == "Card 2900•••••2345, platinum"
+    assert r.hints[0].text == "Card 2900•••••2345, Platinum"
     assert "tier" not in kinds(r)  # no tier above platinum
 
 
