@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tillgate.agent.usecases import TillService, TillSettings
 from tillgate.agent.usecases.session import CardSession
@@ -23,6 +23,7 @@ from tillgate.core.cardfile import parse_csv
 from tillgate.core.clock import Clock, SystemClock
 from tillgate.core.files import private_dir, siblings
 from tillgate.core.keyfolder import KeyFolder
+from tillgate.core.productfile import load_products
 from tillgate.core.rules.coupons import LEGACY_KEY, CouponSigner, generate_key
 from tillgate.core.rules.program import load_program_file
 from tillgate.core.serving import bind, server_class
@@ -94,12 +95,17 @@ def make_private(config: Config) -> None:
 
 @dataclass
 class FileWatcher:
-    """Reloads the standalone program and cards files when they change on disk."""
+    """Reloads the standalone program, cards and product list files when they change."""
 
     service: TillService
     program_file: Path
     cards_file: Path | None
+    products_file: Path | None = None
     _seen: dict[Path, tuple[float, int]] = field(default_factory=dict)
+    # Why the product list file on disk is not the list in force (None: it is).
+    products_file_error: str | None = None
+    # Why the program file on disk is not the program in force (None: it is).
+    program_file_error: str | None = None
 
     def _changed(self, path: Path) -> bool:
         try:
@@ -121,9 +127,31 @@ class FileWatcher:
             if strict:
                 raise
             logger.error("program file changed but is invalid; keeping the one in force: %s", exc)
+            self._file_problem(str(exc))
             return
         version = hashlib.sha256(self.program_file.read_bytes()).hexdigest()[:12]
         self.service.install_program(program, version=f"file-{version}")
+        self._file_problem(None)
+
+    def _file_problem(self, problem: str | None) -> None:
+        """Keep (or clear) why the file is not in force, and tell the cashier's screen."""
+        if problem == self.program_file_error:
+            return
+        self.program_file_error = problem
+        self.service.events.publish(
+            "sync",
+            {
+                "offline": self.service.offline,
+                "mode": "standalone",
+                "last_sync": None,
+                "program_file_error": problem,
+            },
+        )
+
+    def program_status(self) -> dict[str, Any]:
+        """``/v1/status``'s ``program`` part for a standalone till: its file and whether it is
+        the program in force."""
+        return {"file": str(self.program_file), "file_error": self.program_file_error}
 
     def load_cards(self, *, strict: bool) -> None:
         path = self.cards_file
@@ -144,9 +172,43 @@ class FileWatcher:
         n = self.service.import_cards(records)
         logger.info("cards file %s: %d cards loaded, %d problems", path, n, len(problems))
 
+    def load_products(self, *, strict: bool) -> None:
+        """The product list file into the data file (version: a digest of the file); a bad
+        file keeps the list in force and says why (a bad one at start refuses the start)."""
+        path = self.products_file
+        if path is None:
+            # No file named (any more): a list an earlier file put in force goes too.
+            if strict and (self.service.products_version() or "").startswith("file-"):
+                self.service.install_products([], version=None)
+            return
+        if not self._changed(path) and not strict:
+            return
+        try:
+            loaded = load_products(path)
+            version = "file-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        except (errors.ProductsError, OSError) as exc:
+            if strict:
+                raise
+            logger.error(
+                "product list file changed but is invalid; keeping the list in force: %s", exc
+            )
+            self.products_file_error = str(exc)
+            return
+        for warning in loaded.warnings:
+            logger.warning("product list file %s: %s", path, warning)
+        self.service.install_products(loaded.products, version=version)
+        self.products_file_error = None
+
+    def products_status(self) -> dict[str, Any]:
+        """``/v1/status``'s ``products`` part for a standalone till: its file, and why that
+        file is not the list in force (None: it is)."""
+        file = str(self.products_file) if self.products_file else None
+        return {"file": file, "file_error": self.products_file_error}
+
     def poll(self) -> None:
         self.load_program(strict=False)
         self.load_cards(strict=False)
+        self.load_products(strict=False)
 
 
 def build_service(
@@ -245,9 +307,11 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
             service=service,
             program_file=Path(config.standalone.program_file),
             cards_file=Path(config.standalone.cards_file) if config.standalone.cards_file else None,
+            products_file=config.standalone.products_file,
         )
         watcher.load_program(strict=True)
         watcher.load_cards(strict=True)
+        watcher.load_products(strict=True)
     service.sweep()
 
     sock = bind(config.pos_api.host, config.pos_api.port)
@@ -257,7 +321,14 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         token=config.pos_api.token,
         host=config.pos_api.host,
         max_body_bytes=config.pos_api.max_body_bytes,
-        status_extra=lambda: {"devices": devices.status()},
+        status_extra=lambda: (
+            {"devices": devices.status()}
+            | (
+                {"program": watcher.program_status(), "products": watcher.products_status()}
+                if watcher is not None
+                else {}
+            )
+        ),
     )
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(

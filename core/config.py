@@ -259,14 +259,19 @@ class HqSection(_Section):
         return v.rstrip("/")
 
 
+_STANDALONE_FILES = ("program_file", "cards_file", "products_file")
+
+
 class StandaloneSection(_Section):
-    """[standalone]: the local program and cards files of a shop without head office."""
+    """[standalone]: the local program, cards and product list files of a shop without
+    head office."""
 
     program_file: Path | None = None
     cards_file: Path | None = None
+    products_file: Path | None = None  # a product list CSV (core/productfile.py); optional
 
-    _empty = field_validator("program_file", "cards_file", mode="before")(_empty_is_none)
-    _paths = field_validator("program_file", "cards_file")(_resolve)
+    _empty = field_validator(*_STANDALONE_FILES, mode="before")(_empty_is_none)
+    _paths = field_validator(*_STANDALONE_FILES)(_resolve)
 
 
 class SyncSection(_Section):

@@ -8,7 +8,8 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
     TillgateError
     ├── ConfigError                 bad config file, bad flag, bad program file
     │   ├── ProgramError            program/promotions file does not validate (lists every error)
-    │   └── CardsFileError          a cards CSV does not validate (lists every bad row)
+    │   ├── CardsFileError          a cards CSV does not validate (lists every bad row)
+    │   └── ProductsError           a product list CSV does not validate (every problem by row)
     ├── StoreError                  the SQLite cache cannot be opened, migrated or written
     │   └── StorageFullError        disk full / database full: nothing was written
     ├── DeviceError                 a device cannot be opened or stopped answering
@@ -49,7 +50,8 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
             ├── TooManyAttempts     429 too_many_attempts (sign-in, 5 a minute per name)
             ├── BatchTooLarge       413 batch_too_large
             ├── InvalidProgram      422 invalid_program (details: errors)
-            └── InvalidCards        422 invalid_cards (details: errors)
+            ├── InvalidCards        422 invalid_cards (details: errors)
+            └── InvalidProducts     422 invalid_products (details: errors)
 
     UsageError                      a command line argparse refused (not a TillgateError:
                                     the CLI reports it with exit code 2 before anything runs)
@@ -85,6 +87,17 @@ class CardsFileError(ConfigError):
     def __init__(self, errors: Sequence[str], *, source: str = "cards file") -> None:
         self.errors = list(errors)
         self.source = source
+        super().__init__("\n".join(f"{source}: {e}" for e in self.errors) or source)
+
+
+class ProductsError(ConfigError):
+    """A product list CSV does not validate. ``errors`` lists every problem, each with its
+    row and column (``row 7, category: empty``); nothing of the file is used."""
+
+    def __init__(self, errors: Sequence[str], *, source: str = "product list") -> None:
+        self.errors = list(errors)
+        self.source = source
+        # One line per problem (the CLI prints each on its own line), led by the file.
         super().__init__("\n".join(f"{source}: {e}" for e in self.errors) or source)
 
 
@@ -277,6 +290,10 @@ class InvalidProgram(HqApiError):
 
 class InvalidCards(HqApiError):
     status, code = 422, "invalid_cards"
+
+
+class InvalidProducts(HqApiError):
+    status, code = 422, "invalid_products"
 
 
 class UsageError(Exception):

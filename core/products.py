@@ -13,13 +13,16 @@ rules, else unmatched) is :mod:`tillgate.core.productmatch`.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 # How a line's category was found, carried in receipt facts and counted in /v1/status.
 Match = Literal["pos", "sku", "name", "rule", "unmatched", "ambiguous"]
 MATCHES: tuple[Match, ...] = ("pos", "sku", "name", "rule", "unmatched", "ambiguous")
+_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +52,10 @@ def name_words(text: str) -> str:
     NFKC first, so full-width and compatibility forms fold too.
     """
     folded = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in folded).split())
+    # The runs of letters and digits (str.isalnum, exactly: re's \w is that plus "_"),
+    # found by the regex engine: a list of 100,000 names is keyed in a fraction of the time
+    # a character-by-character join took.
+    return " ".join(_WORD.findall(folded))
 
 
 def normalise_name(text: str) -> str:
@@ -81,4 +87,14 @@ class ProductLookup(Protocol):
     def by_name_prefix(self, key: str, *, limit: int = 2) -> list[Product]:
         """Up to ``limit`` products whose name or alias key starts with ``key``
         (a name the printer cut short)."""
+        ...
+
+    def by_codes(self, codes: Collection[str], *, limit: int = 2) -> Mapping[str, list[Product]]:
+        """For each code, up to ``limit`` products whose sku or barcode it is, the product
+        whose own sku it is first; codes nobody has are left out. A receipt's lines are
+        looked up at once (core/productmatch.py), not one query per line."""
+        ...
+
+    def by_names(self, keys: Collection[str], *, limit: int = 2) -> Mapping[str, list[Product]]:
+        """For each key, up to ``limit`` products whose name or alias key it is exactly."""
         ...

@@ -19,14 +19,27 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tillgate.core import __version__, errors
 from tillgate.core.serving import BodyLimit, error_response
 
-from . import access, admin, audit, corrections, feed, holds, ledger, roles, settings, tills, wire
+from . import (
+    access,
+    admin,
+    audit,
+    corrections,
+    feed,
+    holds,
+    ledger,
+    products,
+    roles,
+    settings,
+    tills,
+    wire,
+)
 from .middleware import RequestIds, bounded_json, request_id, route_of
 from .service import Hq
 
@@ -37,6 +50,7 @@ R = TypeVar("R")
 MAX_BODY = 8 << 20  # a push of 1000 entries is well under 1 MiB
 MAX_IMPORT = 512 << 20  # a cards CSV of a few million cards
 IMPORT_PATH = "/v1/admin/cards/import"
+PRODUCTS_PATH = "/v1/admin/products"  # a product list CSV: hundreds of thousands of goods
 
 
 OPERATOR_HEADER = "x-tillgate-operator"
@@ -56,9 +70,11 @@ def create_app(hq: Hq) -> FastAPI:
         description="Enrolment, ledger push and change feed for tills; admin endpoints.",
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(bounded_json(unbounded=frozenset({IMPORT_PATH})))],
+        dependencies=[Depends(bounded_json(unbounded=frozenset({IMPORT_PATH, PRODUCTS_PATH})))],
     )
-    app.add_middleware(BodyLimit, limit=MAX_BODY, by_path={IMPORT_PATH: MAX_IMPORT})
+    app.add_middleware(
+        BodyLimit, limit=MAX_BODY, by_path={IMPORT_PATH: MAX_IMPORT, PRODUCTS_PATH: MAX_IMPORT}
+    )
     app.add_middleware(RequestIds)  # added last: the outermost
 
     def refused(request: Request, status: int, code: str) -> None:
@@ -210,6 +226,23 @@ def create_app(hq: Hq) -> FastAPI:
 
         return await work(run)
 
+    @app.get("/v1/sync/products", tags=["tills"])
+    async def product_page(
+        request: Request,
+        version: str,
+        after: int = 0,
+        limit: int = products.DEFAULT_PAGE,
+    ) -> Response:
+        """One page of the product list in force (the version a change page named)."""
+        token = tills.bearer(request.headers.get("authorization"))
+
+        def run() -> bytes:
+            with hq.db.read() as tx:
+                till_of(token, tx)
+            return products.page(hq.db, version=version, after=after, limit=limit)
+
+        return Response(await work(run), media_type="application/json")
+
     # ------------------------------------------------------------ admin
 
     @app.post("/v1/admin/program", tags=["admin"])
@@ -236,6 +269,37 @@ def create_app(hq: Hq) -> FastAPI:
         return await work(
             lambda: admin.import_cards(hq.db, text, hq.clock.now(), operator=operator(request))
         )
+
+    @app.post(PRODUCTS_PATH, tags=["admin"])
+    async def products_import(request: Request, source: str = "") -> Any:
+        """Replace the product list from CSV; nothing is imported if anything is bad."""
+        await authorize(request)
+        raw = await request.body()
+
+        def run() -> dict[str, Any]:
+            parsed = products.parse_upload(raw, source=source or "product list")
+            return products.import_list(
+                hq.db, parsed, hq.clock.now(), source=source, operator=operator(request)
+            )
+
+        return await work(run)
+
+    @app.get(PRODUCTS_PATH, tags=["admin"])
+    async def products_show(request: Request) -> Any:
+        """The product list in force: version, count, categories."""
+        await authorize(request)
+        return await work(products.show, hq.db)
+
+    @app.get(f"{PRODUCTS_PATH}/unmatched", tags=["admin"])
+    async def products_unmatched(
+        request: Request, since: str | None = None, limit: int = 100
+    ) -> Any:
+        """The names tills could not match to a product, counted from receipt facts."""
+        await authorize(request)
+        start = wire.parse_since(since) or hq.clock.now() - products.UNMATCHED_DAYS
+        if not 1 <= limit <= 10_000:
+            raise errors.InvalidRequest("limit: must be between 1 and 10000")
+        return await work(lambda: products.unmatched(hq.db, since=start, limit=limit))
 
     @app.get("/v1/admin/cards/{number}", tags=["admin"])
     async def card(request: Request, number: str) -> Any:

@@ -1,4 +1,5 @@
-"""The ``tillgate hq …`` verbs: serve, push, cards, flags, enroll-code, coupons, tills.
+"""The ``tillgate hq …`` verbs: serve, push, cards, flags, enroll-code, coupons, tills
+(products: :mod:`tillgate.hq.cli_products`).
 
 ``hq serve`` runs head office; the other verbs are admin requests to a running HQ
 (``--hq URL``) with the admin token (``--token``, else ``$TILLGATE_HQ_TOKEN``, else the
@@ -225,6 +226,11 @@ def add_parser(verbs: argparse._SubParsersAction[Any]) -> None:
     from .cli_people import register
 
     register(sub, cards_sub, type(hq))
+
+    # The product list: import, show, unmatched names.
+    from .cli_products import register as register_products
+
+    register_products(sub, type(hq))
 
 
 def _admin_options(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from tillgate.core.errors import (
     HqBadReply,
     HqRefused,
     HqUnreachable,
+    ProductsError,
     ProgramError,
 )
 
@@ -87,6 +88,8 @@ class AdminClient:
             raise ProgramError(problems or [message], source=source or "program")
         if code == "invalid_cards":
             raise CardsFileError(problems or [message], source=source or "cards file")
+        if code == "invalid_products":
+            raise ProductsError(problems or [message], source=source or "product list")
         if r.status_code == 401 and not signing_in:
             raise ConfigError(
                 f"head office refused the admin token or session ({code}: {message}); pass "
@@ -130,6 +133,36 @@ class AdminClient:
             content=chunks(),
             headers={"Content-Type": "text/csv", "Content-Length": str(len(data))},
         )
+
+    def import_products(
+        self, data: bytes, *, source: str, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """Upload a product list CSV in one request (it replaces the list whole, or nothing)."""
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(0, len(data), CHUNK):
+                part = data[i : i + CHUNK]
+                yield part
+                if progress is not None:
+                    progress(i + len(part))
+
+        return self._call(
+            "POST",
+            "/v1/admin/products",
+            source=source,
+            params={"source": source},
+            content=chunks(),
+            headers={"Content-Type": "text/csv", "Content-Length": str(len(data))},
+        )
+
+    def products(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/admin/products")
+
+    def products_unmatched(self, *, since: str | None, limit: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if since:
+            params["since"] = since
+        return self._call("GET", "/v1/admin/products/unmatched", params=params)
 
     def card(self, number: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/admin/cards/{number}")

@@ -16,6 +16,9 @@ the requesting till adds its own counts, which it knows better and sooner. A bud
 change of its own (kind ``budget``), so budgets are paged and compacted like cards and
 count towards a page's ``limit`` as the till counts them.
 
+The product list is not in the page: a page names its version and size (``products``) when
+it changed, and the till downloads it apart, in pages of its own (:mod:`tillgate.hq.products`).
+
 A till is sent what it needs of a card holder and no more (:func:`till_fields`, docs/
 security.md "Personal data"): a display name, a keyed hash of the phone to look it up by,
 the birthday's month and day, tier, segments and clubs; never the full name, the phone or
@@ -33,7 +36,7 @@ from tillgate.core.cards import display_name, phone_lookup_hash
 from tillgate.core.errors import InvalidRequest
 from tillgate.core.rules.tiers import month_day_text, parse_birthday
 
-from . import counters, couponkeys, holds
+from . import counters, couponkeys, holds, products
 from .couponkeys import HqKeys
 from .db import Database, Row, Tx, marks
 from .fold import CardState
@@ -184,6 +187,8 @@ def changes(
             {"code": r["code"], "reason": r["reason"], "revoked_at": r["revoked_at"]}
             for r in _rows_by(tx, "coupons_revoked", "code", keys.get("coupon_revoked", []))
         ]
+        # The product list's version and size; the till downloads it apart (hq/products.py).
+        product_list = products.announce(tx) if products.CHANGE_KIND in keys else None
         # The chain's coupon keys, whole, whenever they changed (a rotation, a revocation).
         key_set = None
         if coupon_keys is not None and couponkeys.CHANGE_KIND in keys:
@@ -210,4 +215,5 @@ def changes(
         "coupons_used": used,
         "coupon_keys": key_set,
         "budgets": budgets,
+        "products": product_list,
     }

@@ -9,8 +9,8 @@ refuses such an app.
 The roles, by what a person's job needs:
 
 * ``admin`` — everything; the token ``hq serve`` makes is the first admin.
-* ``marketer`` — publishes the program, issues and revokes coupons (reads reports: no route
-  yet; imports products: no route yet).
+* ``marketer`` — publishes the program and the product list, issues and revokes coupons
+  (reads reports: no route yet).
 * ``analyst`` — reads reports and pseudonymised exports (neither has a route yet).
 * ``store_manager`` — reads the tills and flags of their own stores (``--store``, one or more);
   lists show only those, another store's item is 403 (receipts and reports: no route yet).
@@ -77,6 +77,11 @@ _M, _SM, _SUP = Role.MARKETER, Role.STORE_MANAGER, Role.SUPPORT
 # "METHOD /path" as FastAPI declares the route (path parameters in braces).
 ROUTE_ROLES: dict[str, Rule] = {
     "POST /v1/admin/program": _rule("publish the program (hq push)", _M),
+    "POST /v1/admin/products": _rule("import the product list (hq products import)", _M),
+    "GET /v1/admin/products": _rule("show the product list's version (hq products show)", _M),
+    "GET /v1/admin/products/unmatched": _rule(
+        "names tills could not match (hq products unmatched)", _M
+    ),
     "POST /v1/admin/coupons/issue": _rule("issue coupon codes", _M),
     "POST /v1/admin/coupons/revoke": _rule("revoke coupon codes", _M),
     "GET /v1/admin/coupons/keys": _rule("list coupon signing keys"),
@@ -113,7 +118,6 @@ ROUTE_ROLES: dict[str, Rule] = {
 PLANNED: tuple[tuple[str, frozenset[Role]], ...] = (
     ("read reports (hq report)", frozenset({_M, Role.ANALYST, _SM})),
     ("pseudonymised exports (hq export)", frozenset({Role.ANALYST})),
-    ("import products (hq products import)", frozenset({_M})),
     ("read receipts", frozenset({_SM})),
 )
 

@@ -371,7 +371,40 @@ CREATE TABLE coupon_keys (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7)
+# The product list (hq/products.py): versioned apart from the program. ``products`` holds the
+# list in force alone (an import replaces it whole); ``product_lists`` every version's facts.
+V8 = """
+-- pos: the product's place in the list, the key tills page the list by (portable: no
+-- collation decides the order). barcodes, aliases, tags: JSON lists. wire: the product as
+-- tills are sent it (a JSON array in the order of its list's columns), made once at import
+-- so that serving a page is a read, not an encoding.
+CREATE TABLE products (
+    pos            BIGINT PRIMARY KEY,
+    sku            TEXT NOT NULL UNIQUE,
+    name           TEXT NOT NULL,
+    category       TEXT NOT NULL,
+    barcodes       TEXT NOT NULL DEFAULT '[]',
+    aliases        TEXT NOT NULL DEFAULT '[]',
+    tags           TEXT NOT NULL DEFAULT '[]',
+    no_loyalty     INTEGER NOT NULL DEFAULT 0,
+    age_restricted INTEGER NOT NULL DEFAULT 0,
+    wire           TEXT NOT NULL
+);
+-- One row per version imported: how many products, their categories (JSON), the content's
+-- digest (an import of the same goods makes no new version), where it came from.
+CREATE TABLE product_lists (
+    version     BIGINT PRIMARY KEY,
+    count       BIGINT NOT NULL,
+    categories  TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    columns     TEXT NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('products', 0);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
 
 
 def statements(script: str) -> Iterator[str]:

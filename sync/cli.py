@@ -134,6 +134,7 @@ def _sync(args: argparse.Namespace) -> int:
         f"synced: {report.pushed} entries sent ({report.duplicates} already at HQ), "
         f"{report.changes} changes received"
         + (f", program version {report.program} in force" if report.program else "")
+        + (f", product list version {report.products} in force" if report.products else "")
     )
     if report.negative_cards:
         print(

@@ -47,6 +47,7 @@ from .wire import (
     EnrollReply,
     ErrorReply,
     HoldReply,
+    ProductPage,
     PushReply,
     ResolveReply,
     parse,
@@ -69,6 +70,8 @@ class ReplyLimits:
     """
 
     page_bytes: int = 2 * MiB  # a change page: 500 cards with a dozen lots are ~0.9 MiB
+    # A product list page: 5000 products with a barcode and an alias each are ~0.6 MiB.
+    products_bytes: int = 4 * MiB
     reply_bytes: int = 1 * MiB  # a push or enrolment reply: 1000 conflicts are ~150 KiB
     error_bytes: int = 64 * KiB  # an error's body; past it, the status alone is the answer
     seconds: float = 15.0  # one whole exchange, first byte sent to last byte read
@@ -337,6 +340,32 @@ class HqClient:
                     f"head office sent a change page of {size} changes, asked for at most {limit}"
                 )
             return parse(ChangePage, data, what="change page")
+
+    def products(self, version: str, after: int, limit: int) -> ProductPage:
+        """One page of the product list ``version``: the products after position ``after``,
+        at most ``limit``; a page over ``products_bytes`` is asked for again, halved."""
+        while True:
+            try:
+                data = self._retrying(
+                    "GET",
+                    "/v1/sync/products",
+                    what="product list page",
+                    limit=self.limits.products_bytes,
+                    params={"version": version, "after": after, "limit": limit},
+                )
+            except _TooBig as exc:
+                if limit <= 1:
+                    raise
+                logger.warning("%s; asking for %d products instead of %d", exc, limit // 2, limit)
+                limit //= 2
+                continue
+            size = _count(data, ("products",))
+            if size > limit:
+                raise HqBadReply(
+                    f"head office sent a product list page of {size} products, asked for at "
+                    f"most {limit}"
+                )
+            return parse(ProductPage, data, what="product list page")
 
     # ------------------------------------------------------------ plumbing
 

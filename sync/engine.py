@@ -16,18 +16,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tillgate.agent.store import facts, hqholds, meta, outbox, syncstate
+from tillgate.agent.store import products as store_products
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
 from tillgate.core.cards import mask_in_text
 from tillgate.core.clock import Clock
 from tillgate.core.errors import HqBadReply, HqRefused, SyncError, TillgateError
+from tillgate.core.products import Product
 
 from . import feed
 from .client import HqClient
+from .wire import ProductPage
 
 if TYPE_CHECKING:
     from tillgate.agent.usecases.events import EventBus
@@ -36,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (entries sent so far, backlog at the start)
 MAX_PAGES = 100_000
+PRODUCT_PAGE = 5000  # products asked for per page of the product list
 
 
 @dataclass(kw_only=True)
@@ -48,6 +53,8 @@ class SyncReport:
     pages: int = 0
     changes: int = 0
     program: str | None = None  # a program version put in force by this sync
+    products: str | None = None  # a product list version put in force by this sync
+    product_pages: int = 0  # pages of the product list downloaded
     negative_cards: list[str] = field(default_factory=list)  # masked numbers, as HQ sends them
 
 
@@ -87,6 +94,7 @@ class Syncer:
         offline_after_seconds: float = 60,
         online: OnlineState | None = None,
         events: EventBus | None = None,
+        product_page: int = PRODUCT_PAGE,
     ) -> None:
         self.db = db
         self.client = client
@@ -97,6 +105,7 @@ class Syncer:
         self.offline_after_seconds = offline_after_seconds
         self.online = online or OnlineState()
         self.events = events
+        self.product_page = product_page
         self._lock = threading.Lock()  # one sync at a time in this process
         self._published: tuple[bool, int] | None = None
 
@@ -234,6 +243,92 @@ class Syncer:
                 return report
         raise SyncError(f"pull did not finish in {MAX_PAGES} pages")
 
+    def pull_products(self, report: SyncReport | None = None) -> SyncReport:
+        """Download the product list the change feed named, if this till is not on it.
+
+        Pages are kept aside (:func:`tillgate.agent.store.products.stage`), each with its
+        position in one short transaction, and the whole list goes in force in one more
+        (:func:`~tillgate.agent.store.products.stage_commit`): cut off anywhere, the till
+        keeps pricing with its old list whole, and the next sync goes on from the last page
+        kept. Head office keeps only the list in force: if it moved on meanwhile, it says
+        which version it has now, and the download starts again with that one.
+        """
+        report = report or SyncReport()
+        with self.db.read() as conn:
+            want = store_products.wanted(conn)
+            have = meta.get(conn, store_products.VERSION_KEY)
+            state = store_products.staged(conn)
+        restarts = 0
+        # The next page is asked for while this one is kept: head office (and the wire)
+        # work while the till writes, which takes the first feed of a big list from the
+        # sum of the two towards the larger.
+        with ThreadPoolExecutor(1, thread_name_prefix="tillgate-products") as pool:
+            ahead: Future[tuple[ProductPage, list[Product]]] | None = None
+            while want is not None and want != have:
+                if state is not None and state.version != want:
+                    state = None
+                after = state.after if state else 0
+                try:
+                    page, rows = ahead.result() if ahead is not None else self._page(want, after)
+                except HqRefused as exc:
+                    current = exc.details.get("version", "")
+                    if exc.status == 404 and current is None:
+                        # Head office has no list at all (a database restored from before
+                        # one): the till keeps its own and stops asking.
+                        logger.warning("head office has no product list; keeping this till's")
+                        with self.db.write() as conn:
+                            store_products.set_wanted(conn, None)
+                            store_products.stage_drop(conn)
+                        return report
+                    if exc.status != 404 or not isinstance(current, str) or restarts >= 3:
+                        raise
+                    restarts += 1
+                    logger.info("product list %s is gone at head office; getting %s", want, current)
+                    with self.db.write() as conn:
+                        store_products.set_wanted(conn, current)
+                        store_products.stage_drop(conn)
+                    want, state, ahead = current, None, None
+                    continue
+                ahead = None
+                if page.version != want:
+                    raise HqBadReply(
+                        f"head office sent product list version {page.version} when asked for "
+                        f"{want}"
+                    )
+                if page.after < after or (page.more and not page.products):
+                    raise HqBadReply(
+                        f"head office's product list page after position {after} goes nowhere"
+                    )
+                if page.more:
+                    ahead = pool.submit(self._page, want, page.after)
+                with self.db.write() as conn:
+                    if state is None:
+                        state = store_products.stage_begin(conn, version=want, count=page.count)
+                    state = store_products.stage(conn, state, rows, after=page.after)
+                report.product_pages += 1
+                if report.product_pages > MAX_PAGES:
+                    raise SyncError(f"the product list did not finish in {MAX_PAGES} pages")
+                if page.more:
+                    continue
+                try:
+                    with self.db.write() as conn:
+                        n = store_products.stage_commit(conn, state)
+                except ValueError as exc:
+                    with self.db.write() as conn:  # begun again from the start next time
+                        store_products.stage_drop(conn)
+                    raise HqBadReply(
+                        f"head office sent a product list that does not add up: {exc}"
+                    ) from exc
+                logger.info("product list version %s in force (%d products)", want, n)
+                report.products = have = want
+        return report
+
+    def _page(self, version: str, after: int) -> tuple[ProductPage, list[Product]]:
+        """A page of the product list and its products, checked whole before any is kept
+        (on the download's own thread: SQLite lets go of the GIL while the till writes)."""
+        page = self.client.products(version, after, self.product_page)
+        return page, page.rows()
+
     # ------------------------------------------------------------ whole sync
 
     def run_once(self, progress: Progress | None = None) -> SyncReport:
@@ -245,6 +340,7 @@ class Syncer:
             try:
                 report = self.push(progress)
                 self.pull(report)
+                self.pull_products(report)
             except TillgateError as exc:
                 with self.db.write() as conn:
                     meta.put(conn, syncstate.LAST_ATTEMPT, ts(started))

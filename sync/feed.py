@@ -16,6 +16,10 @@ holder's display name, the phone's keyed hash and the birthday's month and day; 
 differs from the key kept before, every hash made with the old one is forgotten and the
 next pull starts from the beginning, so each card's hash comes back made with the new key.
 
+A page names the product list head office has in force when it changed (``products``);
+the till keeps the version it wants, and downloads the list apart once the pages are in
+(:meth:`tillgate.sync.engine.Syncer.pull_products`).
+
 In a chain the program comes only from head office. It is stored like a standalone
 program (the ``program`` row); the till service notices the new version on its next
 request and rebuilds its catalog.
@@ -31,6 +35,7 @@ from datetime import datetime
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store import hqcache as store_hq
 from tillgate.agent.store import meta, receipts, syncstate
+from tillgate.agent.store import products as store_products
 from tillgate.agent.store import program as store_program
 from tillgate.agent.store.ledger import ts
 from tillgate.core.cardfile import CardRecord
@@ -166,6 +171,9 @@ def apply(
     # The program last: if HQ sent one this till cannot use, the whole page is refused.
     version = _program(conn, page, now=now)
     _coupon_keys(conn, page)
+    if page.products is not None:
+        # Only named here: the list itself is downloaded after the pages (sync/engine.py).
+        store_products.set_wanted(conn, page.products.version)
     meta.put(conn, syncstate.CURSOR, 0 if rekeyed else page.cursor)
     return Applied(
         cursor=page.cursor,

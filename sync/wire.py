@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from tillgate.core.errors import HqBadReply
+from tillgate.core.productfile import MAX_ITEMS, MAX_LEN
+from tillgate.core.products import Product
 from tillgate.core.rules.tiers import parse_birthday
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -173,6 +175,90 @@ class CouponKeySet(_Reply):
     revoked: Annotated[list[KeyId], FailFast(), Field(max_length=31)] = []
 
 
+class ProductListChange(_Reply):
+    """The product list head office has in force: the till downloads it if it differs."""
+
+    version: Annotated[str, Field(min_length=1, max_length=200)]
+    count: NonNeg
+
+
+PRODUCT_COLUMNS = (
+    "sku", "name", "category", "barcodes", "aliases", "tags", "no_loyalty", "age_restricted",
+)  # fmt: skip
+_TEXT = {"sku": MAX_LEN["sku"], "name": MAX_LEN["name"], "category": MAX_LEN["category"]}
+_LISTS = {"barcodes": MAX_LEN["barcodes"], "aliases": MAX_LEN["aliases"], "tags": MAX_LEN["tags"]}
+
+
+class ProductPage(_Reply):
+    """One page of the product list: the products after position ``after`` asked for.
+
+    Each product is a row of values in the order of ``columns`` (a list of 100,000 goods
+    is half the bytes and half the parsing of one in objects); a column the till does not
+    know is skipped, so head office may add some. The rows are checked here by hand, not
+    by a model per product: the page's products are the one bulk part of the protocol.
+    """
+
+    version: Annotated[str, Field(min_length=1, max_length=200)]
+    count: NonNeg
+    after: NonNeg  # the position of the page's last product: ask after it next
+    more: bool = False
+    columns: Annotated[list[str], Field(max_length=100)] = list(PRODUCT_COLUMNS)
+    products: list[Any] = []
+
+    def rows(self) -> list[Product]:
+        """The page's products, each checked against the product file's own bounds; a
+        bad one is HqBadReply naming it (nothing of the page is used)."""
+        at = {c: i for i, c in reversed(list(enumerate(self.columns)))}
+        missing = [c for c in _TEXT if c not in at]
+        if missing:
+            raise HqBadReply(f"head office sent a product list page without {', '.join(missing)}")
+        width = len(self.columns)
+        texts = [(c, at[c], limit) for c, limit in _TEXT.items()]
+        lists = [(c, at.get(c), limit) for c, limit in _LISTS.items()]
+        flags = [(c, at.get(c)) for c in ("no_loyalty", "age_restricted")]
+        out: list[Product] = []
+        for n, row in enumerate(self.products):
+            if type(row) is not list or len(row) != width:
+                raise _bad_product(n, "", f"is not a row of {width} values")
+            for column, i, limit in texts:
+                value = row[i]
+                if type(value) is not str or not 0 < len(value) <= limit:
+                    raise _bad_product(n, column, f"must be text of 1 to {limit} characters")
+            got: list[tuple[str, ...]] = []
+            for column, j, limit in lists:
+                value = row[j] if j is not None else []
+                if type(value) is not list or len(value) > MAX_ITEMS:
+                    raise _bad_product(n, column, f"must be a list of at most {MAX_ITEMS} texts")
+                for v in value:
+                    if type(v) is not str or len(v) > limit:
+                        raise _bad_product(n, column, f"must hold texts of at most {limit}")
+                got.append(tuple(value))
+            marks: list[bool] = []
+            for column, k in flags:
+                value = row[k] if k is not None else False
+                if type(value) is not bool:
+                    raise _bad_product(n, column, "must be true or false")
+                marks.append(value)
+            out.append(
+                Product(
+                    sku=row[texts[0][1]],
+                    name=row[texts[1][1]],
+                    category=row[texts[2][1]],
+                    barcodes=got[0],
+                    aliases=got[1],
+                    tags=got[2],
+                    no_loyalty=marks[0],
+                    age_restricted=marks[1],
+                )
+            )
+        return out
+
+
+def _bad_product(n: int, column: str, why: str) -> HqBadReply:
+    where = f"products.{n}" + (f" ({column})" if column else "")
+    return HqBadReply(f"head office sent a bad product list page: {where} {why}")
+
+
 class ChangePage(_Reply):
     cursor: NonNeg
     more: bool = False
@@ -185,6 +271,7 @@ class ChangePage(_Reply):
     # points each budgeted promotion on the page gave at every other till
     budgets: Annotated[dict[PromotionId, NonNeg], Field(max_length=MAX_PROMOTIONS)] = {}
     coupon_keys: CouponKeySet | None = None  # only when they changed
+    products: ProductListChange | None = None  # only when the product list changed
 
     @property
     def size(self) -> int:
@@ -192,6 +279,7 @@ class ChangePage(_Reply):
         return (
             (1 if self.program else 0)
             + (1 if self.coupon_keys else 0)
+            + (1 if self.products else 0)
             + len(self.cards)
             + len(self.coupons_revoked)
             + len(self.coupons_used)

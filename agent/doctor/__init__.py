@@ -13,8 +13,8 @@ The checks, in the order they are printed:
   ``chmod`` that closes it;
 - **database**: the SQLite file opens read-only, ``PRAGMA quick_check`` passes, its schema
   is one this tillgate knows; none yet is fine (a till that never ran);
-- **program** (and **cards file**): a standalone till's files validate; a chain till has
-  head office's program, or can get it at its first start;
+- **program** (and **cards file**, **products file**): a standalone till's files validate;
+  a chain till has head office's program, or can get it at its first start;
 - **pos api**, then **printer**, **scanner**, **card reader**, **intercept**: whether the agent
   runs; if so each device as its ``/v1/status`` reports it, else each configured port
   opened and closed, a printer asked ``DLE EOT`` (:mod:`.devices`);
@@ -154,6 +154,7 @@ class _Doctor:
         config = self.config
         if config.standalone_mode:
             yield from files.program_files(config)
+            yield from files.products_file(config)
         elif not self.data_file_ok:
             yield skip("program", "not checked: the data file is not usable (see database)")
         elif self.program_version is not None:

@@ -214,3 +214,26 @@ def program_files(config: Config) -> Iterator[Check]:
         )
         return
     yield ok("cards file", f"{cards}: {len(records)} cards")
+
+
+def products_file(config: Config) -> Iterator[Check]:
+    """A standalone till's product list file, when it names one."""
+    from tillgate.core.errors import ProductsError
+    from tillgate.core.productfile import load_products
+
+    path = config.standalone.products_file
+    if not config.standalone_mode or path is None:
+        return
+    try:
+        loaded = load_products(path)
+    except ProductsError as exc:
+        more = f" (+{len(exc.errors) - 3} more)" if len(exc.errors) > 3 else ""
+        yield fail(
+            "products file",
+            f"{path}: {'; '.join(exc.errors[:3])}{more}",
+            "correct the file (every problem is listed by row and column), or set "
+            '[standalone] products_file = "" for none; the till keeps its list in force',
+        )
+        return
+    cats = {p.category for p in loaded.products}
+    yield ok("products file", f"{path}: {len(loaded.products)} products, {len(cats)} categories")

@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from tillgate.core.cardfile import CardRecord
+from tillgate.core.products import Product
 from tillgate.core.rules.engine import Catalog
 from tillgate.core.rules.program import ProgramFile
 
+from ..store import products as store_products
 from ..store import program as store_program
 from . import calculate, checkout, lookup, returns, setup
 from .context import TillContext
@@ -30,6 +32,14 @@ class TillService(TillContext):
 
     def import_cards(self, records: list[CardRecord]) -> int:
         return setup.import_cards(self, records)
+
+    def install_products(self, products: list[Product], *, version: str | None) -> bool:
+        return setup.install_products(self, products, version=version)
+
+    def products_version(self) -> str | None:
+        """The version of the product list in force (None: no list)."""
+        with self.db.read() as conn:
+            return store_products.SqliteProducts(conn).version
 
     def sweep(self) -> None:
         setup.sweep(self)

@@ -64,6 +64,8 @@ TABLES = (
     "login_failures",
     "settings",
     "coupon_keys",
+    "products",
+    "product_lists",
 )
 
 

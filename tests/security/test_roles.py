@@ -40,6 +40,9 @@ MANAGER_STORES = ["store-01"]
 # One request per route that reaches the route's work when the role may call it.
 PROBES: dict[str, dict[str, Any]] = {
     "POST /v1/admin/program": {"json": program()},
+    "POST /v1/admin/products": {"content": "sku,name,category\nA-1,Хлеб,bakery\n".encode()},
+    "GET /v1/admin/products": {},
+    "GET /v1/admin/products/unmatched": {},
     "POST /v1/admin/coupons/issue": {"json": {"promotion": "nope", "count": 1}},
     "POST /v1/admin/coupons/revoke": {"json": {"codes": ["NOPE"]}},
     "GET /v1/admin/coupons/keys": {},
