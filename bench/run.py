@@ -24,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port  # noqa: E402
 from bench.holds import bench_holds  # noqa: E402
+from bench.productmatch import bench_productmatch  # noqa: E402
+from bench.products_feed import bench_products_feed  # noqa: E402
 
 
 def bench_startup(runs: int = 7) -> str:
@@ -360,6 +362,8 @@ BENCHES = {
     "intercept": bench_intercept,
     "demo": bench_demo,
     "holds": bench_holds,
+    "productmatch": bench_productmatch,
+    "products_feed": bench_products_feed,
 }
 
 

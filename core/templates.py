@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from tillgate.core.errors import ConfigError
@@ -65,7 +65,16 @@ class ReceiptLine:
     qty: Decimal
     price: Decimal
     amount: Decimal  # what the receipt says the line costs, printed discounts taken off
-    sku: str
+    # What the template's optional ``sku`` group captured; None: nothing, so the line is
+    # matched to a product by its name (a name is never taken for a sku).
+    sku: str | None = None
+    # Columns of the text line the name was read from: a name whose line fills the
+    # receipt's width may have been cut there by the POS (see ReadReceipt.width).
+    line_width: int = 0
+
+    def may_be_cut(self, width: int) -> bool:
+        """Whether the printed name may be cut short: its line is as wide as the receipt."""
+        return width > 0 and self.line_width >= width
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +85,7 @@ class ReadReceipt:
     total: Decimal
     number: str | None
     problems: tuple[str, ...] = ()  # non-empty: the receipt could not be read reliably
+    width: int = 0  # columns of the receipt's widest line: the paper's width as printed
 
     @property
     def ok(self) -> bool:
@@ -133,7 +143,10 @@ class Template:
         total: Decimal | None = None
         number: str | None = None
         previous = ""  # the last line that was not an item: a name for "2 x 89.00 =178.00"
+        previous_width = 0
+        width = 0
         for raw in text.splitlines():
+            width = max(width, len(raw.rstrip()))
             line = raw.strip()
             if not line or set(line) <= set("-=*_ ."):
                 continue
@@ -153,23 +166,17 @@ class Template:
                     continue
                 off = abs(_money(m.group("amount")))
                 last = lines[-1]
-                lines[-1] = ReceiptLine(
-                    name=last.name,
-                    qty=last.qty,
-                    price=last.price,
-                    amount=last.amount - off,
-                    sku=last.sku,
-                )
+                lines[-1] = replace(last, amount=last.amount - off)
                 continue
             if _NOT_ITEM.match(line):
                 previous = ""
                 continue
-            item = self._item(line, previous)
+            item = self._item(line, previous, len(raw.rstrip()), previous_width)
             if item is not None:
                 lines.append(item)
                 previous = ""
             else:
-                previous = line
+                previous, previous_width = line, len(raw.rstrip())
         if total is None:
             problems.append("no total line found")
         elif lines:
@@ -183,13 +190,17 @@ class Template:
             total=total if total is not None else Decimal(0),
             number=number,
             problems=tuple(problems),
+            width=width,
         )
 
-    def _item(self, line: str, previous: str) -> ReceiptLine | None:
+    def _item(
+        self, line: str, previous: str, line_width: int, previous_width: int
+    ) -> ReceiptLine | None:
         if m := self._match("item", line):
             name, qty, price = m.group("name"), _qty(m.group("qty")), _money(m.group("price"))
         elif previous and (m := self._match("item_qty", line)):
             name, qty, price = previous, _qty(m.group("qty")), _money(m.group("price"))
+            line_width = previous_width  # the name is the line above
         elif m := self._match("item_simple", line):
             name, qty = m.group("name"), Decimal(1)
             price = _money(m.group("amount"))
@@ -197,10 +208,17 @@ class Template:
             return None
         amount = _money(m.group("amount"))
         name = " ".join(name.split())
-        sku = m.groupdict().get("sku") or name.upper()
+        sku = (m.groupdict().get("sku") or "").strip() or None
         if qty <= 0 or amount < 0:
             return None
-        return ReceiptLine(name=name, qty=qty, price=price, amount=amount, sku=sku[:64])
+        return ReceiptLine(
+            name=name,
+            qty=qty,
+            price=price,
+            amount=amount,
+            sku=sku[:64] if sku else None,
+            line_width=line_width,
+        )
 
 
 def _money(text: str) -> Decimal:

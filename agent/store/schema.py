@@ -356,4 +356,20 @@ CREATE TABLE product_names (
 CREATE INDEX product_names_sku ON product_names (sku);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7)
+# V8: the names no product or rule gave a category (store/productmisses.py), counted in
+# /v1/status under the product list's version they were seen with.
+V8 = """
+CREATE TABLE product_misses (
+    key              TEXT NOT NULL,   -- the normalised name (core/products.normalise_name)
+    match            TEXT NOT NULL CHECK (match IN ('unmatched', 'ambiguous')),
+    name             TEXT NOT NULL,   -- as last printed or sent
+    receipts         INTEGER NOT NULL DEFAULT 0,
+    products_version TEXT,            -- the product list's version when last seen
+    last_receipt     TEXT NOT NULL,
+    first_seen       TEXT NOT NULL,
+    last_seen        TEXT NOT NULL,
+    PRIMARY KEY (key, match)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)

@@ -24,10 +24,11 @@ from tillgate.core.rules.engine import Catalog, evaluate
 from tillgate.core.rules.facts import encode_inputs, encode_outcome
 from tillgate.core.rules.hints import hq_silent_hint, offline_hint
 
-from ..store import ledger, points, receipts, sales, syncstate
+from ..store import ledger, points, productmisses, receipts, sales, syncstate
 from ..store.sales import Calculation, PaidLine, Receipt
 from . import reserve, responses
 from .context import TillContext
+from .matching import Matched, engine_lines, match
 from .request import SaleRequest
 
 _OFFLINE_WHY = {
@@ -57,7 +58,9 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
     try:
         with ctx.db.write() as conn:
             catalog = ctx.catalog_in(conn)
-            _check_bounds(catalog, req)  # before anything is written (a new card included)
+            matched = match(conn, catalog, req)
+            # Before anything is written (a new card included).
+            _check_bounds(catalog, req, matched)
             who = _whose(ctx, conn, req, _open_receipt(conn, req.receipt_id), now=now)
             card = who.rec.number if who.rec else None
             ctx.sweep_in(conn, now, card)
@@ -67,7 +70,9 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
             coupons, rejected = _coupons(ctx, conn, req.coupons, catalog)
             offline = ctx.offline
             cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=offline)
-            inputs = _inputs(ctx, conn, catalog, req, customer, coupons, cap, money_off, now_local)
+            inputs = _inputs(
+                ctx, conn, catalog, req, matched, customer, coupons, cap, money_off, now_local
+            )
             result = evaluate(catalog, *inputs)
             _check_redeem(req, result, cap)
             verdict = reserve.NOT_ASKED
@@ -128,8 +133,20 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
                 catalog,
                 now_local=now_local,
                 offline=offline,
+                matched=matched,
             )
-            facts = _facts(ctx, inputs, result, offline=offline)
+            facts = _facts(ctx, inputs, result, matched, offline=offline)
+            productmisses.record(
+                conn,
+                # A POS line may come with a sku alone: then the sku names the miss.
+                (
+                    (ln.name or ln.sku, r.match)
+                    for ln, r in zip(req.lines, matched.lines, strict=True)
+                ),
+                receipt_id=req.receipt_id,
+                products_version=matched.products_version,
+                now=now,
+            )
             sales.save_calculation(
                 conn,
                 receipt_id=req.receipt_id,
@@ -165,9 +182,9 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
     return response
 
 
-def _check_bounds(catalog: Catalog, req: SaleRequest) -> None:
+def _check_bounds(catalog: Catalog, req: SaleRequest, matched: Matched) -> None:
     """Refuse a basket beyond ``[program.limits]``, naming the line and the limit."""
-    breaches = check_bounds(catalog.program.limits, _engine_lines(req))
+    breaches = check_bounds(catalog.program.limits, engine_lines(req, matched))
     if breaches:
         first = breaches[0]
         raise errors.OutOfRange(
@@ -223,6 +240,7 @@ def _inputs(
     conn: sqlite3.Connection,
     catalog: Catalog,
     req: SaleRequest,
+    matched: Matched,
     customer: m.Customer | None,
     coupons: list[m.Coupon],
     cap: syncstate.OfflineCap | None,
@@ -232,7 +250,7 @@ def _inputs(
     """What the rules engine is given (it is pure: everything it needs is handed to it)."""
     return (
         m.Request(
-            lines=_engine_lines(req),
+            lines=engine_lines(req, matched),
             customer=customer,
             coupons=tuple(coupons),
             redeem=req.redeem,
@@ -264,6 +282,7 @@ def _response(
     *,
     now_local: datetime,
     offline: bool,
+    matched: Matched,
 ) -> dict[str, Any]:
     """The calculate answer; offline, why points are limited comes first among the hints."""
     card = who.rec.number if who.rec else None
@@ -285,6 +304,7 @@ def _response(
             else None
         ),
         offline=offline,
+        categories=[r.category for r in matched.lines],
     )
     hint = None
     if cap is not None:
@@ -370,23 +390,6 @@ def _coupons(
     return accepted, rejected
 
 
-def _engine_lines(req: SaleRequest) -> tuple[m.Line, ...]:
-    return tuple(
-        m.Line(
-            index=i,
-            sku=ln.sku,
-            name=ln.name,
-            qty=ln.qty,
-            price=ln.price,
-            category=ln.category,
-            tags=ln.tags,
-            no_discount=ln.no_discount,
-            is_weighed=ln.weighed,
-        )
-        for i, ln in enumerate(req.lines)
-    )
-
-
 def _check_redeem(req: SaleRequest, result: m.Result, cap: syncstate.OfflineCap | None) -> None:
     """Refuse a number of points the receipt cannot take, saying why and what it can."""
     if not isinstance(req.redeem, int) or req.redeem <= result.redeem_max:
@@ -465,14 +468,24 @@ def _prints(
 
 
 def _facts(
-    ctx: TillContext, inputs: tuple[m.Request, m.Context], result: m.Result, *, offline: bool
+    ctx: TillContext,
+    inputs: tuple[m.Request, m.Context],
+    result: m.Result,
+    matched: Matched,
+    *,
+    offline: bool,
 ) -> dict[str, Any]:
     """The receipt's facts as the engine saw and decided them (head office re-prices them)."""
     request, context = inputs
     return {
         "program_version": ctx.program_version,
         "offline": offline,
-        "inputs": encode_inputs(request, context),
+        "inputs": encode_inputs(
+            request,
+            context,
+            matches=[r.match for r in matched.lines],
+            products_version=matched.products_version,
+        ),
         "outcome": encode_outcome(request, result),
     }
 

@@ -93,6 +93,10 @@ class SaleLine:
     tags: tuple[str, ...] = ()
     no_discount: bool = False
     weighed: bool | None = None  # None: a fractional qty means weighed
+    # Read off a printed receipt: False when the template captured no sku, so ``sku`` is
+    # a stand-in made of the name, never looked up as a code (core/productmatch.py).
+    sku_known: bool = True
+    name_cut: bool = False  # the printed name filled its line: the POS may have cut it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,6 +143,8 @@ def sale_request(
                     tags=tuple(ln.get("tags", ())),
                     no_discount=bool(ln.get("no_discount", False)),
                     weighed=ln.get("weighed"),
+                    sku_known=bool(ln.get("sku_known", True)),
+                    name_cut=bool(ln.get("name_cut", False)),
                 )
             )
         checked_redeem = parse_redeem(redeem)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .basket import Basket
-from .program import Program, ProgramFile, Promotion
+from .program import CategoryMatch, Program, ProgramFile, Promotion
 
 
 def _freeze(index: dict[str, list[int]]) -> Mapping[str, tuple[int, ...]]:
@@ -37,6 +37,8 @@ class Catalog:
     by_tag: Mapping[str, tuple[int, ...]] = field(repr=False)
     unscoped: tuple[int, ...] = field(repr=False)  # ranks of promotions without item filters
     near: tuple[int, ...] = field(repr=False)  # ranks of promotions with an upsell hint
+    # [[categories.match]]: a line's category from its name (core/productmatch.py).
+    category_rules: tuple[CategoryMatch, ...] = field(default=(), repr=False)
 
     @classmethod
     def build(cls, program_file: ProgramFile) -> Catalog:
@@ -71,6 +73,7 @@ class Catalog:
             by_tag=_freeze(tags),
             unscoped=tuple(unscoped),
             near=tuple(near),
+            category_rules=program_file.categories.match,
         )
 
     def promotion(self, id: str) -> Promotion | None:

@@ -11,6 +11,13 @@ head office through its outbox. They carry:
   the promotions applied with their effects, coupons used, stamps, points accrued and
   redeemed, the total paid.
 
+Each input line is the line as the engine priced it: its sku, category and tags as the
+product list resolved them, ``no_discount`` true for a ``no_loyalty`` line. Since version 2
+each input line also says how its category was found (``match``: one of
+:data:`tillgate.core.products.MATCHES`) and the inputs carry the product list's version
+(``products_version``); neither changes the price, so facts of version 1, which lack
+them, decode and re-price as before (:func:`matches` reads them back, None when absent).
+
 Encoding is exact: :func:`decode_inputs` of :func:`encode_inputs` gives back equal values
 (money and quantities as decimal strings, instants as ISO text), so re-pricing at head
 office evaluates what the till evaluated. The card holder's name is left out: it decides
@@ -23,22 +30,35 @@ Pure: no I/O, no clock, no globals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from ..products import MATCHES, Match
 from .engine import Catalog, evaluate
 from .model import Context, Coupon, Customer, Line, Request, Result
 from .tiers import month_day_text, parse_birthday
 
-FACTS_VERSION = 1
+FACTS_VERSION = 2  # 2: input lines' match, the inputs' products_version
 
 
-def encode_inputs(request: Request, context: Context) -> dict[str, Any]:
-    """The engine's inputs as JSON-ready values (see :func:`decode_inputs`)."""
+def encode_inputs(
+    request: Request,
+    context: Context,
+    *,
+    matches: Sequence[Match] | None = None,
+    products_version: str | None = None,
+) -> dict[str, Any]:
+    """The engine's inputs as JSON-ready values (see :func:`decode_inputs`).
+
+    ``matches``: how each line's category was found (core/productmatch.py), by position;
+    with them the inputs also carry ``products_version``.
+    """
+    if matches is not None and len(matches) != len(request.lines):
+        raise ValueError(f"{len(matches)} matches for {len(request.lines)} lines")
     c = request.customer
-    return {
+    out: dict[str, Any] = {
         "lines": [
             {
                 "index": ln.index,
@@ -89,6 +109,20 @@ def encode_inputs(request: Request, context: Context) -> dict[str, Any]:
         "budget_used": dict(context.budget_used),
         "redeem_cap": context.redeem_cap,
     }
+    if matches is not None:
+        for line, match in zip(out["lines"], matches, strict=True):
+            line["match"] = match
+        out["products_version"] = products_version
+    return out
+
+
+def matches(inputs: Mapping[str, Any]) -> list[Match | None]:
+    """How each input line's category was found; None for a line of older facts."""
+    out: list[Match | None] = []
+    for ln in inputs.get("lines") or []:
+        got = ln.get("match") if isinstance(ln, Mapping) else None
+        out.append(next((m for m in MATCHES if m == got), None))
+    return out
 
 
 def decode_inputs(data: Mapping[str, Any]) -> tuple[Request, Context]:

@@ -367,7 +367,7 @@ class Chain:
                     "coupons": coupons or [],
                     "lines": [{"sku": "A", "name": "a", "qty": 1, "price": amount}],
                 }
-            )
+            ).to_request()
         )
 
     def sale(self, receipt_id: str, amount: str, *, card: str, **kw: Any) -> Any:

@@ -27,7 +27,7 @@ FLAT = program(
 
 def calculate(till: Any, rid: str, lines: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
     body = {"receipt_id": rid, "card": ANNA, "lines": lines, **kw}
-    return dict(till.service.calculate(CalculateIn.model_validate(body)))
+    return dict(till.service.calculate(CalculateIn.model_validate(body).to_request()))
 
 
 def test_no_accepted_basket_wedges_the_push(make_chain: Any, hq: Any) -> None:

@@ -227,7 +227,7 @@ def test_a_coupon_receipt_without_a_card_says_head_office_did_not_answer(
                 "coupons": [code],
                 "lines": [{"sku": "A", "name": "a", "qty": 1, "price": "100.00"}],
             }
-        )
+        ).to_request()
     )
     assert r["offline"] is True and r["coupons"]["applied"] == [code]
     assert r["hints"][0] == {

@@ -79,7 +79,7 @@ def till_request(receipt: str, amount: str) -> object:
             "redeem": "max",
             "lines": [{"sku": "A", "name": "a", "qty": 1, "price": amount}],
         }
-    )
+    ).to_request()
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,7 @@ class LedgerMachine(RuleBasedStateMachine):
             {"receipt_id": rid, "lines": lines, "card": card, "redeem": redeem}
         )
         try:
-            self.svc.calculate(req)
+            self.svc.calculate(req.to_request())
         except errors.InsufficientPoints:
             return
         self.open.append(rid)
@@ -128,7 +128,7 @@ class LedgerMachine(RuleBasedStateMachine):
         rid = data.draw(st.sampled_from(self.open))
         lines = data.draw(lines_st)
         req = CalculateIn.model_validate({"receipt_id": rid, "lines": lines, "redeem": "max"})
-        self.svc.calculate(req)
+        self.svc.calculate(req.to_request())
 
     @precondition(lambda self: self.open)
     @rule(data=st.data())
