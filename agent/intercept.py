@@ -27,7 +27,7 @@ from tillgate.core import errors
 from tillgate.core.cards import mask_in_text
 from tillgate.core.templates import ReadReceipt, Template
 from tillgate.drivers.base import DeviceEvent
-from tillgate.drivers.escpos.commands import iter_tokens
+from tillgate.drivers.escpos.commands import Token, iter_tokens
 from tillgate.drivers.escpos.parser import parse
 from tillgate.drivers.escpos.stream import Boundary, Cut, Forward, ReceiptStream
 from tillgate.drivers.escpos.text import render_text
@@ -38,6 +38,10 @@ from .usecases import SaleRequest, TillService, sale_request
 logger = logging.getLogger(__name__)
 
 FEED_BEFORE_CUT = b"\x1bd\x04"  # ESC d 4: print and feed four lines
+# What only moves the paper: a POS's blank lines before its cut are held back so that our
+# block is printed right under its receipt, and the POS's own feed then follows the block.
+_FEEDS = frozenset({"LF", "CR", "ESC d", "ESC J"})
+_ENDS_LINE = frozenset({"LF", "ESC d", "ESC J"})
 
 
 class PrinterSide(Protocol):
@@ -104,6 +108,7 @@ class Interceptor:
         # The character table the POS last selected (ESC t n), followed across receipts: a POS
         # may select it once a shift. None: not seen since the printer's own default (ESC @).
         self._pos_table: int | None = None
+        self._feed = b""  # the POS's trailing paper feed, held until we know what follows it
         self.stats = InterceptStats()
 
     # ------------------------------------------------------------ input
@@ -133,15 +138,16 @@ class Interceptor:
                 self._handle(piece)
             pending = self._stream.pending
             if not pending.strip():
+                self._release_feed()
                 self._end()
                 return
             read, _ = self._read(pending)
             if not read.ok:
+                self._release_feed()  # the POS went quiet: print all it sent
                 self._last_data = now  # look again after the next quiet spell, not at once
                 return
-            block = self._receipt(self._stream.take_pending(), read=read)
-            if block:
-                self.printer.forward(block)
+            raw = self._stream.take_pending()
+            self._block_then_feed(raw, self._receipt(raw, read=read))
             self._end()
 
     def _read(self, raw: bytes) -> tuple[ReadReceipt, str]:
@@ -161,21 +167,44 @@ class Interceptor:
         if isinstance(piece, Forward):
             if piece.data:
                 self._begin()
-                self.printer.forward(piece.data)
+                self._pass_on(piece.data)
                 self.stats.bytes_forwarded += len(piece.data)
         elif isinstance(piece, Cut):
-            block = self._receipt(piece.receipt)
-            if block:
-                # The cutter sits above the print head: feed our block past it before the cut.
-                block += FEED_BEFORE_CUT
-            self.printer.forward(block + piece.cut)
+            self._block_then_feed(piece.receipt, self._receipt(piece.receipt), cut=piece.cut)
             self.stats.bytes_forwarded += len(piece.cut)
             self._end()
         elif isinstance(piece, Boundary):
-            block = self._receipt(piece.receipt)
-            if block:
-                self.printer.forward(block)
+            self._block_then_feed(piece.receipt, self._receipt(piece.receipt))
             self._end()
+
+    def _pass_on(self, data: bytes) -> None:
+        """Forward ``data`` now, all but a trailing paper feed (blank lines, ``ESC d``)."""
+        data = self._feed + data
+        keep = feed_tail(data)
+        self._feed = data[len(data) - keep :] if keep else b""
+        if len(data) > keep:
+            self.printer.forward(data[: len(data) - keep])
+
+    def _release_feed(self) -> None:
+        feed, self._feed = self._feed, b""
+        if feed:
+            self.printer.forward(feed)
+
+    def _block_then_feed(self, receipt: bytes, block: bytes, *, cut: bytes = b"") -> None:
+        """Our block under the POS's last printed line, then the POS's feed (and its cut).
+
+        The feed was held on a guess made chunk by chunk; it goes after the block only if
+        the whole receipt, read from its start, agrees that those bytes only feed paper (a
+        chunk may begin inside an image's data).
+        """
+        feed, self._feed = self._feed, b""
+        if not block:
+            self.printer.forward(feed + cut)
+        elif feed and feed_tail(receipt) >= len(feed):
+            self.printer.forward(block + feed + cut)  # the POS's feed takes ours past the cutter
+        else:
+            # The cutter sits above the print head: feed our block past it before the cut.
+            self.printer.forward(feed + block + (FEED_BEFORE_CUT if cut else b"") + cut)
 
     def _begin(self) -> None:
         if not self._open:
@@ -233,7 +262,8 @@ class Interceptor:
         self.stats.confirmed += 1
         self.stats.last_receipt = receipt_id
         items: list[Any] = []
-        summary = summary_from_confirm(confirmed)
+        no_points = _no_points(read, calc)
+        summary = summary_from_confirm(confirmed, no_points=no_points)
         if summary is not None:
             items.append(summary)
         items.extend(confirmed.get("printed") or [])
@@ -256,6 +286,7 @@ class Interceptor:
                     "total": str(read.total),
                     "card": (confirmed.get("card") or {}).get("number"),
                     "accrued": (confirmed.get("accrued") or {}).get("points", 0),
+                    "no_points": list(no_points),
                 },
             )
         )
@@ -294,6 +325,44 @@ class Interceptor:
         return b""
 
 
+def feed_tail(data: bytes) -> int:
+    """How many bytes at the end of ``data`` only feed paper after its last printed line.
+
+    The control that ends that line (its ``LF``, or an ``ESC d`` that prints it) is not
+    counted: it prints the line. Nothing is counted when the data ends inside a command.
+    """
+    tokens = list(iter_tokens(data))
+    first = len(tokens)  # where the trailing run of feeds and blanks begins
+    while first and _only_feeds(tokens[first - 1]):
+        first -= 1
+    if first == 0:
+        return len(data)  # nothing printed at all: all of it is feed
+    ender = next((k for k in range(first, len(tokens)) if tokens[k].name in _ENDS_LINE), None)
+    if ender is None:
+        return 0  # the last line is not ended yet: what follows must not come before
+    return sum(len(t.raw) for t in tokens[ender + 1 :])
+
+
+def _only_feeds(token: Token) -> bool:
+    if token.kind == "text":
+        return not token.raw.strip(b" ")
+    return token.kind in ("control", "command") and token.name in _FEEDS
+
+
+def _no_points(read: ReadReceipt, calc: dict[str, Any]) -> tuple[str, ...]:
+    """The printed names of the lines the program left out (``eligible`` false), with the
+    category that excluded them when it is known: "Сигареты (tobacco)"."""
+    out: list[str] = []
+    for line in calc.get("lines", []):
+        index = line.get("index")
+        if line.get("eligible", True) or not isinstance(index, int):
+            continue
+        name = read.lines[index].name if index < len(read.lines) else str(line.get("sku", ""))
+        category = line.get("category")
+        out.append(f"{name} ({category})" if category else name)
+    return tuple(out)
+
+
 def receipt_id_for(read: ReadReceipt, raw: bytes) -> str:
     """A stable receipt id: the printed number plus a digest of the receipt's bytes.
 
@@ -308,7 +377,14 @@ def receipt_id_for(read: ReadReceipt, raw: bytes) -> str:
 def _request(receipt_id: str, read: ReadReceipt) -> SaleRequest:
     lines: list[dict[str, Any]] = []
     for ln in read.lines:
-        line: dict[str, Any] = {"sku": ln.sku, "name": ln.name}
+        # No sku captured: the upper-cased name stands in for one (it names the line in the
+        # receipt's facts), and calculate matches the line to a product by its name alone.
+        line: dict[str, Any] = {
+            "sku": ln.sku or ln.name.upper()[:64],
+            "name": ln.name,
+            "sku_known": ln.sku is not None,
+            "name_cut": ln.may_be_cut(read.width),
+        }
         if (ln.price * ln.qty).quantize(Decimal("0.01")) == ln.amount:
             line |= {"qty": str(ln.qty), "price": str(ln.price)}
         else:

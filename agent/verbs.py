@@ -55,6 +55,17 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
         description="Validate a program/promotions file (TOML or JSON) and list every problem.",
     )
     check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--products",
+        metavar="CSV",
+        help="a product list (CSV) to check the file's categories against "
+        "(default: the config's [standalone] products_file, if any)",
+    )
+    check.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config whose [standalone] products_file to check against (default: $TILLGATE_CONFIG)",
+    )
     check.set_defaults(handler=_check_program)
 
     decode = verbs.add_parser(
@@ -70,7 +81,8 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
         action="append",
         default=[],
         metavar="N=CODEC",
-        help="the printer's code page table where it differs from Epson's, e.g. 17=cp866",
+        help="the printer's code page table where it differs from Epson's, e.g. 17=cp866 "
+        "(epson-katakana names Epson's page 1, with its box drawing)",
     )
     decode.set_defaults(handler=_decode)
 
@@ -212,14 +224,35 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _check_program(args: argparse.Namespace) -> int:
     from tillgate.core.rules.program import load_program_file
+    from tillgate.core.rules.program_checks import program_warnings
 
     loaded = load_program_file(args.file)  # a ProgramError: every problem, in tillgate.cli
+    products = args.products or _config_products_file(args.config)
+    categories: set[str] | None = None
+    if products is not None:
+        from tillgate.core.productfile import load_products_file
+
+        categories = {p.category for p in load_products_file(products)}
+    # Warnings do not fail the check: the file is valid, but probably not what was meant.
+    for warning in program_warnings(loaded, known_categories=categories):
+        print(f"tillgate: warning: {args.file}: {warning}", file=sys.stderr)
     program = loaded.program
     print(
         f"{args.file}: ok: {program.name!r}, {len(loaded.promotions)} promotions, "
         f"{len(program.tiers)} tiers"
     )
     return 0
+
+
+def _config_products_file(explicit: str | None) -> str | None:
+    """The [standalone] products_file of ``--config`` (or $TILLGATE_CONFIG), if it names one."""
+    path = explicit or os.environ.get("TILLGATE_CONFIG")
+    if not path:
+        return None
+    from tillgate.core.config import load_config
+
+    found = load_config(Path(path)).standalone.products_file
+    return str(found) if found is not None else None
 
 
 def _read_input(path: str) -> bytes:
@@ -236,13 +269,16 @@ def _read_input(path: str) -> bytes:
 def _codepage_table(pairs: Sequence[str]) -> dict[int, str]:
     import codecs
 
+    from tillgate.drivers.escpos.codepages import TABLES  # pages without a Python codec
+
     table: dict[int, str] = {}
     for pair in pairs:
         number, sep, codec = pair.partition("=")
         try:
             if not sep or not 0 <= int(number) <= 255:
                 raise ValueError
-            codecs.lookup(codec)
+            if codec.lower() not in TABLES:
+                codecs.lookup(codec)
         except (ValueError, LookupError) as exc:
             raise UsageError(f"--codepage {pair!r}: write it as N=CODEC, e.g. 17=cp866") from exc
         table[int(number)] = codec
@@ -295,9 +331,18 @@ def _intercept_test(args: argparse.Namespace) -> int:
     read = template.read(text)
     print(f"template: {template.name}")
     print(f"receipt number: {read.number or '(none found)'}")
+    found, source = _intercept_categories(config_path, read)
+    print(f"products: {source}")
     for k, ln in enumerate(read.lines):
-        print(f"line {k}: {ln.name!r} qty {ln.qty} × {ln.price} = {ln.amount}  sku {ln.sku!r}")
+        sku = repr(ln.sku) if ln.sku else "(none captured)"
+        print(f"line {k}: {ln.name!r} qty {ln.qty} × {ln.price} = {ln.amount}  sku {sku}", end="")
+        print(f"  category {found[k].category or '(none)'} ({found[k].match})" if found else "")
     print(f"total: {read.total}")
+    for k, r in enumerate(found):
+        if r.match in ("unmatched", "ambiguous"):
+            why = "names two products" if r.match == "ambiguous" else "no product or rule"
+            then = "left out of the program" if r.no_loyalty else "earns as any line"
+            print(f"{r.match}: line {k} {read.lines[k].name!r} ({why}; {then})")
     if read.ok:
         print("ok: the agent would price and confirm this receipt")
         return 0
@@ -305,3 +350,47 @@ def _intercept_test(args: argparse.Namespace) -> int:
         print(f"problem: {problem}")
     print("not readable: the agent would forward this receipt untouched and report it")
     return 1
+
+
+def _intercept_categories(config_path: str | None, read: Any) -> tuple[list[Any], str]:
+    """Each read line's category as the till would give it, and where the products came
+    from: the till's data file (its product list and program in force), else the config's
+    standalone program file alone."""
+    import sqlite3
+
+    from tillgate.agent.intercept import _request
+    from tillgate.agent.store import products, program
+    from tillgate.agent.store.db import Database
+    from tillgate.agent.usecases.matching import resolve_lines
+    from tillgate.core.config import load_config
+    from tillgate.core.productmatch import NoProducts
+    from tillgate.core.rules.engine import Catalog
+    from tillgate.core.rules.program import ProgramFile, load_program_file, parse_program
+
+    if not read.lines:
+        return [], "(no lines to match)"
+    try:
+        lines = _request("intercept-test", read).lines
+    except TillgateError as exc:
+        return [], f"(lines not matched: {exc})"
+    config = load_config(Path(config_path)) if config_path is not None else None
+    path = config.till.data_dir / "tillgate.sqlite3" if config is not None else None
+    rules = parse_program({"program": {"name": "-"}})
+    if config is not None and config.standalone.program_file is not None:
+        rules = load_program_file(config.standalone.program_file)
+    where = f"none (no till data file at {path})" if path else "none (no config)"
+    if path is not None and path.is_file():
+        try:
+            db = Database(path, readonly=True)
+            try:
+                with db.read() as conn:
+                    body = program.body(conn)
+                    pf = ProgramFile.model_validate_json(body) if body else rules
+                    lookup = products.SqliteProducts(conn)
+                    found = list(resolve_lines(lookup, Catalog.build(pf), lines))
+                    return found, f"{products.count(conn)} (version {lookup.version}) in {path}"
+            finally:
+                db.close()
+        except (TillgateError, sqlite3.Error) as exc:  # an older data file, or not ours to read
+            where = f"none ({path}: {exc})"
+    return list(resolve_lines(NoProducts(), Catalog.build(rules), lines)), f"{where}: rules alone"

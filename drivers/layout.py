@@ -11,9 +11,10 @@ Input items are the dicts the POS API already returns in ``print``
   "value": str (optional, e.g. "−15%" or "100 ₽")}``
 - message / prompt: ``{"kind": "message" | "prompt", "title": str | None, "text": str}``
 - summary: a :class:`LoyaltySummary` or ``{"kind": "summary", "card": str, "earned": int,
-  "redeemed": int, "balance": int, "pending": int}`` (the card is masked here again, so a
-  full number never reaches paper); :func:`summary_from_confirm` makes one from a confirm
-  response.
+  "redeemed": int, "balance": int, "pending": int, "no_points": [str]}`` (the card is
+  masked here again, so a full number never reaches paper); :func:`summary_from_confirm`
+  makes one from a confirm response. ``no_points`` names the receipt's lines that earned
+  nothing (tobacco, alcohol: the program's excluded categories).
 
 :func:`render_block` makes bytes to be inserted into a POS receipt (no initialisation, no
 cut: the POS cuts its own receipt); :func:`render_job` makes a standalone job that starts
@@ -85,6 +86,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "pending": "Ожидают начисления",
         "available_from": "Доступны с",
         "loyalty": "ПРОГРАММА ЛОЯЛЬНОСТИ",
+        "no_points": "Без баллов и скидок:",
     },
     "en": {
         "coupon": "COUPON",
@@ -97,6 +99,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "pending": "Points pending",
         "available_from": "Available from",
         "loyalty": "LOYALTY",
+        "no_points": "No points or discounts:",
     },
 }
 
@@ -111,13 +114,20 @@ class LoyaltySummary:
     balance: int = 0
     pending: int = 0
     available_from: date | None = None  # when the earned points become spendable
+    # The receipt's lines that earned nothing, as printed ("Сигареты (tobacco)").
+    no_points: tuple[str, ...] = ()
 
 
 Item = Mapping[str, Any] | LoyaltySummary
 
 
-def summary_from_confirm(response: Mapping[str, Any]) -> LoyaltySummary | None:
-    """The summary for a confirm response (pos-api.md); None for a sale without a card."""
+def summary_from_confirm(
+    response: Mapping[str, Any], *, no_points: Sequence[str] = ()
+) -> LoyaltySummary | None:
+    """The summary for a confirm response (pos-api.md); None for a sale without a card.
+
+    ``no_points``: the lines that earned nothing, to be named under the figures.
+    """
     card = response.get("card")
     if not card:
         return None
@@ -130,7 +140,22 @@ def summary_from_confirm(response: Mapping[str, Any]) -> LoyaltySummary | None:
         balance=int(card.get("balance", 0)),
         pending=int(card.get("pending", 0)),
         available_from=date.fromisoformat(available) if available else None,
+        no_points=tuple(no_points),
     )
+
+
+def repeats_title(title: str, text: str) -> bool:
+    """Whether ``text`` already begins with ``title``'s words (punctuation and case aside).
+
+    A promotion's print text usually names it ("Молочная неделя: −10% на молочное" under
+    the title "Молочная неделя −10%"): printing both shows the name twice.
+    """
+    title_words, text_words = _words(title), _words(text)
+    return bool(title_words) and text_words[: len(title_words)] == title_words
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c if c.isalnum() else " " for c in text.casefold()).split()
 
 
 # ---------------------------------------------------------------- profile and code page
@@ -294,6 +319,7 @@ class _Writer:
                     balance=int(item.get("balance", 0)),
                     pending=int(item.get("pending", 0)),
                     available_from=_date(item.get("available_from")),
+                    no_points=tuple(str(n) for n in item.get("no_points") or ()),
                 )
             )
         else:
@@ -363,12 +389,13 @@ class _Writer:
 
     def message(self, item: Mapping[str, Any]) -> None:
         self.p.set(align="left")
-        if item.get("title"):
+        title, text = str(item.get("title") or ""), str(item.get("text") or "")
+        if title and not repeats_title(title, text):
             self.p.set(bold=True)
-            self.line(str(item["title"]))
+            self.line(title)
             self.p.set(bold=False)
-        if item.get("text"):
-            for paragraph in str(item["text"]).split("\n"):
+        if text:
+            for paragraph in text.split("\n"):
                 self.line(paragraph)
 
     def summary(self, s: LoyaltySummary) -> None:
@@ -387,6 +414,10 @@ class _Writer:
             rows.append((self.words["pending"], str(s.pending)))
         for label, value in rows:
             self.pair(label, value)
+        if s.no_points:
+            self.line(self.words["no_points"])
+            for name in s.no_points:
+                self.line("  " + name)
         self.rule()
 
     def pair(self, label: str, value: str) -> None:

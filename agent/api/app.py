@@ -281,7 +281,13 @@ def create_app(
             "intercept": {"status": "disabled"},
         }
         if status_extra is not None:
-            out.update(status_extra())
+            extra = status_extra()
+            # The program's and the product list's versions are the service's; their files
+            # (standalone) are the daemon's.
+            for part in ("program", "products"):
+                if isinstance(out.get(part), dict) and isinstance(extra.get(part), dict):
+                    extra[part] = out[part] | extra[part]
+            out.update(extra)
         return out
 
     @app.get("/", include_in_schema=False)

@@ -153,6 +153,13 @@ class LineOut(BaseModel):
     redeemed: MoneyStr
     paid: MoneyStr
     promotions: list[str]
+    eligible: bool = Field(
+        True,
+        description="false: the program leaves the line out (no discount, no points)",
+    )
+    category: str | None = Field(
+        None, description="the category the line was priced with (sent, or resolved)"
+    )
 
 
 class PointsMoney(BaseModel):
@@ -205,6 +212,9 @@ class CalculateOut(BaseModel):
     subtotal: MoneyStr
     discount: MoneyStr
     redeemed: PointsMoney
+    redeem_max: int = Field(
+        0, description='the most points this basket could take now (what redeem "max" spends)'
+    )
     total: MoneyStr
     accrued: Accrued
     promotions: list[EffectOut]

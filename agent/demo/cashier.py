@@ -192,6 +192,15 @@ class Cashier:
         self.pos_line.write(data, chunk=256, pause=0.001)
         cut_at = data.rindex(b"\x1dV")
         event = self._await_receipt(mark, lambda rid: rid.startswith(f"pos-{number}-"), "confirmed")
+        captured = self.watcher.wait_for(
+            lambda kind, d: (
+                kind == "device"
+                and d.get("event") == "receipt_captured"
+                and d.get("receipt_id") == event["receipt_id"]
+            ),
+            after=mark,
+            timeout=5,
+        )
         slips = self.printer.take(ends_with=data[cut_at:])
         for slip in slips:
             self._save(slip, f"pos-intercepted-{number}")
@@ -200,9 +209,12 @@ class Cashier:
         self.tally.sale(event, intercepted=True)
         self._count_printed(event)
         printed = ", ".join(p.get("title") or p.get("kind", "") for p in event.get("printed", []))
+        # Lines the program leaves out (tobacco, alcohol) earn nothing: say which.
+        no_points = ", ".join((captured or {}).get("no_points") or [])
         self.say(
             f"{label}: intercepted receipt {number}, {event.get('total')} ₽, "
             f"+{event['accrued']['points']} points"
+            + (f" (no points: {no_points})" if no_points else "")
             + (f", printed under it: {printed}" if printed else "")
         )
         return Sale(receipt_id=event["receipt_id"], number=number, event=event, calculated=event)
@@ -214,11 +226,18 @@ class Cashier:
             {"refund_id": f"RF-{self.number}", "lines": lines},
         )
         self.tally.refund(reply)
+        sold = sale.calculated["lines"]
         returned = tuple(
-            shop.Item(
-                product=shop.CATALOGUE[sale.calculated["lines"][ln["index"]]["sku"]],
-                qty=Decimal(str(ln["qty"])),
-            )
+            shop.Item(product=shop.CATALOGUE[sold[ln["index"]]["sku"]], qty=Decimal(str(ln["qty"])))
+            for ln in lines
+        )
+        # Each returned item's share of the discount its line had on the sale.
+        shares = tuple(
+            (
+                Decimal(sold[ln["index"]]["discount"])
+                * Decimal(str(ln["qty"]))
+                / Decimal(sold[ln["index"]]["qty"])
+            ).quantize(shop.KOP)
             for ln in lines
         )
         data = shop.receipt_bytes(
@@ -226,7 +245,14 @@ class Cashier:
             items=returned,
             at=datetime.now(),
             cashier="Ольга",
-            refund_of=sale.number,
+            refund=shop.Refund(
+                of=sale.number,
+                amount=Decimal(reply["amount_returned"]),
+                points_returned=int(reply["points_returned"]),
+                points_reversed=int(reply["points_reversed"]),
+                line_discounts=shares,
+                card=(reply.get("card") or {}).get("number"),
+            ),
         )
         self._save(data, f"pos-refund-{self.number}")
         self.say(

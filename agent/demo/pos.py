@@ -10,6 +10,7 @@ loyalty figures the API returned.
 from __future__ import annotations
 
 import random
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,6 +119,14 @@ def _row(left: str, right: str) -> str:
     return f"{left[:room]:<{room}} {right}\n"
 
 
+def _wrapped(text: str, *, indent: str = "") -> str:
+    """``text`` wrapped to the paper's 42 columns, continuation lines under ``indent``."""
+    lines = textwrap.wrap(
+        printable(text, CODEPAGE), COLUMNS, subsequent_indent=indent, break_long_words=True
+    )
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _qty(qty: Decimal) -> str:
     return f"{qty:.3f}" if qty != qty.to_integral_value() else f"{int(qty)}"
 
@@ -135,6 +144,23 @@ class Loyalty:
     promotions: tuple[str, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class Refund:
+    """What the POS API said about a refund, for the POS's refund receipt.
+
+    The money goes back the way the sale was paid (the demo's sales are paid by bank
+    card); the points paid for the goods go back to the loyalty card, the points they
+    earned are taken back.
+    """
+
+    of: int  # the sale's receipt number
+    amount: Decimal  # amount_returned: the money handed back
+    points_returned: int
+    points_reversed: int
+    line_discounts: tuple[Decimal, ...]  # each returned item's share of the sale's discount
+    card: str | None  # masked
+
+
 def receipt_bytes(
     *,
     number: int,
@@ -142,7 +168,7 @@ def receipt_bytes(
     at: datetime,
     cashier: str,
     loyalty: Loyalty | None = None,
-    refund_of: int | None = None,
+    refund: Refund | None = None,
 ) -> bytes:
     """A POS receipt (sale or refund) as ESC/POS bytes, ending with a cut."""
     p = dummy_printer("TM-T88V")
@@ -159,17 +185,17 @@ def receipt_bytes(
     text('ООО "Ромашка", Москва, ул. Лесная, 7\n')
     text("ИНН 7701234567\n")
     p.set(align="left")
-    title = "ЧЕК ВОЗВРАТА" if refund_of is not None else "КАССОВЫЙ ЧЕК"
+    title = "ЧЕК ВОЗВРАТА" if refund is not None else "КАССОВЫЙ ЧЕК"
     text(f"{title} № {number}\n")
-    if refund_of is not None:
-        text(f"Возврат по чеку № {refund_of}\n")
+    if refund is not None:
+        text(f"Возврат по чеку № {refund.of}\n")
     text(_row(at.strftime("%d.%m.%Y %H:%M"), f"Кассир: {cashier}"))
     text("-" * COLUMNS + "\n")
-    discounts = loyalty.line_discounts if loyalty else ()
+    discounts = loyalty.line_discounts if loyalty else refund.line_discounts if refund else ()
     total = Decimal(0)
     for k, it in enumerate(items):
         off = discounts[k] if k < len(discounts) else Decimal(0)
-        text(f"{it.product.name}\n")
+        text(_wrapped(it.product.name, indent="  "))
         text(_row(f"  {_qty(it.qty)} x {money(it.product.price)}", f"={money(it.amount)}"))
         if off:
             text(_row("  Скидка", f"-{money(off)}"))
@@ -178,16 +204,27 @@ def receipt_bytes(
     if loyalty is not None and loyalty.redeemed_amount:
         text(_row(f"Оплачено баллами: {loyalty.redeemed_points}", money(loyalty.redeemed_amount)))
         total -= loyalty.redeemed_amount
+    if refund is not None:
+        # What the agent returned, not the shelf price: the rest of the goods' price was
+        # paid with points, which go back to the loyalty card.
+        if refund.card is not None:
+            text(_row('Карта "Ромашка Бонус"', refund.card))
+        if refund.points_returned:
+            text(_row("Баллы возвращены на карту", f"+{refund.points_returned}"))
+        if refund.points_reversed:
+            text(_row("Начисленные баллы сняты", f"-{refund.points_reversed}"))
+        total = refund.amount
     p.set(bold=True, double_height=True)
     text(_row("ИТОГ", f"={money(total)}"))
     p.set(bold=False, normal_textsize=True)
-    paid = "ВОЗВРАТ НАЛИЧНЫМИ" if refund_of is not None else "БЕЗНАЛИЧНЫМИ"
+    # The demo's sales are paid by bank card: a refund goes back to the card it came from.
+    paid = "ВОЗВРАТ БЕЗНАЛИЧНЫМИ" if refund is not None else "БЕЗНАЛИЧНЫМИ"
     text(_row(paid, f"={money(total)}"))
     if loyalty is not None:
         text("-" * COLUMNS + "\n")
         text(_row('Карта "Ромашка Бонус"', loyalty.card or "-"))
         for name in loyalty.promotions:
-            text(f"* {name}\n")
+            text(_wrapped(f"* {name}", indent="  "))
         if loyalty.accrued_points:
             text(_row("Начислено баллов", str(loyalty.accrued_points)))
         if loyalty.balance is not None:

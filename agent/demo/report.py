@@ -14,10 +14,15 @@ from tillgate.drivers.escpos.text import render_text
 
 
 class ReceiptFiles:
-    """Numbered receipts in ``folder``: the bytes, their text and their picture."""
+    """Numbered receipts in ``folder``: the bytes, their text and their picture.
 
-    def __init__(self, folder: Path) -> None:
+    Drawn at the printers' ``columns`` (the demo's printers are 42 wide), not at a width
+    guessed from the widest line: a line too long for the paper shows wrapped, as printed.
+    """
+
+    def __init__(self, folder: Path, *, columns: int) -> None:
         self.folder = folder
+        self.columns = columns
         self.count = 0
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -28,8 +33,8 @@ class ReceiptFiles:
         stem.with_suffix(".bin").write_bytes(data)
         doc = parse(data)
         text = stem.with_suffix(".txt")
-        text.write_text(render_text(doc), encoding="utf-8")
-        render_png(doc, stem.with_suffix(".png"))
+        text.write_text(render_text(doc, columns=self.columns), encoding="utf-8")
+        render_png(doc, stem.with_suffix(".png"), columns=self.columns)
         return text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from tillgate.core import errors
@@ -9,7 +10,7 @@ from tillgate.core.cards import identify, mask
 from tillgate.core.rules import model as m
 from tillgate.core.rules.engine import evaluate
 
-from ..store import ledger, outbox, syncstate
+from ..store import ledger, outbox, productmisses, products, syncstate
 from ..store import program as store_program
 from . import responses
 from .context import TillContext, registers_on_first_use
@@ -81,4 +82,22 @@ def status(ctx: TillContext) -> dict[str, Any]:
         unsynced = outbox.backlog(conn)
         version = store_program.version(conn)
         sync = syncstate.status(conn) if ctx.settings.chain else {}
-    return {"unsynced_entries": unsynced, "promotions_version": version, **sync}
+        goods = _products(conn)
+    return {
+        "unsynced_entries": unsynced,
+        "promotions_version": version,
+        # A standalone till adds its program file, and why that file is not in force.
+        "program": {"version": version},
+        **sync,
+        "products": goods,
+    }
+
+
+def _products(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The product list in force and the line names it (and the rules) still miss."""
+    version = products.SqliteProducts(conn).version
+    return {
+        "version": version,
+        "count": products.count(conn),
+        **productmisses.counts(conn, version),
+    }

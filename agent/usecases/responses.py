@@ -6,6 +6,7 @@ strings; card numbers leave masked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -23,6 +24,7 @@ RECEIPT_EVENT_KEYS = (
     "discount",
     "total",
     "redeemed",
+    "redeem_max",  # the most points this receipt could take (calculate only)
     "accrued",
     "points_reversed",
     "points_returned",
@@ -79,9 +81,16 @@ def calculation(
     prints: list[dict[str, Any]],
     available_from: date | None,
     offline: bool,
+    categories: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
-    """The calculate response (pos-api.md): every line, effect, hint and print item."""
+    """The calculate response (pos-api.md): every line, effect, hint and print item.
+
+    ``categories``: each line's category as the till resolved it (the product list, the
+    program's match rules); default: what the request said.
+    """
     by_line = {ln.index: ln for ln in result.lines}
+    if categories is None:
+        categories = [ln.category for ln in req.lines]
     return {
         "receipt_id": req.receipt_id,
         "offline": offline,
@@ -98,12 +107,19 @@ def calculation(
                 "redeemed": fmt(by_line[i].redeemed),
                 "paid": fmt(by_line[i].paid),
                 "promotions": list(by_line[i].promotions),
+                # False: the program leaves the line out (no discount, no points, not
+                # counted toward thresholds), e.g. tobacco; the category says why.
+                "eligible": by_line[i].eligible,
+                "category": categories[i],
             }
             for i, ln in enumerate(req.lines)
         ],
         "subtotal": fmt(result.subtotal),
         "discount": fmt(result.discount),
         "redeemed": {"points": result.redeemed_points, "amount": fmt(result.redeemed_amount)},
+        # What ``redeem: "max"`` would spend on this basket now (caps and holds applied);
+        # ``card.redeemable`` is the card's, whatever the basket.
+        "redeem_max": result.redeem_max,
         "total": fmt(result.total),
         "accrued": {
             "points": result.accrued_points,

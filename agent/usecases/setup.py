@@ -1,15 +1,18 @@
-"""Putting the loyalty program and the cards into the till, and the periodic sweep."""
+"""Putting the loyalty program, the cards and the product list into the till, and the
+periodic sweep."""
 
 from __future__ import annotations
 
 import logging
 
 from tillgate.core.cardfile import CardRecord
+from tillgate.core.products import Product
 from tillgate.core.rules.engine import Catalog
 from tillgate.core.rules.program import ProgramFile
 
 from ..store import cards as card_store
-from ..store import points
+from ..store import meta, points
+from ..store import products as store_products
 from ..store import program as store_program
 from .context import TillContext
 
@@ -55,6 +58,33 @@ def import_cards(ctx: TillContext, records: list[CardRecord]) -> int:
                     note=points.OPENING_BALANCE,
                 )
     return len(records)
+
+
+def install_products(ctx: TillContext, products: list[Product], *, version: str | None) -> bool:
+    """Put a validated product list in force whole (``version`` None: no list at all);
+    returns False if that version is already in force.
+
+    One transaction: a sale priced meanwhile sees the old list or the new one, never part
+    of either. The list is built aside and swapped in (as a download from head office is),
+    so the write lock is held for the building, not for a delete and an upsert per row.
+    """
+    with ctx.db.write() as conn:
+        if meta.get(conn, store_products.VERSION_KEY) == version:
+            return False
+        if version is None:
+            store_products.clear(conn)
+        else:
+            state = store_products.stage_begin(conn, version=version, count=len(products))
+            for start in range(0, len(products), 5000):
+                state = store_products.stage(
+                    conn, state, products[start : start + 5000], after=start + 5000
+                )
+            store_products.stage_commit(conn, state)
+    if version is None:
+        logger.info("product list removed: lines get their category from the POS and rules")
+    else:
+        logger.info("product list version %s in force (%d products)", version, len(products))
+    return True
 
 
 def sweep(ctx: TillContext) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,11 @@ def test_the_panel_shows_the_customer_and_hints_and_reconnects_after_a_restart(
     expect(testid("customer-balance")).to_have_attribute("data-value", "1240")
     assert digits(testid("customer-balance").inner_text()) == "1240"
     assert testid("customer-number").inner_text() == "2900•••••2345"
+    # What the card can spend (nothing held yet: all of it); no basket figure beside it
+    # ("к списанию 0" of the engine's balance hint is a basket's, and there is none yet).
+    expect(testid("customer-redeemable")).to_have_attribute("data-value", "1240")
+    expect(page.locator("#customer")).to_contain_text("Доступно")
+    expect(page.locator("body")).not_to_contain_text("к списанию")
 
     # The POS prices a basket (no card in the request: the swiped one is used).
     calc = agent.calculate("R1")
@@ -214,7 +220,11 @@ def test_the_panel_shows_the_customer_and_hints_and_reconnects_after_a_restart(
     assert "lead" in (testid("hint").first.get_attribute("class") or "")
     expect(testid("receipt-status")).to_have_text("рассчитан")
     expect(testid("receipt-total")).to_have_text(calc["total"])
-    expect(testid("customer-note")).to_contain_text("к списанию")
+    # What this basket could take beside what it takes now: the API's figures.
+    assert calc["redeem_max"] > 0 and calc["redeemed"]["points"] == 0
+    expect(testid("receipt-redeem-max")).to_have_text(f"{calc['redeem_max']} б.")
+    expect(testid("receipt-redeemed")).to_have_text("0 б.")
+    expect(page.locator("body")).not_to_contain_text("к списанию")
     assert CARD not in page.content()  # the full card number never reaches the screen
     screenshot(page, "panel.png")
 
@@ -296,3 +306,23 @@ def test_the_customer_is_cleared_when_the_session_ends_and_data_is_shown_as_text
     expect(testid("receipt")).to_be_hidden(timeout=WAIT)
     expect(testid("customer-empty")).to_be_visible()
     expect(testid("hint")).to_have_count(0)
+
+
+def test_the_panel_warns_when_the_program_file_is_invalid(
+    agent: Agent, printer: PtyPrinter, open_panel: Callable[[str], Page]
+) -> None:
+    agent.start()
+    page = open_panel(agent.base + "/")
+    testid = page.get_by_test_id
+    expect(testid("connection")).to_have_attribute("data-state", "open", timeout=WAIT)
+    expect(testid("banner-program")).to_have_count(0)
+    program = agent.tmp / "program.example.toml"
+    good = program.read_text(encoding="utf-8")
+    program.write_text(good.replace("max_redeem_percent = 50", "max_redeem_percent = 150"))
+    os.utime(program, (time.time() + 5, time.time() + 5))  # the watcher sees a change
+    banner = testid("banner-program")
+    expect(banner).to_contain_text("Файл программы с ошибкой", timeout=WAIT)
+    expect(banner).to_contain_text("max_redeem_percent")
+    program.write_text(good, encoding="utf-8")
+    os.utime(program, (time.time() + 10, time.time() + 10))
+    expect(banner).to_have_count(0, timeout=WAIT)

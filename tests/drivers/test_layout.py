@@ -227,3 +227,55 @@ def test_python_escpos_leaves_logging_and_temp_dirs_alone() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["0", "False"]
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "printed"),
+    [
+        # The print text names the promotion already: the name is not printed above it.
+        (
+            "Молочная неделя −10%",
+            "Молочная неделя: −10% на молочное от 300 ₽",
+            ["Молочная неделя: -10% на молочное от 300", "руб."],
+        ),
+        (
+            "Винный клуб: дегустация",
+            "Винный клуб: дегустация в субботу",
+            ["Винный клуб: дегустация в субботу"],
+        ),
+        # A text that does not repeat the title gets the title above it.
+        ("Акция", "Приходите в субботу", ["Акция", "Приходите в субботу"]),
+        ("Акция", "", ["Акция"]),
+    ],
+)
+def test_a_message_prints_its_promotions_name_once(
+    title: str, text: str, printed: list[str]
+) -> None:
+    data = render_block(
+        [{"kind": "message", "title": title, "text": text}],
+        profile="TM-T88V",
+        codepage="cp866",
+        columns=42,
+    )
+    assert lines(data) == printed
+
+
+def test_summary_names_the_lines_that_earned_nothing() -> None:
+    summary = LoyaltySummary(
+        card=CARD, earned=15, balance=120, no_points=("Сигареты (tobacco)", "Вино " * 12)
+    )
+    for language, heading in (("ru", "Без баллов и скидок:"), ("en", "No points or discounts:")):
+        data = render_block(
+            [summary], profile="TM-T88V", codepage="cp866", columns=42, language=language
+        )
+        printed = lines(data)
+        at = printed.index(heading)
+        assert printed[at + 1] == "  Сигареты (tobacco)"
+        assert all(len(line) <= 42 for line in printed)
+    confirm = {"card": {"number": CARD, "balance": 5}, "accrued": {"points": 1}}
+    made = summary_from_confirm(confirm, no_points=["Сигареты"])
+    assert made is not None and made.no_points == ("Сигареты",)
+    plain = render_block(
+        [LoyaltySummary(card=CARD)], profile="TM-T88V", codepage="cp866", columns=42
+    )
+    assert "Без баллов" not in " ".join(lines(plain))

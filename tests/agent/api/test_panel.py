@@ -50,9 +50,9 @@ def test_russian_chrome_by_default_and_till_identity(make_till):
     till = make_till(program(), name="till-7")
     page = till.http.get("/").text
     assert '<html lang="ru">' in page
-    for label in ("Покупатель", "Баланс", "Можно списать", "Подсказки", "Карта не предъявлена"):
+    for label in ("Покупатель", "Баланс", "Доступно", "Подсказки", "Карта не предъявлена"):
         assert label in page
-    assert "Redeemable now" not in page and "No card presented" not in page
+    assert "Available" not in page and "No card presented" not in page
     assert 'data-testid="till">till-7<' in page and 'data-testid="store">store-01<' in page
 
 
@@ -61,9 +61,9 @@ def test_english_chrome_when_the_till_language_is_en(make_till):
     till.service.settings = dataclasses.replace(till.service.settings, language="en")
     page = till.http.get("/").text
     assert '<html lang="en">' in page
-    for label in ("Customer", "Balance", "Redeemable now", "Hints", "No card presented"):
+    for label in ("Customer", "Balance", "Available", "Hints", "No card presented"):
         assert label in page
-    assert "Можно списать" not in page and "Карта не предъявлена" not in page
+    assert "Доступно" not in page and "Карта не предъявлена" not in page
 
 
 def test_both_languages_label_the_same_things():
