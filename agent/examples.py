@@ -1,5 +1,5 @@
-"""The sample files shipped beside the code: ``program.example.toml``, ``cards.example.csv``
-and ``config.example.toml``.
+"""The sample files shipped beside the code: ``program.example.toml``, ``cards.example.csv``,
+``products.example.csv`` and ``config.example.toml``.
 
 They live at the top of the source tree (where an operator looks for them) and are installed
 as package data of ``tillgate.examples``; a frozen build carries them under the same name.
@@ -10,7 +10,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-NAMES = ("config.example.toml", "program.example.toml", "cards.example.csv")
+NAMES = (
+    "config.example.toml",
+    "program.example.toml",
+    "cards.example.csv",
+    "products.example.csv",
+)
 
 
 def example_file(name: str) -> Path:

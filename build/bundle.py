@@ -33,7 +33,12 @@ PACKAGES = ("core", "agent", "drivers", "sync", "hq")
 # Modules of the top level itself, installed as tillgate.<name> (pyproject's package
 # "tillgate" is the top level): cli.py, the command, which build/entry.py runs.
 TOP_MODULES = ("cli",)
-EXAMPLES = ("config.example.toml", "program.example.toml", "cards.example.csv")
+EXAMPLES = (
+    "config.example.toml",
+    "program.example.toml",
+    "cards.example.csv",
+    "products.example.csv",
+)
 EXAMPLES_DEST = "tillgate/examples"
 # The project's own data files, from the top of the tree (pyproject's package-data for the
 # packages above): the hint panel page, which agent/api/panel.py reads with

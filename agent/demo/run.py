@@ -93,7 +93,8 @@ class Demo:
     def run(self) -> int:
         # Head office's and the till's data stay in ``out/data`` (emptied by the next demo),
         # to look at after the run: what a till keeps of a chain's customers is on show.
-        work = self.out / "data"
+        # Absolute: head office and the till each run in a folder of their own.
+        work = (self.out / "data").absolute()
         try:
             with self._stack:
                 self._start(work)
@@ -132,7 +133,12 @@ class Demo:
         self.admin_env = {"TILLGATE_HQ_TOKEN": token}
         admin_log = self.logs / "admin.log"
         program, cards = example_file("program.example.toml"), example_file("cards.example.csv")
-        for verb in (["push", str(program)], ["cards", "import", str(cards)]):
+        goods = example_file("products.example.csv")
+        for verb in (
+            ["push", str(program)],
+            ["cards", "import", str(cards)],
+            ["products", "import", str(goods)],
+        ):
             said = self._hq_verb(verb, log=admin_log)
             self.say(f"tillgate hq {' '.join(verb[:-1])} {Path(verb[-1]).name}: {said}")
         code = self._hq_verb(

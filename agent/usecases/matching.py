@@ -67,6 +67,9 @@ def engine_lines(req: SaleRequest, matched: Matched) -> tuple[m.Line, ...]:
         m.Line(
             index=i,
             sku=r.sku or ln.sku,
+            # The POS's own code for goods the list knows under another sku (a barcode):
+            # a promotion written with either still applies.
+            codes=(ln.sku,) if ln.sku_known and r.sku and r.sku != ln.sku else (),
             name=ln.name,
             qty=ln.qty,
             price=ln.price,

@@ -90,6 +90,8 @@ class Catalog:
         for i in basket.eligible_idx:
             line = basket.lines[i]
             ranks = set(self.by_sku.get(line.sku, ()))
+            for code in line.codes:
+                ranks.update(self.by_sku.get(code, ()))
             if line.category is not None:
                 ranks.update(self.by_category.get(line.category, ()))
             for tag in line.tags:

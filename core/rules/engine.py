@@ -272,6 +272,7 @@ def _wants(items: Items, line: Line) -> bool:
     """Whether a line is one of ``items`` (sku, category or any tag)."""
     return (
         line.sku in items.skus
+        or any(code in items.skus for code in line.codes)
         or (line.category is not None and line.category in items.categories)
         or any(tag in items.tags for tag in line.tags)
     )

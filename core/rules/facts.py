@@ -71,6 +71,7 @@ def encode_inputs(
                 "no_discount": ln.no_discount,
                 "is_weighed": ln.is_weighed,
             }
+            | ({"codes": list(ln.codes)} if ln.codes else {})
             for ln in request.lines
         ],
         "customer": None
@@ -161,6 +162,7 @@ def decode_inputs(data: Mapping[str, Any]) -> tuple[Request, Context]:
                 tags=tuple(ln["tags"]),
                 no_discount=bool(ln["no_discount"]),
                 is_weighed=ln["is_weighed"],
+                codes=tuple(ln.get("codes", ())),
             )
             for ln in data["lines"]
         ),

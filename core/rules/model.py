@@ -28,6 +28,9 @@ class Line:
     tags: tuple[str, ...] = ()
     no_discount: bool = False
     is_weighed: bool | None = None  # as the POS says; None: fractional qty means weighed
+    # Other codes of the same goods: the POS's barcode when the product list knows the goods
+    # under their own sku (then ``sku`` is that one). A promotion's ``skus`` match either.
+    codes: tuple[str, ...] = ()
 
     @property
     def weighed(self) -> bool:

@@ -197,3 +197,33 @@ def test_without_a_product_list_lines_are_matched_by_the_rules_alone(make_till: 
     assert calc["accrued"]["points"] == 3
     status = till.http.get("/v1/status").json()["products"]
     assert status == {"version": None, "count": 0, "unmatched": 1, "ambiguous": 0}
+
+
+def test_a_sku_promotion_applies_whether_it_names_the_barcode_or_the_products_sku(
+    make_till: Any,
+) -> None:
+    """The POS sends a barcode; the list knows the goods under their own sku. A promotion
+    written with the barcode (as before the list existed) and one written with the sku both
+    apply, and head office re-prices the receipt alike."""
+    by_barcode = {
+        "id": "milk-barcode",
+        "name": "Молоко −10%",
+        "priority": 20,
+        "when": {"items": {"skus": ["2000011"]}},
+        "reward": {"kind": "percent", "value": 10, "on": "matching"},
+    }
+    by_sku = {
+        "id": "milk-sku",
+        "name": "Молоко +50",
+        "priority": 10,
+        "when": {"items": {"skus": ["4600000000011"]}},
+        "reward": {"kind": "points", "value": 50},
+    }
+    till = till_with(make_till, by_barcode, by_sku)
+    sale = till.sale("R-9", [{"sku": "2000011", "qty": 1, "price": "100.00"}], card=ANNA)
+    assert {p["id"] for p in sale["promotions"]} == {"milk-barcode", "milk-sku"}
+    assert sale["total"] == "90.00"
+    calc = sale_facts(till, "R-9")
+    [line] = calc["inputs"]["lines"]
+    assert (line["sku"], line["codes"]) == ("4600000000011", ["2000011"])
+    assert reprice(till.service.catalog(), calc["inputs"], calc["outcome"]) == []
