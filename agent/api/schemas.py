@@ -134,6 +134,9 @@ class CardOut(BaseModel):
     number: str = Field(examples=["2900•••••2345"])
     holder: str
     tier: str | None
+    # What the cashier calls the tier: its title in the till's language (added in 0.x:
+    # clients that do not know it keep using ``tier``).
+    tier_title: str | None = Field(default=None, examples=["Золото"])
     status: str
     balance: int
     pending: int

@@ -295,6 +295,8 @@ def _response(
             tier=result.tier,
             source=who.source,
             held=ledger.held(conn, card) if card else 0,
+            program=catalog.program,
+            language=ctx.settings.language,
         ),
         rejected=rejected,
         prints=_prints(ctx, req.receipt_id, result, now_local.date()),

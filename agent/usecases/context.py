@@ -189,7 +189,14 @@ class TillContext:
             raise errors.StoreError(f"card {mask(card)} has ledger entries but no card record")
         customer = self.customer(conn, rec, now=now, now_local=now_local, catalog=catalog)
         tier = effective_tier(catalog.program, rec.tier, customer.rolling_spend)
-        return responses.card_out(customer, tier=tier, held=ledger.held(conn, card), source=source)
+        return responses.card_out(
+            customer,
+            tier=tier,
+            held=ledger.held(conn, card),
+            source=source,
+            program=catalog.program,
+            language=self.settings.language,
+        )
 
     def announce(self, response: dict[str, Any]) -> None:
         """Tell the cashier's screen what happened to a receipt (after it is committed)."""

@@ -35,7 +35,14 @@ def card_lookup(ctx: TillContext, raw: str) -> dict[str, Any]:
         )
         held = ledger.held(conn, rec.number)
         history = ledger.entries(conn, rec.number, limit=20)
-    out = responses.card_out(customer, tier=result.tier, held=held, source="request")
+    out = responses.card_out(
+        customer,
+        tier=result.tier,
+        held=held,
+        source="request",
+        program=catalog.program,
+        language=ctx.settings.language,
+    )
     assert out is not None
     out["hints"] = [
         {"kind": h.kind, "text": h.text, "promotion": h.promotion} for h in result.hints

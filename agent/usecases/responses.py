@@ -13,6 +13,9 @@ from typing import Any
 from tillgate.core.cards import mask
 from tillgate.core.money import fmt
 from tillgate.core.rules import model as m
+from tillgate.core.rules.hints import tier_title
+from tillgate.core.rules.program import Program
+from tillgate.core.rules.program_texts import Language
 
 from .request import SaleRequest
 
@@ -35,15 +38,23 @@ RECEIPT_EVENT_KEYS = (
 
 
 def card_out(
-    customer: m.Customer | None, *, tier: str | None, held: int, source: str | None
+    customer: m.Customer | None,
+    *,
+    tier: str | None,
+    held: int,
+    source: str | None,
+    program: Program,
+    language: Language,
 ) -> dict[str, Any] | None:
-    """The ``card`` object: masked number, holder, tier, balance, pending, redeemable."""
+    """The ``card`` object: masked number, holder, tier (its id and what the cashier calls
+    it), balance, pending, redeemable."""
     if customer is None:
         return None
     return {
         "number": mask(customer.number),
         "holder": customer.holder,
         "tier": tier,
+        "tier_title": None if tier is None else tier_title(program, tier, language),
         "status": customer.status,
         "balance": customer.balance,
         "pending": customer.pending,

@@ -195,7 +195,9 @@ def test_the_panel_shows_the_customer_and_hints_and_reconnects_after_a_restart(
     # A card swiped on the reader: the customer appears before any receipt.
     agent.swipe()
     expect(testid("customer-name")).to_have_text("Анна И.", timeout=WAIT)
-    expect(testid("customer-tier")).to_have_text("gold")
+    # The tier's title from the program (program.example.toml), not its id "gold".
+    expect(testid("customer-tier")).to_have_text("Золото")
+    expect(testid("customer-tier")).to_have_class("badge tier-gold")
     expect(testid("customer-blocked")).to_be_hidden()
     expect(testid("customer-balance")).to_have_attribute("data-value", "1240")
     assert digits(testid("customer-balance").inner_text()) == "1240"
