@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, free_port
+from bench.common import ROOT, free_port, pg_schema
 
 HOLD_LINES = [
     {"sku": f"s{i}", "qty": 2, "price": "99.90", "category": "grocery"} for i in range(10)
@@ -172,15 +172,7 @@ def bench_holds(n: int = 1000, warmup: int = 50) -> str:
     for kind in ("SQLite", "PostgreSQL") if pg else ("SQLite",):
         with ExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            db = ""
-            if kind == "PostgreSQL":  # a schema of its own, dropped after
-                import psycopg
-
-                schema = f"bench_{os.getpid()}_{int(time.time())}"
-                conn = stack.enter_context(psycopg.connect(pg, autocommit=True, connect_timeout=10))
-                conn.execute(f"CREATE SCHEMA {schema}")
-                stack.callback(conn.execute, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                db = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
+            db = pg_schema(stack, pg) if kind == "PostgreSQL" else ""
             got = _holds_at(db, tmp, n, warmup)
         rows += [_row(kind, what, *got[key], limit) for key, what, limit in HOLD_MEASURES]
         med = {k: statistics.median(v[0]) for k, v in got.items()}

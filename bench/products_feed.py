@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import free_port
+from bench.common import free_port, pg_schema
 from bench.holds import _spawn
 
 PRODUCTS = 100_000
@@ -93,15 +93,7 @@ def bench_products_feed(runs: int = 3) -> str:
     for kind in ("SQLite", "PostgreSQL") if pg else ("SQLite",):
         with ExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            db = ""
-            if kind == "PostgreSQL":  # a schema of its own, dropped after
-                import psycopg
-
-                schema = f"bench_{os.getpid()}_{int(time.time())}"
-                conn = stack.enter_context(psycopg.connect(pg, autocommit=True, connect_timeout=10))
-                conn.execute(f"CREATE SCHEMA {schema}")
-                stack.callback(conn.execute, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                db = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
+            db = pg_schema(stack, pg) if kind == "PostgreSQL" else ""
             imported, feeds = _at(db, tmp, runs)
         totals = [a + b for a, b, _, _ in feeds]
         worst = max(totals)

@@ -118,26 +118,30 @@ class AdminClient:
         self, data: bytes, *, source: str, progress: Callable[[int], None] | None = None
     ) -> dict[str, Any]:
         """Upload a cards CSV in one request (all or nothing), reporting bytes sent."""
-
-        def chunks() -> Iterator[bytes]:
-            for i in range(0, len(data), CHUNK):
-                part = data[i : i + CHUNK]
-                yield part
-                if progress is not None:
-                    progress(i + len(part))
-
-        return self._call(
-            "POST",
-            "/v1/admin/cards/import",
-            source=source,
-            content=chunks(),
-            headers={"Content-Type": "text/csv", "Content-Length": str(len(data))},
-        )
+        return self._upload_csv("/v1/admin/cards/import", data, source=source, progress=progress)
 
     def import_products(
         self, data: bytes, *, source: str, progress: Callable[[int], None] | None = None
     ) -> dict[str, Any]:
         """Upload a product list CSV in one request (it replaces the list whole, or nothing)."""
+        return self._upload_csv(
+            "/v1/admin/products",
+            data,
+            source=source,
+            progress=progress,
+            params={"source": source},
+        )
+
+    def _upload_csv(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        source: str,
+        progress: Callable[[int], None] | None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """POST a CSV in chunks of CHUNK bytes, telling ``progress`` how many are sent."""
 
         def chunks() -> Iterator[bytes]:
             for i in range(0, len(data), CHUNK):
@@ -148,10 +152,10 @@ class AdminClient:
 
         return self._call(
             "POST",
-            "/v1/admin/products",
+            path,
             source=source,
-            params={"source": source},
             content=chunks(),
+            params=params,
             headers={"Content-Type": "text/csv", "Content-Length": str(len(data))},
         )
 
