@@ -316,58 +316,70 @@ class HqClient:
         many lots make big pages: the till must still get through them, a few at a time),
         down to one change; only a single change over the limit is refused for good.
         """
-        while True:
-            try:
-                data = self._retrying(
-                    "GET",
-                    "/v1/sync/changes",
-                    what="change page",
-                    limit=self.limits.page_bytes,
-                    params={"cursor": cursor, "limit": limit},
-                )
-            except _TooBig as exc:
-                if limit <= 1:
-                    raise
-                logger.warning("%s; asking for %d changes instead of %d", exc, limit // 2, limit)
-                limit //= 2
-                continue
-            # Counted before the page is parsed into models (which cost far more than its
-            # JSON: 2 MiB of minimal cards would be 150 MiB of them).
-            program = isinstance(data, dict) and data.get("program") is not None
-            size = _count(data, _PAGE_LISTS) + program
-            if size > limit:
-                raise HqBadReply(
-                    f"head office sent a change page of {size} changes, asked for at most {limit}"
-                )
-            return parse(ChangePage, data, what="change page")
+        data, limit = self._halving(
+            "/v1/sync/changes",
+            what="change page",
+            unit="changes",
+            page_bytes=self.limits.page_bytes,
+            params={"cursor": cursor},
+            limit=limit,
+        )
+        # Counted before the page is parsed into models (which cost far more than its
+        # JSON: 2 MiB of minimal cards would be 150 MiB of them).
+        program = isinstance(data, dict) and data.get("program") is not None
+        size = _count(data, _PAGE_LISTS) + program
+        if size > limit:
+            raise HqBadReply(
+                f"head office sent a change page of {size} changes, asked for at most {limit}"
+            )
+        return parse(ChangePage, data, what="change page")
 
     def products(self, version: str, after: int, limit: int) -> ProductPage:
         """One page of the product list ``version``: the products after position ``after``,
         at most ``limit``; a page over ``products_bytes`` is asked for again, halved."""
+        data, limit = self._halving(
+            "/v1/sync/products",
+            what="product list page",
+            unit="products",
+            page_bytes=self.limits.products_bytes,
+            params={"version": version, "after": after},
+            limit=limit,
+        )
+        size = _count(data, ("products",))
+        if size > limit:
+            raise HqBadReply(
+                f"head office sent a product list page of {size} products, asked for at "
+                f"most {limit}"
+            )
+        return parse(ProductPage, data, what="product list page")
+
+    # ------------------------------------------------------------ plumbing
+
+    def _halving(
+        self,
+        path: str,
+        *,
+        what: str,
+        unit: str,
+        page_bytes: int,
+        params: dict[str, Any],
+        limit: int,
+    ) -> tuple[Any, int]:
+        """GET a page of at most ``limit`` items, and the limit it was got with: a page over
+        ``page_bytes`` is asked for again with half the limit, down to one item; only a
+        single item over the bytes is refused for good."""
         while True:
             try:
                 data = self._retrying(
-                    "GET",
-                    "/v1/sync/products",
-                    what="product list page",
-                    limit=self.limits.products_bytes,
-                    params={"version": version, "after": after, "limit": limit},
+                    "GET", path, what=what, limit=page_bytes, params={**params, "limit": limit}
                 )
             except _TooBig as exc:
                 if limit <= 1:
                     raise
-                logger.warning("%s; asking for %d products instead of %d", exc, limit // 2, limit)
+                logger.warning("%s; asking for %d %s instead of %d", exc, limit // 2, unit, limit)
                 limit //= 2
                 continue
-            size = _count(data, ("products",))
-            if size > limit:
-                raise HqBadReply(
-                    f"head office sent a product list page of {size} products, asked for at "
-                    f"most {limit}"
-                )
-            return parse(ProductPage, data, what="product list page")
-
-    # ------------------------------------------------------------ plumbing
+            return data, limit
 
     def _retrying(self, method: str, path: str, **kw: Any) -> Any:
         for attempt in stamina.retry_context(
