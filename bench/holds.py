@@ -42,6 +42,20 @@ def _spawn(stack: ExitStack, log: Path, *args: str, ready: Callable[[], object])
     raise RuntimeError(f"tillgate {args[0]} did not get ready:\n{log.read_text(errors='replace')}")
 
 
+def start_hq(stack: ExitStack, db: str, tmp: Path, *, timeout: float) -> tuple[str, Any]:
+    """A real ``tillgate hq serve`` on loopback (SQLite in ``tmp`` unless ``db`` names one),
+    stopped with ``stack``: its URL and an httpx client signed in with its admin token."""
+    import httpx
+
+    port = free_port()
+    url, token = f"http://127.0.0.1:{port}", tmp / "hq-admin.token"
+    serve = ["--db", db or str(tmp / "hq.sqlite3"), "--port", str(port), "--data-dir", str(tmp)]
+    up = lambda: token.exists() and httpx.get(f"{url}/healthz").status_code == 200  # noqa: E731
+    _spawn(stack, tmp / "hq.log", "hq", "serve", *serve, "--log-level", "WARNING", ready=up)
+    bearer = {"Authorization": f"Bearer {token.read_text().strip()}"}
+    return url, stack.enter_context(httpx.Client(base_url=url, timeout=timeout, headers=bearer))
+
+
 def _trips(url: str, credential: str, card: str, n: int, warmup: int) -> tuple[list[float], int]:
     """Times of ``n`` holds made by the till's own client, and how many got no answer."""
     from tillgate.agent.usecases.ports import HoldAsk
@@ -85,13 +99,8 @@ def _holds_at(db: str, tmp: Path, n: int, warmup: int) -> dict[str, tuple[list[f
     import httpx
 
     with ExitStack() as stack:
-        port, tport = free_port(), free_port()
-        url, token = f"http://127.0.0.1:{port}", tmp / "hq-admin.token"
-        serve = ["--db", db or str(tmp / "hq.sqlite3"), "--port", str(port), "--data-dir", str(tmp)]
-        up = lambda: token.exists() and httpx.get(f"{url}/healthz").status_code == 200  # noqa: E731
-        _spawn(stack, tmp / "hq.log", "hq", "serve", *serve, "--log-level", "WARNING", ready=up)
-        bearer = {"Authorization": f"Bearer {token.read_text().strip()}"}
-        admin = stack.enter_context(httpx.Client(base_url=url, timeout=60, headers=bearer))
+        tport = free_port()
+        url, admin = start_hq(stack, db, tmp, timeout=60)
 
         def ok(path: str, **kw: Any) -> Any:
             r = admin.post(path, **kw)

@@ -9,8 +9,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import free_port, pg_schema
-from bench.holds import _spawn
+from bench.common import pg_schema
+from bench.holds import start_hq
 
 PRODUCTS = 100_000
 TARGET_S = 5.0
@@ -61,16 +61,8 @@ def _feed_once(url: str, code: str, data: Path) -> tuple[float, float, int, floa
 
 
 def _at(db: str, tmp: Path, runs: int) -> tuple[float, list[tuple[float, float, int, float]]]:
-    import httpx
-
     with ExitStack() as stack:
-        port = free_port()
-        url, token = f"http://127.0.0.1:{port}", tmp / "hq-admin.token"
-        serve = ["--db", db or str(tmp / "hq.sqlite3"), "--port", str(port), "--data-dir", str(tmp)]
-        up = lambda: token.exists() and httpx.get(f"{url}/healthz").status_code == 200  # noqa: E731
-        _spawn(stack, tmp / "hq.log", "hq", "serve", *serve, "--log-level", "WARNING", ready=up)
-        bearer = {"Authorization": f"Bearer {token.read_text().strip()}"}
-        admin = stack.enter_context(httpx.Client(base_url=url, timeout=300, headers=bearer))
+        url, admin = start_hq(stack, db, tmp, timeout=300)
         body = products_csv(PRODUCTS)
         t0 = time.perf_counter()
         r = admin.post("/v1/admin/products", content=body, headers={"Content-Type": "text/csv"})
