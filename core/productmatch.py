@@ -81,12 +81,6 @@ class NoProducts:
     def version(self) -> str | None:
         return None
 
-    def by_code(self, code: str) -> list[Product]:
-        return []
-
-    def by_name(self, key: str) -> list[Product]:
-        return []
-
     def by_name_prefix(self, key: str, *, limit: int = 2) -> list[Product]:
         return []
 

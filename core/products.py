@@ -76,14 +76,6 @@ class ProductLookup(Protocol):
         """The list's version (head office's, or a digest of a standalone file); None: none."""
         ...
 
-    def by_code(self, code: str) -> list[Product]:
-        """Products whose sku or one of whose barcodes is ``code`` exactly (0, 1 or more)."""
-        ...
-
-    def by_name(self, key: str) -> list[Product]:
-        """Products whose name or an alias normalises to ``key`` exactly."""
-        ...
-
     def by_name_prefix(self, key: str, *, limit: int = 2) -> list[Product]:
         """Up to ``limit`` products whose name or alias key starts with ``key``
         (a name the printer cut short)."""

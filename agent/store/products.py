@@ -312,24 +312,6 @@ class SqliteProducts:
     def version(self) -> str | None:
         return self._version
 
-    def by_code(self, code: str) -> list[Product]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM product_codes c JOIN products p ON p.sku = c.sku"
-            " WHERE c.code = ? ORDER BY p.sku",
-            (code,),
-        )
-        return [_product(r) for r in rows]
-
-    def by_name(self, key: str) -> list[Product]:
-        if not key:
-            return []
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM product_names n JOIN products p ON p.sku = n.sku"
-            " WHERE n.key = ? ORDER BY p.sku",
-            (key,),
-        )
-        return [_product(r) for r in rows]
-
     def by_name_prefix(self, key: str, *, limit: int = 2) -> list[Product]:
         if not key:
             return []

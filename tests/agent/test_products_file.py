@@ -87,8 +87,8 @@ def test_loaded_at_start_reloaded_on_change_and_a_bad_change_keeps_the_list(
         second, n, cats = in_force(service)
         assert second != first and (n, cats) == (2, {"dairy", "alcohol"})
         with service.db.read() as conn:
-            wine = store_products.SqliteProducts(conn).by_code("4600000000189")
-        assert wine[0].age_restricted is True
+            wine = store_products.SqliteProducts(conn).by_codes(["4600000000189"])
+        assert wine["4600000000189"][0].age_restricted is True
 
         # Broken: a duplicate sku and an empty category. The list in force stays, whole.
         touch(path, GOOD + "A-1;Кефир;;;\n", ahead=10)

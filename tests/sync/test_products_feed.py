@@ -44,7 +44,8 @@ def list_of(till: Any) -> tuple[str | None, int, set[str]]:
 
 def lookup(till: Any, code: str) -> list[str]:
     with till.service.db.read() as conn:
-        return [p.category for p in store_products.SqliteProducts(conn).by_code(code)]
+        found = store_products.SqliteProducts(conn).by_codes([code], limit=10**6)
+        return [p.category for p in found.get(code, [])]
 
 
 def cut_after_one_page(till: Any) -> None:
@@ -76,8 +77,8 @@ def test_first_feed_brings_the_whole_list_and_a_second_sync_downloads_nothing(
     assert lookup(till, "4600000000007") == ["grocery"]  # by barcode
     assert lookup(till, "S00024") == ["grocery"]  # by sku
     with till.service.db.read() as conn:
-        found = store_products.SqliteProducts(conn).by_name("алиас3")
-    assert [p.sku for p in found] == ["S00003"]
+        found = store_products.SqliteProducts(conn).by_names(["алиас3"], limit=10**6)
+    assert [p.sku for p in found["алиас3"]] == ["S00003"]
     # Nothing new at head office: not one product request.
     before = product_requests(till)
     assert till.syncer.run_once().products is None

@@ -36,8 +36,9 @@ def test_a_swapped_in_list_leaves_the_schema_as_a_fresh_file_has_it(tmp_path: Pa
         with db.read() as conn:
             lookup = store_products.SqliteProducts(conn)
             assert lookup.version == "3" and store_products.count(conn) == 1
-            assert lookup.by_code("4600000000011") == []
-            assert [p.sku for p in lookup.by_name("бородинский")] == ["A-2"]
+            assert lookup.by_codes(["4600000000011"]) == {}
+            found = lookup.by_names(["бородинский"], limit=10**6)
+            assert [p.sku for p in found["бородинский"]] == ["A-2"]
             assert store_products.staged(conn) is None
     finally:
         db.close()
