@@ -48,6 +48,8 @@ PACKAGE_DATA = ("agent/api/static/panel.html",)
 # Packages whose every submodule goes in (imported by name somewhere).
 SUBMODULES = (
     "uvicorn",
+    "httptools",  # uvicorn imports its parser and loop by name when they are there
+    "uvloop",
     "apscheduler",
     "serial.urlhandler",
     "serial.tools",

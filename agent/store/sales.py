@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -59,10 +59,11 @@ class Calculation:
     facts: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        body = asdict(self)
-        body["lines"] = [asdict(ln) for ln in self.lines]
-        body["printed"] = list(self.printed)
-        return json.dumps({"v": RECORD_VERSION, **body}, ensure_ascii=False)
+        # The fields as they are: ``dataclasses.asdict`` would deep-copy the facts and the
+        # print items first, on every calculate's clock. Everything here is JSON as it is.
+        body = {"v": RECORD_VERSION, **vars(self)}
+        body["lines"] = [vars(ln) for ln in self.lines]
+        return json.dumps(body, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Calculation:
