@@ -12,6 +12,7 @@ The refusal is the APIs' usual ``{"error": {"code": "payload_too_large", "messag
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
@@ -148,6 +149,11 @@ def server_class() -> type:
         def run_until_signal(self, sock: socket.socket) -> None:
             """Serve on ``sock`` until SIGINT/SIGTERM; the previous handlers come back after."""
             previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+            # What start-up made (modules, the program, the app) lives as long as the
+            # process: out of the collector's sight, a full collection no longer walks it.
+            # Before, one took ~70 ms in the middle of a calculate now and then.
+            gc.collect()
+            gc.freeze()
             try:
                 self.run(sockets=[sock])
             finally:

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "hq-admin.token"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8700
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+# Seconds an idle connection stays open: longer than a till keeps one for its holds.
+KEEP_ALIVE_SECONDS = 75
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +217,9 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=5,
+            # Tills keep their connection for holds (sync/holds.py, 50 s): a hold then
+            # needs no handshake. uvicorn's own 5 s would close it between two receipts.
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
         )

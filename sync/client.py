@@ -23,16 +23,10 @@ start on time. A push is idempotent at HQ, so retrying one whose reply was lost 
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import logging
-import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +36,7 @@ import stamina
 from tillgate.core import __version__
 from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 
+from .deadline import Deadline, Kept
 from .wire import (
     ChangePage,
     EnrollReply,
@@ -80,132 +75,6 @@ class ReplyLimits:
 DEFAULT_LIMITS = ReplyLimits()
 
 
-class _Watchdog:
-    """One thread that runs every deadline of the process when its time comes.
-
-    A thread of its own per exchange would do, but starting one costs a few milliseconds
-    at the 99th percentile (it must get the GIL first), and an online hold is on the POS's
-    clock (a calculate waits for it). Deadlines are kept in a heap; a cancelled one is
-    dropped when its time comes.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int]] = []
-        self._live: dict[int, Callable[[], None]] = {}
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def schedule(self, when: float, fn: Callable[[], None]) -> int:
-        """Run ``fn`` at ``when`` (``time.monotonic()``) unless cancelled; a token."""
-        with self._cond:
-            token = next(self._ids)
-            self._live[token] = fn
-            heapq.heappush(self._heap, (when, token))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="tillgate-hq-deadlines", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-            return token
-
-    def cancel(self, token: int) -> None:
-        with self._cond:
-            self._live.pop(token, None)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if not self._heap:
-                        self._cond.wait()
-                        continue
-                    when, token = self._heap[0]
-                    delay = when - time.monotonic()
-                    if delay <= 0:
-                        heapq.heappop(self._heap)
-                        fn = self._live.pop(token, None)
-                        break
-                    self._cond.wait(delay)
-            if fn is not None:
-                try:
-                    fn()
-                except Exception:  # pragma: no cover - a deadline's action never raises
-                    logger.exception("a head-office deadline failed")
-
-
-_WATCHDOG = _Watchdog()
-
-
-class _Deadline:
-    """Ends one exchange with head office at a fixed time, whatever stage it is in.
-
-    httpx's timeouts bound each network operation, not their sum: a server that sends a
-    byte every few seconds keeps a read (of the body, or of the headers) alive for ever.
-    So each connection is caught as it is made (httpcore's ``trace`` extension names its
-    stream) and a copy of its socket kept; when the time is up the watchdog shuts that
-    socket down, which ends any read or write blocked on the connection in the calling
-    thread with an error. No connection is reused between exchanges (see HqClient), so
-    every exchange makes the connection it is timed on.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._ends = time.monotonic() + seconds
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
-        self._over = False
-        self.fired = False  # the watchdog cut a connection short
-        self._token: int | None = None
-
-    @property
-    def expired(self) -> bool:
-        return time.monotonic() >= self._ends
-
-    def __enter__(self) -> _Deadline:
-        self._token = _WATCHDOG.schedule(self._ends, self._expire)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            _WATCHDOG.cancel(self._token)
-        with self._lock:  # never while the watchdog is shutting one down
-            self._over = True
-            for sock in self._socks:
-                sock.close()
-            self._socks = []
-
-    def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event != "connection.connect_tcp.complete":
-            return
-        stream = info.get("return_value")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if not isinstance(sock, socket.socket):
-            return
-        # A duplicate of the descriptor: shutting it down ends the connection (TLS on top
-        # of it included), and it stays ours until __exit__, so the timer can never touch
-        # a descriptor that was closed and handed to someone else meanwhile.
-        copy = sock.dup()
-        with self._lock:
-            keep = not self._over
-            if keep:
-                self._socks.append(copy)
-        if not keep:
-            copy.close()
-        if self.expired:
-            self._expire()
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._over:
-                return
-            for sock in self._socks:
-                self.fired = True
-                with suppress(OSError):  # shutdown does not block
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
 class _TooBig(HqBadReply):
     """A reply over its size limit. Within this module a change page that is too big is
     asked for again with half the ``limit``; to everyone else it is an HqBadReply."""
@@ -216,6 +85,10 @@ def _transient(exc: Exception) -> bool:
         return True
     return isinstance(exc, HqRefused) and (exc.status >= 500 or exc.status == 429)
 
+
+# How a kept connection that the other end closed while it was idle fails: the request
+# cannot be written, or the connection ends before any reply.
+_STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 _PAGE_LISTS = ("cards", "coupons_revoked", "coupons_used", "budgets")
 
@@ -241,6 +114,7 @@ class HqClient:
         retry_attempts: int = 4,
         retry_seconds: float = 5.0,
         limits: ReplyLimits = DEFAULT_LIMITS,
+        keep_alive: float = 0.0,
     ) -> None:
         self.url = url.rstrip("/")
         # No compression: a reply's size on the wire must be its size in memory (64 KiB of
@@ -251,6 +125,17 @@ class HqClient:
         self.retry_attempts = retry_attempts
         self.retry_seconds = retry_seconds
         self.limits = limits
+        # A fresh connection per exchange: a sync makes a few requests a minute, and the
+        # handshakes cost next to nothing. With ``keep_alive`` (seconds idle), one
+        # connection is kept and used by one exchange at a time, so that the deadline of
+        # the exchange running knows its socket (deadline.Kept).
+        self.kept: Kept | None = Kept() if keep_alive > 0 else None
+        self._one_at_a_time = threading.Lock()
+        connections = httpx.Limits(max_keepalive_connections=0)
+        if keep_alive > 0:
+            connections = httpx.Limits(
+                max_connections=1, max_keepalive_connections=1, keepalive_expiry=keep_alive
+            )
         try:
             self._http = httpx.Client(
                 base_url=self.url,
@@ -258,15 +143,15 @@ class HqClient:
                 verify=verify,
                 timeout=timeout,
                 headers=headers,
-                # A fresh connection per exchange, so the deadline can always reach it. A
-                # sync makes a few requests a minute: the handshakes cost next to nothing.
-                limits=httpx.Limits(max_keepalive_connections=0),
+                limits=connections,
             )
         except (OSError, ValueError) as exc:  # a ca_file that is missing or not PEM
             raise SyncError(f"cannot set up TLS for head office at {self.url}: {exc}") from exc
 
     def close(self) -> None:
         self._http.close()
+        if self.kept is not None:
+            self.kept.close()
 
     def __enter__(self) -> HqClient:
         return self
@@ -402,30 +287,59 @@ class HqClient:
         """One exchange: the reply's JSON, read to at most ``limit`` bytes (by default
         ``reply_bytes``) within the deadline."""
         limit = self.limits.reply_bytes if limit is None else limit
-        deadline = _Deadline(self.limits.seconds)
-        try:
-            with (
-                deadline,
-                self._http.stream(method, path, extensions={"trace": deadline.trace}, **kw) as r,
-            ):
-                if r.status_code >= 400:
-                    body = self._read(r, self.limits.error_bytes, deadline, what="error reply")
-                    raise self._refused(r, body)
-                body = self._read(r, limit, deadline, what=what)
-        except httpx.HTTPError as exc:
-            if deadline.fired or deadline.expired:
-                raise self._late(path, deadline) from exc
-            raise self._unreachable(exc) from exc
+        deadline = Deadline(self.limits.seconds, self.kept)
+        with deadline:
+            if self.kept is None:
+                status, kind, body = self._exchange(method, path, deadline, what, limit, kw)
+            else:
+                status, kind, body = self._on_kept(method, path, deadline, what, limit, kw)
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
             why = "JSON nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
             raise HqBadReply(
                 f"head office at {self.url} answered {path} with something that is {why} "
-                f"(HTTP {r.status_code}, {r.headers.get('content-type', 'no type')})"
+                f"(HTTP {status}, {kind})"
             ) from exc
 
-    def _read(self, r: httpx.Response, limit: int, deadline: _Deadline, *, what: str) -> bytes:
+    def _on_kept(
+        self, method: str, path: str, deadline: Deadline, what: str, limit: int, kw: Any
+    ) -> tuple[int, str, bytes]:
+        """An exchange on the kept connection, one at a time. A kept connection that head
+        office (or a proxy) closed while it was idle fails before any reply: then once
+        more on a new one, within the same deadline (a hold and its resolution are
+        idempotent, so even one that was served is safe to send again)."""
+        if not self._one_at_a_time.acquire(timeout=deadline.left):
+            raise self._late(path, deadline)
+        try:
+            try:
+                return self._exchange(method, path, deadline, what, limit, kw)
+            except HqUnreachable as exc:
+                stale = isinstance(exc.__cause__, _STALE) and not deadline.connections
+                if not stale or deadline.fired or deadline.expired:
+                    raise
+                logger.debug("head office closed the kept connection; %s on a new one", path)
+                return self._exchange(method, path, deadline, what, limit, kw)
+        finally:
+            self._one_at_a_time.release()
+
+    def _exchange(
+        self, method: str, path: str, deadline: Deadline, what: str, limit: int, kw: Any
+    ) -> tuple[int, str, bytes]:
+        """Send, and read the reply within the deadline: its status, type and body."""
+        try:
+            with self._http.stream(method, path, extensions={"trace": deadline.trace}, **kw) as r:
+                if r.status_code >= 400:
+                    body = self._read(r, self.limits.error_bytes, deadline, what="error reply")
+                    raise self._refused(r, body)
+                body = self._read(r, limit, deadline, what=what)
+                return r.status_code, r.headers.get("content-type", "no type"), body
+        except httpx.HTTPError as exc:
+            if deadline.fired or deadline.expired:
+                raise self._late(path, deadline) from exc
+            raise self._unreachable(exc) from exc
+
+    def _read(self, r: httpx.Response, limit: int, deadline: Deadline, *, what: str) -> bytes:
         """The body as sent, to at most ``limit`` bytes; for an error reply (whose status
         is the answer) a body that is compressed or too big is read no further, as if
         there were none."""
@@ -473,7 +387,7 @@ class HqClient:
             "no true reply is that big"
         )
 
-    def _late(self, path: str, deadline: _Deadline) -> HqUnreachable:
+    def _late(self, path: str, deadline: Deadline) -> HqUnreachable:
         return HqUnreachable(
             f"head office at {self.url} did not finish answering {path} within "
             f"{deadline.seconds:g} s; the till stopped waiting"

@@ -3,7 +3,9 @@
 :class:`HqHolds` is the till's :class:`~tillgate.agent.usecases.ports.Reservations`.
 Each call is one exchange with head office that ends at ``sync.hold_timeout_ms`` — connect,
 send, wait and read, the whole of it (:class:`~tillgate.sync.client.HqClient`'s deadline) —
-so a calculate waits at most that long before it prices the receipt offline. Any failure
+so a calculate waits at most that long before it prices the receipt offline. The
+connection is kept between calls (``KEEP_ALIVE_SECONDS``); one that head office closed
+while it was idle is made anew within the same deadline. Any failure
 (no answer, an error status, a reply that is not the protocol) is "no answer": logged,
 never raised to the POS.
 """
@@ -25,6 +27,10 @@ from .client import HqClient, KiB, ReplyLimits
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 300
+# Seconds the connection to head office is kept between holds: no handshake per hold
+# (over TLS on a shop's line, two round trips of the 300 ms). Under ``hq serve``'s 75 s
+# (KEEP_ALIVE_SECONDS in hq/server.py) and the usual proxies', so the till lets go first.
+KEEP_ALIVE_SECONDS = 50.0
 
 
 class HqHolds:
@@ -40,6 +46,7 @@ class HqHolds:
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         transport: httpx.BaseTransport | None = None,
         verify: bool | ssl.SSLContext = True,
+        keep_alive: float = KEEP_ALIVE_SECONDS,
     ) -> None:
         seconds = timeout_ms / 1000
         self.timeout_ms = timeout_ms
@@ -52,6 +59,7 @@ class HqHolds:
             retry_attempts=1,
             # A hold reply is a few hundred bytes: 50 coupon codes are ~3 KiB.
             limits=ReplyLimits(reply_bytes=64 * KiB, error_bytes=16 * KiB, seconds=seconds),
+            keep_alive=keep_alive,
         )
 
     def reserve(self, ask: HoldAsk) -> HoldGrant | None:
