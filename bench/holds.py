@@ -56,13 +56,17 @@ def start_hq(stack: ExitStack, db: str, tmp: Path, *, timeout: float) -> tuple[s
     return url, stack.enter_context(httpx.Client(base_url=url, timeout=timeout, headers=bearer))
 
 
-def _trips(url: str, credential: str, card: str, n: int, warmup: int) -> tuple[list[float], int]:
-    """Times of ``n`` holds made by the till's own client, and how many got no answer."""
+def _trips(
+    url: str, credential: str, card: str, n: int, warmup: int, *, keep: bool = True
+) -> tuple[list[float], int]:
+    """Times of ``n`` holds made by the till's own client (``keep``: on its kept connection,
+    else a new connection each), and how many got no answer."""
     from tillgate.agent.usecases.ports import HoldAsk
-    from tillgate.sync.holds import HqHolds
+    from tillgate.sync.holds import KEEP_ALIVE_SECONDS, HqHolds
 
+    keep_alive = KEEP_ALIVE_SECONDS if keep else 0.0
     out, missed = [], 0
-    with closing(HqHolds(url=url, credential=credential)) as holds:
+    with closing(HqHolds(url=url, credential=credential, keep_alive=keep_alive)) as holds:
         for i in range(warmup + n):
             points = 100 + i % 2 * 50  # four receipts of the card, each calculated again
             ask = HoldAsk(receipt_id=f"RT-{i % 4}", card=card, points=points, exact=False,
@@ -117,6 +121,7 @@ def _holds_at(db: str, tmp: Path, n: int, warmup: int) -> dict[str, tuple[list[f
         ok("/v1/admin/cards/import", content=csv, headers={"Content-Type": "text/csv"})
         cred = httpx.post(f"{url}/v1/enroll", json={"code": enroll("rt")}).json()["credential"]
         got = {"trip": _trips(url, cred, cards[0], n, warmup)}
+        got["trip_fresh"] = _trips(url, cred, cards[0], n, warmup, keep=False)
         _history(url, cred, "rt", cards[0])
         got["trip_history"] = _trips(url, cred, cards[0], n, warmup)
 
@@ -159,6 +164,7 @@ def _holds_at(db: str, tmp: Path, n: int, warmup: int) -> dict[str, tuple[list[f
 
 HOLD_MEASURES = (
     ("trip", "hold round trip, a card with 1 entry", 10),
+    ("trip_fresh", "hold round trip, a new connection per hold", None),
     ("trip_history", f"hold round trip, the card after {HISTORY} sales", None),
     ("calc_hold", 'calculate with a hold (`redeem: "max"`)', 15),
     ("calc_plain", "calculate, no redemption (no round trip)", None),
@@ -187,7 +193,8 @@ def bench_holds(n: int = 1000, warmup: int = 50) -> str:
         med = {k: statistics.median(v[0]) for k, v in got.items()}
         notes.append(
             f"{kind}: the hold adds {med['calc_hold'] - med['calc_plain']:.1f} ms to a calculate's "
-            f"median (the round trip alone: {med['trip']:.1f} ms); the round trip's median is "
+            f"median (the round trip alone: {med['trip']:.1f} ms, or {med['trip_fresh']:.1f} ms "
+            "on a new connection); the round trip's median is "
             f"{med['trip_history'] / med['trip']:.0f}× as long once the card has {HISTORY} sales."
         )
     return (
@@ -204,7 +211,8 @@ A real `tillgate hq serve` (SQLite, `synchronous=FULL` for everything but a hold
 which does not wait for the disk; PostgreSQL when `TILLGATE_BENCH_PG` or `TILLGATE_TEST_PG`
 is set, likewise with `synchronous_commit = off` for a grant) and a real `tillgate run`
 enrolled there and synced, on loopback. The round trip is `HqHolds.reserve` (the till's
-client: a fresh connection and a 300 ms deadline per call) on one card, then on that card
+client: its kept connection and a 300 ms deadline per call; once more with a new connection
+per call, as before the connection was kept) on one card, then on that card
 after {HISTORY} sales pushed as a sync pushes them: head office reads the card's kept
 balance (`cards.balance`, valid until `cards.balance_until`), so the card's history does
 not slow a grant. Each calculate is a 10-line basket on a card of its own, cancelled after

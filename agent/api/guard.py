@@ -29,6 +29,7 @@ styles by hash, so no ``'unsafe-inline'`` is needed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -242,6 +243,7 @@ def _is_wildcard(name: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=64)  # every request's Host: the same few, parsed once each
 def _split_host(value: str) -> tuple[str, int | None] | None:
     """A Host header as (name, port), ``[v6]`` unbracketed; None when it is malformed."""
     value = value.strip()

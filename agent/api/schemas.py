@@ -40,8 +40,9 @@ class LineIn(_In):
     price: Annotated[Decimal, Field(json_schema_extra={"type": "string", "examples": ["89.00"]})]
     category: Annotated[str, StringConstraints(max_length=64)] | None = None
     tags: Annotated[
-        list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=32)
-    ] = []
+        list[Annotated[str, StringConstraints(max_length=64)]],
+        Field(max_length=32, default_factory=list, json_schema_extra={"default": []}),
+    ]
     no_discount: bool = False
     weighed: Annotated[
         bool | None,
@@ -66,11 +67,14 @@ class CalculateIn(_In):
     receipt_id: ReceiptId
     cashier: Annotated[str, StringConstraints(max_length=100)] | None = None
     card: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    # default_factory, not ``= []``: pydantic deep-copies a list default for every line of
+    # every request; the schema still says the default is [].
     coupons: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=20)
-    ] = []
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+        Field(max_length=20, default_factory=list, json_schema_extra={"default": []}),
+    ]
     redeem: int | Literal["max"] = 0
-    lines: list[LineIn] = []
+    lines: Annotated[list[LineIn], Field(default_factory=list, json_schema_extra={"default": []})]
 
     @field_validator("redeem", mode="before")
     @classmethod
