@@ -186,7 +186,7 @@ def create_app(hq: Hq) -> FastAPI:
             with hq.db.write(durable=False) as tx:
                 till = till_of(token, tx)
                 body = wire.parse(wire.HoldIn, wire.decode_json(raw))
-                policy = ledger.policy_of(tx, hq.policies)
+                policy = ledger.policy_of(tx, hq.policies, till=till)
                 return holds.reserve(tx, till, body, hq.clock.now(), policy)
 
         return await work(run)

@@ -169,7 +169,7 @@ def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) ->
     )
     held = [v["code"] for v in verdicts if v["status"] == "reserved"]
     status = ACTIVE if granted or held else RELEASED
-    tx.execute(
+    upsert = (
         "INSERT INTO holds (till, receipt_id, card, points, redeemed, coupons, status,"
         " created_at, updated_at, expires_at, resolved_at, resolution)"
         " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, NULL, NULL)"
@@ -193,7 +193,9 @@ def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) ->
     # spend it from there): the card moves in the change feed when that changed.
     moved = {c for c in (req.card, before["card"] if before is not None else None) if c}
     if before is None or before["card"] != req.card or int(before["points"]) != granted:
-        add_changes(tx, "card", moved, now)
+        add_changes(tx, "card", moved, now, along=upsert)
+    else:
+        tx.execute(*upsert)
     if granted < req.points and req.card is not None:
         logger.info(
             "hold for %s receipt %s: %d of %d points of card %s granted",
@@ -308,13 +310,15 @@ def resolve(tx: Tx, till: str, res: HoldResolutionIn, now: datetime) -> str:
     else:
         new, redeemed = RELEASED, 0
         _drop_codes(tx, till, res.receipt_id, keep=[])
-    tx.execute(
+    update = (
         "UPDATE holds SET status = ?, redeemed = ?, resolution = ?, resolved_at = ?,"
         " updated_at = ? WHERE till = ? AND receipt_id = ?",
         (new, redeemed, res.resolution, ts(now), ts(now), till, res.receipt_id),
     )
     if row["card"] and redeemed != int(row["points"]):
-        add_changes(tx, "card", [row["card"]], now)
+        add_changes(tx, "card", [row["card"]], now, along=update)
+    else:
+        tx.execute(*update)
     return new
 
 

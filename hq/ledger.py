@@ -62,20 +62,34 @@ def chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
 # ---------------------------------------------------------------- change log
 
 
-def add_changes(tx: Tx, kind: str, keys: Iterable[str], now: datetime) -> None:
-    """Move each key to the head of the change feed (one row per key: the log compacts)."""
+def add_changes(
+    tx: Tx,
+    kind: str,
+    keys: Iterable[str],
+    now: datetime,
+    *,
+    along: tuple[str, Sequence[Any]] | None = None,
+) -> None:
+    """Move each key to the head of the change feed (one row per key: the log compacts).
+
+    ``along``: an INSERT or UPDATE (and its parameters) of the same transaction to run
+    first; on PostgreSQL, with one key, both go as one statement (one round trip).
+    """
     todo = sorted(set(keys))
-    if not todo:
-        return
     if tx.dialect == "postgresql" and len(todo) == 1:
         # A hold moves one card: one statement takes the id and writes the row (the counter
-        # row stays locked until commit, as with next_ids).
+        # row stays locked until commit, as with next_ids), after ``along`` if given.
+        head, args = ("", ()) if along is None else (f"a AS ({along[0]} RETURNING 1), ", along[1])
         tx.execute(
-            "WITH c AS (UPDATE counters SET value = value + 1 WHERE name = 'change'"
+            f"WITH {head}c AS (UPDATE counters SET value = value + 1 WHERE name = 'change'"
             " RETURNING value) INSERT INTO changes (kind, key, id, at) SELECT ?, ?, value, ?"
             " FROM c ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
-            (kind, todo[0], ts(now)),
+            (*args, kind, todo[0], ts(now)),
         )
+        return
+    if along is not None:
+        tx.execute(*along)
+    if not todo:
         return
     first = tx.next_ids("change", len(todo))
     tx.many(
@@ -281,7 +295,7 @@ def push(
     elif conflicts[0]["seq"] > through:
         to_store = [e for e in new if e.seq < conflicts[0]["seq"]]
 
-    policy = policy_of(tx, policies)
+    policy = policy_of(tx, policies, till=till)
     cards = {e.card for e in to_store} | {c.number for c in batch.cards_new}
     cards |= {u.card for u in batch.coupons_used if u.card}
     known = set(_existing(tx, sorted(cards)))
@@ -352,9 +366,13 @@ def push(
     }
 
 
-def policy_of(tx: Tx, cache: PolicyCache | None = None) -> Policy:
-    """What the program in force lets a till push (the defaults before any program)."""
-    version = tx.scalar("SELECT MAX(version) FROM programs")
+def policy_of(tx: Tx, cache: PolicyCache | None = None, *, till: TillId | None = None) -> Policy:
+    """What the program in force lets a till push (the defaults before any program);
+    ``till``: authenticated in this transaction, so it knows which program that is."""
+    if till is not None and till.program is not None:
+        version = till.program
+    else:
+        version = tx.scalar("SELECT MAX(version) FROM programs")
     if version is None:
         return Policy()
     if cache is not None and (hit := cache.get(int(version))) is not None:

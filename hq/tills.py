@@ -31,10 +31,13 @@ HQ_TILL = "hq"  # the till id of the entries HQ writes itself (expiry, opening b
 
 @dataclass(frozen=True, kw_only=True)
 class TillId:
-    """An authenticated till."""
+    """An authenticated till; ``program``: the program version in force when it was
+    authenticated (read in the same statement: on PostgreSQL a statement is a round trip,
+    and a hold is on the calculate's clock), None before any program or when not read."""
 
     id: str
     store: str
+    program: int | None = None
 
 
 def secret_hash(secret: str) -> str:
@@ -104,7 +107,11 @@ def bearer(header: str | None) -> str:
 
 
 def find_till(tx: Tx, token: str) -> Row | None:
-    return tx.one("SELECT * FROM tills WHERE credential_hash = ?", (secret_hash(token),))
+    return tx.one(
+        "SELECT t.*, (SELECT MAX(version) FROM programs) AS program_in_force"
+        " FROM tills t WHERE t.credential_hash = ?",
+        (secret_hash(token),),
+    )
 
 
 def authenticate(tx: Tx, token: str) -> TillId:
@@ -117,7 +124,10 @@ def authenticate(tx: Tx, token: str) -> TillId:
             f"the credential of till {row['id']} was revoked at {row['revoked_at']}; "
             "enrol it again with a new code"
         )
-    return TillId(id=row["id"], store=row["store"])
+    program = row["program_in_force"]
+    return TillId(
+        id=row["id"], store=row["store"], program=int(program) if program is not None else None
+    )
 
 
 def touch(tx: Tx, till: str, now: datetime) -> None:
