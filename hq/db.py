@@ -66,9 +66,25 @@ def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
 class Tx:
     """One open transaction. Rows are dicts; SQL uses ``?`` placeholders on both dialects."""
 
-    def __init__(self, dialect: Dialect, conn: Any) -> None:
+    def __init__(self, dialect: Dialect, conn: Any, begin: Sequence[str] = ()) -> None:
         self.dialect: Dialect = dialect
         self._conn = conn
+        # PostgreSQL: the statements that start the transaction, not sent yet. They go in
+        # the first statement's round trip (psycopg's pipeline mode: sent together,
+        # answered together); a transaction that runs no statement sends nothing.
+        self._begin = list(begin)
+
+    @property
+    def begun(self) -> bool:
+        return not self._begin
+
+    def _start(self) -> None:
+        begin, self._begin = self._begin, []
+        try:
+            for statement in begin:
+                self._conn.execute(statement)
+        except Exception as exc:
+            raise translate(exc, "cannot start a transaction") from exc
 
     def _run(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         try:
@@ -76,7 +92,14 @@ class Tx:
                 return self._conn.execute(sql, tuple(params or ()))
             # psycopg prepares a statement on the server once it has run a few times on a
             # connection (``prepare_threshold``): no parse and plan per call after that.
-            return self._conn.execute(_pg_sql(sql), tuple(params or ()))
+            if not self._begin:
+                return self._conn.execute(_pg_sql(sql), tuple(params or ()))
+            begin, self._begin = self._begin, []
+            with self._conn.pipeline():
+                for statement in begin:
+                    self._conn.execute(statement)
+                cursor = self._conn.execute(_pg_sql(sql), tuple(params or ()))
+            return cursor
         except Exception as exc:
             raise translate(exc, "database statement failed") from exc
 
@@ -102,6 +125,8 @@ class Tx:
         data = [tuple(r) for r in rows]
         if not data:
             return
+        if self._begin:
+            self._start()
         try:
             if self.dialect == "sqlite":
                 self._conn.executemany(sql, data)
@@ -306,18 +331,18 @@ class PostgresDatabase(Database):
             self._slots.release()
 
     @contextmanager
-    def _tx(self, begin: str) -> Iterator[Tx]:
+    def _tx(self, *begin: str) -> Iterator[Tx]:
         with self._connection() as conn:
+            tx = Tx("postgresql", conn, begin)
             try:
-                conn.execute(begin)
-            except Exception as exc:
-                raise translate(exc, "cannot start a transaction") from exc
-            try:
-                yield Tx("postgresql", conn)
+                yield tx
             except BaseException:
-                with suppress(Exception):
-                    conn.execute("ROLLBACK")
+                if tx.begun:
+                    with suppress(Exception):
+                        conn.execute("ROLLBACK")
                 raise
+            if not tx.begun:
+                return  # no statement ran: nothing was started, nothing to commit
             try:
                 conn.execute("COMMIT")
             except Exception as exc:
@@ -328,8 +353,8 @@ class PostgresDatabase(Database):
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Tx]:
         begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
-        # One round trip: without parameters, both go as one simple query.
-        with self._tx(begin if durable else f"{begin}; SET LOCAL synchronous_commit TO OFF") as tx:
+        lazy = () if durable else ("SET LOCAL synchronous_commit TO OFF",)
+        with self._tx(begin, *lazy) as tx:
             yield tx
 
     @contextmanager
