@@ -102,6 +102,30 @@ def test_a_write_that_need_not_wait_for_the_disk(db_url: str, tmp_path: Path) ->
         db.close()
 
 
+def test_a_transaction_starts_with_its_first_statement(db_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL BEGIN goes in the round trip of the first statement (pipeline mode):
+    that statement runs inside the transaction, a failure of it leaves nothing behind and
+    the connection usable, and a transaction that runs nothing is fine."""
+    db = open_database(db_url, data_dir=tmp_path)
+    try:
+        with db.write() as tx:
+            pass  # nothing run: nothing to start or commit
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.execute("INSERT INTO no_such_table (x) VALUES (1)")  # the very first statement
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.many("INSERT INTO meta (key, value) VALUES (?, ?)", [("m", "1"), ("m", "2")])
+        with db.write() as tx:
+            tx.many("INSERT INTO meta (key, value) VALUES (?, ?)", [("n", "1"), ("o", "2")])
+        with db.read() as tx:
+            if tx.dialect == "postgresql":
+                # The first statement already runs in the transaction BEGIN opened (the
+                # server's default is read committed).
+                assert tx.scalar("SHOW transaction_isolation") == "repeatable read"
+            assert tx.scalar("SELECT COUNT(*) FROM meta WHERE key IN ('m', 'n', 'o')") == 2
+    finally:
+        db.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no schema at all, of each kind."""
