@@ -73,10 +73,43 @@ class Tx:
         # the first statement's round trip (psycopg's pipeline mode: sent together,
         # answered together); a transaction that runs no statement sends nothing.
         self._begin = list(begin)
+        # PostgreSQL: a last statement whose result nobody reads, sent with COMMIT (:meth:`last`).
+        self._last: tuple[str, tuple[Any, ...]] | None = None
 
     @property
     def begun(self) -> bool:
         return not self._begin
+
+    def last(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement whose result (row count) nobody reads, as the transaction's last
+        one unless another follows: on PostgreSQL it then goes in COMMIT's round trip, and
+        an error in it is the commit's error. Elsewhere, or before anything ran, at once."""
+        if self.dialect == "sqlite" or self._begin:
+            self._run(sql, params)
+            return
+        self._flush_last()
+        self._last = (_pg_sql(sql), tuple(params or ()))
+
+    def _flush_last(self) -> None:
+        if self._last is not None:
+            last, self._last = self._last, None
+            try:
+                self._conn.execute(*last)
+            except Exception as exc:
+                raise translate(exc, "database statement failed") from exc
+
+    def commit(self) -> None:
+        """PostgreSQL: COMMIT, with the :meth:`last` statement in the same round trip."""
+        try:
+            if self._last is None:
+                self._conn.execute("COMMIT")
+                return
+            last, self._last = self._last, None
+            with self._conn.pipeline():
+                self._conn.execute(*last)
+                self._conn.execute("COMMIT")
+        except Exception as exc:
+            raise translate(exc, "cannot commit") from exc
 
     def _start(self) -> None:
         begin, self._begin = self._begin, []
@@ -90,6 +123,7 @@ class Tx:
         try:
             if self.dialect == "sqlite":
                 return self._conn.execute(sql, tuple(params or ()))
+            self._flush_last()
             # psycopg prepares a statement on the server once it has run a few times on a
             # connection (``prepare_threshold``): no parse and plan per call after that.
             if not self._begin:
@@ -127,6 +161,8 @@ class Tx:
             return
         if self._begin:
             self._start()
+        if self.dialect != "sqlite":
+            self._flush_last()
         try:
             if self.dialect == "sqlite":
                 self._conn.executemany(sql, data)
@@ -344,11 +380,11 @@ class PostgresDatabase(Database):
             if not tx.begun:
                 return  # no statement ran: nothing was started, nothing to commit
             try:
-                conn.execute("COMMIT")
-            except Exception as exc:
+                tx.commit()
+            except BaseException:
                 with suppress(Exception):
                     conn.execute("ROLLBACK")
-                raise translate(exc, "cannot commit") from exc
+                raise
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Tx]:

@@ -126,6 +126,26 @@ def test_a_transaction_starts_with_its_first_statement(db_url: str, tmp_path: Pa
         db.close()
 
 
+def test_a_last_statement_goes_with_the_commit(db_url: str, tmp_path: Path) -> None:
+    """``Tx.last``: on PostgreSQL sent with COMMIT; a statement after it still comes after
+    it; and if it fails, the commit fails and nothing of the transaction is kept."""
+    db = open_database(db_url, data_dir=tmp_path)
+    try:
+        with db.write() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('l1', 'a')")
+            tx.last("UPDATE meta SET value = 'b' WHERE key = 'l1'")
+            assert tx.scalar("SELECT value FROM meta WHERE key = 'l1'") == "b"  # in order
+            tx.last("INSERT INTO meta (key, value) VALUES ('l2', 'c')")
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('l3', 'd')")
+            tx.last("INSERT INTO meta (key, value) VALUES ('l1', 'dup')")  # duplicate key
+        with db.read() as tx:
+            rows = tx.all("SELECT key, value FROM meta WHERE key LIKE 'l%' ORDER BY key")
+        assert rows == [{"key": "l1", "value": "b"}, {"key": "l2", "value": "c"}]
+    finally:
+        db.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no schema at all, of each kind."""
