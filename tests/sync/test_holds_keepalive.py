@@ -10,37 +10,30 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import BORIS, program
+from tests.conftest import BORIS
 from tests.hq.helpers import make_cert
 from tests.hq.test_cli import free_port, spawn_hq, stop
-from tests.sync.realhq import Chain, ChainHq, card
+from tests.sync import test_holds_faults as faults
+from tests.sync.realhq import Chain, ChainHq
 from tests.sync.relay import TcpRelay
 from tillgate.agent.usecases.ports import HoldAsk, HoldEnd
 from tillgate.hq.server import KEEP_ALIVE_SECONDS as HQ_KEEPS
 from tillgate.sync import holds as till_holds
 from tillgate.sync.holds import HqHolds
 
-ASK = HoldAsk(receipt_id="R-1", card=BORIS, points=100, exact=False, coupons=(), seconds=60)
-DATA = program(accrual_delay_days=0, expiry_days=0, max_redeem_percent=100)
+# The till with Boris's card at head office, as the hold fault tests have it (a fixture).
+till = faults.till
 
 
 def ask(receipt_id: str) -> HoldAsk:
-    return dataclasses.replace(ASK, receipt_id=receipt_id)
-
-
-@pytest.fixture
-def till(make_chain: Callable[..., Chain], hq: ChainHq) -> Chain:
-    t = make_chain("till-a", data=DATA, holds=True)
-    hq.import_cards(card(BORIS, opening_balance=1000))
-    t.syncer.run_once()
-    return t
+    return dataclasses.replace(faults.ASK, receipt_id=receipt_id)
 
 
 @pytest.fixture
