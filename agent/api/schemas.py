@@ -29,6 +29,12 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _empty_list(**constraints: Any) -> Any:
+    """A list field that defaults to []: ``default_factory``, not ``= []``, which pydantic
+    deep-copies for every line of every request; the schema still says the default is []."""
+    return Field(default_factory=list, json_schema_extra={"default": []}, **constraints)
+
+
 def _money_in(v: Any, *, field: str) -> Decimal:
     return parse_money(v, field=field)
 
@@ -40,8 +46,7 @@ class LineIn(_In):
     price: Annotated[Decimal, Field(json_schema_extra={"type": "string", "examples": ["89.00"]})]
     category: Annotated[str, StringConstraints(max_length=64)] | None = None
     tags: Annotated[
-        list[Annotated[str, StringConstraints(max_length=64)]],
-        Field(max_length=32, default_factory=list, json_schema_extra={"default": []}),
+        list[Annotated[str, StringConstraints(max_length=64)]], _empty_list(max_length=32)
     ]
     no_discount: bool = False
     weighed: Annotated[
@@ -67,14 +72,12 @@ class CalculateIn(_In):
     receipt_id: ReceiptId
     cashier: Annotated[str, StringConstraints(max_length=100)] | None = None
     card: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
-    # default_factory, not ``= []``: pydantic deep-copies a list default for every line of
-    # every request; the schema still says the default is [].
     coupons: Annotated[
         list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
-        Field(max_length=20, default_factory=list, json_schema_extra={"default": []}),
+        _empty_list(max_length=20),
     ]
     redeem: int | Literal["max"] = 0
-    lines: Annotated[list[LineIn], Field(default_factory=list, json_schema_extra={"default": []})]
+    lines: Annotated[list[LineIn], _empty_list()]
 
     @field_validator("redeem", mode="before")
     @classmethod
