@@ -69,71 +69,50 @@ class Tx:
     def __init__(self, dialect: Dialect, conn: Any, begin: Sequence[str] = ()) -> None:
         self.dialect: Dialect = dialect
         self._conn = conn
-        # PostgreSQL: the statements that start the transaction, not sent yet. They go in
-        # the first statement's round trip (psycopg's pipeline mode: sent together,
-        # answered together); a transaction that runs no statement sends nothing.
-        self._begin = list(begin)
-        # PostgreSQL: a last statement whose result nobody reads, sent with COMMIT (:meth:`last`).
-        self._last: tuple[str, tuple[Any, ...]] | None = None
+        # PostgreSQL: statements not sent yet (the BEGIN, then any :meth:`later`). They go
+        # in the round trip of the next statement or of COMMIT (psycopg's pipeline mode:
+        # sent together, answered together); a transaction that runs nothing sends nothing.
+        self._queue: list[tuple[str, tuple[Any, ...]]] = [(b, ()) for b in begin]
+        self.sent = False  # something went to the server: ROLLBACK on failure
+        self.wrote = False  # a statement beyond BEGIN ran or waits: COMMIT at the end
 
-    @property
-    def begun(self) -> bool:
-        return not self._begin
-
-    def last(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        """Run a statement whose result (row count) nobody reads, as the transaction's last
-        one unless another follows: on PostgreSQL it then goes in COMMIT's round trip, and
-        an error in it is the commit's error. Elsewhere, or before anything ran, at once."""
-        if self.dialect == "sqlite" or self._begin:
+    def later(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement whose result (row count) nobody reads. On PostgreSQL it waits
+        for whatever is sent next (the next statement, or COMMIT) and goes in its round
+        trip; an error in it is that one's error. On SQLite, at once."""
+        if self.dialect == "sqlite":
             self._run(sql, params)
             return
-        self._flush_last()
-        self._last = (_pg_sql(sql), tuple(params or ()))
-
-    def _flush_last(self) -> None:
-        if self._last is not None:
-            last, self._last = self._last, None
-            try:
-                self._conn.execute(*last)
-            except Exception as exc:
-                raise translate(exc, "database statement failed") from exc
+        self._queue.append((_pg_sql(sql), tuple(params or ())))
+        self.wrote = True
 
     def commit(self) -> None:
-        """PostgreSQL: COMMIT, with the :meth:`last` statement in the same round trip."""
+        """PostgreSQL: COMMIT, with what waits in the same round trip."""
         try:
-            if self._last is None:
-                self._conn.execute("COMMIT")
-                return
-            last, self._last = self._last, None
-            with self._conn.pipeline():
-                self._conn.execute(*last)
-                self._conn.execute("COMMIT")
+            self._send("COMMIT", ())
         except Exception as exc:
             raise translate(exc, "cannot commit") from exc
 
-    def _start(self) -> None:
-        begin, self._begin = self._begin, []
-        try:
-            for statement in begin:
-                self._conn.execute(statement)
-        except Exception as exc:
-            raise translate(exc, "cannot start a transaction") from exc
+    def _send(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """PostgreSQL: ``sql`` after what waits, in one round trip; its cursor."""
+        queued, self._queue = self._queue, []
+        self.sent = True
+        if not queued:
+            return self._conn.execute(sql, params)
+        with self._conn.pipeline():
+            for statement, args in queued:
+                self._conn.execute(statement, args)
+            cursor = self._conn.execute(sql, params)
+        return cursor
 
     def _run(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         try:
             if self.dialect == "sqlite":
                 return self._conn.execute(sql, tuple(params or ()))
-            self._flush_last()
+            self.wrote = True
             # psycopg prepares a statement on the server once it has run a few times on a
             # connection (``prepare_threshold``): no parse and plan per call after that.
-            if not self._begin:
-                return self._conn.execute(_pg_sql(sql), tuple(params or ()))
-            begin, self._begin = self._begin, []
-            with self._conn.pipeline():
-                for statement in begin:
-                    self._conn.execute(statement)
-                cursor = self._conn.execute(_pg_sql(sql), tuple(params or ()))
-            return cursor
+            return self._send(_pg_sql(sql), tuple(params or ()))
         except Exception as exc:
             raise translate(exc, "database statement failed") from exc
 
@@ -159,14 +138,14 @@ class Tx:
         data = [tuple(r) for r in rows]
         if not data:
             return
-        if self._begin:
-            self._start()
-        if self.dialect != "sqlite":
-            self._flush_last()
         try:
             if self.dialect == "sqlite":
                 self._conn.executemany(sql, data)
             else:
+                self.wrote = self.sent = True
+                queued, self._queue = self._queue, []
+                for statement, args in queued:  # what waits goes first
+                    self._conn.execute(statement, args)
                 with self._conn.cursor() as cur:
                     cur.executemany(_pg_sql(sql), data)
         except Exception as exc:
@@ -373,11 +352,11 @@ class PostgresDatabase(Database):
             try:
                 yield tx
             except BaseException:
-                if tx.begun:
+                if tx.sent:
                     with suppress(Exception):
                         conn.execute("ROLLBACK")
                 raise
-            if not tx.begun:
+            if not tx.wrote:
                 return  # no statement ran: nothing was started, nothing to commit
             try:
                 tx.commit()

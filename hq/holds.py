@@ -193,9 +193,9 @@ def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) ->
     # spend it from there): the card moves in the change feed when that changed.
     moved = {c for c in (req.card, before["card"] if before is not None else None) if c}
     if before is None or before["card"] != req.card or int(before["points"]) != granted:
-        add_changes(tx, "card", moved, now, along=upsert, last=True)
+        add_changes(tx, "card", moved, now, along=upsert)
     else:
-        tx.last(*upsert)
+        tx.later(*upsert)
     if granted < req.points and req.card is not None:
         logger.info(
             "hold for %s receipt %s: %d of %d points of card %s granted",
@@ -316,9 +316,9 @@ def resolve(tx: Tx, till: str, res: HoldResolutionIn, now: datetime) -> str:
         (new, redeemed, res.resolution, ts(now), ts(now), till, res.receipt_id),
     )
     if row["card"] and redeemed != int(row["points"]):
-        add_changes(tx, "card", [row["card"]], now, along=update, last=True)
+        add_changes(tx, "card", [row["card"]], now, along=update)
     else:
-        tx.last(*update)
+        tx.later(*update)
     return new
 
 

@@ -69,20 +69,19 @@ def add_changes(
     now: datetime,
     *,
     along: tuple[str, Sequence[Any]] | None = None,
-    last: bool = False,
 ) -> None:
     """Move each key to the head of the change feed (one row per key: the log compacts).
 
     ``along``: an INSERT or UPDATE (and its parameters) of the same transaction to run
-    first; on PostgreSQL, with one key, both go as one statement (one round trip).
-    ``last``: the caller's transaction runs nothing after this (:meth:`Tx.last`).
+    first; on PostgreSQL, with one key, both go as one statement, sent with whatever the
+    transaction sends next (:meth:`Tx.later`: for a hold, its COMMIT).
     """
     todo = sorted(set(keys))
     if tx.dialect == "postgresql" and len(todo) == 1:
         # A hold moves one card: one statement takes the id and writes the row (the counter
         # row stays locked until commit, as with next_ids), after ``along`` if given.
         head, args = ("", ()) if along is None else (f"a AS ({along[0]} RETURNING 1), ", along[1])
-        (tx.last if last else tx.execute)(
+        tx.later(
             f"WITH {head}c AS (UPDATE counters SET value = value + 1 WHERE name = 'change'"
             " RETURNING value) INSERT INTO changes (kind, key, id, at) SELECT ?, ?, value, ?"
             " FROM c ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
@@ -90,7 +89,7 @@ def add_changes(
         )
         return
     if along is not None:
-        tx.execute(*along)
+        tx.later(*along)
     if not todo:
         return
     first = tx.next_ids("change", len(todo))

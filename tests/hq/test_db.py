@@ -126,19 +126,19 @@ def test_a_transaction_starts_with_its_first_statement(db_url: str, tmp_path: Pa
         db.close()
 
 
-def test_a_last_statement_goes_with_the_commit(db_url: str, tmp_path: Path) -> None:
-    """``Tx.last``: on PostgreSQL sent with COMMIT; a statement after it still comes after
-    it; and if it fails, the commit fails and nothing of the transaction is kept."""
+def test_a_later_statement_goes_with_the_next_one(db_url: str, tmp_path: Path) -> None:
+    """``Tx.later``: on PostgreSQL sent with the next statement or with COMMIT, before it;
+    and if it fails, the commit fails and nothing of the transaction is kept."""
     db = open_database(db_url, data_dir=tmp_path)
     try:
         with db.write() as tx:
             tx.execute("INSERT INTO meta (key, value) VALUES ('l1', 'a')")
-            tx.last("UPDATE meta SET value = 'b' WHERE key = 'l1'")
+            tx.later("UPDATE meta SET value = 'b' WHERE key = 'l1'")
             assert tx.scalar("SELECT value FROM meta WHERE key = 'l1'") == "b"  # in order
-            tx.last("INSERT INTO meta (key, value) VALUES ('l2', 'c')")
+            tx.later("INSERT INTO meta (key, value) VALUES ('l2', 'c')")
         with pytest.raises(StoreError), db.write() as tx:
             tx.execute("INSERT INTO meta (key, value) VALUES ('l3', 'd')")
-            tx.last("INSERT INTO meta (key, value) VALUES ('l1', 'dup')")  # duplicate key
+            tx.later("INSERT INTO meta (key, value) VALUES ('l1', 'dup')")  # duplicate key
         with db.read() as tx:
             rows = tx.all("SELECT key, value FROM meta WHERE key LIKE 'l%' ORDER BY key")
         assert rows == [{"key": "l1", "value": "b"}, {"key": "l2", "value": "c"}]
