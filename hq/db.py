@@ -63,18 +63,69 @@ def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
 
+class Pending:
+    """The rows of a statement :meth:`Tx.ahead` queued; reading them sends it if not yet."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+        self._rows: list[Row] | None = None
+        self.cursor: Any = None  # set when the statement was sent
+
+    def all(self) -> list[Row]:
+        if self._rows is None:
+            if self.cursor is None:
+                self._tx.flush()
+            try:
+                self._rows = [dict(r) for r in self.cursor.fetchall()]
+            except Exception as exc:
+                raise translate(exc, "database statement failed") from exc
+        return self._rows
+
+    def one(self) -> Row | None:
+        rows = self.all()
+        return rows[0] if rows else None
+
+    def scalar(self) -> Any:
+        row = self.one()
+        return None if row is None else next(iter(row.values()))
+
+
 class Tx:
     """One open transaction. Rows are dicts; SQL uses ``?`` placeholders on both dialects."""
 
     def __init__(self, dialect: Dialect, conn: Any, begin: Sequence[str] = ()) -> None:
         self.dialect: Dialect = dialect
         self._conn = conn
-        # PostgreSQL: statements not sent yet (the BEGIN, then any :meth:`later`). They go
-        # in the round trip of the next statement or of COMMIT (psycopg's pipeline mode:
-        # sent together, answered together); a transaction that runs nothing sends nothing.
-        self._queue: list[tuple[str, tuple[Any, ...]]] = [(b, ()) for b in begin]
+        # PostgreSQL: statements not sent yet (the BEGIN, then any :meth:`later` or
+        # :meth:`ahead`). They go in the round trip of the next statement or of COMMIT
+        # (psycopg's pipeline mode: sent together, answered together, run one after the
+        # other as if sent one by one); a transaction that runs nothing sends nothing.
+        self._queue: list[tuple[str, tuple[Any, ...], Pending | None]] = [
+            (b, (), None) for b in begin
+        ]
         self.sent = False  # something went to the server: ROLLBACK on failure
         self.wrote = False  # a statement beyond BEGIN ran or waits: COMMIT at the end
+
+    def ahead(self, sql: str, params: Sequence[Any] | None = None) -> Pending:
+        """Queue a statement whose rows are read later: on PostgreSQL it goes in one round
+        trip with the others queued and whatever is sent next. Only for a statement whose
+        parameters do not hang on another's rows. On SQLite, at once."""
+        pending = Pending(self)
+        if self.dialect == "sqlite":
+            pending.cursor = self._run(sql, params)
+            return pending
+        self._queue.append((_pg_sql(sql), tuple(params or ()), pending))
+        self.wrote = True
+        return pending
+
+    def flush(self) -> None:
+        """PostgreSQL: send what waits, in one round trip (nothing more)."""
+        if self.dialect == "sqlite" or not self._queue:
+            return
+        try:
+            self._send(None, ())
+        except Exception as exc:
+            raise translate(exc, "database statement failed") from exc
 
     def later(self, sql: str, params: Sequence[Any] | None = None) -> None:
         """Run a statement whose result (row count) nobody reads. On PostgreSQL it waits
@@ -83,7 +134,7 @@ class Tx:
         if self.dialect == "sqlite":
             self._run(sql, params)
             return
-        self._queue.append((_pg_sql(sql), tuple(params or ())))
+        self._queue.append((_pg_sql(sql), tuple(params or ()), None))
         self.wrote = True
 
     def commit(self) -> None:
@@ -93,16 +144,20 @@ class Tx:
         except Exception as exc:
             raise translate(exc, "cannot commit") from exc
 
-    def _send(self, sql: str, params: tuple[Any, ...]) -> Any:
-        """PostgreSQL: ``sql`` after what waits, in one round trip; its cursor."""
+    def _send(self, sql: str | None, params: tuple[Any, ...]) -> Any:
+        """PostgreSQL: ``sql`` (if any) after what waits, in one round trip; its cursor."""
         queued, self._queue = self._queue, []
         self.sent = True
         if not queued:
-            return self._conn.execute(sql, params)
+            return self._conn.execute(sql, params) if sql is not None else None
+        cursor = None
         with self._conn.pipeline():
-            for statement, args in queued:
-                self._conn.execute(statement, args)
-            cursor = self._conn.execute(sql, params)
+            for statement, args, pending in queued:
+                sent = self._conn.execute(statement, args)
+                if pending is not None:
+                    pending.cursor = sent
+            if sql is not None:
+                cursor = self._conn.execute(sql, params)
         return cursor
 
     def _run(self, sql: str, params: Sequence[Any] | None = None) -> Any:
@@ -143,9 +198,7 @@ class Tx:
                 self._conn.executemany(sql, data)
             else:
                 self.wrote = self.sent = True
-                queued, self._queue = self._queue, []
-                for statement, args in queued:  # what waits goes first
-                    self._conn.execute(statement, args)
+                self.flush()  # what waits goes first
                 with self._conn.cursor() as cur:
                     cur.executemany(_pg_sql(sql), data)
         except Exception as exc:

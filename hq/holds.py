@@ -42,7 +42,7 @@ from typing import Any
 from tillgate.core.cards import mask
 
 from .authority import Policy
-from .db import Database, Row, Tx, marks
+from .db import Database, Pending, Tx, marks
 from .ledger import (
     FOREVER,
     add_changes,
@@ -63,9 +63,10 @@ ACTIVE, CONFIRMED, SETTLED, RELEASED, EXPIRED = (
 )
 
 
-def _hold_row(tx: Tx, till: str, receipt_id: str) -> Row | None:
+def _hold_row(tx: Tx, till: str, receipt_id: str) -> Pending:
+    """The receipt's hold, its row locked until commit (PostgreSQL); sent ahead."""
     lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
-    return tx.one(
+    return tx.ahead(
         f"SELECT * FROM holds WHERE till = ? AND receipt_id = ?{lock}", (till, receipt_id)
     )
 
@@ -89,18 +90,17 @@ _COUNTS = (
 )
 
 
-def reserved(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str] | None = None) -> int:
-    """Points of ``card`` that open receipts hold (``besides``: one receipt left out)."""
-    skip, params = "", [ts(now), card]
-    if besides is not None:
-        skip = " AND NOT (h.till = ? AND h.receipt_id = ?)"
-        params += list(besides)
-    return int(
-        tx.scalar(
-            f"SELECT COALESCE(SUM({_COUNTS}), 0) FROM holds h JOIN tills t ON t.id = h.till"
-            f" WHERE h.card = ? AND h.status IN ('active', 'confirmed'){skip}",
-            params,
-        )
+def reserved(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str]) -> Pending:
+    """Points of ``card`` that other open receipts hold than ``besides``; sent ahead.
+
+    On PostgreSQL this runs after the statement that locked the card, whose lock every
+    hold on the card takes first: it sees every hold committed before it got the lock.
+    """
+    return tx.ahead(
+        f"SELECT COALESCE(SUM({_COUNTS}), 0) FROM holds h JOIN tills t ON t.id = h.till"
+        " WHERE h.card = ? AND h.status IN ('active', 'confirmed')"
+        " AND NOT (h.till = ? AND h.receipt_id = ?)",
+        (ts(now), card, *besides),
     )
 
 
@@ -120,19 +120,13 @@ def held_elsewhere(tx: Tx, cards: Sequence[str], till: str, now: datetime) -> di
     return out
 
 
-def _locked_card(tx: Tx, card: str) -> Row | None:
-    """The card's status and kept balance, its row locked until commit (PostgreSQL)."""
+def _locked_card(tx: Tx, card: str) -> Pending:
+    """The card's status and kept balance, its row locked until commit (PostgreSQL); sent
+    ahead."""
     lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
-    return tx.one(
+    return tx.ahead(
         f"SELECT status, balance, balance_until FROM cards WHERE number = ?{lock}", (card,)
     )
-
-
-def available(tx: Tx, card: Row, number: str, now: datetime, *, besides: tuple[str, str]) -> int:
-    """What one more receipt may redeem of a card (its :func:`_locked_card` row) chain-wide:
-    its balance − others' holds."""
-    balance = spendable(tx, number, now, row=card)
-    return max(0, balance - reserved(tx, number, now, besides=besides))
 
 
 def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) -> dict[str, Any]:
@@ -144,19 +138,22 @@ def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) ->
     seconds = min(req.seconds, policy.hold_seconds)
     expires = now + timedelta(seconds=seconds)
     key = (till.id, req.receipt_id)
-    before = _hold_row(tx, *key)
+    # A hold is on the calculate's clock, and on PostgreSQL each round trip wakes the
+    # server: the receipt's hold, the card's row (locked: its status and kept balance) and
+    # what other receipts hold of it are asked in one, run in that order.
+    ask = _hold_row(tx, *key)
+    card_ask = _locked_card(tx, req.card) if req.card is not None else None
+    others = reserved(tx, req.card, now, besides=key) if req.card is not None else None
+    before = ask.one()
     if before is not None and before["status"] in (CONFIRMED, SETTLED):
         return _reply(req.receipt_id, granted=0, free=0, seconds=0, expires=now) | {
             "refused": "receipt_confirmed",
             "coupons": [],
         }
     free = 0
-    if req.card is not None:
-        # One statement locks the card, reads its status and its kept balance: a hold is on
-        # the calculate's clock, and on PostgreSQL each statement is a round trip.
-        card = _locked_card(tx, req.card)
-        if card is not None and card["status"] != "blocked":
-            free = available(tx, card, req.card, now, besides=key)
+    card = card_ask.one() if card_ask is not None else None
+    if req.card and others is not None and card is not None and card["status"] != "blocked":
+        free = max(0, spendable(tx, req.card, now, row=card) - int(others.scalar()))
     if req.exact and req.points > free:
         return _reply(req.receipt_id, granted=0, free=free, seconds=0, expires=now) | {
             "refused": "insufficient_points",
@@ -288,7 +285,7 @@ def resolve(tx: Tx, till: str, res: HoldResolutionIn, now: datetime) -> str:
     ``unknown``: head office never granted this receipt a hold (the till's request did not
     arrive); there is nothing to resolve.
     """
-    row = _hold_row(tx, till, res.receipt_id)
+    row = _hold_row(tx, till, res.receipt_id).one()
     if row is None:
         return "unknown"
     status = str(row["status"])

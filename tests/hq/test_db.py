@@ -11,7 +11,7 @@ from tests.hq.conftest import drop_schema, pg_schema_url
 from tests.hq.helpers import T0
 from tillgate.core.clock import ManualClock
 from tillgate.core.errors import ConfigError, StoreError
-from tillgate.hq.db import SqliteDatabase, hide_password, open_database
+from tillgate.hq.db import SqliteDatabase, Tx, hide_password, open_database
 from tillgate.hq.ledger import card_states
 from tillgate.hq.schema import MIGRATIONS, migrate, statements
 from tillgate.hq.service import Hq
@@ -142,6 +142,49 @@ def test_a_later_statement_goes_with_the_next_one(db_url: str, tmp_path: Path) -
         with db.read() as tx:
             rows = tx.all("SELECT key, value FROM meta WHERE key LIKE 'l%' ORDER BY key")
         assert rows == [{"key": "l1", "value": "b"}, {"key": "l2", "value": "c"}]
+    finally:
+        db.close()
+
+
+def test_statements_sent_ahead_run_in_order_and_fail_the_transaction(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Tx.ahead``: on PostgreSQL queued with what waits and sent in one round trip with
+    the next statement (or when its rows are read), each run after the ones before it;
+    a failure among them fails the transaction, and nothing of it is kept."""
+    db = open_database(db_url, data_dir=tmp_path)
+    sends: list[int] = []
+    real = Tx._send
+
+    def counted(self: Tx, sql: str | None, params: tuple[object, ...]) -> object:
+        sends.append(len(self._queue))
+        return real(self, sql, params)
+
+    try:
+        with db.write() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('a1', 'x')")
+            monkeypatch.setattr(Tx, "_send", counted)
+            tx.later("UPDATE meta SET value = 'y' WHERE key = 'a1'")
+            first = tx.ahead("SELECT value FROM meta WHERE key = 'a1'")
+            none = tx.ahead("SELECT value FROM meta WHERE key = 'no such key'")
+            count = tx.ahead("SELECT COUNT(*) AS n FROM meta WHERE key LIKE 'a%'")
+            assert none.one() is None  # reading one sends them all
+            assert first.one() == {"value": "y"}  # it ran after the update before it
+            assert count.scalar() == 1 and count.all() == [{"n": 1}]
+            monkeypatch.undo()
+        # One round trip on PostgreSQL for the four (SQLite runs each at once).
+        assert sends == ([4] if tx.dialect == "postgresql" else [])
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('a2', 'z')")
+            bad = tx.ahead("SELECT no_such_column FROM meta")
+            tx.ahead("SELECT 1 AS one")
+            bad.all()
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('a3', 'z')")
+            tx.ahead("SELECT no_such_column FROM meta")  # never read: COMMIT fails
+        with db.read() as tx:
+            rows = tx.all("SELECT key, value FROM meta WHERE key LIKE 'a%' ORDER BY key")
+        assert rows == [{"key": "a1", "value": "y"}]
     finally:
         db.close()
 

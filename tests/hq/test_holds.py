@@ -17,6 +17,7 @@ from tests.conftest import COUPON10, program
 from tests.hq.helpers import HqTest, TillClient, iso, start_hq
 from tillgate.core.clock import ManualClock
 from tillgate.core.rules.coupons import CouponSigner
+from tillgate.hq.db import Tx
 from tillgate.hq.holds import expire_due
 
 CARD = "2900000000028"
@@ -70,6 +71,31 @@ def test_head_office_grants_what_the_chain_has(
     assert sorted(h["points"] for h in active(hq)) == [100, 300, 600]
     # A card head office does not know, or a blocked one, has nothing to grant.
     assert hold(a, "A-2", 50, card="2900000009999")["granted"] == 0
+
+
+def test_a_hold_wakes_postgresql_three_times(
+    hq: HqTest, chain: tuple[TillClient, TillClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hold is on a calculate's clock, and each round trip to PostgreSQL wakes the server:
+    BEGIN with the credential's check; the receipt's hold, the card (locked) and what other
+    receipts hold of it; the hold's write with COMMIT. What is granted is as before."""
+    a, b = chain
+    hold(b, "B-1", 300)
+    trips: list[str | None] = []
+    real = Tx._send
+
+    def counted(self: Tx, sql: str | None, params: tuple[object, ...]) -> object:
+        trips.append(sql)
+        return real(self, sql, params)
+
+    monkeypatch.setattr(Tx, "_send", counted)
+    assert hold(a, "A-1", 900)["granted"] == 700
+    assert hold(a, "A-1", 600)["granted"] == 600  # again: replaced, B's 300 still held
+    if hq.hq.db.dialect == "postgresql":
+        assert len(trips) == 6 and trips[2] == trips[5] == "COMMIT", trips
+    else:
+        assert trips == []  # SQLite runs each statement at once, in the process
+    assert sorted(h["points"] for h in active(hq)) == [300, 600]
 
 
 def test_a_hold_ends_once(hq: HqTest, chain: tuple[TillClient, TillClient]) -> None:
