@@ -1,7 +1,8 @@
 """The POS API as a FastAPI application (routes, auth, size limits, JSON errors).
 
-Handlers are plain ``def`` so FastAPI runs them in its thread pool: each one is a short
-SQLite transaction in :class:`~tillgate.agent.usecases.TillService`.
+A use case is a SQLite transaction in :class:`~tillgate.agent.usecases.TillService`, and
+calculate and confirm may wait on head office: handlers run them in the thread pool
+(:func:`_work`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tillgate.agent.usecases import TillService
@@ -68,6 +70,18 @@ class BearerAuth:
             return False
         given = parse_qs(scope.get("query_string") or b"", keep_blank_values=True).get(b"token")
         return given is not None and len(given) == 1 and hmac.compare_digest(given[0], self.token)
+
+
+async def _work(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a use case in the thread pool; the answer is checked and encoded on the loop.
+
+    A plain ``def`` handler with a response model costs two hops to the thread pool and
+    back: FastAPI checks its answer against the model in the pool too. Each hop wakes a
+    thread, which on a busy or virtual machine is most of a request's overhead
+    (docs/performance.md, "holds: where the time goes"); an ``async`` handler that hands
+    the use case over itself makes one.
+    """
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -157,9 +171,9 @@ def create_app(
         responses=ERROR_RESPONSES,
         tags=["receipts"],
     )
-    def calculate(body: s.CalculateIn) -> Any:
+    async def calculate(body: s.CalculateIn) -> Any:
         """Price the open basket: discounts, points to redeem and accrue, hints, print items."""
-        return service.calculate(body.to_request())
+        return await _work(service.calculate, body.to_request())
 
     @app.post(
         "/v1/receipts/{receipt_id}/confirm",
@@ -167,10 +181,10 @@ def create_app(
         responses=ERROR_RESPONSES,
         tags=["receipts"],
     )
-    def confirm(body: s.ConfirmIn | None = None, receipt_id: str = rid) -> Any:
+    async def confirm(body: s.ConfirmIn | None = None, receipt_id: str = rid) -> Any:
         """Commit the last calculation: ledger entries are durable before this answers."""
         body = body or s.ConfirmIn()
-        return service.confirm(receipt_id, paid=body.paid, fiscal_id=body.fiscal_id)
+        return await _work(service.confirm, receipt_id, paid=body.paid, fiscal_id=body.fiscal_id)
 
     @app.post(
         "/v1/receipts/{receipt_id}/cancel",
@@ -178,9 +192,9 @@ def create_app(
         responses=ERROR_RESPONSES,
         tags=["receipts"],
     )
-    def cancel(receipt_id: str = rid) -> Any:
+    async def cancel(receipt_id: str = rid) -> Any:
         """Abandon the sale and release any hold."""
-        return service.cancel(receipt_id)
+        return await _work(service.cancel, receipt_id)
 
     @app.post(
         "/v1/receipts/{receipt_id}/refund",
@@ -188,12 +202,12 @@ def create_app(
         responses=ERROR_RESPONSES,
         tags=["receipts"],
     )
-    def refund(body: s.RefundIn, receipt_id: str = rid) -> Any:
+    async def refund(body: s.RefundIn, receipt_id: str = rid) -> Any:
         """Return some lines (or all): points reversed/returned in proportion, never over."""
         lines = [(ln.index, ln.qty) for ln in body.lines] if body.lines is not None else None
         if lines is not None and not lines:
             raise errors.InvalidRequest("lines is empty; omit it to return the whole receipt")
-        return service.refund(receipt_id, refund_id=body.refund_id, lines=lines)
+        return await _work(service.refund, receipt_id, refund_id=body.refund_id, lines=lines)
 
     @app.get(
         "/v1/cards/{card:path}",
@@ -201,9 +215,9 @@ def create_app(
         responses=ERROR_RESPONSES,
         tags=["cards"],
     )
-    def card(card: str = Path(max_length=512)) -> Any:
+    async def card(card: str = Path(max_length=512)) -> Any:
         """A card by number, track data, QR payload or phone: balance, hints, history."""
-        return service.card_lookup(card)
+        return await _work(service.card_lookup, card)
 
     @app.post("/v1/session/card", responses=ERROR_RESPONSES, tags=["cards"])
     def present(body: s.PresentIn) -> Any:
