@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
@@ -116,9 +117,9 @@ def create_app(hq: Hq) -> FastAPI:
     async def work(fn: Callable[..., R], *args: Any) -> R:
         return await run_in_threadpool(fn, *args)
 
-    def till_of(token: str, tx: Any) -> tills.TillId:
+    def till_of(token: str, tx: Any, *, asked: Any = None) -> tills.TillId:
         try:
-            return tills.authenticate(tx, token)
+            return tills.authenticate(tx, token, asked=asked)
         except errors.Unauthorized:
             if hq.is_admin(token):
                 raise errors.Forbidden(
@@ -183,11 +184,23 @@ def create_app(hq: Hq) -> FastAPI:
         def run() -> dict[str, Any]:
             # A hold is a reservation: it is not worth a disk flush on the calculate's clock
             # (a power cut may lose the last ones; docs/sync-protocol.md, "Online holds").
+            now = hq.clock.now()
             with hq.db.write(durable=False) as tx:
-                till = till_of(token, tx)
-                body = wire.parse(wire.HoldIn, wire.decode_json(raw))
+                credential = tills.ask_till(tx, token)
+                known, body, asked = hq.known_tills.get(token), None, None
+                if known is not None:
+                    # The hold's reads go with the credential's check, which runs first;
+                    # a body that does not parse is refused after it, as for a stranger.
+                    with suppress(errors.InvalidRequest):
+                        body = wire.parse(wire.HoldIn, wire.decode_json(raw))
+                    if body is not None:
+                        asked = holds.ask(tx, known, body, now)
+                till = till_of(token, tx, asked=credential)
+                hq.known_tills.put(token, till.id)
+                if body is None:
+                    body = wire.parse(wire.HoldIn, wire.decode_json(raw))
                 policy = ledger.policy_of(tx, hq.policies, till=till)
-                return holds.reserve(tx, till, body, hq.clock.now(), policy)
+                return holds.reserve(tx, till, body, now, policy, asked=asked)
 
         return await work(run)
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -129,22 +130,49 @@ def _locked_card(tx: Tx, card: str) -> Pending:
     )
 
 
-def reserve(tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Asked:
+    """What a hold reads, asked ahead (:func:`ask`): the receipt's hold, then the card's
+    row (locked: its status and kept balance), then what other receipts hold of it."""
+
+    key: tuple[str, str]  # (till, receipt)
+    card: str | None
+    hold: Pending
+    card_row: Pending | None
+    others: Pending | None
+
+
+def ask(tx: Tx, till: str, req: HoldIn, now: datetime) -> Asked:
+    """Queue a hold's reads. A hold is on the calculate's clock, and on PostgreSQL each
+    round trip wakes the server: they go in one, run in that order (with the credential's
+    check before them, when the till is known: ``KnownTills``)."""
+    key = (till, req.receipt_id)
+    card = req.card
+    return Asked(
+        key=key,
+        card=card,
+        hold=_hold_row(tx, *key),
+        card_row=_locked_card(tx, card) if card is not None else None,
+        others=reserved(tx, card, now, besides=key) if card is not None else None,
+    )
+
+
+def reserve(
+    tx: Tx, till: TillId, req: HoldIn, now: datetime, policy: Policy, *, asked: Asked | None = None
+) -> dict[str, Any]:
     """Grant a receipt up to the points it asks for and the coupon codes that are free.
 
     Replaces the receipt's earlier hold. ``exact`` and not enough available: nothing
-    changes (the till refuses the basket's redemption as it would offline).
+    changes (the till refuses the basket's redemption as it would offline). ``asked``:
+    this hold's :func:`ask`, if queued already.
     """
     seconds = min(req.seconds, policy.hold_seconds)
     expires = now + timedelta(seconds=seconds)
     key = (till.id, req.receipt_id)
-    # A hold is on the calculate's clock, and on PostgreSQL each round trip wakes the
-    # server: the receipt's hold, the card's row (locked: its status and kept balance) and
-    # what other receipts hold of it are asked in one, run in that order.
-    ask = _hold_row(tx, *key)
-    card_ask = _locked_card(tx, req.card) if req.card is not None else None
-    others = reserved(tx, req.card, now, besides=key) if req.card is not None else None
-    before = ask.one()
+    if asked is None or asked.key != key or asked.card != req.card:
+        asked = ask(tx, till.id, req, now)
+    card_ask, others = asked.card_row, asked.others
+    before = asked.hold.one()
     if before is not None and before["status"] in (CONFIRMED, SETTLED):
         return _reply(req.receipt_id, granted=0, free=0, seconds=0, expires=now) | {
             "refused": "receipt_confirmed",

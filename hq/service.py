@@ -17,6 +17,7 @@ from tillgate.core.rules.coupons import CouponSigner
 from .authority import PolicyCache
 from .couponkeys import HqKeys
 from .schema import migrate
+from .tills import KnownTills
 from .wire import ts
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class Hq:
     lookup_key: bytes = field(repr=False, compare=False)
     # What the program in force lets a till push, kept per program version.
     policies: PolicyCache = field(default_factory=PolicyCache, compare=False)
+    # The till each credential authenticated as (a hold's reads go with its check).
+    known_tills: KnownTills = field(default_factory=KnownTills, compare=False)
 
     @classmethod
     def open(

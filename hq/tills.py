@@ -20,7 +20,7 @@ from tillgate.core.errors import (
     Unauthorized,
 )
 
-from .db import Database, Row, Tx
+from .db import Database, Pending, Row, Tx
 from .wire import ts
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read out on the phone
@@ -107,16 +107,24 @@ def bearer(header: str | None) -> str:
 
 
 def find_till(tx: Tx, token: str) -> Row | None:
-    return tx.one(
+    return ask_till(tx, token).one()
+
+
+def ask_till(tx: Tx, token: str) -> Pending:
+    """The credential's till row (and the program in force), asked ahead."""
+    return tx.ahead(
         "SELECT t.*, (SELECT MAX(version) FROM programs) AS program_in_force"
         " FROM tills t WHERE t.credential_hash = ?",
         (secret_hash(token),),
     )
 
 
-def authenticate(tx: Tx, token: str) -> TillId:
-    """The till a credential belongs to; Unauthorized if unknown or revoked."""
-    row = find_till(tx, token)
+def authenticate(tx: Tx, token: str, *, asked: Pending | None = None) -> TillId:
+    """The till a credential belongs to; Unauthorized if unknown or revoked.
+
+    ``asked``: its :func:`ask_till`, queued first in this transaction.
+    """
+    row = (asked if asked is not None else ask_till(tx, token)).one()
     if row is None:
         raise Unauthorized("unknown credential; enrol the till (tillgate enroll CODE --hq URL)")
     if row["revoked_at"] is not None:
@@ -128,6 +136,31 @@ def authenticate(tx: Tx, token: str) -> TillId:
     return TillId(
         id=row["id"], store=row["store"], program=int(program) if program is not None else None
     )
+
+
+class KnownTills:
+    """The till each credential authenticated as before, in this process.
+
+    A hold is on a calculate's clock, and on PostgreSQL each round trip wakes the server:
+    with the till known, what a hold reads of it goes in the round trip that
+    authenticates the credential. The credential is checked all the same, first, every
+    time (a revoked one is refused at once); this only says which rows to ask for. A
+    credential is a random secret bound to one till for good, so what was known stays
+    true or the credential stops authenticating. Only credentials that authenticated are
+    kept (one per enrolled till); past ``limit`` the map starts again.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._ids: dict[str, str] = {}
+        self._limit = limit
+
+    def get(self, token: str) -> str | None:
+        return self._ids.get(secret_hash(token))
+
+    def put(self, token: str, till: str) -> None:
+        if len(self._ids) >= self._limit:
+            self._ids.clear()
+        self._ids[secret_hash(token)] = till
 
 
 def touch(tx: Tx, till: str, now: datetime) -> None:

@@ -73,12 +73,14 @@ def test_head_office_grants_what_the_chain_has(
     assert hold(a, "A-2", 50, card="2900000009999")["granted"] == 0
 
 
-def test_a_hold_wakes_postgresql_three_times(
+def test_a_hold_wakes_postgresql_twice(
     hq: HqTest, chain: tuple[TillClient, TillClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A hold is on a calculate's clock, and each round trip to PostgreSQL wakes the server:
-    BEGIN with the credential's check; the receipt's hold, the card (locked) and what other
-    receipts hold of it; the hold's write with COMMIT. What is granted is as before."""
+    BEGIN, the credential's check and the hold's reads (the receipt's hold, the card locked,
+    what other receipts hold of it) in one once head office knows the till; the hold's write
+    with COMMIT. A till's first hold since head office started takes one more (its reads
+    need its id). What is granted is as before."""
     a, b = chain
     hold(b, "B-1", 300)
     trips: list[str | None] = []
@@ -89,13 +91,34 @@ def test_a_hold_wakes_postgresql_three_times(
         return real(self, sql, params)
 
     monkeypatch.setattr(Tx, "_send", counted)
-    assert hold(a, "A-1", 900)["granted"] == 700
+    assert hold(a, "A-1", 900)["granted"] == 700  # a's first: 3 round trips
+    first = len(trips)
     assert hold(a, "A-1", 600)["granted"] == 600  # again: replaced, B's 300 still held
+    assert hold(a, "A-2", 50, card="2900000009999")["granted"] == 0  # a card HQ lacks
     if hq.hq.db.dialect == "postgresql":
-        assert len(trips) == 6 and trips[2] == trips[5] == "COMMIT", trips
+        assert first == 3 and len(trips) == 7 and trips[4] == trips[6] == "COMMIT", trips
     else:
         assert trips == []  # SQLite runs each statement at once, in the process
     assert sorted(h["points"] for h in active(hq)) == [300, 600]
+
+
+def test_a_known_till_is_still_checked_first(
+    hq: HqTest, chain: tuple[TillClient, TillClient]
+) -> None:
+    """Head office knowing a till only says which rows its hold reads: a revoked credential
+    is refused at once, and a body that does not parse is refused after the credential's
+    check, as for any till; neither writes anything."""
+    a, _ = chain
+    hold(a, "A-1", 100)
+    r = a.http.post("/v1/holds", content=b'{"receipt_id": "A-2", "points": "many"}')
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text
+    assert hq.admin.post(f"/v1/admin/tills/{a.id}/revoke").status_code == 200
+    before = hq.snapshot()
+    for body in (b'{"receipt_id": "A-2", "card": "' + CARD.encode() + b'", "points": 900}',
+                 b'{"receipt_id": "A-2", "points": "many"}', b"{not json"):  # fmt: skip
+        r = a.http.post("/v1/holds", content=body)
+        assert r.status_code == 401 and "revoked" in r.json()["error"]["message"], r.text
+    assert hq.snapshot() == before
 
 
 def test_a_hold_ends_once(hq: HqTest, chain: tuple[TillClient, TillClient]) -> None:
