@@ -41,7 +41,7 @@ from . import (
     tills,
     wire,
 )
-from .middleware import RequestIds, bounded_json, request_id, route_of
+from .middleware import Direct, Handler, RequestIds, bounded_json, request_id, route_of
 from .service import Hq
 
 logger = logging.getLogger(__name__)
@@ -65,13 +65,19 @@ def operator(request: Request) -> str | None:
 
 def create_app(hq: Hq) -> FastAPI:
     """The HQ API over ``hq``."""
+    checked = bounded_json(unbounded=frozenset({IMPORT_PATH, PRODUCTS_PATH}))
     app = FastAPI(
         title="tillgate head office",
         version=__version__,
         description="Enrolment, ledger push and change feed for tills; admin endpoints.",
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(bounded_json(unbounded=frozenset({IMPORT_PATH, PRODUCTS_PATH})))],
+        dependencies=[Depends(checked)],
+    )
+    # The till's hold routes, served past FastAPI's layers (hq/middleware.py); filled below.
+    direct: dict[str, Handler] = {}
+    app.add_middleware(
+        Direct, routes=direct, check=checked, on_error=lambda: app.exception_handlers
     )
     app.add_middleware(
         BodyLimit, limit=MAX_BODY, by_path={IMPORT_PATH: MAX_IMPORT, PRODUCTS_PATH: MAX_IMPORT}
@@ -204,6 +210,8 @@ def create_app(hq: Hq) -> FastAPI:
 
         return await work(run)
 
+    direct["/v1/holds"] = hold
+
     @app.post("/v1/holds/resolve", tags=["tills"])
     async def hold_resolve(request: Request) -> Any:
         """End a receipt's hold: confirmed (the points it redeemed), cancelled, released."""
@@ -218,6 +226,8 @@ def create_app(hq: Hq) -> FastAPI:
                 return {"receipt_id": body.receipt_id, "status": status}
 
         return await work(run)
+
+    direct["/v1/holds/resolve"] = hold_resolve
 
     @app.get("/v1/sync/changes", tags=["tills"])
     async def changes(request: Request, cursor: int = 0, limit: int = feed.DEFAULT_LIMIT) -> Any:
