@@ -68,18 +68,18 @@ class Pending:
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
-        self._rows: list[Row] | None = None
-        self.cursor: Any = None  # set when the statement was sent
+        self.rows: list[Row] | None = None  # once read
+        self.cursor: Any = None  # PostgreSQL: set when the statement was sent
 
     def all(self) -> list[Row]:
-        if self._rows is None:
+        if self.rows is None:
             if self.cursor is None:
                 self._tx.flush()
             try:
-                self._rows = [dict(r) for r in self.cursor.fetchall()]
+                self.rows = [dict(r) for r in self.cursor.fetchall()]
             except Exception as exc:
                 raise translate(exc, "database statement failed") from exc
-        return self._rows
+        return self.rows
 
     def one(self) -> Row | None:
         rows = self.all()
@@ -112,7 +112,8 @@ class Tx:
         parameters do not hang on another's rows. On SQLite, at once."""
         pending = Pending(self)
         if self.dialect == "sqlite":
-            pending.cursor = self._run(sql, params)
+            # Read whole now: a later write in this transaction must not change them.
+            pending.rows = [dict(r) for r in self._run(sql, params).fetchall()]
             return pending
         self._queue.append((_pg_sql(sql), tuple(params or ()), pending))
         self.wrote = True

@@ -134,9 +134,8 @@ class Direct:
             await self.check(request)
             response: Any = JSONResponse(await handler(request))
         except Exception as exc:
-            take = next(
-                (h for k in type(exc).__mro__ if (h := self.on_error().get(k)) is not None), None
-            )
+            handlers = self.on_error()
+            take = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
             if take is None:
                 raise
             response = await take(request, exc)
