@@ -1,7 +1,8 @@
 """Serving HTTP, for the POS API and head office alike: binding, the server, body limits.
 
 :func:`bind` opens the listening socket up front (a busy port is a clear error);
-:func:`server_class` is uvicorn's server with the signal handling both daemons need.
+:func:`server_class` is uvicorn's server with the signal handling both daemons need;
+:class:`Direct` serves the few routes on a sale's clock past FastAPI's layers.
 
 A request-body size limit: 413 before anything parses.
 
@@ -17,11 +18,12 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from fastapi import HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 
 from . import errors
 
@@ -94,6 +96,79 @@ class BodyLimit:
             return received
 
         await self.app(scope, limited, send)
+
+
+# A direct route's answer; None: the app answers the request itself (FastAPI's own texts).
+DirectHandler = Callable[[Request], Awaitable[Response | None]]
+
+
+@dataclass(frozen=True)
+class _Template:
+    path: str  # what a log line names as the route (never a path holding a card number)
+
+
+class Direct:
+    """Serve a few POST routes without FastAPI's routing, dependency and encoding layers.
+
+    The POS calculate and head office's hold routes are on a sale's clock, and on a busy
+    or virtual machine each layer a request passes costs more than it does in a loop
+    (docs/performance.md, "holds: where the time goes"). A handler gets the request with
+    its body read; it answers, or returns None to hand the request to the app as it came
+    (the body replayed), so that what it does not take on (a body that does not validate,
+    say) gets the app's own answer. Its errors go to the app's exception handlers
+    (``on_error()``, looked up along the error's classes); one no handler takes is raised
+    to the layers outside. Every other request passes through. Inside the body limit and
+    whatever authenticates the caller.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Mapping[str, DirectHandler],
+        on_error: Callable[[], Mapping[Any, Callable[..., Any]]],
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.routes.get(scope["path"])
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = _Template(scope["path"])
+        request = Request(scope, receive)
+        body, response = b"", None
+        try:
+            body = await request.body()
+            response = await handler(request)
+        except Exception as exc:
+            handlers = self.on_error()
+            take = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
+            if take is None:
+                raise
+            response = await take(request, exc)
+        if response is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for a request whose body was read already: the body, then the rest."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
 
 
 def bind(host: str, port: int, *, setting: str = "set pos_api.port") -> socket.socket:

@@ -14,7 +14,7 @@ and an error no handler expected a JSON 500 naming that id, its traceback logged
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tillgate.core import __version__, errors
-from tillgate.core.serving import BodyLimit, error_response
+from tillgate.core.serving import BodyLimit, Direct, DirectHandler, error_response
 
 from . import (
     access,
@@ -41,7 +41,7 @@ from . import (
     tills,
     wire,
 )
-from .middleware import Direct, Handler, RequestIds, bounded_json, request_id, route_of
+from .middleware import RequestIds, bounded_json, request_id, route_of
 from .service import Hq
 
 logger = logging.getLogger(__name__)
@@ -74,11 +74,19 @@ def create_app(hq: Hq) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(checked)],
     )
-    # The till's hold routes, served past FastAPI's layers (hq/middleware.py); filled below.
-    direct: dict[str, Handler] = {}
-    app.add_middleware(
-        Direct, routes=direct, check=checked, on_error=lambda: app.exception_handlers
-    )
+    # The till's hold routes, served past FastAPI's layers (core/serving.py); filled below.
+    direct: dict[str, DirectHandler] = {}
+    app.add_middleware(Direct, routes=direct, on_error=lambda: app.exception_handlers)
+
+    def served(route: Callable[[Request], Awaitable[Any]]) -> DirectHandler:
+        """A route of the app's, served directly: the app's body check, then the route."""
+
+        async def serve(request: Request) -> Response:
+            await checked(request)
+            return JSONResponse(await route(request))
+
+        return serve
+
     app.add_middleware(
         BodyLimit, limit=MAX_BODY, by_path={IMPORT_PATH: MAX_IMPORT, PRODUCTS_PATH: MAX_IMPORT}
     )
@@ -210,7 +218,7 @@ def create_app(hq: Hq) -> FastAPI:
 
         return await work(run)
 
-    direct["/v1/holds"] = hold
+    direct["/v1/holds"] = served(hold)
 
     @app.post("/v1/holds/resolve", tags=["tills"])
     async def hold_resolve(request: Request) -> Any:
@@ -227,7 +235,7 @@ def create_app(hq: Hq) -> FastAPI:
 
         return await work(run)
 
-    direct["/v1/holds/resolve"] = hold_resolve
+    direct["/v1/holds/resolve"] = served(hold_resolve)
 
     @app.get("/v1/sync/changes", tags=["tills"])
     async def changes(request: Request, cursor: int = 0, limit: int = feed.DEFAULT_LIMIT) -> Any:

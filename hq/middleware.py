@@ -14,11 +14,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -87,59 +84,6 @@ class RequestIds:
                 {"request_id": rid},
             )
             await response(scope, receive, send_with_id)
-
-
-Handler = Callable[[Request], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class _Template:
-    path: str
-
-
-class Direct:
-    """Serve a few POST routes without FastAPI's routing, dependency and encoding layers.
-
-    The till's hold routes are on a calculate's clock, and on a busy machine each layer a
-    request passes costs more than it does in a loop (docs/performance.md, "holds: where
-    the time goes"). Their handlers are the app's own route functions, their bodies get
-    the app's own check (``bounded_json``) and their errors the app's own exception
-    handlers; an error none of them takes goes on to :class:`RequestIds` (a JSON 500).
-    Every other request passes through. Inside :class:`RequestIds` and the body limit.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        routes: dict[str, Handler],
-        check: Handler,
-        on_error: Callable[[], dict[Any, Callable[..., Any]]],
-    ) -> None:
-        self.app = app
-        self.routes = routes
-        self.check = check
-        self.on_error = on_error
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = None
-        if scope["type"] == "http" and scope["method"] == "POST":
-            handler = self.routes.get(scope["path"])
-        if handler is None:
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = _Template(scope["path"])  # for log lines: route_of
-        request = Request(scope, receive)
-        try:
-            await self.check(request)
-            response: Any = JSONResponse(await handler(request))
-        except Exception as exc:
-            handlers = self.on_error()
-            take = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
-            if take is None:
-                raise
-            response = await take(request, exc)
-        await response(scope, receive, send)
 
 
 # A body up to this size is checked on the event loop: a few tens of microseconds, where

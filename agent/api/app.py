@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,14 +17,25 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute, serialize_response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tillgate.agent.usecases import TillService
 from tillgate.core import __version__, errors
 from tillgate.core.cards import mask_in_text
-from tillgate.core.serving import ASGIApp, BodyLimit, Receive, Scope, Send, error_response
+from tillgate.core.serving import (
+    ASGIApp,
+    BodyLimit,
+    Direct,
+    DirectHandler,
+    Receive,
+    Scope,
+    Send,
+    error_response,
+)
 
 from . import schemas as s
 from .docs_page import DOCS_HTML
@@ -124,6 +136,10 @@ def create_app(
         redoc_url=None,
     )
 
+    # Calculate, on the sale's clock, served past FastAPI's layers (core/serving.py);
+    # inside BearerAuth, so the token is checked first. Filled at the end.
+    direct: dict[str, DirectHandler] = {}
+    app.add_middleware(Direct, routes=direct, on_error=lambda: app.exception_handlers)
     app.add_middleware(BearerAuth, token=token)
     app.add_middleware(BodyLimit, limit=max_body_bytes, setting="pos_api.max_body_bytes")
     # Outermost (added last): a cross-site or foreign-Host request is refused before
@@ -330,4 +346,43 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    direct["/v1/receipts/calculate"] = _direct_calculate(
+        service, _route(app, "/v1/receipts/calculate")
+    )
     return app
+
+
+def _route(app: FastAPI, path: str) -> APIRoute:
+    return next(r for r in app.routes if isinstance(r, APIRoute) and r.path == path)
+
+
+def _json_body(request: Request) -> bool:
+    """Whether FastAPI would read the body as JSON too (it reads ``application/*+json``
+    as well; those go its way)."""
+    kind = request.headers.get("content-type", "").partition(";")[0]
+    return kind.strip().lower() == "application/json"
+
+
+def _direct_calculate(service: TillService, route: APIRoute) -> DirectHandler:
+    """``POST /v1/receipts/calculate`` without FastAPI's layers, answered as its route would.
+
+    The body is parsed and checked as FastAPI does (``json.loads``, then the model); one
+    that does not parse or validate goes to the route, for FastAPI's own error texts. The
+    answer is checked and encoded by FastAPI's own ``serialize_response`` against the
+    route's response model (``test_direct.py`` holds the two paths to the same bytes).
+    """
+
+    async def calculate(request: Request) -> Response | None:
+        if not _json_body(request):
+            return None
+        try:
+            body = s.CalculateIn.model_validate(json.loads(await request.body()))
+        except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+            return None
+        out = await _work(service.calculate, body.to_request())
+        content = await serialize_response(
+            field=route.response_field, response_content=out, dump_json=True
+        )
+        return Response(content, media_type="application/json")
+
+    return calculate

@@ -1,0 +1,147 @@
+"""``POST /v1/receipts/calculate`` is served past FastAPI's layers, with FastAPI's answers.
+
+The direct path (``core/serving.py`` ``Direct``) must answer byte for byte what the route
+answers, errors included: each body below goes to two tills alike but for the direct path,
+which the second one's app lacks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import tillgate.agent.api.app as api_app
+from tests.conftest import ANNA, BLOCKED, COUPON10, line, program
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per answer the direct path encoded."""
+    seen: list[int] = []
+    real = api_app.serialize_response
+
+    async def counted(**kw: Any) -> Any:
+        seen.append(1)
+        return await real(**kw)
+
+    monkeypatch.setattr(api_app, "serialize_response", counted)
+    return seen
+
+
+@pytest.fixture
+def pair(make_till: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Two tills alike (one program, cards and clock); the second has no direct path."""
+
+    def make(data: dict[str, Any], **kw: Any) -> tuple[Any, Any]:
+        fast = make_till(data, name="fast", **kw)
+        with monkeypatch.context() as m:
+            m.setattr(api_app, "_direct_calculate", lambda *_: _to_the_route)
+            slow = make_till(data, name="slow", **kw)
+        return fast, slow
+
+    return make
+
+
+async def _to_the_route(request: Any) -> None:
+    return None
+
+
+def both(tills: tuple[Any, Any], body: dict[str, Any] | bytes) -> tuple[Any, Any]:
+    """The answers of the direct path and of FastAPI's route to the same body."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    fast, slow = (t.http.post("/v1/receipts/calculate", content=raw, headers=JSON) for t in tills)
+    return fast, slow
+
+
+LINES = [line("A", "100.00", qty=2, category="dairy"), line("B", "59.90", qty="0.350")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"receipt_id": "R-1", "lines": LINES},
+        {"receipt_id": "R-2", "lines": LINES, "card": ANNA},
+        {"receipt_id": "R-3", "lines": LINES, "card": ANNA, "redeem": "max"},
+        {"receipt_id": "R-4", "lines": LINES, "card": ANNA, "coupons": ["NOPE-1"]},
+        {"receipt_id": "R-5", "lines": [], "cashier": "Ольга"},
+    ],
+)
+def test_a_calculate_is_answered_as_the_route_answers_it(
+    pair: Any, served: list[int], body: dict[str, Any]
+) -> None:
+    fast, slow = both(pair(program(COUPON10)), body)
+    assert served == [1], "the direct path did not answer"
+    assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
+    assert fast.content == slow.content
+    assert fast.headers["content-type"] == slow.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        # Refused by the use case: the app's exception handlers answer on both paths.
+        ({"receipt_id": "R-1", "lines": LINES, "card": ANNA, "redeem": 9_000_000}, 409, None),
+        ({"receipt_id": "R-1", "lines": LINES, "card": BLOCKED}, None, None),
+        ({"receipt_id": "R-1", "lines": [line("A", "1.00")] * 3}, 413, "payload_too_large"),
+        # Refused before it: the direct path leaves them to FastAPI, for its own texts.
+        (b'{"receipt_id": "R-1", "lines": [', 400, "invalid_request"),
+        (b"", 400, "invalid_request"),
+        ({"lines": []}, 400, "invalid_request"),
+        ({"receipt_id": "R-1", "lines": [{"sku": "a", "qty": 1, "price": 89.0}]}, 400, None),
+        ({"receipt_id": "R-1", "lines": [], "surprise": 1}, 400, "invalid_request"),
+    ],
+)
+def test_a_refusal_is_the_routes_refusal(
+    pair: Any, served: list[int], body: Any, status: int | None, code: str | None
+) -> None:
+    fast, slow = both(pair(program(), max_lines=2), body)
+    assert served == [], "an error was encoded as an answer"
+    assert fast.status_code == slow.status_code and fast.status_code >= 400, fast.text
+    assert status is None or fast.status_code == status, fast.text
+    assert code is None or fast.json()["error"]["code"] == code, fast.text
+    assert fast.content == slow.content
+
+
+def test_what_the_direct_path_leaves_alone(make_till: Any, served: list[int]) -> None:
+    till = make_till(program())
+    body = json.dumps({"receipt_id": "R-1", "lines": LINES})
+    r = till.http.post("/v1/receipts/calculate", content=body)  # a body of no type: guard.py
+    assert r.status_code == 415, r.text
+    assert till.http.get("/v1/receipts/calculate").status_code == 405
+    assert served == []
+    r = till.http.post(
+        "/v1/receipts/calculate",
+        content=body,
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+    )
+    assert r.status_code == 200 and served == [1], r.text
+
+
+def test_the_token_is_checked_before_the_direct_path(make_till: Any, served: list[int]) -> None:
+    till = make_till(program(), token="s3cret")
+    body = {"receipt_id": "R-1", "lines": LINES}
+    r = till.http.post("/v1/receipts/calculate", json=body, headers={"Authorization": "Bearer no"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert served == []
+    with till.service.db.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0] == 0
+    assert till.http.post("/v1/receipts/calculate", json=body).status_code == 200
+    assert served == [1]
+
+
+def test_a_body_over_the_limit_is_refused_on_the_direct_path(
+    make_till: Any, served: list[int]
+) -> None:
+    till = make_till(program(), max_body_bytes=2000)
+    body = json.dumps({"receipt_id": "R-1", "lines": [line(f"S{i}", "1.00") for i in range(40)]})
+
+    def chunks() -> Any:  # no Content-Length: counted as it arrives
+        yield body.encode()
+
+    r = till.http.post("/v1/receipts/calculate", content=chunks(), headers=JSON)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large", r.text
+    assert served == []
