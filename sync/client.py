@@ -293,14 +293,7 @@ class HqClient:
                 status, kind, body = self._exchange(method, path, deadline, what, limit, kw)
             else:
                 status, kind, body = self._on_kept(method, path, deadline, what, limit, kw)
-        try:
-            return json.loads(body)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
-            why = "JSON nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
-            raise HqBadReply(
-                f"head office at {self.url} answered {path} with something that is {why} "
-                f"(HTTP {status}, {kind})"
-            ) from exc
+        return json_of(body, url=self.url, path=path, status=status, kind=kind)
 
     def _on_kept(
         self, method: str, path: str, deadline: Deadline, what: str, limit: int, kw: Any
@@ -382,16 +375,10 @@ class HqClient:
         return b"".join(chunks)
 
     def _too_big(self, path: str, what: str, limit: int, how: str) -> HqBadReply:
-        return _TooBig(
-            f"head office answered {path} with a {what} of more than {limit} bytes ({how}); "
-            "no true reply is that big"
-        )
+        return too_big(path, what, limit, how)
 
     def _late(self, path: str, deadline: Deadline) -> HqUnreachable:
-        return HqUnreachable(
-            f"head office at {self.url} did not finish answering {path} within "
-            f"{deadline.seconds:g} s; the till stopped waiting"
-        )
+        return late(self.url, path, deadline)
 
     def _unreachable(self, exc: httpx.HTTPError) -> HqUnreachable:
         if isinstance(exc, httpx.TimeoutException):
@@ -401,31 +388,64 @@ class HqClient:
         return HqUnreachable(f"cannot reach head office at {self.url}: {why}")
 
     def _refused(self, reply: httpx.Response, body: bytes) -> HqRefused:
-        status = reply.status_code
-        code, message, details = f"http_{status}", reply.reason_phrase, {}
-        try:
-            data = json.loads(body)
-            err = parse(ErrorReply, data, what="error reply")
-        except (ValueError, RecursionError, HqBadReply):
-            pass  # a proxy's HTML page, say, or no body worth reading: the status must do
-        else:
-            code, message = err.error.code, err.error.message
-            raw = data["error"]
-            extra = raw.get("details") if isinstance(raw.get("details"), dict) else {}
-            details = {
-                **{k: v for k, v in data.items() if k != "error"},
-                **{k: v for k, v in raw.items() if k not in ("code", "message", "details")},
-                **extra,
-            }
-        hint = ""
-        if status == 401:
-            hint = "; enroll the till again (tillgate enroll CODE --hq URL)"
-        elif status == 403 and code == "wrong_till":
-            hint = "; [till] id must be the till this credential was enrolled as"
-        return HqRefused(
-            f"head office refused {reply.request.method} {reply.request.url.path}: "
-            f"{status} {code}{': ' + message if message else ''}{hint}",
-            status=status,
-            code=code,
-            details=details,
+        request = reply.request
+        return refusal(
+            reply.status_code, reply.reason_phrase, request.method, request.url.path, body
         )
+
+
+def json_of(body: bytes, *, url: str, path: str, status: int, kind: str) -> Any:
+    """A reply's JSON; anything else is :class:`HqBadReply`."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        why = "JSON nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+        raise HqBadReply(
+            f"head office at {url} answered {path} with something that is {why} "
+            f"(HTTP {status}, {kind})"
+        ) from exc
+
+
+def too_big(path: str, what: str, limit: int, how: str) -> HqBadReply:
+    return _TooBig(
+        f"head office answered {path} with a {what} of more than {limit} bytes ({how}); "
+        "no true reply is that big"
+    )
+
+
+def late(url: str, path: str, deadline: Deadline) -> HqUnreachable:
+    return HqUnreachable(
+        f"head office at {url} did not finish answering {path} within "
+        f"{deadline.seconds:g} s; the till stopped waiting"
+    )
+
+
+def refusal(status: int, reason: str, method: str, path: str, body: bytes) -> HqRefused:
+    """Head office's error reply (``status``, and the protocol's error body if it is one)."""
+    code, message, details = f"http_{status}", reason, {}
+    try:
+        data = json.loads(body)
+        err = parse(ErrorReply, data, what="error reply")
+    except (ValueError, RecursionError, HqBadReply):
+        pass  # a proxy's HTML page, say, or no body worth reading: the status must do
+    else:
+        code, message = err.error.code, err.error.message
+        raw = data["error"]
+        extra = raw.get("details") if isinstance(raw.get("details"), dict) else {}
+        details = {
+            **{k: v for k, v in data.items() if k != "error"},
+            **{k: v for k, v in raw.items() if k not in ("code", "message", "details")},
+            **extra,
+        }
+    hint = ""
+    if status == 401:
+        hint = "; enroll the till again (tillgate enroll CODE --hq URL)"
+    elif status == 403 and code == "wrong_till":
+        hint = "; [till] id must be the till this credential was enrolled as"
+    return HqRefused(
+        f"head office refused {method} {path}: "
+        f"{status} {code}{': ' + message if message else ''}{hint}",
+        status=status,
+        code=code,
+        details=details,
+    )

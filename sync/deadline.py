@@ -166,16 +166,22 @@ class Deadline:
             self._socks = []
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's ``trace`` extension: the sockets of the connections httpx makes."""
         if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             return
         stream = info.get("return_value")
         sock = stream.get_extra_info("socket") if stream is not None else None
         if not isinstance(sock, socket.socket):
             return
+        if event == "connection.connect_tcp.complete":
+            self.connected(sock)
+        elif self._kept is not None:  # TLS on a connection already caught
+            self._kept.replace(sock)
+
+    def connected(self, sock: socket.socket) -> None:
+        """A connection this exchange made (its plain socket): the deadline ends it too."""
         if self._kept is not None:
             self._kept.replace(sock)
-        if event != "connection.connect_tcp.complete":
-            return  # TLS on a connection already caught
         self.connections += 1
         # A duplicate of the descriptor: shutting it down ends the connection (TLS on top
         # of it included), and it stays ours until __exit__.

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (entries sent so far, backlog at the start)
 MAX_PAGES = 100_000
+# A counter the push's read writes, so that its commit has something to put on the disk.
+PUSH_READS = "sync.push_reads"
 PRODUCT_PAGE = 5000  # products asked for per page of the product list
 
 
@@ -122,7 +124,10 @@ class Syncer:
         if progress is not None and total:
             progress(0, total)
         for _ in range(outbox.MAX_BATCHES):
-            with self.db.read() as conn:
+            # Read in a durable write: its commit puts every transaction before it on the
+            # disk (a calculate's does not wait for it; agent/store/db.py), so nothing is
+            # sent that a power cut could take back and reuse the seq of.
+            with self.db.write() as conn:
                 entries = outbox.entries(conn, from_seq=next_seq, limit=self.batch_size)
                 coupons = outbox.coupons_used(conn, limit=self.batch_size)
                 cards = outbox.cards_new(conn, limit=self.batch_size)
@@ -132,7 +137,10 @@ class Syncer:
                 # Holds whose end head office did not hear at once (hold timeout, HQ down).
                 ended = hqholds.unsent(conn, limit=self.batch_size)
                 top = outbox.last_seq(conn)
-            if not entries and not coupons and not cards and not receipts and not ended:
+                anything = bool(entries or coupons or cards or receipts or ended)
+                if anything:
+                    meta.put(conn, PUSH_READS, int(meta.get(conn, PUSH_READS) or 0) + 1)
+            if not anything:
                 return report
             body = {"till": self.till, "entries": entries, "coupons_used": coupons}
             body["cards_new"] = cards

@@ -2,10 +2,12 @@
 
 :class:`HqHolds` is the till's :class:`~tillgate.agent.usecases.ports.Reservations`.
 Each call is one exchange with head office that ends at ``sync.hold_timeout_ms`` — connect,
-send, wait and read, the whole of it (:class:`~tillgate.sync.client.HqClient`'s deadline) —
-so a calculate waits at most that long before it prices the receipt offline. The
-connection is kept between calls (``KEEP_ALIVE_SECONDS``); one that head office closed
-while it was idle is made anew within the same deadline. Any failure
+send, wait and read, the whole of it (sync/deadline.py) — so a calculate waits at most that
+long before it prices the receipt offline. The connection is kept between calls
+(``KEEP_ALIVE_SECONDS``); one that head office closed while it was idle is made anew within
+the same deadline. The line is :class:`~tillgate.sync.holdline.HoldLine` (lean, on the
+calculate's clock); with an httpx ``transport`` (the tests' seam to a faulty network), the
+sync's own :class:`~tillgate.sync.client.HqClient` over it. Any failure
 (no answer, an error status, a reply that is not the protocol) is "no answer": logged,
 never raised to the POS.
 """
@@ -23,6 +25,7 @@ from tillgate.core.cards import mask_in_text
 from tillgate.core.errors import SyncError
 
 from .client import HqClient, KiB, ReplyLimits
+from .holdline import HoldLine
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +53,30 @@ class HqHolds:
     ) -> None:
         seconds = timeout_ms / 1000
         self.timeout_ms = timeout_ms
-        self.client = HqClient(
-            url=url,
-            credential=credential,
-            transport=transport,
-            verify=verify,
-            timeout=httpx.Timeout(seconds),
-            retry_attempts=1,
-            # A hold reply is a few hundred bytes: 50 coupon codes are ~3 KiB.
-            limits=ReplyLimits(reply_bytes=64 * KiB, error_bytes=16 * KiB, seconds=seconds),
-            keep_alive=keep_alive,
-        )
+        # A hold reply is a few hundred bytes: 50 coupon codes are ~3 KiB.
+        replies, errors = 64 * KiB, 16 * KiB
+        self.client: HoldLine | HqClient
+        if transport is None:
+            self.client = HoldLine(
+                url=url,
+                credential=credential,
+                seconds=seconds,
+                verify=verify,
+                keep_alive=keep_alive,
+                reply_bytes=replies,
+                error_bytes=errors,
+            )
+        else:
+            self.client = HqClient(
+                url=url,
+                credential=credential,
+                transport=transport,
+                verify=verify,
+                timeout=httpx.Timeout(seconds),
+                retry_attempts=1,
+                limits=ReplyLimits(reply_bytes=replies, error_bytes=errors, seconds=seconds),
+                keep_alive=keep_alive,
+            )
 
     def reserve(self, ask: HoldAsk) -> HoldGrant | None:
         body = {

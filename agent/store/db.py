@@ -6,6 +6,12 @@ deadlocks); ``synchronous=FULL`` makes a committed confirm durable before the AP
 answers. Every transaction either commits whole or rolls back whole, so a crash at any
 instant leaves a consistent file.
 
+A calculate's transaction does not wait for the disk (``write(durable=False)``): what it
+writes is the open receipt's working state, which a power cut may take back (the POS
+then calculates again; docs/architecture.md, "Durability and crashes"). The WAL is
+written in order, so the next durable commit — a confirm, a cancel, the sync's read of
+what it sends — puts every earlier transaction on the disk with its own.
+
 The file holds the holders' personal data: it is made 0600 in a 0700 folder before SQLite
 first opens it, so the ``-wal`` and ``-shm`` files SQLite makes with its mode are private
 too (:mod:`tillgate.core.files`).
@@ -98,8 +104,12 @@ class Database:
     # ------------------------------------------------------------ transactions
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one.
+
+        ``durable`` False: the commit does not wait for the disk (``synchronous=NORMAL``
+        for this transaction; see the module's docstring).
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -108,29 +118,40 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
+            if durable:
+                yield from self._transaction()
+                return
+            self._conn.execute("PRAGMA synchronous = NORMAL")  # not allowed inside one
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _translate(exc, "cannot start a write") from exc
-            self._depth = 1
-            try:
-                yield self._conn
-            except BaseException as exc:
-                self._depth = 0
-                with suppress(sqlite3.Error):  # SQLite may have rolled back already
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, "write failed") from exc
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._depth = 0
-                with suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-                raise _translate(exc, "cannot commit") from exc
+                yield from self._transaction()
             finally:
-                self._depth = 0
+                self._conn.execute("PRAGMA synchronous = FULL")
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT (or ROLLBACK), under the lock the caller holds."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, "cannot start a write") from exc
+        self._depth = 1
+        try:
+            yield self._conn
+        except BaseException as exc:
+            self._depth = 0
+            with suppress(sqlite3.Error):  # SQLite may have rolled back already
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, "write failed") from exc
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._depth = 0
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise _translate(exc, "cannot commit") from exc
+        finally:
+            self._depth = 0
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -56,7 +56,9 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
     now, now_local = ctx.now()
     asked: list[str | None] = []  # the card of a round trip made to head office, if one was
     try:
-        with ctx.db.write() as conn:
+        # The open receipt's working state: its commit does not wait for the disk (the
+        # confirm's does, and takes this one with it; store/db.py).
+        with ctx.db.write(durable=False) as conn:
             catalog = ctx.catalog_in(conn)
             matched = match(conn, catalog, req)
             # Before anything is written (a new card included).

@@ -121,6 +121,17 @@ class Misbehaviour:
         return stop.is_set() or self.ended.is_set()
 
 
+class Answer(Misbehaviour):
+    """The same reply to every request (what a correct HQ never says), on a real socket."""
+
+    def __init__(self, reply: httpx.Response) -> None:
+        super().__init__()
+        self.reply = reply
+
+    def answer(self, handler: _Handler, body: bytes, stop: threading.Event) -> None:
+        relay(handler, self.reply)
+
+
 class ForgedThrough(Misbehaviour):
     """A 200 to a push claiming HQ stored ``beyond`` seqs more than the till sent. Nothing
     is forwarded: HQ never sees the entries."""

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import BORIS, program
-from tests.sync.badhq import BadHqServer, Drip, MisbehavingHq, error
+from tests.sync.badhq import Answer, BadHqServer, Drip, HugeReply, MisbehavingHq, error
 from tests.sync.realhq import Chain, ChainHq, card
 from tillgate.agent.usecases.ports import HoldAsk, HoldEnd
 from tillgate.sync.holds import HqHolds
@@ -107,10 +107,51 @@ def till_request(receipt: str, amount: str) -> object:
         "404",
     ],
 )
-def test_a_reply_that_is_not_a_grant_is_no_answer(reply: httpx.Response) -> None:
-    holds = HqHolds(url="http://hq.invalid", credential="x", transport=MisbehavingHq(reply, reply))
+@pytest.mark.parametrize("line", ["socket", "httpx-transport"])
+def test_a_reply_that_is_not_a_grant_is_no_answer(reply: httpx.Response, line: str) -> None:
+    """Through the till's own hold line on a real socket, and through HqClient over an
+    httpx transport (the seam the in-process tests use)."""
+    if line == "httpx-transport":
+        holds = HqHolds(
+            url="http://hq.invalid", credential="x", transport=MisbehavingHq(reply, reply)
+        )
+        assert holds.reserve(ASK) is None
+        assert holds.resolve(HoldEnd(receipt_id="R-1", resolution="cancelled")) is False
+        holds.close()
+        return
+    with BadHqServer() as server:
+        for path in ("/v1/holds", "/v1/holds/resolve"):
+            server.arm(path, Answer(reply))
+        holds = HqHolds(url=server.url, credential="x")
+        assert holds.reserve(ASK) is None
+        assert holds.resolve(HoldEnd(receipt_id="R-1", resolution="cancelled")) is False
+        holds.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        HugeReply(),  # its size said up front: refused unread
+        HugeReply(declared=False),  # not said: read no further than the limit
+        HugeReply(status=500),  # an error's body: its status is the answer
+        Answer(httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"\x1f\x8b")),
+        Answer(httpx.Response(200, json={"receipt_id": "R-1", "granted": 100, "seconds": 60,
+                                         "coupons": [{"code": "X" * 70_000}]})),
+    ],
+    ids=["huge", "huge-undeclared", "huge-error", "compressed", "over-the-limit"],
+)  # fmt: skip
+def test_a_reply_too_big_or_compressed_is_no_answer_and_read_no_further(
+    till: Chain, bad: BadHqServer, reply: Answer | HugeReply
+) -> None:
+    bad.arm("/v1/holds", reply)
+    holds = holds_via(bad.url, till)
+    began = time.monotonic()
     assert holds.reserve(ASK) is None
-    assert holds.resolve(HoldEnd(receipt_id="R-1", resolution="cancelled")) is False
+    assert time.monotonic() - began < 0.3 + 0.5
+    assert reply.served.bytes_sent < 64 << 20  # of 200 MiB: the till stopped reading
+    bad.disarm()
+    grant = holds.reserve(ASK)  # head office is back: granted, on a new connection
+    assert grant is not None and grant.granted == 100
     holds.close()
 
 

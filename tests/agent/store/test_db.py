@@ -85,3 +85,46 @@ def test_full_disk_refuses_the_sale_and_writes_nothing(make_till) -> None:
         conn.execute("PRAGMA max_page_count = 1073741823")
     # Space is back: the same sale goes through.
     assert till.calc("R1", lines, card=ANNA).status_code == 200
+
+
+def test_a_write_may_commit_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    db = Database(tmp_path / "t.sqlite3")
+
+    def level() -> int:
+        with db.read() as conn:
+            return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    with db.write(durable=False) as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        conn.execute("INSERT INTO meta (key, value) VALUES ('a', '1')")
+    assert level() == 2  # FULL again for every other write
+    with db.write() as conn, db.write(durable=False) as inner:
+        # A write inside another is the outer one's: durable.
+        assert inner.execute("PRAGMA synchronous").fetchone()[0] == 2
+    with pytest.raises(RuntimeError), db.write(durable=False) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('b', '1')")
+        raise RuntimeError("a failed calculate")
+    assert level() == 2
+    with db.read() as conn:
+        assert [r[0] for r in conn.execute("SELECT key FROM meta WHERE key IN ('a', 'b')")] == ["a"]
+    db.close()
+
+
+def test_a_calculate_does_not_wait_for_the_disk_a_confirm_does(
+    make_till, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    till = make_till(program())
+    seen: list[bool] = []  # whether each transaction waits for the disk
+    real = Database.write
+
+    def write(self: Database, *, durable: bool = True):
+        if not self._depth:  # a transaction of its own, not one joined
+            seen.append(durable)
+        return real(self, durable=durable)
+
+    monkeypatch.setattr(Database, "write", write)
+    till.ok_calc("R1", [line("a", "100.00")], card=ANNA)
+    assert seen == [False]
+    seen.clear()
+    assert till.confirm("R1").status_code == 200
+    assert seen and all(seen), seen
