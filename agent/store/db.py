@@ -1,10 +1,13 @@
 """One SQLite file per till: connection, pragmas, migrations and write transactions.
 
 WAL lets the POS API read while a write is in progress; writes are serialized by one
-process-wide lock and ``BEGIN IMMEDIATE`` (so a write never upgrades a read lock and
-deadlocks); ``synchronous=FULL`` makes a committed confirm durable before the API
-answers. Every transaction either commits whole or rolls back whole, so a crash at any
-instant leaves a consistent file.
+process-wide lock per file and ``BEGIN IMMEDIATE`` (so a write never upgrades a read lock
+and deadlocks). The lock is the process's, not the connection's: the sync has a
+connection of its own, and a write that met another connection's at SQLite's level would
+wait in SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20 … ms between tries (a
+calculate that came during a push's write took 50 ms). ``synchronous=FULL`` makes a
+committed confirm durable before the API answers. Every transaction either commits whole
+or rolls back whole, so a crash at any instant leaves a consistent file.
 
 A calculate's transaction does not wait for the disk (``write(durable=False)``): what it
 writes is the open receipt's working state, which a power cut may take back (the POS
@@ -20,6 +23,7 @@ too (:mod:`tillgate.core.files`).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -32,6 +36,15 @@ from tillgate.core.files import private_dir, private_file
 from .schema import MIGRATIONS
 
 logger = logging.getLogger(__name__)
+
+_WRITERS: dict[str, threading.RLock] = {}  # the write lock of each file, by its real path
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers_of(path: Path) -> threading.RLock:
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
+
 
 _FULL_CODES = {sqlite3.SQLITE_FULL} if hasattr(sqlite3, "SQLITE_FULL") else {13}
 
@@ -49,7 +62,8 @@ class Database:
 
     def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # this connection's
+        self._writers = _writers_of(self.path)  # the file's, across the process
         self._depth = 0
         try:
             if not readonly:
@@ -118,14 +132,15 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            if durable:
-                yield from self._transaction()
-                return
-            self._conn.execute("PRAGMA synchronous = NORMAL")  # not allowed inside one
-            try:
-                yield from self._transaction()
-            finally:
-                self._conn.execute("PRAGMA synchronous = FULL")
+            with self._writers:
+                if durable:
+                    yield from self._transaction()
+                    return
+                self._conn.execute("PRAGMA synchronous = NORMAL")  # not allowed inside one
+                try:
+                    yield from self._transaction()
+                finally:
+                    self._conn.execute("PRAGMA synchronous = FULL")
 
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT (or ROLLBACK), under the lock the caller holds."""

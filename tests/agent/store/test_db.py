@@ -128,3 +128,35 @@ def test_a_calculate_does_not_wait_for_the_disk_a_confirm_does(
     seen.clear()
     assert till.confirm("R1").status_code == 200
     assert seen and all(seen), seen
+
+
+def test_writes_of_two_connections_to_one_file_wait_for_each_other_in_the_process(
+    tmp_path: Path,
+) -> None:
+    """The sync has a connection of its own: a write of the POS's waits for one of the
+    sync's on the process's lock, never in SQLite's busy handler (which sleeps in steps
+    of up to 100 ms; here it would refuse at once, its timeout set to 0)."""
+    import threading
+
+    path = tmp_path / "t.sqlite3"
+    pos, sync = Database(path), Database(path)
+    pos._conn.execute("PRAGMA busy_timeout = 0")
+    inside, done = threading.Event(), threading.Event()
+
+    def push() -> None:
+        with sync.write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('sync', '1')")
+            inside.set()
+            done.wait(5)
+
+    worker = threading.Thread(target=push)
+    worker.start()
+    assert inside.wait(5)
+    threading.Timer(0.2, done.set).start()
+    with pos.write() as conn:  # waits for the push's commit, then writes
+        conn.execute("INSERT INTO meta (key, value) VALUES ('pos', '1')")
+    worker.join(5)
+    with pos.read() as conn:
+        assert {r[0] for r in conn.execute("SELECT key FROM meta")} >= {"sync", "pos"}
+    pos.close()
+    sync.close()
