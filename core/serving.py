@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from . import errors
 
@@ -145,6 +146,8 @@ class Direct:
         try:
             body = await request.body()
             response = await handler(request)
+        except ClientDisconnect:
+            return  # gone before its body was whole: nobody to answer, nothing was done
         except Exception as exc:
             handlers = self.on_error()
             take = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)

@@ -145,3 +145,25 @@ def test_a_body_over_the_limit_is_refused_on_the_direct_path(
     r = till.http.post("/v1/receipts/calculate", content=chunks(), headers=JSON)
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large", r.text
     assert served == []
+
+
+def test_a_pos_gone_before_its_body_is_whole_is_no_error(
+    make_till: Any, served: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    till = make_till(program())
+    url = urlsplit(till.url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/receipts/calculate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"receipt_id": "R-1"'
+        )
+        time.sleep(0.2)  # the till reads what came, and waits for the rest
+    r = till.http.post("/v1/receipts/calculate", json={"receipt_id": "R-2", "lines": LINES})
+    assert r.status_code == 200, r.text
+    assert served == [1]
+    assert not [rec for rec in caplog.records if rec.levelname in ("ERROR", "CRITICAL")]
