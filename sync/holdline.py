@@ -146,7 +146,9 @@ class HoldLine:
             if deadline.fired or deadline.expired:
                 raise late(self.url, path, deadline) from exc
             if reused and isinstance(exc, _STALE):
-                raise _Stale from exc  # gone before any reply: the request can go again
+                # Most likely closed by head office while idle; the request can go again
+                # (a hold and a resolution are idempotent per receipt).
+                raise _Stale from exc
             why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
             raise HqUnreachable(
                 f"cannot reach head office at {self.url}: {why or type(exc).__name__}"

@@ -161,3 +161,18 @@ def test_a_head_office_that_is_down_answers_at_once(till: Chain) -> None:
     r = till.calc("R-1", "500.00", card=BORIS, redeem="max")
     assert time.monotonic() - began < 0.3 + 0.5
     assert r["offline"] is True
+
+
+def test_a_head_office_under_a_path_is_asked_there() -> None:
+    """``hq.url`` may name a path (a proxy's); the hold line asks under it, as the sync does."""
+    reply = httpx.Response(200, json={"receipt_id": "R-1", "granted": 100, "available": 100,
+                                      "seconds": 60})  # fmt: skip
+    with BadHqServer() as server:
+        answer = server.arm("/tillgate/v1/holds", Answer(reply))
+        holds = HqHolds(url=f"{server.url}/tillgate/", credential="c-1")
+        grant = holds.reserve(ASK)
+        holds.close()
+    assert grant is not None and grant.granted == 100
+    seen = answer.served.headers[0]
+    assert seen["authorization"] == "Bearer c-1" and seen["content-type"] == "application/json"
+    assert seen["accept-encoding"] == "identity"
