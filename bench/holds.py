@@ -216,4 +216,5 @@ per call, as before the connection was kept) on one card, then on that card
 after {HISTORY} sales pushed as a sync pushes them: head office reads the card's kept
 balance (`cards.balance`, valid until `cards.balance_until`), so the card's history does
 not slow a grant. Each calculate is a 10-line basket on a card of its own, cancelled after
-(untimed); every hold is checked in `GET /v1/admin/holds`."""
+(untimed; the till's calculate commits without waiting for the disk, its cancel waits);
+every hold is checked in `GET /v1/admin/holds`."""
