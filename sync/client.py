@@ -303,7 +303,7 @@ class HqClient:
         more on a new one, within the same deadline (a hold and its resolution are
         idempotent, so even one that was served is safe to send again)."""
         if not self._one_at_a_time.acquire(timeout=deadline.left):
-            raise self._late(path, deadline)
+            raise late(self.url, path, deadline)
         try:
             try:
                 return self._exchange(method, path, deadline, what, limit, kw)
@@ -329,7 +329,7 @@ class HqClient:
                 return r.status_code, r.headers.get("content-type", "no type"), body
         except httpx.HTTPError as exc:
             if deadline.fired or deadline.expired:
-                raise self._late(path, deadline) from exc
+                raise late(self.url, path, deadline) from exc
             raise self._unreachable(exc) from exc
 
     def _read(self, r: httpx.Response, limit: int, deadline: Deadline, *, what: str) -> bytes:
@@ -338,19 +338,10 @@ class HqClient:
         there were none."""
         lenient = what == "error reply"
         path = r.request.url.path
-        encoding = r.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            if lenient:
-                return b""
-            raise HqBadReply(
-                f"head office answered {path} with a {encoding}-encoded {what}; this till "
-                "asks for none (a compressed reply hides its size until it is inflated)"
-            )
-        declared = r.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            if lenient:
-                return b""
-            raise self._too_big(path, what, limit, f"it says {declared}; refused unread")
+        headers = r.headers
+        if not worth_reading(path, what, limit, headers.get("content-encoding"),
+                             headers.get("content-length")):  # fmt: skip
+            return b""
         chunks: list[bytes] = []
         size = 0
         try:
@@ -362,23 +353,17 @@ class HqClient:
                 if size > limit:
                     if lenient:
                         return b""
-                    raise self._too_big(path, what, limit, "it went on; read no further")
+                    raise too_big(path, what, limit, "it went on; read no further")
                 if deadline.expired:  # the timer would cut it; this is sooner
-                    raise self._late(path, deadline)
+                    raise late(self.url, path, deadline)
         except BaseException:
             # The error's traceback keeps this frame, and stamina keeps the error, in a
             # cycle only the garbage collector breaks: let the bytes go now.
             chunks.clear()
             raise
         if deadline.fired:  # a reply that ends when its connection does, cut short
-            raise self._late(path, deadline)
+            raise late(self.url, path, deadline)
         return b"".join(chunks)
-
-    def _too_big(self, path: str, what: str, limit: int, how: str) -> HqBadReply:
-        return too_big(path, what, limit, how)
-
-    def _late(self, path: str, deadline: Deadline) -> HqUnreachable:
-        return late(self.url, path, deadline)
 
     def _unreachable(self, exc: httpx.HTTPError) -> HqUnreachable:
         if isinstance(exc, httpx.TimeoutException):
@@ -404,6 +389,30 @@ def json_of(body: bytes, *, url: str, path: str, status: int, kind: str) -> Any:
             f"head office at {url} answered {path} with something that is {why} "
             f"(HTTP {status}, {kind})"
         ) from exc
+
+
+def worth_reading(
+    path: str, what: str, limit: int, encoding: str | None, length: str | None
+) -> bool:
+    """Whether a reply's body is to be read, by its ``Content-Encoding`` and
+    ``Content-Length``. A compressed body, or one that says it is over ``limit``, is not:
+    an error reply (``what`` "error reply", whose status is the answer) is then taken as
+    one without a body (False); any other reply is bad (raised)."""
+    lenient = what == "error reply"
+    encoding = (encoding or "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        if lenient:
+            return False
+        raise HqBadReply(
+            f"head office answered {path} with a {encoding}-encoded {what}; this till "
+            "asks for none (a compressed reply hides its size until it is inflated)"
+        )
+    declared = length or ""
+    if declared.isdigit() and int(declared) > limit:
+        if lenient:
+            return False
+        raise too_big(path, what, limit, f"it says {declared}; refused unread")
+    return True
 
 
 def too_big(path: str, what: str, limit: int, how: str) -> HqBadReply:

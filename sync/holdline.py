@@ -34,9 +34,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tillgate.core import __version__
-from tillgate.core.errors import HqBadReply, HqUnreachable, SyncError
+from tillgate.core.errors import HqUnreachable, SyncError
 
-from .client import KiB, json_of, late, refusal, too_big
+from .client import KiB, json_of, late, refusal, too_big, worth_reading
 from .deadline import Deadline, Kept
 from .wire import HoldReply, ResolveReply, parse
 
@@ -186,21 +186,11 @@ class HoldLine:
         status, error = reply.status, reply.status >= 400
         limit = self.error_bytes if error else self.reply_bytes
         what = "error reply" if error else "hold reply"
-        encoding = (reply.getheader("content-encoding") or "identity").strip().lower()
-        declared = reply.getheader("content-length") or ""
-        if encoding not in ("", "identity"):
-            self._drop()
-            if error:
-                return status, "", b""
-            raise HqBadReply(
-                f"head office answered {path} with a {encoding}-encoded {what}; this till "
-                "asks for none (a compressed reply hides its size until it is inflated)"
-            )
-        if declared.isdigit() and int(declared) > limit:
-            self._drop()
-            if error:
-                return status, "", b""
-            raise too_big(path, what, limit, f"it says {declared}; refused unread")
+        # A bad reply raised here drops the connection with it (``_exchange``).
+        if not worth_reading(path, what, limit, reply.getheader("content-encoding"),
+                             reply.getheader("content-length")):  # fmt: skip
+            self._drop()  # its body is left unread on it
+            return status, "", b""
         raw = reply.read(limit + 1)
         if deadline.fired:  # a reply that ends when its connection does, cut short
             raise late(self.url, path, deadline)

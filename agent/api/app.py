@@ -39,7 +39,7 @@ from tillgate.core.serving import (
 
 from . import schemas as s
 from .docs_page import DOCS_HTML
-from .guard import BrowserGuard, page_policy
+from .guard import BrowserGuard, is_json_type, page_policy
 from .panel import panel_html
 
 logger = logging.getLogger(__name__)
@@ -356,13 +356,6 @@ def _route(app: FastAPI, path: str) -> APIRoute:
     return next(r for r in app.routes if isinstance(r, APIRoute) and r.path == path)
 
 
-def _json_body(request: Request) -> bool:
-    """Whether FastAPI would read the body as JSON too (it reads ``application/*+json``
-    as well; those go its way)."""
-    kind = request.headers.get("content-type", "").partition(";")[0]
-    return kind.strip().lower() == "application/json"
-
-
 def _direct_calculate(service: TillService, route: APIRoute) -> DirectHandler:
     """``POST /v1/receipts/calculate`` without FastAPI's layers, answered as its route would.
 
@@ -373,8 +366,8 @@ def _direct_calculate(service: TillService, route: APIRoute) -> DirectHandler:
     """
 
     async def calculate(request: Request) -> Response | None:
-        if not _json_body(request):
-            return None
+        if not is_json_type(request.headers.get("content-type", "")):
+            return None  # a POST with no body and no type (guard.py): FastAPI answers it
         try:
             body = s.CalculateIn.model_validate(json.loads(await request.body()))
         except (ValueError, ValidationError):  # JSONDecodeError is a ValueError

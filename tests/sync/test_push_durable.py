@@ -9,6 +9,7 @@ the disk with its own, before anything is sent.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ def test_what_a_push_sends_was_committed_durably_first(
     def write(self: Database, **kw: bool) -> Any:
         if self is not till.syncer.db or self._depth:
             return real(self, **kw)
-        return _recorded(real(self, **kw), kw.get("durable", True), self, commits)
+        return _recorded(real(self, **kw), kw.get("durable", True), commits)
 
     monkeypatch.setattr(Database, "write", write)
     sent: list[int] = []
@@ -53,8 +54,8 @@ def test_what_a_push_sends_was_committed_durably_first(
     assert sent and sent[0] >= 1  # the hold entry went, after a durable commit that wrote
 
 
-def _recorded(cm: Any, durable: bool, db: Database, commits: list[tuple[bool, int]]) -> Any:
-    from contextlib import contextmanager
+def _recorded(cm: Any, durable: bool, commits: list[tuple[bool, int]]) -> Any:
+    """``cm`` (a write), recording whether it was durable and how many rows it changed."""
 
     @contextmanager
     def wrapped() -> Any:
