@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,3 +28,40 @@ def pg_schema(stack: ExitStack, url: str) -> str:
     conn.execute(f"CREATE SCHEMA {schema}")
     stack.callback(conn.execute, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of issue 15's table: what was measured, the figure, the target, and whether the
+    figure meets it (``bench/run.py`` prints every row against its target)."""
+
+    what: str
+    measured: str
+    target: str
+    met: bool
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """What a scale bench returns: its rows, and the markdown written to its section of
+    ``docs/performance.md`` (how it was measured, the runs, the profile where a target is
+    missed)."""
+
+    rows: list[Row]
+    detail: str
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A live process's peak resident set (``VmHWM``), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def rss_mib(pid: int) -> float:
+    """A live process's resident set now (``VmRSS``), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
