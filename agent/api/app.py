@@ -372,7 +372,10 @@ def _direct_calculate(service: TillService, route: APIRoute) -> DirectHandler:
             body = s.CalculateIn.model_validate(json.loads(await request.body()))
         except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
             return None
-        out = await _work(service.calculate, body.to_request())
+        if service.calculates_quickly():
+            out = service.calculate(body.to_request())  # ≈ 1 ms on the loop, no hop
+        else:
+            out = await _work(service.calculate, body.to_request())
         content = await serialize_response(
             field=route.response_field, response_content=out, dump_json=True
         )

@@ -142,6 +142,14 @@ class Database:
                 finally:
                     self._conn.execute("PRAGMA synchronous = FULL")
 
+    def idle(self) -> bool:
+        """Whether no thread is writing to the file at this moment (a hint, not a promise:
+        another may start the next instant, and a write then waits as any write does)."""
+        if not self._writers.acquire(blocking=False):
+            return False
+        self._writers.release()
+        return True
+
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT (or ROLLBACK), under the lock the caller holds."""
         try:

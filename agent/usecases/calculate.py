@@ -19,7 +19,7 @@ from tillgate.core.cardfile import CardRecord
 from tillgate.core.cards import mask, mask_in_text
 from tillgate.core.rules import model as m
 from tillgate.core.rules.bounds import check_bounds, describe
-from tillgate.core.rules.coupons import canonical, promotion_tag, serial_for
+from tillgate.core.rules.coupons import canonical, serial_for
 from tillgate.core.rules.engine import Catalog, evaluate
 from tillgate.core.rules.facts import encode_inputs, encode_outcome
 from tillgate.core.rules.hints import hq_silent_hint, offline_hint
@@ -263,9 +263,7 @@ def _inputs(
             store=ctx.settings.store,
             till=ctx.settings.till,
             language=ctx.settings.language,
-            budget_used=points.budgets_used(
-                conn, [p.id for p in catalog.by_id.values() if p.limits.budget_points]
-            ),
+            budget_used=points.budgets_used(conn, list(catalog.budgeted)),
             redeem_cap=cap.points if cap is not None else None,
         ),
     )
@@ -373,11 +371,6 @@ def _coupons(
     """The codes this till can honour, and the refused ones with their reason."""
     accepted: list[m.Coupon] = []
     rejected: list[dict[str, str]] = []
-    by_tag = {
-        promotion_tag(pid): pid
-        for pid, p in catalog.by_id.items()
-        if p.reward.kind == "coupon" or p.when.coupon
-    }
     for raw in codes:
         try:
             code = canonical(raw)
@@ -385,7 +378,7 @@ def _coupons(
         except errors.TillgateError:
             rejected.append({"code": raw, "reason": "invalid"})
             continue
-        promo = by_tag.get(signed.promotion_tag)
+        promo = catalog.coupon_promotions.get(signed.promotion_tag)
         refused = "unknown_promotion" if promo is None else receipts.coupon_state(conn, code)
         if refused is not None or promo is None:
             rejected.append({"code": code, "reason": refused or "unknown_promotion"})

@@ -53,6 +53,13 @@ class TillService(TillContext):
         with self.db.read() as conn:
             return self.catalog_in(conn)
 
+    def calculates_quickly(self) -> bool:
+        """Whether a calculate now needs neither the network nor a wait for the data file: no
+        head-office holds to ask for (a standalone till, or a chain's without holds), and no
+        other write in progress. The POS API then runs it on its event loop, sparing the
+        hop to a worker thread and back (docs/performance.md, "latency")."""
+        return not self.reservations.enabled and self.db.idle()
+
     def calculate(self, req: SaleRequest, *, money_off: bool = True) -> dict[str, Any]:
         return calculate.calculate(self, req, money_off=money_off)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .basket import Basket
+from .coupons import promotion_tag
 from .program import CategoryMatch, Program, ProgramFile, Promotion
 
 
@@ -39,6 +40,11 @@ class Catalog:
     near: tuple[int, ...] = field(repr=False)  # ranks of promotions with an upsell hint
     # [[categories.match]]: a line's category from its name (core/productmatch.py).
     category_rules: tuple[CategoryMatch, ...] = field(default=(), repr=False)
+    # A coupon's promotion tag → the id of the promotion that issues or takes it (enabled or
+    # not), and the ids of promotions with a points budget: looked up per receipt, so built
+    # here once rather than by a scan of every promotion per calculate.
+    coupon_promotions: Mapping[int, str] = field(default_factory=dict, repr=False)
+    budgeted: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def build(cls, program_file: ProgramFile) -> Catalog:
@@ -74,6 +80,14 @@ class Catalog:
             unscoped=tuple(unscoped),
             near=tuple(near),
             category_rules=program_file.categories.match,
+            coupon_promotions=MappingProxyType(
+                {
+                    promotion_tag(p.id): p.id
+                    for p in program_file.promotions
+                    if p.reward.kind == "coupon" or p.when.coupon
+                }
+            ),
+            budgeted=tuple(p.id for p in program_file.promotions if p.limits.budget_points),
         )
 
     def promotion(self, id: str) -> Promotion | None:

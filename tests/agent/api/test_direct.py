@@ -8,6 +8,9 @@ which the second one's app lacks.
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -167,3 +170,55 @@ def test_a_pos_gone_before_its_body_is_whole_is_no_error(
     assert r.status_code == 200, r.text
     assert served == [1]
     assert not [rec for rec in caplog.records if rec.levelname in ("ERROR", "CRITICAL")]
+
+
+def _ran_on(till: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of the thread each calculate of ``till`` runs on."""
+    names: list[str] = []
+    real = till.service.calculate
+
+    def recorded(*args: Any, **kw: Any) -> Any:
+        names.append(threading.current_thread().name)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(till.service, "calculate", recorded)
+    return names
+
+
+def test_a_standalone_calculate_runs_on_the_event_loop(
+    make_till: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    till = make_till(program())
+    names = _ran_on(till, monkeypatch)
+    assert till.calc("R-1", LINES, card=ANNA).status_code == 200
+    # uvicorn's loop runs in the fixture's server thread; the pool's are AnyIO's workers.
+    assert names and not names[0].startswith("AnyIO worker"), names
+
+
+def test_a_calculate_waits_for_a_busy_data_file_in_a_worker_thread(
+    make_till: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write in progress (the sync, a cards file loading) would stall the event loop: the
+    calculate waits for it in the thread pool instead."""
+    till = make_till(program())
+    names = _ran_on(till, monkeypatch)
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with till.service.db.write():
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(10)
+    assert not till.service.calculates_quickly()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(till.calc, "R-1", LINES, card=ANNA)
+        time.sleep(0.2)
+        assert not pending.done()
+        release.set()
+        assert pending.result(10).status_code == 200
+    thread.join(10)
+    assert names and names[0].startswith("AnyIO worker"), names
+    assert till.service.calculates_quickly()
