@@ -13,7 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "performance.md"
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port  # noqa: E402
+from bench.common import Row, Scaled, free_port  # noqa: E402
 from bench.holds import bench_holds  # noqa: E402
 from bench.productmatch import bench_productmatch  # noqa: E402
 from bench.products_feed import bench_products_feed  # noqa: E402
@@ -367,6 +369,52 @@ BENCHES = {
 }
 
 
+# Issue 15's table: each module's ``run(scale)`` measures its rows at the issue's scale (1.0).
+SCALED = ("latency", "cards", "tillstore", "firststart", "ingest", "backlog", "frozen", "fleet")
+TABLE = "scale: every target"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's word for it."""
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def pin(cpus: int = 2) -> str:
+    """Run this process and its children on ``cpus`` CPUs (the issue's 2-core machine)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity here)"
+    have = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, have[:cpus])
+    return f"pinned to CPUs {', '.join(map(str, have[:cpus]))} of {os.cpu_count()}"
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{cpu_model()}; {len(os.sched_getaffinity(0))} CPUs used; load average {load}"
+
+
+def scaled(name: str, scale: float) -> Scaled:
+    """Run scale bench ``name``; a bench that fails is a row that says so (the others run)."""
+    import importlib
+
+    try:
+        result: Scaled = importlib.import_module(f"bench.{name}").run(scale)
+    except Exception as exc:  # reported as the bench's row, never hidden
+        traceback.print_exc()
+        return Scaled([Row(name, f"failed: {type(exc).__name__}: {exc}", "runs", False)], "")
+    return result
+
+
+def table(rows: list[Row]) -> str:
+    lines = [f"| {r.what} | {r.measured} | {r.target} | {'met' if r.met else '**missed**'} |"
+             for r in rows]  # fmt: skip
+    return "| what | measured | target | |\n| --- | --- | --- | --- |\n" + "\n".join(lines)
+
+
 def write(section: str, body: str) -> None:
     text = (
         OUT.read_text(encoding="utf-8")
@@ -389,12 +437,43 @@ def write(section: str, body: str) -> None:
 
 
 def main() -> None:
+    """``bench/run.py [--scale X] [NAME …]``: every bench (or those named), pinned to 2 CPUs;
+    the scale benches' rows are printed against their targets and written to the table."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds: processes stopped
-    names = sys.argv[1:] or list(BENCHES)
+    args = sys.argv[1:]
+    scale = 1.0
+    if "--scale" in args:
+        i = args.index("--scale")
+        scale = float(args[i + 1])
+        del args[i : i + 2]
+    pinned = pin()
+    names = args or [*BENCHES, *SCALED]
+    unknown = [n for n in names if n not in BENCHES and n not in SCALED]
+    if unknown:
+        sys.exit(
+            f"unknown bench(es): {', '.join(unknown)}; known: {', '.join([*BENCHES, *SCALED])}"
+        )
+    rows: list[Row] = []
     for name in names:
-        body = BENCHES[name]()
-        print(f"{name}: {body}")
-        write(name, body)
+        if name in BENCHES:
+            body = BENCHES[name]()
+            print(f"{name}: {body}")
+            write(name, body)
+            continue
+        result = scaled(name, scale)
+        rows += result.rows
+        for row in result.rows:
+            print(f"{name}: {row.what}: {row.measured} (target {row.target}: "
+                  f"{'met' if row.met else 'MISSED'})")  # fmt: skip
+        if result.detail:
+            write(f"scale: {name}", f"_{machine()}; scale {scale}_\n\n{result.detail}")
+    if rows:
+        met = sum(r.met for r in rows)
+        body = (f"_{machine()}; {pinned}; scale {scale}_\n\n{table(rows)}\n\n"
+                f"{met} of {len(rows)} met.")  # fmt: skip
+        print(f"\n{table(rows)}\n\n{met} of {len(rows)} met.")
+        if set(names) >= set(SCALED):  # the whole table: it replaces the last one
+            write(TABLE, body)
 
 
 if __name__ == "__main__":
