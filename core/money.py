@@ -65,7 +65,11 @@ def fmt(kop: int) -> str:
 def round_half_up(value: Fraction | Decimal) -> int:
     """Round an exact rational to the nearest integer, halves away from zero."""
     # Integer arithmetic on the exact ratio: this sits on the engine's hot path.
-    n, d = value.as_integer_ratio()
+    return ratio_half_up(*value.as_integer_ratio())
+
+
+def ratio_half_up(n: int, d: int) -> int:
+    """``n / d`` (``d > 0``) rounded to the nearest integer, halves away from zero."""
     if n >= 0:
         return (2 * n + d) // (2 * d)
     return -((-2 * n + d) // (2 * d))
@@ -82,8 +86,7 @@ def line_amount(price: Decimal, qty: Decimal) -> int:
     """A line's amount in kopecks: price × qty rounded half-up to the kopeck."""
     pn, pd = price.as_integer_ratio()
     qn, qd = qty.as_integer_ratio()
-    n, d = pn * qn * 100, pd * qd
-    return (2 * n + d) // (2 * d) if n >= 0 else -((-2 * n + d) // (2 * d))
+    return ratio_half_up(pn * qn * 100, pd * qd)
 
 
 def allocate(total: int, weights: Sequence[int], caps: Sequence[int] | None = None) -> list[int]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..money import line_amount, round_half_up
+from ..money import line_amount, ratio_half_up
 from .model import Line
 from .program import Program
 
@@ -30,7 +30,10 @@ class Basket:
     def of(cls, lines: Sequence[Line], program: Program) -> Basket:
         """Price the lines and work out which of them the program may touch."""
         excluded = frozenset(program.no_discount_categories)
-        keep = Fraction(100) - Fraction(program.max_discount_percent)
+        # The kept share as an exact ratio of integers (kept_n / kept_d percent): a
+        # line's floor is then integer arithmetic, no Fraction per line.
+        kept_n, kept_d = (Fraction(100) - Fraction(program.max_discount_percent)).as_integer_ratio()
+        kept_d *= 100
         amounts: list[int] = []
         eligible: list[bool] = []
         floors: list[int] = []
@@ -42,7 +45,7 @@ class Basket:
             eligible.append(ok)
             # The floor is the kept share of the amount, rounded half-up like any money
             # (0 without a cap, the common case, so no rounding is needed).
-            floor = round_half_up(amount * keep / 100) if keep else 0
+            floor = ratio_half_up(amount * kept_n, kept_d) if kept_n else 0
             floors.append(floor if ok else amount)
             units.append(1 if line.weighed else max(int(line.qty), 0))
         return cls(
