@@ -9,6 +9,7 @@ closed.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -355,6 +356,10 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         service.events.publish(
             "sync", {"offline": service.offline, "mode": "standalone", "last_sync": None}
         )
+    # What start-up built (the program, the app, the modules) lives as long as the process:
+    # frozen out of the collector, a full collection does not walk it during a request.
+    gc.collect()
+    gc.freeze()
     scheduler.start()
     devices.start(service)
     logger.info(
