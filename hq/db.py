@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 Row = dict[str, Any]
 Dialect = Literal["sqlite", "postgresql"]
 DEFAULT_SQLITE_NAME = "hq.sqlite3"
+# Parameters of one :meth:`Tx.values` statement: under SQLite's 32,766 and PostgreSQL's 65,535.
+VALUES_PARAMS = 30_000
 
 
 def marks(n: int) -> str:
@@ -204,6 +206,28 @@ class Tx:
                     cur.executemany(_pg_sql(sql), data)
         except Exception as exc:
             raise translate(exc, "database statement failed") from exc
+
+    def values(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run ``sql`` once per chunk of ``rows``, its ``VALUES ?`` standing for that chunk's
+        rows (``(?, ?), (?, ?), …``): one statement, one round trip and one plan for up to
+        :data:`VALUES_PARAMS` parameters, where :meth:`many` runs a statement per row.
+
+        For set-based writes: ``INSERT … VALUES ? ON CONFLICT …`` (rows are inserted in the
+        order given, so sorted keys lock in sorted order), ``UPDATE t SET … FROM (VALUES ?)
+        AS v(…) WHERE …``. A chunk's rows must not update one row twice.
+        """
+        data = [tuple(r) for r in rows]
+        if not data:
+            return
+        width = len(data[0])
+        one = f"({marks(width)})"
+        size = max(1, VALUES_PARAMS // width)
+        for i in range(0, len(data), size):
+            part = data[i : i + size]
+            self._run(
+                sql.replace("VALUES ?", "VALUES " + ", ".join([one] * len(part)), 1),
+                [v for r in part for v in r],
+            )
 
     def lock_rows(self, table: str, column: str, keys: Sequence[str]) -> None:
         """Lock rows against concurrent writers until commit (PostgreSQL ``FOR UPDATE``).
