@@ -232,6 +232,7 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
             for (card, name, day), value in sorted(deltas.cards.items())
             if value
         ],
+        ("text", "text", "text", "text", "bigint"),
     )
     grown = sorted(pid for pid, points in deltas.budgets.items() if points)
     tx.values(
@@ -239,6 +240,7 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
         " ON CONFLICT (promotion_id, till) DO UPDATE"
         " SET points = budget_counters.points + excluded.points",
         [(pid, till, deltas.budgets[pid]) for pid in grown],
+        ("text", "text", "bigint"),
     )
     # A card head office does not know reaches no till; it moves when it becomes known
     # (registered or imported), and its counts go with it then.

@@ -207,19 +207,36 @@ class Tx:
         except Exception as exc:
             raise translate(exc, "database statement failed") from exc
 
-    def values(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run ``sql`` once per chunk of ``rows``, its ``VALUES ?`` standing for that chunk's
-        rows (``(?, ?), (?, ?), …``): one statement, one round trip and one plan for up to
-        :data:`VALUES_PARAMS` parameters, where :meth:`many` runs a statement per row.
+    def values(self, sql: str, rows: Iterable[Sequence[Any]], types: Sequence[str]) -> None:
+        """Run ``sql`` with its ``VALUES ?`` standing for all ``rows``: one statement and one
+        round trip for the lot, where :meth:`many` runs a statement per row.
 
-        For set-based writes: ``INSERT … VALUES ? ON CONFLICT …`` (rows are inserted in the
-        order given, so sorted keys lock in sorted order), ``UPDATE t SET … FROM (VALUES ?)
-        AS v(…) WHERE …``. A chunk's rows must not update one row twice.
+        For set-based writes: ``INSERT … VALUES ? ON CONFLICT …``, ``UPDATE t SET … FROM
+        (VALUES ?) AS v WHERE …`` (its columns are ``v.column1``, ``v.column2``, … on both
+        dialects). Rows go in the order given, so sorted keys lock in sorted order; they
+        must not update one row twice. ``types``: each column's PostgreSQL type.
+
+        SQLite runs multi-row ``VALUES`` lists (up to :data:`VALUES_PARAMS` parameters a
+        statement); PostgreSQL gets one array per column, ``unnest``-ed: a parameter per
+        column, not per value, which psycopg's query parsing would pay for per value.
         """
         data = [tuple(r) for r in rows]
         if not data:
             return
-        width = len(data[0])
+        width = len(types)
+        if self.dialect == "postgresql":
+            # Arrays go in binary (%b): text arrays would escape every value, in Python.
+            arrays = ", ".join(f"%b::{t}[]" for t in types)
+            names = ", ".join(f"column{i + 1}" for i in range(width))
+            table = f"SELECT * FROM unnest({arrays}) AS u({names})"
+            text = _pg_sql(sql)
+            text = text.replace("(VALUES %s)", f"({table})", 1).replace("VALUES %s", table, 1)
+            self.wrote = True
+            try:
+                self._send(text, tuple(list(col) for col in zip(*data, strict=True)))
+            except Exception as exc:
+                raise translate(exc, "database statement failed") from exc
+            return
         one = f"({marks(width)})"
         size = max(1, VALUES_PARAMS // width)
         for i in range(0, len(data), size):

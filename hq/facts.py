@@ -78,6 +78,7 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
         "INSERT INTO receipt_facts (till, id, kind, receipt_id, card, after_seq, body,"
         " created_at, received_at) VALUES ? ON CONFLICT (till, id) DO NOTHING",
         rows,
+        ("text",) * 5 + ("bigint",) + ("text",) * 3,
     )
     return new
 

@@ -50,6 +50,9 @@ ENTRY_COLUMNS = (
     "available_from",
     "expires_at",
 )
+# Their PostgreSQL types, then pos, received_at and quarantine's (for :meth:`Tx.values`).
+ENTRY_TYPES = ("text", "text", "bigint", "text", "text", "bigint", *("text",) * 7)
+ENTRY_TYPES += ("bigint", "text", "text")
 _CHUNK = 500  # values per IN (…) list: far below every driver's parameter limit
 T = TypeVar("T")
 
@@ -97,6 +100,7 @@ def add_changes(
         "INSERT INTO changes (kind, key, id, at) VALUES ?"
         " ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
         [(kind, key, first + i, ts(now)) for i, key in enumerate(todo)],
+        ("text", "text", "bigint", "text"),
     )
 
 
@@ -114,6 +118,7 @@ def lock_cards(tx: Tx, numbers: Iterable[str], *, origin: str, now: datetime) ->
         "INSERT INTO cards (number, status, origin, created_at, updated_at) VALUES ?"
         " ON CONFLICT (number) DO UPDATE SET updated_at = cards.updated_at",
         [(n, "new", origin, ts(now), ts(now)) for n in todo],
+        ("text",) * 5,
     )
     return todo
 
@@ -197,6 +202,7 @@ def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Ca
         " THEN COALESCE(cards.negative_since, v.column6) ELSE NULL END"
         " FROM (VALUES ?) AS v WHERE cards.number = v.column1",
         rows,
+        ("text", "text", "bigint", "text", "bigint", "text"),
     )
     add_changes(tx, "card", states, now)
     return states
@@ -241,6 +247,7 @@ def insert_entries(tx: Tx, rows: Sequence[dict[str, Any]], now: datetime) -> Non
             [r[c] for c in ENTRY_COLUMNS] + [first + i, ts(now), r.get("quarantine")]
             for i, r in enumerate(rows)
         ],
+        ENTRY_TYPES,
     )
 
 
