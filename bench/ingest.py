@@ -168,7 +168,9 @@ def measure(db: str, tmp: Path, *, servers: int, total: int, batch: int = BATCH)
         urls = start_servers(stack, db, tmp, servers)
         token = (tmp / "hq-admin.token").read_text().strip()
         admin = stack.enter_context(
-            httpx.Client(base_url=urls[0], timeout=300, headers={"Authorization": f"Bearer {token}"})
+            httpx.Client(
+                base_url=urls[0], timeout=300, headers={"Authorization": f"Bearer {token}"}
+            )
         )
         tills = _setup(admin, urls, TILLS, CARDS)
         per_till = max(total // len(tills), 1)
@@ -218,7 +220,9 @@ def run(scale: float = 1.0) -> Scaled:
             here = Path(tmp) / f"sqlite{i}"
             here.mkdir()
             db = str(here / "hq.sqlite3")
-            got.setdefault("SQLite", []).append(measure(db, here, servers=1, total=total, batch=batch))
+            got.setdefault("SQLite", []).append(
+                measure(db, here, servers=1, total=total, batch=batch)
+            )
         if pg:
             for servers in (1, 2, 4):
                 for i in range(runs if servers == 1 else 1):
@@ -257,7 +261,10 @@ def run(scale: float = 1.0) -> Scaled:
         each = ", ".join(f"{r:,.0f}" for r in rates)
         lines.append(f"| {key} | {each} | {statistics.median(rates):,.0f} |")
     if not pg:
-        lines += ["", "PostgreSQL not measured: neither TILLGATE_BENCH_PG nor TILLGATE_TEST_PG set."]
+        lines += [
+            "",
+            "PostgreSQL not measured: neither TILLGATE_BENCH_PG nor TILLGATE_TEST_PG set.",
+        ]
     return Scaled(rows=rows, detail="\n".join(lines) + "\n")
 
 

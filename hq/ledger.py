@@ -52,7 +52,7 @@ ENTRY_COLUMNS = (
 )
 # Their PostgreSQL types, then pos, received_at and quarantine's (for :meth:`Tx.values`).
 ENTRY_TYPES = ("text", "text", "bigint", "text", "text", "bigint", *("text",) * 7)
-ENTRY_TYPES += ("bigint", "text", "text")
+ENTRY_TYPES_STORED = (*ENTRY_TYPES, "bigint", "text", "text")
 _CHUNK = 500  # values per IN (…) list: far below every driver's parameter limit
 T = TypeVar("T")
 
@@ -241,13 +241,12 @@ def insert_entries(tx: Tx, rows: Sequence[dict[str, Any]], now: datetime) -> Non
         return
     first = tx.next_ids("entry", len(rows))
     tx.values(
-        f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at, quarantine)"
-        " VALUES ?",
+        f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at, quarantine) VALUES ?",
         [
             [r[c] for c in ENTRY_COLUMNS] + [first + i, ts(now), r.get("quarantine")]
             for i, r in enumerate(rows)
         ],
-        ENTRY_TYPES,
+        ENTRY_TYPES_STORED,
     )
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +133,7 @@ def test_two_processes_store_every_entry_once_and_grant_no_hold_twice(
         problems = []
         for k in range(BATCHES):
             body = {"till": till, "entries": sent[till][k * PER_BATCH : (k + 1) * PER_BATCH]}
-            pair = _at_once(lambda: a.post("/v1/sync/push", json=body),
-                            lambda: b.post("/v1/sync/push", json=body))  # fmt: skip
+            pair = _at_once(*(partial(c.post, "/v1/sync/push", json=body) for c in (a, b)))
             # The lost reply's retries, to each server.
             retries = [b.post("/v1/sync/push", json=body), a.post("/v1/sync/push", json=body)]
             for r in (*pair, *retries):
@@ -152,7 +152,7 @@ def test_two_processes_store_every_entry_once_and_grant_no_hold_twice(
     # Holds: every till asks for 40 of the same card's 100 at once, half through each server.
     for card in cards[:HOLD_CARDS]:
         asks = [
-            lambda c=c, i=i: c.post(
+            lambda c=c, i=i, card=card: c.post(
                 "/v1/holds",
                 json={"receipt_id": f"h-{card}-{i}", "card": card, "points": 40, "seconds": 600},
             )
