@@ -160,7 +160,9 @@ def _setup(admin: Any, urls: list[str], tills: int, cards: int) -> list[tuple[st
     return out
 
 
-def measure(db: str, tmp: Path, *, servers: int, total: int, batch: int = BATCH) -> float:
+def measure(
+    db: str, tmp: Path, *, servers: int, total: int, batch: int = BATCH, cards: int = CARDS
+) -> float:
     """Entries/s of ``total`` entries pushed by CLIENTS clients into ``servers`` hq serve."""
     import httpx
 
@@ -172,9 +174,11 @@ def measure(db: str, tmp: Path, *, servers: int, total: int, batch: int = BATCH)
                 base_url=urls[0], timeout=300, headers={"Authorization": f"Bearer {token}"}
             )
         )
-        tills = _setup(admin, urls, TILLS, CARDS)
+        tills = _setup(admin, urls, TILLS, cards)
         per_till = max(total // len(tills), 1)
-        work = {till: (cred, pushes(till, per_till, batch=batch)) for till, cred in tills}
+        work = {
+            till: (cred, pushes(till, per_till, batch=batch, cards=cards)) for till, cred in tills
+        }
         errors: list[str] = []
 
         def client(c: int) -> None:
@@ -210,10 +214,11 @@ def measure(db: str, tmp: Path, *, servers: int, total: int, batch: int = BATCH)
 
 
 def run(scale: float = 1.0) -> Scaled:
-    total = max(int(ENTRIES * scale), 16)
+    total = max(int(ENTRIES * scale), 2 * TILLS)
     batch = min(BATCH, max(total // TILLS, 1))
     pg = os.environ.get("TILLGATE_BENCH_PG") or os.environ.get("TILLGATE_TEST_PG") or ""
     runs = 3 if scale >= 0.1 else 1
+    cards = max(100, int(CARDS * min(scale * 10, 1.0)))  # every card sells at 0.1 and up
     got: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         for i in range(runs):
@@ -221,7 +226,7 @@ def run(scale: float = 1.0) -> Scaled:
             here.mkdir()
             db = str(here / "hq.sqlite3")
             got.setdefault("SQLite", []).append(
-                measure(db, here, servers=1, total=total, batch=batch)
+                measure(db, here, servers=1, total=total, batch=batch, cards=cards)
             )
         if pg:
             for servers in (1, 2, 4):
@@ -230,7 +235,9 @@ def run(scale: float = 1.0) -> Scaled:
                     here.mkdir()
                     with ExitStack() as stack:
                         url = pg_schema(stack, pg)
-                        rate = measure(url, here, servers=servers, total=total, batch=batch)
+                        rate = measure(
+                            url, here, servers=servers, total=total, batch=batch, cards=cards
+                        )
                     got.setdefault(f"PostgreSQL x{servers}", []).append(rate)
     rows = []
     for name, target in TARGETS.items():
@@ -269,8 +276,11 @@ def run(scale: float = 1.0) -> Scaled:
 
 
 if __name__ == "__main__":
-    scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-    result = run(scale)
-    for row in result.rows:
-        print(f"{row.what}: {row.measured} (target {row.target}) {'met' if row.met else 'MISSED'}")
-    print(result.detail)
+    result = run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0)
+    if "--json" in sys.argv:
+        print(json.dumps({"rows": [vars(r) for r in result.rows], "detail": result.detail}))
+    else:
+        for row in result.rows:
+            met = "met" if row.met else "MISSED"
+            print(f"{row.what}: {row.measured} (target {row.target}) {met}")
+        print(result.detail)
