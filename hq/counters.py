@@ -223,8 +223,8 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
             cards |= _sale(deltas, till, fact)
         elif fact.kind == "refund":
             cards |= _refund(tx, deltas, till, fact)
-    tx.many(
-        "INSERT INTO card_counters (card, till, name, day, value) VALUES (?, ?, ?, ?, ?)"
+    tx.values(
+        "INSERT INTO card_counters (card, till, name, day, value) VALUES ?"
         " ON CONFLICT (card, till, name, day) DO UPDATE"
         " SET value = card_counters.value + excluded.value",
         [
@@ -232,13 +232,15 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
             for (card, name, day), value in sorted(deltas.cards.items())
             if value
         ],
+        ("text", "text", "text", "text", "bigint"),
     )
     grown = sorted(pid for pid, points in deltas.budgets.items() if points)
-    tx.many(
-        "INSERT INTO budget_counters (promotion_id, till, points) VALUES (?, ?, ?)"
+    tx.values(
+        "INSERT INTO budget_counters (promotion_id, till, points) VALUES ?"
         " ON CONFLICT (promotion_id, till) DO UPDATE"
         " SET points = budget_counters.points + excluded.points",
         [(pid, till, deltas.budgets[pid]) for pid in grown],
+        ("text", "text", "bigint"),
     )
     # A card head office does not know reaches no till; it moves when it becomes known
     # (registered or imported), and its counts go with it then.

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 Row = dict[str, Any]
 Dialect = Literal["sqlite", "postgresql"]
 DEFAULT_SQLITE_NAME = "hq.sqlite3"
+# Parameters of one :meth:`Tx.values` statement: under SQLite's 32,766 and PostgreSQL's 65,535.
+VALUES_PARAMS = 30_000
 
 
 def marks(n: int) -> str:
@@ -204,6 +206,45 @@ class Tx:
                     cur.executemany(_pg_sql(sql), data)
         except Exception as exc:
             raise translate(exc, "database statement failed") from exc
+
+    def values(self, sql: str, rows: Iterable[Sequence[Any]], types: Sequence[str]) -> None:
+        """Run ``sql`` with its ``VALUES ?`` standing for all ``rows``: one statement and one
+        round trip for the lot, where :meth:`many` runs a statement per row.
+
+        For set-based writes: ``INSERT … VALUES ? ON CONFLICT …``, ``UPDATE t SET … FROM
+        (VALUES ?) AS v WHERE …`` (its columns are ``v.column1``, ``v.column2``, … on both
+        dialects). Rows go in the order given, so sorted keys lock in sorted order; they
+        must not update one row twice. ``types``: each column's PostgreSQL type.
+
+        SQLite runs multi-row ``VALUES`` lists (up to :data:`VALUES_PARAMS` parameters a
+        statement); PostgreSQL gets one array per column, ``unnest``-ed: a parameter per
+        column, not per value, which psycopg's query parsing would pay for per value.
+        """
+        data = [tuple(r) for r in rows]
+        if not data:
+            return
+        width = len(types)
+        if self.dialect == "postgresql":
+            # Arrays go in binary (%b): text arrays would escape every value, in Python.
+            arrays = ", ".join(f"%b::{t}[]" for t in types)
+            names = ", ".join(f"column{i + 1}" for i in range(width))
+            table = f"SELECT * FROM unnest({arrays}) AS u({names})"
+            text = _pg_sql(sql)
+            text = text.replace("(VALUES %s)", f"({table})", 1).replace("VALUES %s", table, 1)
+            self.wrote = True
+            try:
+                self._send(text, tuple(list(col) for col in zip(*data, strict=True)))
+            except Exception as exc:
+                raise translate(exc, "database statement failed") from exc
+            return
+        one = f"({marks(width)})"
+        size = max(1, VALUES_PARAMS // width)
+        for i in range(0, len(data), size):
+            part = data[i : i + size]
+            self._run(
+                sql.replace("VALUES ?", "VALUES " + ", ".join([one] * len(part)), 1),
+                [v for r in part for v in r],
+            )
 
     def lock_rows(self, table: str, column: str, keys: Sequence[str]) -> None:
         """Lock rows against concurrent writers until commit (PostgreSQL ``FOR UPDATE``).

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from . import counters
-from .db import Tx
+from . import counters, ledger
+from .db import Tx, marks
 from .wire import FactIn
 
 logger = logging.getLogger(__name__)
@@ -32,19 +32,35 @@ def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> int:
 
 
 def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> list[FactIn]:
-    """Store the facts head office does not have yet; returns those it stored now."""
+    """Store the facts head office does not have yet; returns those it stored now.
+
+    One look-up of which it has and one insert of the others, whatever their number: the
+    push holds its till's row locked, so no other transaction stores this till's facts
+    in between (and ``ON CONFLICT DO NOTHING`` would still keep each one once).
+    """
+    have: set[str] = set()
+    ids = sorted({f.id for f in facts})
+    for part in ledger.chunks(ids):
+        have |= {
+            r["id"]
+            for r in tx.all(
+                f"SELECT id FROM receipt_facts WHERE till = ? AND id IN ({marks(len(part))})",
+                [till, *part],
+            )
+        }
     new: list[FactIn] = []
+    rows = []
     for fact in facts:
+        if fact.id in have:
+            continue
+        have.add(fact.id)  # a fact sent twice in one push is stored once
         body = json.dumps(fact.body, ensure_ascii=False, sort_keys=True)
         if len(body) > MAX_FACT_BYTES:
             # Kept as a marker, never refused: a refusal would block the till's push for good.
             logger.warning("till %s: facts %s over %d bytes not kept", till, fact.id, len(body))
             body = json.dumps({"dropped": f"over {MAX_FACT_BYTES} bytes"})
         card = fact.body.get("card") if isinstance(fact.body.get("card"), str) else None
-        stored = tx.execute(
-            "INSERT INTO receipt_facts (till, id, kind, receipt_id, card, after_seq, body,"
-            " created_at, received_at) VALUES (?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT (till, id) DO NOTHING",
+        rows.append(
             (
                 till,
                 fact.id,
@@ -55,10 +71,15 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
                 body,
                 fact.created_at.isoformat(),
                 now.isoformat(),
-            ),
+            )
         )
-        if stored:
-            new.append(fact)
+        new.append(fact)
+    tx.values(
+        "INSERT INTO receipt_facts (till, id, kind, receipt_id, card, after_seq, body,"
+        " created_at, received_at) VALUES ? ON CONFLICT (till, id) DO NOTHING",
+        rows,
+        ("text",) * 5 + ("bigint",) + ("text",) * 3,
+    )
     return new
 
 

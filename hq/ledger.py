@@ -50,6 +50,9 @@ ENTRY_COLUMNS = (
     "available_from",
     "expires_at",
 )
+# Their PostgreSQL types, then pos, received_at and quarantine's (for :meth:`Tx.values`).
+ENTRY_TYPES = ("text", "text", "bigint", "text", "text", "bigint", *("text",) * 7)
+ENTRY_TYPES_STORED = (*ENTRY_TYPES, "bigint", "text", "text")
 _CHUNK = 500  # values per IN (…) list: far below every driver's parameter limit
 T = TypeVar("T")
 
@@ -93,10 +96,11 @@ def add_changes(
     if not todo:
         return
     first = tx.next_ids("change", len(todo))
-    tx.many(
-        "INSERT INTO changes (kind, key, id, at) VALUES (?, ?, ?, ?)"
+    tx.values(
+        "INSERT INTO changes (kind, key, id, at) VALUES ?"
         " ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
         [(kind, key, first + i, ts(now)) for i, key in enumerate(todo)],
+        ("text", "text", "bigint", "text"),
     )
 
 
@@ -110,11 +114,11 @@ def lock_cards(tx: Tx, numbers: Iterable[str], *, origin: str, now: datetime) ->
     finds, and sorting keeps every transaction locking cards in the same order.
     """
     todo = sorted(set(numbers))
-    tx.many(
-        "INSERT INTO cards (number, status, origin, created_at, updated_at)"
-        " VALUES (?, 'new', ?, ?, ?)"
+    tx.values(
+        "INSERT INTO cards (number, status, origin, created_at, updated_at) VALUES ?"
         " ON CONFLICT (number) DO UPDATE SET updated_at = cards.updated_at",
-        [(n, origin, ts(now), ts(now)) for n in todo],
+        [(n, "new", origin, ts(now), ts(now)) for n in todo],
+        ("text",) * 5,
     )
     return todo
 
@@ -175,24 +179,31 @@ def card_states(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Card
 def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, CardState]:
     """Fold the (locked) cards again: expiry index, negative flag, and a change each."""
     states = card_states(tx, numbers, now)
+    rows = []
     for number, st in states.items():
         expiries = [
             lot.expires_at for lot in (*st.lots, *st.expired_due) if lot.expires_at is not None
         ]
         until = st.balance_until(now)
-        tx.execute(
-            "UPDATE cards SET next_expiry = ?, balance = ?, balance_until = ?,"
-            " negative_since = CASE WHEN ? = 1 THEN COALESCE(negative_since, ?) ELSE NULL END"
-            " WHERE number = ?",
+        rows.append(
             (
+                number,
                 ts(min(expiries)) if expiries else None,
                 st.balance,
                 ts(until) if until else FOREVER,
                 1 if st.balance < 0 else 0,
                 ts(now),
-                number,
-            ),
+            )
         )
+    # One statement for the lot (VALUES columns are column1… on both dialects).
+    tx.values(
+        "UPDATE cards SET next_expiry = v.column2, balance = v.column3,"
+        " balance_until = v.column4, negative_since = CASE WHEN v.column5 = 1"
+        " THEN COALESCE(cards.negative_since, v.column6) ELSE NULL END"
+        " FROM (VALUES ?) AS v WHERE cards.number = v.column1",
+        rows,
+        ("text", "text", "bigint", "text", "bigint", "text"),
+    )
     add_changes(tx, "card", states, now)
     return states
 
@@ -229,13 +240,13 @@ def insert_entries(tx: Tx, rows: Sequence[dict[str, Any]], now: datetime) -> Non
     if not rows:
         return
     first = tx.next_ids("entry", len(rows))
-    tx.many(
-        f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at, quarantine)"
-        f" VALUES ({marks(len(ENTRY_COLUMNS) + 3)})",
+    tx.values(
+        f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at, quarantine) VALUES ?",
         [
             [r[c] for c in ENTRY_COLUMNS] + [first + i, ts(now), r.get("quarantine")]
             for i, r in enumerate(rows)
         ],
+        ENTRY_TYPES_STORED,
     )
 
 

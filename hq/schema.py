@@ -404,7 +404,17 @@ CREATE TABLE product_lists (
 INSERT INTO counters (name, value) VALUES ('products', 0);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
+# Scheduled jobs run by one ``hq serve`` at a time (hq/jobs.py): on SQLite a lease row per
+# job (PostgreSQL takes an advisory lock instead). until: '' when free.
+V9 = """
+CREATE TABLE job_locks (
+    name  TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -13,8 +13,10 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 import ssl
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +31,7 @@ from tillgate.core.serving import bind, server_class
 from .couponkeys import KEYS_FOLDER
 from .db import open_database, sqlite_path
 from .holds import expire_due as expire_holds
+from .jobs import alone
 from .ledger import expire_due
 from .repricing import reprice_pending
 from .service import LOOKUP_KEY_FILE, Hq
@@ -142,13 +145,18 @@ def check_transport(options: ServeOptions) -> None:
     )
 
 
-def _job(what: str, run: Callable[[Hq], str | None]) -> Callable[[Hq], None]:
+def _job(what: str, run: Callable[[Hq], str | None]) -> Callable[[Hq, str], None]:
     """A scheduled job: ``run`` says what it did (None: nothing worth a line); an error is
-    logged and the next run tries again."""
+    logged and the next run tries again. With several ``hq serve`` on one database, one
+    runs it at a time (:mod:`tillgate.hq.jobs`); the others skip that run."""
 
-    def job(hq: Hq) -> None:
+    def job(hq: Hq, owner: str) -> None:
         try:
-            done = run(hq)
+            with alone(hq.db, what, owner=owner, now=hq.clock.now()) as mine:
+                if not mine:
+                    logger.debug("%s job: running in another head-office process", what)
+                    return
+                done = run(hq)
         except TillgateError as exc:
             logger.error("%s job failed: %s", what, exc)
             return
@@ -225,6 +233,7 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
         )
     )
     scheduler = BackgroundScheduler(timezone="UTC")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this process
     jobs = (
         # Expiry of lots, first at once.
         ("expire", _expire_job, options.expire_every, datetime.now(UTC)),
@@ -238,7 +247,7 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
         scheduler.add_job(
             job,
             "interval",
-            args=[hq],
+            args=[hq, owner],
             seconds=every,
             id=name,
             coalesce=True,

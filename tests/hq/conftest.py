@@ -66,6 +66,7 @@ TABLES = (
     "coupon_keys",
     "products",
     "product_lists",
+    "job_locks",
 )
 
 
