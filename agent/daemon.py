@@ -9,8 +9,10 @@ closed.
 
 from __future__ import annotations
 
+import csv
 import gc
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tillgate.agent.usecases import TillService, TillSettings
 from tillgate.agent.usecases.session import CardSession
 from tillgate.core import __version__, errors, files
-from tillgate.core.cardfile import parse_csv
+from tillgate.core.cardfile import read_rows
 from tillgate.core.clock import Clock, SystemClock
 from tillgate.core.files import private_dir, siblings
 from tillgate.core.keyfolder import KeyFolder
@@ -94,6 +96,30 @@ def make_private(config: Config) -> None:
     files.make_private(private_paths(config), logger)
 
 
+def _file_source(path: Path, pattern: str) -> str:
+    """What a cards file is, for telling an unchanged one: its SHA-256 (read in blocks),
+    size and modification time, and the card pattern its rows are checked against."""
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        st = os.fstat(f.fileno())
+    return json.dumps(
+        {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "pattern": pattern}
+    )
+
+
+def _same_file(source: str, loaded: str | None) -> bool:
+    """Whether a cards file is the one loaded: the same bytes read with the same pattern
+    (a file touched or copied again, same content, is the same file)."""
+    if loaded is None:
+        return False
+    try:
+        was = json.loads(loaded)
+    except ValueError:
+        return False
+    now = json.loads(source)
+    return isinstance(was, dict) and all(was.get(k) == now[k] for k in ("sha256", "pattern"))
+
+
 @dataclass
 class FileWatcher:
     """Reloads the standalone program, cards and product list files when they change."""
@@ -155,22 +181,29 @@ class FileWatcher:
         return {"file": str(self.program_file), "file_error": self.program_file_error}
 
     def load_cards(self, *, strict: bool) -> None:
+        """The cards file into the data file, read row by row; a file whose checksum (and
+        the card pattern it was read with) is the one loaded already is not read again."""
         path = self.cards_file
         if path is None or (not self._changed(path) and not strict):
             return
+        pattern = self.service.catalog().program.card_number_pattern
+        problems: list[str] = []
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            source = _file_source(path, pattern)
+            if _same_file(source, self.service.cards_file_in_force()):
+                logger.info("cards file %s unchanged (same checksum): not loaded again", path)
+                return
+            with path.open(encoding="utf-8", newline="") as lines:
+                rows = read_rows(lines, number_pattern=pattern, problems=problems)
+                n = self.service.import_card_rows(rows, problems=problems, source=source)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
             msg = f"cannot read the cards file {path}: {exc}"
             if strict:
                 raise errors.ConfigError(msg) from exc
-            logger.error("%s", msg)
+            logger.error("%s; the cards in force are kept", msg)
             return
-        program = self.service.catalog().program
-        records, problems = parse_csv(text, number_pattern=program.card_number_pattern)
         for p in problems:
             logger.warning("cards file %s: %s", path, p)
-        n = self.service.import_cards(records)
         logger.info("cards file %s: %d cards loaded, %d problems", path, n, len(problems))
 
     def load_products(self, *, strict: bool) -> None:

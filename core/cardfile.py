@@ -1,13 +1,17 @@
 """Cards as head office and a standalone till receive them: the record and the CSV file.
 
-``parse_csv`` reads a cards file (``number,holder,phone,birthday,tier,segments,clubs,status,
-balance``) into :class:`CardRecord` values and a list of ``row N: reason`` problems.
+``read_rows`` reads a cards file (``number,holder,phone,birthday,tier,segments,clubs,status,
+balance``) row by row into :class:`CardRecord` values and a list of ``row N: reason``
+problems; ``parse_csv`` does the same for a small file's text in memory. The till's
+standalone cards file and head office's import share both.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -53,68 +57,112 @@ KNOWN_COLUMNS = (
 def parse_csv(text: str, *, number_pattern: str) -> tuple[list[CardRecord], list[str]]:
     """Parse a cards CSV into records and a list of ``row N: reason`` problems.
 
-    Good rows are kept even when others are bad; the caller reports the problems.
+    Good rows are kept even when others are bad; the caller reports the problems. For a
+    small file in memory; a file of any size is read row by row with :func:`read_rows`.
     """
-    import re
+    problems: list[str] = []
+    seen: set[str] = set()
+    cards = [
+        record
+        for _, record in read_rows(
+            io.StringIO(text), number_pattern=number_pattern, problems=problems, seen=seen
+        )
+    ]
+    return cards, problems
 
+
+def read_rows(
+    lines: Iterable[str],
+    *,
+    number_pattern: str,
+    problems: list[str],
+    seen: set[str] | None = None,
+) -> Iterator[tuple[int, CardRecord]]:
+    """The good rows of a cards CSV one by one, with their row numbers (the header is 1).
+
+    ``lines``: the file's text, line by line (a text file opened with ``newline=""``).
+    Each bad row's ``row N: reason`` is appended to ``problems`` as it is met. ``seen``:
+    the numbers of the good rows so far, to refuse a number met twice; None when the
+    caller finds repeated numbers itself, with :func:`twice`, on a table too big to keep
+    in memory. Reading errors (:class:`OSError`, :class:`UnicodeDecodeError`,
+    :class:`csv.Error`) come out of the iteration as they happen.
+    """
     pattern = re.compile(number_pattern)
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    reader = csv.DictReader(_without_bom(lines))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        return [], [f"header: missing column(s) {', '.join(missing)}"]
-    unknown = [h for h in header if h not in KNOWN_COLUMNS]
-    problems: list[str] = [f"header: unknown column {h!r} ignored" for h in unknown]
-    cards: list[CardRecord] = []
-    seen: set[str] = set()
+        problems.append(f"header: missing column(s) {', '.join(missing)}")
+        return
+    problems += [f"header: unknown column {h!r} ignored" for h in header if h not in KNOWN_COLUMNS]
     for n, raw in enumerate(reader, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k}
-        number = re.sub(r"[\s-]", "", row.get("number", ""))
         try:
-            if not pattern.match(number):
-                raise CsvError(f"card number {mask(number)!r} does not match the card pattern")
-            if number in seen:
-                raise CsvError(f"card {mask(number)} appears twice")
-            phone = None
-            if row.get("phone"):
-                phone = normalize_phone(row["phone"])
-                if phone is None:
-                    raise CsvError(f"phone {row['phone']!r} is not a phone number")
-            birthday = None
-            if row.get("birthday"):
-                try:
-                    birthday = date.fromisoformat(row["birthday"])
-                except ValueError as exc:
-                    raise CsvError(f"birthday {row['birthday']!r} is not YYYY-MM-DD") from exc
-            status = row.get("status") or "active"
-            if status not in STATUSES:
-                raise CsvError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-            opening = 0
-            if row.get("balance"):
-                try:
-                    value = Decimal(row["balance"])
-                except ArithmeticError as exc:
-                    raise CsvError(f"balance {row['balance']!r} is not a number") from exc
-                if value != value.to_integral_value() or value < 0:
-                    raise CsvError("balance must be a whole number of points >= 0")
-                opening = int(value)
-            cards.append(
-                CardRecord(
-                    number=number,
-                    holder=row.get("holder", ""),
-                    phone=phone,
-                    birthday=birthday,
-                    tier=row.get("tier") or None,
-                    segments=_split(row.get("segments", "")),
-                    clubs=_split(row.get("clubs", "")),
-                    status=status,
-                    opening_balance=opening,
-                )
-            )
-            seen.add(number)
+            record = _record(row, pattern, seen)
         except CsvError as exc:
             problems.append(f"row {n}: {exc}")
-    return cards, problems
+            continue
+        if seen is not None:
+            seen.add(record.number)
+        yield n, record
+
+
+def twice(row: int, number: str) -> str:
+    """The problem of a row whose card number an earlier good row already had."""
+    return f"row {row}: card {mask(number)} appears twice"
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    it = iter(lines)
+    for first in it:
+        yield first.lstrip("\ufeff")
+        break
+    yield from it
+
+
+def _record(row: dict[str, str], pattern: re.Pattern[str], seen: set[str] | None) -> CardRecord:
+    number = _SEPARATORS.sub("", row.get("number", ""))
+    if not pattern.match(number):
+        raise CsvError(f"card number {mask(number)!r} does not match the card pattern")
+    if seen is not None and number in seen:
+        raise CsvError(f"card {mask(number)} appears twice")
+    phone = None
+    if row.get("phone"):
+        phone = normalize_phone(row["phone"])
+        if phone is None:
+            raise CsvError(f"phone {row['phone']!r} is not a phone number")
+    birthday = None
+    if row.get("birthday"):
+        try:
+            birthday = date.fromisoformat(row["birthday"])
+        except ValueError as exc:
+            raise CsvError(f"birthday {row['birthday']!r} is not YYYY-MM-DD") from exc
+    status = row.get("status") or "active"
+    if status not in STATUSES:
+        raise CsvError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    opening = 0
+    if row.get("balance"):
+        try:
+            value = Decimal(row["balance"])
+        except ArithmeticError as exc:
+            raise CsvError(f"balance {row['balance']!r} is not a number") from exc
+        if value != value.to_integral_value() or value < 0:
+            raise CsvError("balance must be a whole number of points >= 0")
+        opening = int(value)
+    return CardRecord(
+        number=number,
+        holder=row.get("holder", ""),
+        phone=phone,
+        birthday=birthday,
+        tier=row.get("tier") or None,
+        segments=_split(row.get("segments", "")),
+        clubs=_split(row.get("clubs", "")),
+        status=status,
+        opening_balance=opening,
+    )
+
+
+_SEPARATORS = re.compile(r"[\s-]")
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -5,17 +5,17 @@ coupons). Every change writes its audit row (:mod:`tillgate.hq.audit`) in its tr
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from tillgate.core.cardfile import parse_csv
 from tillgate.core.cards import DEFAULT_NUMBER_PATTERN, identify, mask
 from tillgate.core.errors import (
     CardNotFound,
-    InvalidCards,
     InvalidProgram,
     InvalidRequest,
     NotFound,
@@ -25,7 +25,7 @@ from tillgate.core.errors import (
 from tillgate.core.rules.coupons import MAX_SERIAL, CouponSigner
 from tillgate.core.rules.program import ProgramFile, decode_program
 
-from . import audit, quarantine
+from . import audit, cardimport, quarantine
 from .db import Database, Tx, marks
 from .feed import card_fields, lots_out
 from .fold import fold
@@ -36,17 +36,11 @@ from .ledger import (
     chunks,
     expire_due,
     fold_entry,
-    hq_entries,
-    insert_entries,
-    refresh_cards,
 )
 from .tills import list_tills
 from .wire import CouponsIssueIn, CouponsRevokeIn, ts
 
 logger = logging.getLogger(__name__)
-
-OPENING_NOTE = "opening balance"
-
 
 # ---------------------------------------------------------------- program
 
@@ -112,104 +106,15 @@ def publish_program(
 
 
 def import_cards(
-    db: Database, text: str, now: datetime, *, operator: str | None = None
+    db: Database, text: str | Iterable[str], now: datetime, *, operator: str | None = None
 ) -> dict[str, Any]:
-    """Import or update cards from CSV: all rows, or — if any row is bad — none of them."""
+    """Import or update cards from CSV (its text, or its lines as they are read): all
+    rows, or — if any row is bad — none of them (:mod:`tillgate.hq.cardimport`)."""
     with db.read() as tx:
         program = current_program(tx)
     pattern = program.program.card_number_pattern if program else DEFAULT_NUMBER_PATTERN
-    records, problems = parse_csv(text, number_pattern=pattern)
-    # An unknown column is ignored with a warning; everything else refuses the file.
-    warnings = [p for p in problems if p.startswith("header: unknown column")]
-    errors = [p for p in problems if p not in warnings]
-    if errors:
-        raise InvalidCards(
-            f"{len(errors)} bad rows in the cards file; nothing was imported",
-            details={"errors": errors},
-        )
-    records.sort(key=lambda r: r.number)
-    numbers = [r.number for r in records]
-    with db.write() as tx:
-        known: set[str] = set()
-        opened: set[str] = set()
-        for part in chunks(numbers):
-            known |= {
-                r["number"]
-                for r in tx.all(
-                    f"SELECT number FROM cards WHERE number IN ({marks(len(part))})", list(part)
-                )
-            }
-            opened |= {
-                r["card"]
-                for r in tx.all(
-                    "SELECT card FROM entries WHERE kind = 'adjust' AND till = 'hq' AND note = ?"
-                    f" AND card IN ({marks(len(part))})",
-                    [OPENING_NOTE, *part],
-                )
-            }
-        tx.many(
-            "INSERT INTO cards (number, holder, phone, birthday, tier, segments, clubs, status,"
-            " origin, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'import', ?, ?)"
-            " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder,"
-            " phone = excluded.phone, birthday = excluded.birthday, tier = excluded.tier,"
-            " segments = excluded.segments, clubs = excluded.clubs, status = excluded.status,"
-            " updated_at = excluded.updated_at",
-            [
-                (
-                    r.number,
-                    r.holder,
-                    r.phone,
-                    r.birthday.isoformat() if r.birthday else None,
-                    r.tier,
-                    json.dumps(list(r.segments), ensure_ascii=False),
-                    json.dumps(list(r.clubs), ensure_ascii=False),
-                    r.status,
-                    ts(now),
-                    ts(now),
-                )
-                for r in records
-            ],
-        )
-        # An opening balance is credited once per card, however often the file is imported.
-        opening = [
-            {
-                "card": r.number,
-                "kind": "adjust",
-                "points": r.opening_balance,
-                "note": OPENING_NOTE,
-                "created_at": ts(now),
-                "available_from": ts(now),
-            }
-            for r in records
-            if r.opening_balance > 0 and r.number not in opened
-        ]
-        insert_entries(tx, hq_entries(tx, opening), now)
-        # Entries quarantined because head office did not know the card count now.
-        released = quarantine.release_known(
-            tx, numbers, now, till=None, why="head office imported the card"
-        )
-        credited = sorted({str(o["card"]) for o in opening} | set(released))
-        refresh_cards(tx, credited, now)
-        add_changes(tx, "card", set(numbers) - set(credited), now)
-        imported = len([n for n in numbers if n not in known])
-        counts = {"imported": imported, "updated": len(numbers) - imported}
-        audit.write(
-            tx,
-            action="cards.import",
-            subject="cards",
-            detail=counts | {"opening_balances": len(opening)},
-            reason="",
-            operator=operator,
-            now=now,
-            after=counts,
-        )
-    logger.info(
-        "cards imported: %d new, %d updated, %d opening balances",
-        imported,
-        len(numbers) - imported,
-        len(opening),
-    )
-    return {"imported": imported, "updated": len(numbers) - imported, "warnings": warnings}
+    lines = io.StringIO(text, newline="") if isinstance(text, str) else text
+    return cardimport.import_cards(db, lines, now, pattern=pattern, operator=operator)
 
 
 def show_card(db: Database, number: str, now: datetime) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from . import (
     access,
     admin,
     audit,
+    cardimport,
     corrections,
     feed,
     holds,
@@ -289,17 +290,16 @@ def create_app(hq: Hq) -> FastAPI:
     async def cards_import(request: Request) -> Any:
         """Import or update cards from CSV; nothing is imported if any row is bad."""
         await authorize(request)
-        raw = await request.body()
+        upload = await cardimport.spool(request.stream())
+
+        def run() -> dict[str, Any]:
+            with cardimport.lines_of(upload) as lines:
+                return admin.import_cards(hq.db, lines, hq.clock.now(), operator=operator(request))
+
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise errors.InvalidCards(
-                "the cards file is not UTF-8 text",
-                details={"errors": [f"byte {exc.start}: not UTF-8"]},
-            ) from exc
-        return await work(
-            lambda: admin.import_cards(hq.db, text, hq.clock.now(), operator=operator(request))
-        )
+            return await work(run)
+        finally:
+            upload.close()
 
     @app.post(PRODUCTS_PATH, tags=["admin"])
     async def products_import(request: Request, source: str = "") -> Any:

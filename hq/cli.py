@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from .client import AdminClient
@@ -318,6 +318,17 @@ def _operator() -> str | None:
         return None
 
 
+def _open(path: str, what: str) -> BinaryIO:
+    from tillgate.core.errors import ConfigError
+
+    try:
+        return Path(path).open("rb")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} {path} not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
 def _read(path: str, what: str) -> bytes:
     from tillgate.core.errors import ConfigError
 
@@ -368,8 +379,10 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _cards_import(args: argparse.Namespace) -> int:
-    data = _read(args.file, "cards file")
-    size = len(data)
+    from tillgate.core.errors import ConfigError
+
+    file = _open(args.file, "cards file")  # sent a chunk at a time, never read whole
+    size = os.fstat(file.fileno()).st_size
     tty = sys.stderr.isatty()
 
     def progress(sent: int) -> None:
@@ -382,10 +395,13 @@ def _cards_import(args: argparse.Namespace) -> int:
         elif sent >= size:
             print(text, file=sys.stderr, flush=True)
 
-    with _client(args) as hq:
-        out = hq.import_cards(
-            data, source=args.file, progress=progress if size >= PROGRESS_FROM else None
-        )
+    with file, _client(args) as hq:
+        try:
+            out = hq.import_cards(
+                file, source=args.file, progress=progress if size >= PROGRESS_FROM else None
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot read cards file {args.file}: {exc.strerror or exc}") from exc
     for warning in out.get("warnings", []):
         print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: {out['imported']} cards imported, {out['updated']} updated")

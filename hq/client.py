@@ -8,9 +8,10 @@ transport is the seam tests may replace.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -115,9 +116,14 @@ class AdminClient:
         )
 
     def import_cards(
-        self, data: bytes, *, source: str, progress: Callable[[int], None] | None = None
+        self,
+        data: bytes | BinaryIO,
+        *,
+        source: str,
+        progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
-        """Upload a cards CSV in one request (all or nothing), reporting bytes sent."""
+        """Upload a cards CSV in one request (all or nothing), reporting bytes sent; a file
+        is read and sent a chunk at a time."""
         return self._upload_csv("/v1/admin/cards/import", data, source=source, progress=progress)
 
     def import_products(
@@ -135,7 +141,7 @@ class AdminClient:
     def _upload_csv(
         self,
         path: str,
-        data: bytes,
+        data: bytes | BinaryIO,
         *,
         source: str,
         progress: Callable[[int], None] | None,
@@ -143,12 +149,21 @@ class AdminClient:
     ) -> dict[str, Any]:
         """POST a CSV in chunks of CHUNK bytes, telling ``progress`` how many are sent."""
 
+        file = io.BytesIO(data) if isinstance(data, bytes) else data
+        start = file.tell()
+        size = file.seek(0, io.SEEK_END) - start
+        file.seek(start)
+
         def chunks() -> Iterator[bytes]:
-            for i in range(0, len(data), CHUNK):
-                part = data[i : i + CHUNK]
+            sent = 0
+            while sent < size:
+                part = file.read(min(CHUNK, size - sent))
+                if not part:
+                    raise ConfigError(f"{source} got shorter while it was being sent")
+                sent += len(part)
                 yield part
                 if progress is not None:
-                    progress(i + len(part))
+                    progress(sent)
 
         return self._call(
             "POST",
@@ -156,7 +171,7 @@ class AdminClient:
             source=source,
             content=chunks(),
             params=params,
-            headers={"Content-Type": "text/csv", "Content-Length": str(len(data))},
+            headers={"Content-Type": "text/csv", "Content-Length": str(size)},
         )
 
     def products(self) -> dict[str, Any]:

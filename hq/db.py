@@ -48,6 +48,7 @@ Dialect = Literal["sqlite", "postgresql"]
 DEFAULT_SQLITE_NAME = "hq.sqlite3"
 # Parameters of one :meth:`Tx.values` statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 VALUES_PARAMS = 30_000
+COPY_BATCH = 5000  # rows per executemany of Tx.copy_in on SQLite
 
 
 def marks(n: int) -> str:
@@ -245,6 +246,39 @@ class Tx:
                 sql.replace("VALUES ?", "VALUES " + ", ".join([one] * len(part)), 1),
                 [v for r in part for v in r],
             )
+
+    def copy_in(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Load rows into a table as they come (PostgreSQL ``COPY … FROM STDIN``; SQLite:
+        batches of inserts); returns how many. Memory does not grow with the rows."""
+        count = 0
+        if self.dialect == "sqlite":
+            try:
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(len(columns))})"
+                batch: list[Sequence[Any]] = []
+                for row in rows:
+                    batch.append(row)
+                    if len(batch) >= COPY_BATCH:
+                        self._conn.executemany(sql, batch)
+                        count, batch = count + len(batch), []
+                self._conn.executemany(sql, batch)
+                return count + len(batch)
+            except sqlite3.Error as exc:
+                raise translate(exc, "database statement failed") from exc
+        import psycopg
+
+        self.wrote = self.sent = True
+        self.flush()  # what waits goes first
+        try:
+            with (
+                self._conn.cursor() as cur,
+                cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+            ):
+                for row in rows:  # an error reading them aborts the COPY, and is raised
+                    copy.write_row(row)
+                    count += 1
+        except psycopg.Error as exc:
+            raise translate(exc, "database statement failed") from exc
+        return count
 
     def lock_rows(self, table: str, column: str, keys: Sequence[str]) -> None:
         """Lock rows against concurrent writers until commit (PostgreSQL ``FOR UPDATE``).

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -164,3 +164,101 @@ def set_birthday_bonus(conn: sqlite3.Connection, number: str, year: int) -> None
 
 def numbers(conn: sqlite3.Connection) -> Iterable[str]:
     return (r[0] for r in conn.execute("SELECT number FROM cards"))
+
+
+# ---------------------------------------------------------------- a cards file, streamed
+
+# A cards file of any size goes through this connection's own temporary table: its rows are
+# written in batches as they are read, a number met twice is found there (not in a set of
+# every number in memory), and the cards are then written in one statement.
+_STAGE = "temp.cards_import"
+BATCH = 5000
+
+
+def stage_begin(conn: sqlite3.Connection) -> None:
+    """An empty staging table (inside the caller's write transaction)."""
+    conn.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+    conn.execute(
+        f"CREATE TABLE {_STAGE} (row INTEGER PRIMARY KEY, number TEXT NOT NULL, holder TEXT,"
+        " phone TEXT, birthday TEXT, tier TEXT, segments TEXT, clubs TEXT, status TEXT,"
+        " opening INTEGER NOT NULL)"
+    )
+
+
+def stage(conn: sqlite3.Connection, rows: Iterable[tuple[int, CardRecord]]) -> int:
+    """Write a shop's own cards (with their row numbers in the file) to the staging table,
+    in batches of :data:`BATCH`; returns how many."""
+    count = 0
+    batch: list[tuple[object, ...]] = []
+    for n, card in rows:
+        batch.append(
+            (
+                n,
+                card.number,
+                card.holder,
+                card.phone,
+                card.birthday.isoformat() if card.birthday else None,
+                card.tier,
+                json.dumps(list(card.segments), ensure_ascii=False),
+                json.dumps(list(card.clubs), ensure_ascii=False),
+                card.status,
+                card.opening_balance,
+            )
+        )
+        if len(batch) >= BATCH:
+            count += _stage_batch(conn, batch)
+            batch = []
+    return count + _stage_batch(conn, batch)
+
+
+def _stage_batch(conn: sqlite3.Connection, batch: list[tuple[object, ...]]) -> int:
+    conn.executemany(f"INSERT INTO {_STAGE} VALUES (?,?,?,?,?,?,?,?,?,?)", batch)
+    return len(batch)
+
+
+def staged_twice(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
+    """The staged rows whose number an earlier staged row has (row, number), in file order;
+    they are dropped from the staging table: the first row of a number is the card."""
+    conn.execute(f"CREATE INDEX {_STAGE}_number ON cards_import (number, row)")
+    later = (
+        f"SELECT s.row, s.number FROM {_STAGE} AS s WHERE EXISTS (SELECT 1 FROM {_STAGE}"
+        " AS t WHERE t.number = s.number AND t.row < s.row) ORDER BY s.row"
+    )
+    found = conn.execute(later).fetchall()  # few: they are the file's mistakes
+    conn.execute(f"DELETE FROM {_STAGE} WHERE row IN (SELECT row FROM ({later}))")
+    return ((int(r[0]), str(r[1])) for r in found)
+
+
+def stage_commit(conn: sqlite3.Connection, *, now: datetime) -> None:
+    """Insert or update every staged card as :func:`upsert` does a shop's own one."""
+    conn.execute(
+        "INSERT INTO cards (number, holder, phone, phone_hash, birthday, tier, segments, clubs,"
+        " status, origin, created_at, updated_at) SELECT number, holder, phone, NULL,"
+        f" birthday, tier, segments, clubs, status, 'import', ?, ? FROM {_STAGE} WHERE true"
+        " ORDER BY row"
+        " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder, phone = excluded.phone,"
+        " phone_hash = excluded.phone_hash, birthday = excluded.birthday,"
+        " tier = excluded.tier, segments = excluded.segments, clubs = excluded.clubs,"
+        " status = excluded.status, updated_at = excluded.updated_at",
+        (ts(now), ts(now)),
+    )
+
+
+def staged_openings(conn: sqlite3.Connection) -> Iterator[list[tuple[str, int]]]:
+    """The staged cards with an opening balance, (number, points) in file order, a batch at
+    a time: read before the caller writes the batch's ledger entries."""
+    after = 0
+    while True:
+        rows = conn.execute(
+            f"SELECT row, number, opening FROM {_STAGE} WHERE row > ? AND opening > 0"
+            " ORDER BY row LIMIT ?",
+            (after, BATCH),
+        ).fetchall()
+        if not rows:
+            return
+        after = int(rows[-1][0])
+        yield [(str(r[1]), int(r[2])) for r in rows]
+
+
+def stage_end(conn: sqlite3.Connection) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {_STAGE}")

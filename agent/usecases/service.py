@@ -9,6 +9,7 @@ construction) whose methods are the use cases, each a function of its own module
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,14 @@ class TillService(TillContext):
 
     def import_cards(self, records: list[CardRecord]) -> int:
         return setup.import_cards(self, records)
+
+    def import_card_rows(
+        self, rows: Iterable[tuple[int, CardRecord]], *, problems: list[str], source: str
+    ) -> int:
+        return setup.import_card_rows(self, rows, problems=problems, source=source)
+
+    def cards_file_in_force(self) -> str | None:
+        return setup.cards_file_in_force(self)
 
     def install_products(self, products: list[Product], *, version: str | None) -> bool:
         return setup.install_products(self, products, version=version)

@@ -4,8 +4,9 @@ periodic sweep."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-from tillgate.core.cardfile import CardRecord
+from tillgate.core.cardfile import CardRecord, twice
 from tillgate.core.products import Product
 from tillgate.core.rules.engine import Catalog
 from tillgate.core.rules.program import ProgramFile
@@ -58,6 +59,61 @@ def import_cards(ctx: TillContext, records: list[CardRecord]) -> int:
                     note=points.OPENING_BALANCE,
                 )
     return len(records)
+
+
+CARDS_FILE_KEY = "standalone.cards_file"  # meta: what the cards file in force was
+
+
+def cards_file_in_force(ctx: TillContext) -> str | None:
+    """What :func:`import_card_rows` was last given as ``source`` (None: nothing yet)."""
+    with ctx.db.read() as conn:
+        return meta.get(conn, CARDS_FILE_KEY)
+
+
+def import_card_rows(
+    ctx: TillContext, rows: Iterable[tuple[int, CardRecord]], *, problems: list[str], source: str
+) -> int:
+    """Put a shop's cards file into the cache as it is read (numbered good rows); returns
+    how many cards it holds.
+
+    One transaction: a file that cannot be read to its end changes nothing. Rows go to a
+    staging table in batches, so memory does not grow with the file; a number met twice
+    is found there and its later rows join ``problems`` (in row order, as the file's
+    other problems). An opening balance is credited once per card. ``source`` (what the
+    file was: its checksum) is kept with the cards, for :func:`cards_file_in_force`.
+    """
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        program = ctx.catalog_in(conn).program
+        card_store.stage_begin(conn)
+        count = card_store.stage(conn, rows)
+        repeated = [twice(n, number) for n, number in card_store.staged_twice(conn)]
+        if repeated:
+            problems[:] = sorted(problems + repeated, key=_row_order)
+        card_store.stage_commit(conn, now=now)
+        for batch in card_store.staged_openings(conn):
+            for number, opening in batch:
+                if not points.has_opening_balance(conn, number):
+                    points.credit(
+                        conn,
+                        till=ctx.settings.till,
+                        card=number,
+                        kind="adjust",
+                        points=opening,
+                        now=now,
+                        delay_days=0,
+                        expiry_days=program.expiry_days,
+                        note=points.OPENING_BALANCE,
+                    )
+        card_store.stage_end(conn)
+        meta.put(conn, CARDS_FILE_KEY, source)
+    return count - len(repeated)
+
+
+def _row_order(problem: str) -> int:
+    """A problem's row number (``header: …`` first), to keep problems in file order."""
+    head = problem.split(":", 1)[0]
+    return int(head[4:]) if head.startswith("row ") else 0
 
 
 def install_products(ctx: TillContext, products: list[Product], *, version: str | None) -> bool:

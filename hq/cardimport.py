@@ -1,0 +1,277 @@
+"""Head office's import of a cards CSV of any size: all rows, or — if any row is bad — none.
+
+The file is read row by row (:func:`tillgate.core.cardfile.read_rows`, the tills' own
+parser) into a temporary table of the import's transaction (PostgreSQL ``COPY``, SQLite
+batched inserts), so memory does not grow with the file. Everything after that is one
+statement per table over the staged rows::
+
+    CSV rows ──COPY──▶ cards_import ──▶ a number twice? refuse (rollback)
+                                    ├──▶ cards            INSERT … SELECT … ON CONFLICT
+                                    ├──▶ entries          an opening balance, once per card
+                                    ├──▶ quarantine       unknown_card entries now count
+                                    ├──▶ cards.balance    folded (see ``_fold_openings``)
+                                    └──▶ changes          one per card, for the tills' feed
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime
+from typing import IO, Any
+
+from tillgate.core.cardfile import CardRecord, read_rows, twice
+from tillgate.core.errors import InvalidCards
+
+from . import audit, quarantine
+from .db import Database, Tx
+from .ledger import chunks, refresh_cards
+from .tills import HQ_TILL
+from .wire import ts
+
+logger = logging.getLogger(__name__)
+
+OPENING_NOTE = "opening balance"
+STAGE = "cards_import"
+_COLUMNS = [
+    "row",
+    "number",
+    "holder",
+    "phone",
+    "birthday",
+    "tier",
+    "segments",
+    "clubs",
+    "status",
+    "opening",
+]
+_OPENED = (
+    "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number AND e.kind = 'adjust'"
+    f" AND e.till = '{HQ_TILL}' AND e.note = ?)"
+)
+
+
+def import_cards(
+    db: Database, lines: Iterable[str], now: datetime, *, pattern: str, operator: str | None
+) -> dict[str, Any]:
+    """Import or update the cards of a CSV read line by line (``lines``); returns the
+    counts and the warnings (unknown columns). Raises :class:`InvalidCards` with every bad
+    row, and imports nothing, if any row is bad; a reading error (``OSError``,
+    ``UnicodeDecodeError``, ``csv.Error``) comes out as it is, and imports nothing."""
+    problems: list[str] = []
+    with db.write() as tx:
+        _stage(tx, read_rows(lines, number_pattern=pattern, problems=problems))
+        # An unknown column is ignored with a warning; everything else refuses the file.
+        warnings = [p for p in problems if p.startswith("header: unknown column")]
+        errors = [p for p in problems if p not in warnings] + _twice(tx)
+        if errors:
+            raise InvalidCards(
+                f"{len(errors)} bad rows in the cards file; nothing was imported",
+                details={"errors": sorted(errors, key=_row_order)},
+            )
+        total = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE}"))
+        known = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s JOIN cards AS c USING (number)"))
+        _upsert(tx, now)
+        first_pos, opening = _openings(tx, now)
+        # Entries quarantined because head office did not know the card count now.
+        waiting = tx.all(
+            f"SELECT DISTINCT q.card FROM quarantine AS q JOIN {STAGE} AS s ON s.number = q.card"
+            f" WHERE q.code = 'unknown_card' AND q.status = '{quarantine.OPEN}' ORDER BY q.card"
+        )
+        released = quarantine.release_known(
+            tx, [r["card"] for r in waiting], now, till=None, why="head office imported the card"
+        )
+        _fold_openings(tx, now, first_pos=first_pos, released=released)
+        _changes(tx, total, now)
+        tx.execute(f"DROP TABLE {STAGE}")
+        counts = {"imported": total - known, "updated": known}
+        audit.write(
+            tx,
+            action="cards.import",
+            subject="cards",
+            detail=counts | {"opening_balances": opening},
+            reason="",
+            operator=operator,
+            now=now,
+            after=counts,
+        )
+    logger.info(
+        "cards imported: %d new, %d updated, %d opening balances", total - known, known, opening
+    )
+    return counts | {"warnings": warnings}
+
+
+async def spool(body: AsyncIterator[bytes]) -> IO[bytes]:
+    """An uploaded cards file, kept in an unnamed temporary file (0600, gone when closed)
+    as it arrives, and checked to be UTF-8 text on the way: the import then reads it row by
+    row. Raises :class:`InvalidCards` naming the first byte that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it, after the import)
+    offset = 0
+    try:
+        async for chunk in body:
+            held = len(decoder.getstate()[0])  # an unfinished character from the last chunk
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(offset - held + exc.start) from exc
+            out.write(chunk)
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(offset - len(decoder.getstate()[0]) + exc.start) from exc
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
+def _not_utf8(at: int) -> InvalidCards:
+    return InvalidCards(
+        "the cards file is not UTF-8 text", details={"errors": [f"byte {at}: not UTF-8"]}
+    )
+
+
+def lines_of(file: IO[bytes]) -> IO[str]:
+    """A spooled file's text, line by line as the CSV reader wants it."""
+    return io.TextIOWrapper(file, encoding="utf-8", newline="")
+
+
+def _stage(tx: Tx, rows: Iterator[tuple[int, CardRecord]]) -> None:
+    """The good rows, as they are read, into the staging table (then indexed by number)."""
+    if tx.dialect == "sqlite":
+        tx.execute(f"DROP TABLE IF EXISTS temp.{STAGE}")
+        temp, index = "TEMP TABLE", f"INDEX temp.{STAGE}_number ON {STAGE}"
+    else:
+        temp, index = "TEMP TABLE", f"INDEX ON {STAGE}"
+    tx.execute(
+        f"CREATE {temp} {STAGE} (row BIGINT PRIMARY KEY, number TEXT NOT NULL, holder TEXT"
+        " NOT NULL, phone TEXT, birthday TEXT, tier TEXT, segments TEXT NOT NULL, clubs TEXT"
+        " NOT NULL, status TEXT NOT NULL, opening BIGINT NOT NULL)"
+        + (" ON COMMIT DROP" if tx.dialect == "postgresql" else "")
+    )
+    tx.copy_in(STAGE, _COLUMNS, (_values(n, r) for n, r in rows))
+    tx.execute(f"CREATE {index} (number, row)")
+    if tx.dialect == "postgresql":
+        tx.execute(f"ANALYZE {STAGE}")  # no autovacuum for a temporary table: plans need it
+
+
+def _values(n: int, r: CardRecord) -> tuple[Any, ...]:
+    import json
+
+    return (
+        n,
+        r.number,
+        r.holder,
+        r.phone,
+        r.birthday.isoformat() if r.birthday else None,
+        r.tier,
+        json.dumps(list(r.segments), ensure_ascii=False),
+        json.dumps(list(r.clubs), ensure_ascii=False),
+        r.status,
+        r.opening_balance,
+    )
+
+
+def _twice(tx: Tx) -> list[str]:
+    """A problem for each row whose number an earlier good row has."""
+    rows = tx.all(
+        f"SELECT s.row, s.number FROM {STAGE} AS s WHERE EXISTS (SELECT 1 FROM {STAGE} AS t"
+        " WHERE t.number = s.number AND t.row < s.row) ORDER BY s.row"
+    )
+    return [twice(int(r["row"]), str(r["number"])) for r in rows]
+
+
+def _row_order(problem: str) -> int:
+    head = problem.split(":", 1)[0]
+    return int(head[4:]) if head.startswith("row ") else 0
+
+
+def _upsert(tx: Tx, now: datetime) -> None:
+    tx.execute(
+        "INSERT INTO cards (number, holder, phone, birthday, tier, segments, clubs, status,"
+        " origin, created_at, updated_at) SELECT number, holder, phone, birthday, tier,"
+        f" segments, clubs, status, 'import', ?, ? FROM {STAGE} WHERE true ORDER BY number"
+        " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder,"
+        " phone = excluded.phone, birthday = excluded.birthday, tier = excluded.tier,"
+        " segments = excluded.segments, clubs = excluded.clubs, status = excluded.status,"
+        " updated_at = excluded.updated_at",
+        (ts(now), ts(now)),
+    )
+
+
+def _openings(tx: Tx, now: datetime) -> tuple[int, int]:
+    """An opening balance is credited once per card, however often the file is imported:
+    one ``adjust`` of head office's each, numbered in card order as ``hq_entries`` and
+    ``insert_entries`` number them. Returns the first entry's ``pos`` and how many."""
+    todo = f"FROM {STAGE} AS s WHERE s.opening > 0 AND NOT {_OPENED}"
+    n = int(tx.scalar(f"SELECT COUNT(*) {todo}", (OPENING_NOTE,)))
+    if not n:
+        return 0, 0
+    seq, pos = tx.next_ids("hq_seq", n), tx.next_ids("entry", n)
+    new_id = (
+        "lower(hex(randomblob(16)))"
+        if tx.dialect == "sqlite"
+        else "replace(gen_random_uuid()::text, '-', '')"
+    )
+    tx.execute(
+        "INSERT INTO entries (id, till, seq, card, kind, points, receipt_id, refund_id, ref,"
+        " note, created_at, available_from, expires_at, pos, received_at, quarantine)"
+        f" SELECT {new_id}, '{HQ_TILL}', ? + k, number, 'adjust', opening, NULL, NULL, NULL,"
+        " ?, ?, ?, NULL, ? + k, ?, NULL FROM (SELECT s.number, s.opening,"
+        f" row_number() OVER (ORDER BY s.number) - 1 AS k {todo}) AS o ORDER BY k",
+        (seq, OPENING_NOTE, ts(now), ts(now), pos, ts(now), OPENING_NOTE),
+    )
+    return pos, n
+
+
+def _fold_openings(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:
+    """Fold again every card the import credited.
+
+    A card whose only entry is the opening balance just written (most of a first import)
+    folds to that balance, spendable now until its next entry: ``refresh_cards`` folds one
+    such card, and the others take its folded fields with their own balance, in one
+    statement. A card with other entries (quarantined ones too, so every card the import
+    released) is folded whole by ``refresh_cards``.
+    """
+    whole = set(released)
+    if first_pos:
+        mine = f"e.pos >= {int(first_pos)}"
+        older = f"EXISTS (SELECT 1 FROM entries AS o WHERE o.card = e.card AND o.pos < {first_pos})"
+        alone = f"FROM entries AS e WHERE {mine} AND NOT {older}"
+        sample = tx.scalar(f"SELECT e.card {alone} ORDER BY e.card LIMIT 1")
+        if sample is not None:
+            refresh_cards(tx, [sample], now)
+            f = tx.one(
+                "SELECT next_expiry, balance_until, negative_since FROM cards WHERE number = ?",
+                (sample,),
+            )
+            assert f is not None
+            tx.execute(
+                "UPDATE cards SET balance = (SELECT e.points FROM entries AS e WHERE e.card ="
+                f" cards.number AND {mine}), next_expiry = ?, balance_until = ?,"
+                f" negative_since = ? WHERE number IN (SELECT e.card {alone})",
+                (f["next_expiry"], f["balance_until"], f["negative_since"]),
+            )
+        credited = tx.all(f"SELECT e.card FROM entries AS e WHERE {mine} AND {older}")
+        whole |= {r["card"] for r in credited}
+    for part in chunks(sorted(whole), 1000):
+        refresh_cards(tx, part, now)
+
+
+def _changes(tx: Tx, n: int, now: datetime) -> None:
+    """Move every imported card to the head of the change feed, in card order."""
+    if not n:
+        return
+    first = tx.next_ids("change", n)
+    tx.execute(
+        "INSERT INTO changes (kind, key, id, at) SELECT 'card', number,"
+        f" ? + row_number() OVER (ORDER BY number) - 1, ? FROM {STAGE} WHERE true"
+        " ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
+        (first, ts(now)),
+    )
