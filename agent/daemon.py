@@ -16,6 +16,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -275,6 +276,7 @@ def build_service(
         hold_seconds=config.till.hold_seconds,
         max_lines=config.pos_api.max_lines,
         chain=bool(config.hq.url),
+        retention_days=config.till.retention_days,
     )
     chain_key = None
     if config.hq.url:
@@ -367,6 +369,25 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
         service.sweep, "interval", seconds=60, id="sweep", coalesce=True, max_instances=1
+    )
+    # The WAL is copied into the file here, off the POS's commits (store/db.py).
+    scheduler.add_job(
+        service.db.checkpoint,
+        "interval",
+        seconds=1,
+        id="checkpoint",
+        coalesce=True,
+        max_instances=1,
+    )
+    # Retention (store/retention.py): hourly, so a till that syncs later prunes soon after.
+    scheduler.add_job(
+        service.prune,
+        "interval",
+        hours=1,
+        id="retention",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=datetime.now(UTC) + timedelta(minutes=1),
     )
     if watcher is not None:
         scheduler.add_job(

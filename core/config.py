@@ -191,6 +191,8 @@ class TillSection(_Section):
     card_session_seconds: Seconds = 120
     language: Literal["ru", "en"] = "ru"
     hold_seconds: Seconds = 900  # how long a redemption hold placed by calculate lives
+    # Receipts (and their refunds and facts) are kept this long, then forgotten once synced.
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
     _empty = field_validator("data_dir", mode="before")(_not_empty)
     _paths = field_validator("data_dir")(_resolve)

@@ -15,6 +15,13 @@ then calculates again; docs/architecture.md, "Durability and crashes"). The WAL 
 written in order, so the next durable commit — a confirm, a cancel, the sync's read of
 what it sends — puts every earlier transaction on the disk with its own.
 
+The WAL stays bounded (issue 15): ``journal_size_limit`` cuts the file back to 64 MiB
+each time a checkpoint lets it start over, and the checkpoints themselves run off the POS
+path: the agent calls :meth:`Database.checkpoint` every second from its scheduler, on a
+connection of its own that takes neither lock, so it copies the WAL into the file while
+the POS writes. SQLite's own checkpoint, which would run inside whichever commit crossed
+its threshold (a POS request's), is kept only as a backstop at 8,000 pages (32 MiB).
+
 The file holds the holders' personal data: it is made 0600 in a 0700 folder before SQLite
 first opens it, so the ``-wal`` and ``-shm`` files SQLite makes with its mode are private
 too (:mod:`tillgate.core.files`).
@@ -46,6 +53,9 @@ def _writers_of(path: Path) -> threading.RLock:
         return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
 
 
+WAL_LIMIT_BYTES = 64 * 1024 * 1024  # journal_size_limit
+AUTOCHECKPOINT_PAGES = 8000  # the backstop; the scheduler checkpoints long before
+
 _FULL_CODES = {sqlite3.SQLITE_FULL} if hasattr(sqlite3, "SQLITE_FULL") else {13}
 
 
@@ -65,6 +75,9 @@ class Database:
         self._lock = threading.RLock()  # this connection's
         self._writers = _writers_of(self.path)  # the file's, across the process
         self._depth = 0
+        self._readonly = readonly
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()
         try:
             if not readonly:
                 private_dir(self.path.parent)
@@ -84,6 +97,8 @@ class Database:
                 if str(mode).lower() != "wal":
                     logger.warning("SQLite refused WAL mode (%s); continuing with %s", mode, mode)
                 self._conn.execute("PRAGMA synchronous = FULL")
+                self._conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+                self._conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
                 self._migrate()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
@@ -191,11 +206,44 @@ class Database:
                 self._depth = 0
                 self._conn.execute("COMMIT")
 
+    def checkpoint(self, *, truncate: bool = False) -> tuple[int, int]:
+        """Copy the WAL into the file (PASSIVE: waits for no one, the POS keeps writing);
+        returns the WAL's frames and how many of them are in the file now.
+
+        ``truncate``: wait for the writers and readers and cut the WAL to nothing (for
+        after a bulk write, such as retention's; it holds the POS up while it runs).
+        """
+        if self._readonly:
+            return (0, 0)
+        with self._checkpoint_lock:
+            try:
+                if self._checkpointer is None:
+                    self._checkpointer = sqlite3.connect(
+                        str(self.path), isolation_level=None, check_same_thread=False
+                    )
+                    self._checkpointer.execute("PRAGMA busy_timeout = 10000")
+                    self._checkpointer.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+                mode = "TRUNCATE" if truncate else "PASSIVE"
+                if truncate:
+                    with self._writers:  # a POS write waits for it, not the other way
+                        row = self._checkpointer.execute(
+                            f"PRAGMA wal_checkpoint({mode})"
+                        ).fetchone()
+                else:
+                    row = self._checkpointer.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            except sqlite3.Error as exc:
+                raise _translate(exc, "checkpoint failed") from exc
+        return int(row[1]), int(row[2])
+
     def integrity_check(self) -> str:
         with self._lock:
             return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
     def close(self) -> None:
+        with self._checkpoint_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
         with self._lock:
             with suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA optimize")

@@ -7,6 +7,12 @@ line, promotion uses, stamps, coupons to mark, what to print), never the whole A
 response. Rows written before the record existed hold the old response with its
 ``_internal`` keys; :func:`upgrade_legacy` (the schema's migration 3) rewrites them, so a
 receipt calculated before an upgrade can still be confirmed and refunded after it.
+
+Size (issue 15: ≤ 2 KB a receipt once synced): the record is written as arrays, not
+objects (version 2); the receipt's facts ride in it only until the confirm has copied
+them to the ``facts`` table; the request is not kept (the one thing a refund needs of it,
+weighed or not per line, is in the record's lines). :func:`compact` (migration 9) brings
+rows written before down to that.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +30,7 @@ from .ledger import ts
 # A receipt whose sale went through: confirmed, or since returned in full.
 DONE = ("confirmed", "refunded")
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +41,7 @@ class PaidLine:
     qty: str
     paid: int
     eligible: bool
+    weighed: bool | None = None  # as the POS said (None: it did not; see returns.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,18 +66,35 @@ class Calculation:
     facts: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        # The fields as they are: ``dataclasses.asdict`` would deep-copy the facts and the
-        # print items first, on every calculate's clock. Everything here is JSON as it is.
-        body = {"v": RECORD_VERSION, **vars(self)}
-        body["lines"] = [vars(ln) for ln in self.lines]
-        return json.dumps(body, ensure_ascii=False)
+        """Version 2: lines as ``[index, qty, paid, eligible, weighed]``, the fields left at
+        their defaults left out, no spaces (``dataclasses.asdict`` would deep-copy the facts
+        and the print items first, on every calculate's clock)."""
+        body: dict[str, Any] = {"v": RECORD_VERSION}
+        for name, value in vars(self).items():
+            if name == "lines":
+                body[name] = [[ln.index, ln.qty, ln.paid, ln.eligible, ln.weighed] for ln in value]
+            elif value != _DEFAULTS[name]:
+                body[name] = list(value) if isinstance(value, tuple) else value
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+    def without_facts(self) -> Calculation:
+        """The record once its facts are in the ``facts`` table (a confirmed receipt's)."""
+        return replace(self, facts=None) if self.facts is not None else self
 
     @classmethod
     def from_json(cls, text: str) -> Calculation:
         data = json.loads(text)
         if "v" not in data:  # a response stored before the record (see upgrade_legacy)
             return cls.from_legacy(data, request=None)
-        if data["v"] != RECORD_VERSION:
+        if data["v"] == RECORD_VERSION:
+            return cls(
+                **{k: v for k, v in data.items() if k not in ("v", "lines")},
+                lines=tuple(
+                    PaidLine(index=i, qty=q, paid=p, eligible=e, weighed=w)
+                    for i, q, p, e, w in data.get("lines", ())
+                ),
+            )._typed()
+        if data["v"] != 1:
             raise ValueError(f"calculation record version {data['v']} is not understood")
         return cls(
             card_source=data["card_source"],
@@ -121,8 +145,19 @@ class Calculation:
             redeemed_amount=result["redeemed"]["amount"],
         )
 
+    def _typed(self) -> Calculation:
+        # JSON brought lists where the record has tuples.
+        return replace(self, uses=tuple(self.uses), printed=tuple(self.printed))
+
     def qtys(self) -> dict[int, Decimal]:
         return {ln.index: Decimal(ln.qty) for ln in self.lines}
+
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Calculation)} | {
+    "stamps": {},
+    "budget": {},
+    "coupons_used": {},
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,16 +203,10 @@ def get(conn: sqlite3.Connection, receipt_id: str) -> Receipt | None:
     )
 
 
-def line_kinds(conn: sqlite3.Connection, receipt_id: str) -> dict[int, bool | None]:
+def line_kinds(calc: Calculation) -> dict[int, bool | None]:
     """What the POS said of each line of the receipt's last calculation: weighed (True), sold
     by the unit (False), or nothing (None: then a fractional quantity means weighed)."""
-    row = conn.execute(
-        "SELECT request FROM receipts WHERE receipt_id = ?", (receipt_id,)
-    ).fetchone()
-    if row is None:
-        return {}
-    lines = json.loads(row["request"]).get("lines") or []
-    return {i: ln.get("weighed") for i, ln in enumerate(lines) if isinstance(ln, dict)}
+    return {ln.index: ln.weighed for ln in calc.lines}
 
 
 def save_calculation(
@@ -185,7 +214,6 @@ def save_calculation(
     *,
     receipt_id: str,
     card: str | None,
-    request: str,
     calc: Calculation,
     hold_entry: str | None,
     hold_points: int,
@@ -210,7 +238,7 @@ def save_calculation(
             receipt_id,
             "calculated",
             card,
-            request,
+            "",  # the request is not kept (see the module's docstring)
             calc.to_json(),
             hold_entry,
             hold_points,
@@ -228,6 +256,7 @@ def mark_confirmed(
     conn: sqlite3.Connection,
     receipt_id: str,
     *,
+    calc: Calculation,
     paid: str | None,
     fiscal_id: str | None,
     response: Mapping[str, Any],
@@ -235,12 +264,13 @@ def mark_confirmed(
 ) -> None:
     conn.execute(
         "UPDATE receipts SET status = 'confirmed', hold_entry = NULL, hold_points = 0,"
-        " hold_expires_at = NULL, paid = ?, fiscal_id = ?, response = ?,"
+        " hold_expires_at = NULL, result = ?, paid = ?, fiscal_id = ?, response = ?,"
         " confirmed_at = ?, updated_at = ? WHERE receipt_id = ?",
         (
+            calc.without_facts().to_json(),  # the facts table has them from now on
             paid,
             fiscal_id,
-            json.dumps(response, ensure_ascii=False),
+            json.dumps(response, ensure_ascii=False, separators=(",", ":")),
             ts(now),
             ts(now),
             receipt_id,
@@ -359,3 +389,27 @@ def upgrade_legacy(conn: sqlite3.Connection) -> None:
         conn.execute(
             "UPDATE receipts SET result = ? WHERE receipt_id = ?", (calc.to_json(), receipt_id)
         )
+
+
+# ---------------------------------------------------------------- migration 9
+
+
+def compact(conn: sqlite3.Connection) -> None:
+    """Rewrite every receipt's record as version 2: the request's weighed flags moved into
+    the lines, the request dropped, and a confirmed (or cancelled) receipt's facts dropped
+    (the ``facts`` table has them); synced facts go (head office has them)."""
+    rows = conn.execute("SELECT receipt_id, status, request, result FROM receipts").fetchall()
+    for receipt_id, status, request, result in rows:
+        calc = Calculation.from_json(result)
+        asked = json.loads(request).get("lines") if request else None
+        if isinstance(asked, list):
+            kinds = {i: ln.get("weighed") for i, ln in enumerate(asked) if isinstance(ln, dict)}
+            lines = tuple(replace(ln, weighed=kinds.get(ln.index)) for ln in calc.lines)
+            calc = replace(calc, lines=lines)
+        if status != "calculated":
+            calc = calc.without_facts()
+        conn.execute(
+            "UPDATE receipts SET request = '', result = ? WHERE receipt_id = ?",
+            (calc.to_json(), receipt_id),
+        )
+    conn.execute("DELETE FROM facts WHERE synced_at IS NOT NULL")

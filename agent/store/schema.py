@@ -372,4 +372,9 @@ CREATE TABLE product_misses (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
+# V9: a compact receipt (issue 15): the calculation record as arrays with the weighed flags
+# of its lines, no request, no facts once confirmed (store/sales.py); synced facts go
+# (store/facts.py). Rows stored before are rewritten.
+V9: Migration = sales.compact
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9)

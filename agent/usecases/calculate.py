@@ -8,7 +8,6 @@ response itself.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -16,7 +15,7 @@ from typing import Any
 
 from tillgate.core import errors
 from tillgate.core.cardfile import CardRecord
-from tillgate.core.cards import mask, mask_in_text
+from tillgate.core.cards import mask
 from tillgate.core.rules import model as m
 from tillgate.core.rules.bounds import check_bounds, describe
 from tillgate.core.rules.coupons import canonical, serial_for
@@ -153,8 +152,7 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
                 conn,
                 receipt_id=req.receipt_id,
                 card=card,
-                request=_request_json(req),
-                calc=_record(result, coupons, response, who.source, facts),
+                calc=_record(req, result, coupons, response, who.source, facts),
                 hold_entry=hold_entry,
                 hold_points=hold_points,
                 hold_expires_at=hold_expires,
@@ -488,6 +486,7 @@ def _facts(
 
 
 def _record(
+    req: SaleRequest,
     result: m.Result,
     coupons: list[m.Coupon],
     response: dict[str, Any],
@@ -499,7 +498,13 @@ def _record(
     return Calculation(
         card_source=source,
         lines=tuple(
-            PaidLine(index=ln.index, qty=qtys[ln.index], paid=ln.paid, eligible=ln.eligible)
+            PaidLine(
+                index=ln.index,
+                qty=qtys[ln.index],
+                paid=ln.paid,
+                eligible=ln.eligible,
+                weighed=req.lines[ln.index].weighed,
+            )
             for ln in result.lines
         ),
         uses=tuple(result.uses),
@@ -514,31 +519,4 @@ def _record(
         total=response["total"],
         redeemed_amount=response["redeemed"]["amount"],
         facts=facts,
-    )
-
-
-def _request_json(req: SaleRequest) -> str:
-    """The request as the receipt's facts (kept with the receipt)."""
-    return json.dumps(
-        {
-            "receipt_id": req.receipt_id,
-            # As the POS sent it, masked: a phone or a whole magnetic track is not kept.
-            "card": mask_in_text(req.card) if req.card is not None else None,
-            "coupons": list(req.coupons),
-            "redeem": req.redeem,
-            "lines": [
-                {
-                    "sku": ln.sku,
-                    "name": ln.name,
-                    "qty": str(ln.qty),
-                    "price": str(ln.price),
-                    "category": ln.category,
-                    "tags": list(ln.tags),
-                    "no_discount": ln.no_discount,
-                    "weighed": ln.weighed,
-                }
-                for ln in req.lines
-            ],
-        },
-        ensure_ascii=False,
     )

@@ -108,7 +108,7 @@ def confirm(
             "offline": ctx.offline,
         }
         sales.mark_confirmed(
-            conn, receipt_id, paid=paid, fiscal_id=fiscal_id, response=response, now=now
+            conn, receipt_id, calc=calc, paid=paid, fiscal_id=fiscal_id, response=response, now=now
         )
         _sale_facts(ctx, conn, row, paid=paid, fiscal_id=fiscal_id, now=now, now_local=now_local)
         ended = reserve.end(ctx, conn, row, resolution="confirmed", now=now)

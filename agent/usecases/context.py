@@ -55,6 +55,7 @@ class TillSettings:
     hold_seconds: int = 900
     max_lines: int = 1000
     chain: bool = False  # True: the till syncs with a head office (see tillgate.sync)
+    retention_days: int = 90  # receipts kept this long (store/retention.py)
 
 
 def registers_on_first_use(program: Program, ref: CardRef) -> bool:

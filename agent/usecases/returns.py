@@ -21,7 +21,7 @@ from tillgate.core.money import fmt
 from tillgate.core.rules.model import Line
 from tillgate.core.rules.refunds import PaidLine, state
 
-from ..store import facts, points, sales
+from ..store import facts, points, retention, sales
 from ..store.sales import Receipt, RefundLines
 from .context import TillContext
 
@@ -43,7 +43,7 @@ def refund(
         row = _refundable(conn, receipt_id)
         qtys = row.calc.qtys()
         before = sales.returned(conn, receipt_id)
-        _whole_units(receipt_id, qtys, sales.line_kinds(conn, receipt_id), lines)
+        _whole_units(receipt_id, qtys, sales.line_kinds(row.calc), lines)
         after = _returned_after(receipt_id, qtys, before, lines)
         paid_lines = [
             PaidLine(index=ln.index, qty=qtys[ln.index], paid=ln.paid, eligible=ln.eligible)
@@ -179,7 +179,14 @@ def _whole_units(
 def _refundable(conn: sqlite3.Connection, receipt_id: str) -> Receipt:
     row = sales.get(conn, receipt_id)
     if row is None or row.status == "calculated":
-        raise errors.ReceiptNotFound(f"no confirmed receipt {receipt_id}")
+        gone = retention.pruned_before(conn)
+        kept = (
+            ""
+            if gone is None
+            else f" (receipts older than {gone.date().isoformat()} are no longer kept at"
+            " this till: till.retention_days)"
+        )
+        raise errors.ReceiptNotFound(f"no confirmed receipt {receipt_id}{kept}")
     if row.status == "cancelled":
         raise errors.ReceiptCancelled(f"receipt {receipt_id} was cancelled")
     return row

@@ -53,6 +53,9 @@ class TillService(TillContext):
     def sweep(self) -> None:
         setup.sweep(self)
 
+    def prune(self) -> int:
+        return setup.prune(self)
+
     def program_in_force(self) -> str | None:
         """The version of the program in force in the data file (None: none yet)."""
         with self.db.read() as conn:

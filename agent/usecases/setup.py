@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from tillgate.core.cardfile import CardRecord, twice
 from tillgate.core.products import Product
@@ -12,7 +13,7 @@ from tillgate.core.rules.engine import Catalog
 from tillgate.core.rules.program import ProgramFile
 
 from ..store import cards as card_store
-from ..store import meta, points
+from ..store import meta, points, retention
 from ..store import products as store_products
 from ..store import program as store_program
 from .context import TillContext
@@ -148,3 +149,20 @@ def sweep(ctx: TillContext) -> None:
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         ctx.sweep_in(conn, now, None)
+
+
+def prune(ctx: TillContext) -> int:
+    """Retention: forget receipts older than ``till.retention_days`` (store/retention.py),
+    a batch per transaction; returns how many went."""
+    before = ctx.clock.now() - timedelta(days=ctx.settings.retention_days)
+    total = 0
+    while True:
+        with ctx.db.write() as conn:
+            n = retention.prune_batch(conn, before=before, chain=ctx.settings.chain)
+        total += n
+        if n < retention.BATCH:
+            break
+    if total:
+        ctx.db.checkpoint()
+        logger.info("retention: %d receipts older than %s forgotten", total, before.date())
+    return total

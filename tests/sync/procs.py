@@ -115,6 +115,18 @@ class Hq:
     def import_cards(self, csv: str) -> None:
         self.ok("POST", "/v1/admin/cards/import", content=csv, headers={"Content-Type": "text/csv"})
 
+    def fact(self, till: str, fact_id: str) -> dict[str, Any]:
+        """One receipt fact's body as head office stored it (a till forgets a synced one)."""
+        conn = sqlite3.connect(f"file:{self.root / 'hq.sqlite3'}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute(
+                "SELECT body FROM receipt_facts WHERE till = ? AND id = ?", (till, fact_id)
+            ).fetchone()
+        finally:
+            conn.close()
+        assert row is not None, fact_id
+        return dict(json.loads(row[0]))
+
     def card(self, number: str) -> dict[str, Any]:
         return dict(self.ok("GET", f"/v1/admin/cards/{number}"))
 

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tests.conftest import ANNA, BORIS, CARDS, KEY, program
 from tillgate.agent.api.schemas import CalculateIn
-from tillgate.agent.store import ledger
+from tillgate.agent.store import ledger, sales
 from tillgate.agent.store.db import Database
 from tillgate.agent.usecases import TillService, TillSettings
 from tillgate.agent.usecases.session import CardSession
@@ -140,14 +140,9 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         self.open.remove(rid)
         with self.db.read() as conn:
-            import json
-
-            req = json.loads(
-                conn.execute("SELECT request FROM receipts WHERE receipt_id=?", (rid,)).fetchone()[
-                    0
-                ]
-            )
-        self.confirmed[rid] = {str(i): Decimal(str(ln["qty"])) for i, ln in enumerate(req["lines"])}
+            row = sales.get(conn, rid)
+        assert row is not None
+        self.confirmed[rid] = {str(i): q for i, q in row.calc.qtys().items()}
         again = self.svc.confirm(rid)
         assert again["status"] == "confirmed"
 

@@ -37,7 +37,7 @@ def test_receipts_stored_before_the_record_confirm_and_refund_as_before(tmp_path
         assert db.schema_version == len(MIGRATIONS) >= 3
         with db.read() as conn:
             stored = [json.loads(r[0]) for r in conn.execute("SELECT result FROM receipts")]
-        assert len(stored) == 3 and all(s["v"] == 1 and "_internal" not in s for s in stored)
+        assert len(stored) == 3 and all(s["v"] == 2 and "_internal" not in s for s in stored)
         service = TillService(
             db=db,
             settings=TillSettings(till="till", store="store-01", timezone="Europe/Moscow"),
