@@ -19,6 +19,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from contextlib import ExitStack, closing
@@ -38,6 +39,7 @@ from bench.holds import _spawn, start_hq
 NOTES = Path("/work/notes/fleet.md")
 PROBE = "2999999999999"  # the card head office moves to time the feed's lag
 PROBE_EVERY = 5.0  # seconds between two moves of the probe card
+PROBE_TIMEOUT = 30.0
 BASKETS = (  # (sku, qty, price, category) lines of the receipts the tills ring up
     [(f"g{i}", "2", "99.90", "grocery") for i in range(10)],
     [("m1", "1", "129.00", "dairy"), ("m2", "2", "89.50", "dairy"), ("b1", "1", "45.00", "bakery"),
@@ -228,8 +230,10 @@ def fleet(
         )
         ok("/v1/admin/cards/import", content=csv + f"{PROBE},silver,active,0\n",
            headers={"Content-Type": "text/csv"})  # fmt: skip
-        codes = [ok("/v1/admin/enroll-codes", json={"store": f"s{i // 10}", "till": f"t{i}"})["code"]
-                 for i in range(tills)]  # fmt: skip
+        codes = [
+            ok("/v1/admin/enroll-codes", json={"store": f"s{i // 10}", "till": f"t{i}"})["code"]
+            for i in range(tills)
+        ]
         # One till enrols and pulls the snapshot (every card), timed; the fleet starts at its
         # cursor, as tills provisioned from one image: N snapshots would measure only that.
         snap = ok("/v1/admin/enroll-codes", json={"store": "snap", "till": "snap"})["code"]
@@ -248,6 +252,7 @@ def fleet(
         ctx = multiprocessing.get_context("spawn")
         out, gos, procs = ctx.Queue(), [], []
         shapes = templates(program, version)
+        say(f"head office ready ({cards} cards, snapshot {snapshot_s:.1f} s); tills enrol")
         for w in range(workers):
             mine = [{"id": f"t{i}", "store": f"s{i // 10}", "url": urls[i % len(urls)],
                      "code": codes[i]} for i in range(w, tills, workers)]  # fmt: skip
@@ -265,6 +270,7 @@ def fleet(
             got = out.get(timeout=600 + tills / 5)
             assert "enrolled" in got, got
             enrolled += got["enrolled"]
+        say(f"{enrolled} of {tills} tills enrolled; the window opens for {seconds:g} s")
         backends = pg_backends(hq_pids, db) if db else []
         watched = hq_pids + backends + [p.pid for p in procs]
         cpu0, load0 = {p: cpu_seconds(p) for p in watched}, os.getloadavg()[0]
@@ -273,15 +279,18 @@ def fleet(
         for go in gos:
             go.put((start, cursor))
         time.sleep(max(0.0, start - time.time()))
-        moved = []  # (balance of the probe card, wall time head office answered)
         end = start + seconds
-        while time.time() + PROBE_EVERY < end:
-            time.sleep(PROBE_EVERY)
-            ok(f"/v1/admin/cards/{PROBE}/adjust", json={"points": 1, "reason": "fleet probe"})
-            moved.append((len(moved) + 1, time.time()))
+        moved: list[tuple[int, float]] = []  # (the probe card's balance, when it was answered)
+        probe_errors: list[str] = []
+        mover = threading.Thread(
+            target=_probe, args=(url, admin.headers, end, moved, probe_errors), daemon=True
+        )
+        mover.start()
         time.sleep(max(0.0, end - time.time()))
         cpu = {p: cpu_seconds(p) - cpu0[p] for p in watched}
         load1 = os.getloadavg()[0]
+        say("the window closed; the tills push what they have left")
+        mover.join(PROBE_TIMEOUT + 5)
         tallies = []
         for _ in procs:
             got = out.get(timeout=300 + tills / 10)
@@ -289,13 +298,14 @@ def fleet(
             tallies.append(got)
         entries, facts, verdicts, holds, nbytes = _stats(db, tmp / "hq.sqlite3")
     ms = {k: [x for t in tallies for x in t["ms"][k]] for k in KINDS}
-    errors: dict[str, int] = {}
+    errors: dict[str, int] = {"probe": len(probe_errors)} if probe_errors else {}
     for t in tallies:
         for k, n in t["errors"].items():
             errors[k] = errors.get(k, 0) + n
     return Cell(
         db="PostgreSQL" if pg else "SQLite", processes=processes, tills=tills, seconds=seconds,
-        receipt_every=full.receipt_every, enrolled=enrolled, receipts=sum(t["receipts"] for t in tallies),
+        receipt_every=full.receipt_every, enrolled=enrolled,
+        receipts=sum(t["receipts"] for t in tallies),
         entries_made=sum(t["entries_made"] for t in tallies),
         entries_pushed=sum(t["entries_pushed"] for t in tallies), entries_in_db=entries,
         facts_made=sum(t["facts_made"] for t in tallies), facts_in_db=facts,
@@ -304,8 +314,36 @@ def fleet(
         snapshot_s=snapshot_s, cards=cards + 1, hq_cpu=sum(cpu[p] for p in hq_pids),
         pg_cpu=sum(cpu[p] for p in backends), client_cpu=sum(cpu[p.pid] for p in procs),
         db_bytes=nbytes, db_growth=nbytes - bytes0, errors=errors,
-        error_samples=[s for t in tallies for s in t["error_samples"]][:10], load=(load0, load1),
+        error_samples=(probe_errors + [s for t in tallies for s in t["error_samples"]])[:10],
+        load=(load0, load1),
     )  # fmt: skip
+
+
+def _probe(
+    url: str, headers: Any, end: float, moved: list[tuple[int, float]], errors: list[str]
+) -> None:
+    """Move the probe card by a point every PROBE_EVERY seconds until ``end``, noting each
+    balance head office answered and when (a move whose answer was lost is not timed)."""
+    import httpx
+
+    with httpx.Client(base_url=url, headers=headers, timeout=PROBE_TIMEOUT) as admin:
+        while time.time() + PROBE_EVERY < end:
+            time.sleep(PROBE_EVERY)
+            body = {"points": 1, "reason": "fleet probe"}
+            try:
+                r = admin.post(f"/v1/admin/cards/{PROBE}/adjust", json=body)
+            except httpx.HTTPError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if r.status_code != 200:
+                errors.append(f"{r.status_code} {r.text[:200]}")
+                continue
+            moved.append((int(r.json()["balance"]), time.time()))
+
+
+def say(what: str) -> None:
+    """Progress, on stderr (a run takes minutes)."""
+    print(f"fleet {datetime.now():%H:%M:%S}: {what}", file=sys.stderr, flush=True)
 
 
 def _hq_pids(tmp: Path, n: int) -> list[int]:
@@ -334,7 +372,8 @@ def _lags(moved: list[tuple[int, float]], seen: list[tuple[int, float]]) -> list
 
 HEADER = (
     "| head office | hq serve | tills | receipts/s | pushes/s | holds/s | pulls/s "
-    "| p50 / p99 ms: push · hold · resolve · pull | feed lag p50 / p99 | CPU cores: hq · PG · tills "
+    "| p50 / p99 ms: push · hold · resolve · pull | feed lag p50 / p99 "
+    "| CPU cores: hq · PG · tills "
     "| DB size | errors |\n" + "| --- " * 12 + "|"
 )
 
@@ -350,7 +389,8 @@ def row(c: Cell) -> str:
         f"| {c.db} | {c.processes} | {c.tills:,} | {c.receipts / c.seconds:.1f} "
         f"| {c.rate('push'):.1f} | {c.rate('hold'):.1f} | {c.rate('pull'):.1f} "
         f"| {c.q('push')} · {c.q('hold')} · {c.q('resolve')} · {c.q('pull')} | {lag} "
-        f"| {c.hq_cpu / c.seconds:.2f} · {c.pg_cpu / c.seconds:.2f} · {c.client_cpu / c.seconds:.2f} "
+        f"| {c.hq_cpu / c.seconds:.2f} · {c.pg_cpu / c.seconds:.2f} "
+        f"· {c.client_cpu / c.seconds:.2f} "
         f"| {c.db_bytes / 2**20:.0f} MiB (+{per:.1f} KiB a receipt) "
         f"| {errs if errs else 0}{' ' + str(c.errors) if errs else ''} |"
     )

@@ -35,9 +35,9 @@ class Plan:
     """How the fleet behaves: the pace of each till, and what its receipts are."""
 
     seconds: float  # the steady window
-    receipt_every: float = 20.0
-    push_every: float = 5.0
-    pull_every: float = 15.0
+    receipt_every: float = 30.0
+    push_every: float = 10.0
+    pull_every: float = 30.0  # a till's sync.interval_seconds
     card_share: float = 0.6  # receipts on a loyalty card
     redeem_share: float = 0.3  # of those, receipts that redeem points (a hold first)
     delay_days: int = 0  # the program's accrual delay and expiry (the accrue lot)
