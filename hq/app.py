@@ -243,10 +243,10 @@ def create_app(hq: Hq) -> FastAPI:
         """Everything that changed after ``cursor``: program, cards, coupons."""
         token = tills.bearer(request.headers.get("authorization"))
 
-        def run() -> dict[str, Any]:
+        def run() -> bytes:
             with hq.db.read() as tx:
                 till = till_of(token, tx)
-            return feed.changes(
+            page = feed.changes(
                 hq.db,
                 till,
                 cursor=cursor,
@@ -255,8 +255,9 @@ def create_app(hq: Hq) -> FastAPI:
                 lookup_key=hq.lookup_key,
                 coupon_keys=hq.keys,
             )
+            return feed.page_bytes(page)
 
-        return await work(run)
+        return Response(await work(run), media_type="application/json")
 
     @app.get("/v1/sync/products", tags=["tills"])
     async def product_page(

@@ -36,6 +36,7 @@ import stamina
 from tillgate.core import __version__
 from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 
+from . import jsonpieces
 from .deadline import Deadline, Kept
 from .wire import (
     ChangePage,
@@ -380,9 +381,10 @@ class HqClient:
 
 
 def json_of(body: bytes, *, url: str, path: str, status: int, kind: str) -> Any:
-    """A reply's JSON; anything else is :class:`HqBadReply`."""
+    """A reply's JSON (its lists parsed item by item: :mod:`.jsonpieces`); anything else
+    is :class:`HqBadReply`."""
     try:
-        return json.loads(body)
+        return jsonpieces.loads(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
         why = "JSON nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
         raise HqBadReply(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from tillgate.core.products import Product
 
 from . import feed
 from .client import HqClient
-from .wire import ProductPage
+from .wire import ChangePage, ProductPage
 
 if TYPE_CHECKING:
     from tillgate.agent.usecases.events import EventBus
@@ -43,6 +44,11 @@ MAX_PAGES = 100_000
 # A counter the push's read writes, so that its commit has something to put on the disk.
 PUSH_READS = "sync.push_reads"
 PRODUCT_PAGE = 5000  # products asked for per page of the product list
+# Changes asked for per page of the feed: head office's most (hq/feed.py MAX_LIMIT). The
+# till parses and writes a page a card at a time, a few hundred per transaction
+# (sync/feed.py WRITE_CHUNK), so a big page does not make a sale wait.
+PAGE_LIMIT = 2000
+PROGRESS_SECONDS = 5.0  # a long pull logs how far it got this often
 
 
 @dataclass(kw_only=True)
@@ -92,7 +98,7 @@ class Syncer:
         till: str,
         clock: Clock,
         batch_size: int = 500,
-        page_limit: int = 500,
+        page_limit: int = PAGE_LIMIT,
         offline_after_seconds: float = 60,
         online: OnlineState | None = None,
         events: EventBus | None = None,
@@ -229,27 +235,55 @@ class Syncer:
     # ------------------------------------------------------------ pull
 
     def pull(self, report: SyncReport | None = None) -> SyncReport:
-        """Apply every page of changes after the stored cursor, each with its cursor."""
+        """Apply every page of changes after the stored cursor, each with its cursor.
+
+        The next page is asked for while this one is written (as the product list is):
+        head office builds a page while the till writes the one before, which takes a
+        first start's snapshot of a million cards from the sum of the two towards the
+        larger. A long pull says how far it got in the log every few seconds.
+        """
         report = report or SyncReport()
         with self.db.read() as conn:
             cursor = int(meta.get(conn, syncstate.CURSOR) or 0)
-        for _ in range(MAX_PAGES):
-            page = self.client.changes(cursor, self.page_limit)
-            with self.db.write() as conn:
+        started = told = time.monotonic()
+        with ThreadPoolExecutor(1, thread_name_prefix="tillgate-feed") as pool:
+            ahead: Future[ChangePage] | None = None
+            for _ in range(MAX_PAGES):
+                page = ahead.result() if ahead is not None else self._changes(cursor)
+                ahead = None
+                if page.more and page.cursor > cursor:
+                    ahead = pool.submit(self._changes, page.cursor)
                 applied = feed.apply(
-                    conn, page, till=self.till, cursor=cursor, now=self.clock.now()
+                    self.db, page, till=self.till, cursor=cursor, now=self.clock.now()
                 )
-            report.pages += 1
-            report.changes += page.size
-            report.program = applied.program or report.program
-            if page.more and page.cursor == cursor and not page.size:
-                raise HqBadReply(
-                    f"head office says there is more after cursor {cursor} but sent none"
-                )
-            cursor = page.cursor
-            if not page.more:
-                return report
+                report.pages += 1
+                report.changes += page.size
+                report.program = applied.program or report.program
+                if page.more and page.cursor == cursor and not page.size:
+                    raise HqBadReply(
+                        f"head office says there is more after cursor {cursor} but sent none"
+                    )
+                cursor = page.cursor
+                if not page.more:
+                    if report.pages > 1 and told > started:
+                        logger.info(
+                            "pulled %d changes from head office in %.0f s",
+                            report.changes,
+                            time.monotonic() - started,
+                        )
+                    return report
+                if time.monotonic() - told >= PROGRESS_SECONDS:
+                    told = time.monotonic()
+                    logger.info(
+                        "pulling from head office: %d changes in %d pages so far (cursor %d)",
+                        report.changes,
+                        report.pages,
+                        cursor,
+                    )
         raise SyncError(f"pull did not finish in {MAX_PAGES} pages")
+
+    def _changes(self, cursor: int) -> ChangePage:
+        return self.client.changes(cursor, self.page_limit)
 
     def pull_products(self, report: SyncReport | None = None) -> SyncReport:
         """Download the product list the change feed named, if this till is not on it.

@@ -27,6 +27,7 @@ request and rebuilds its catalog.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -37,14 +38,15 @@ from tillgate.agent.store import hqcache as store_hq
 from tillgate.agent.store import meta, receipts, syncstate
 from tillgate.agent.store import products as store_products
 from tillgate.agent.store import program as store_program
+from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
 from tillgate.core.cardfile import CardRecord
 from tillgate.core.errors import HqBadReply, ProgramError, StoreError
 from tillgate.core.keyfolder import KeyFolder
-from tillgate.core.rules.program import parse_program
+from tillgate.core.rules.program import ProgramFile, parse_program
 from tillgate.core.rules.tiers import parse_birthday
 
-from .wire import CardChange, ChangePage
+from .wire import NO_COUNTS, CardChange, ChangePage
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,14 @@ class Applied:
     coupons_used: int
 
 
-def _card(conn: sqlite3.Connection, card: CardChange, *, now: datetime) -> None:
+# Cards written per transaction: a page's cards go in a few hundred at a time, so a sale
+# (whose commit waits for the syncer's) never waits for a whole page of them.
+WRITE_CHUNK = 250
+_NO_COUNTS = json.dumps(NO_COUNTS.model_dump(mode="json"), ensure_ascii=False)
+
+
+def _rows(card: CardChange) -> tuple[tuple[CardRecord, str | None], store_hq.HqCard]:
+    """A card of the page as the till's two tables keep it (built outside the write)."""
     # "--03-14" from head office; a whole date from an older one (upsert keeps month and day)
     birthday = parse_birthday(card.birthday) if isinstance(card.birthday, str) else card.birthday
     rec = CardRecord(
@@ -70,34 +79,48 @@ def _card(conn: sqlite3.Connection, card: CardChange, *, now: datetime) -> None:
         clubs=tuple(card.clubs),
         status=card.status,
     )
-    card_store.upsert(conn, rec, now=now, origin="hq", phone_hash=card.phone_hash)
-    store_hq.put_card(
-        conn,
-        number=card.number,
-        balance=card.balance,
-        pending=card.pending,
-        lots=[
-            (lot.points, ts(lot.available_from), ts(lot.expires_at) if lot.expires_at else None)
-            for lot in card.lots
-        ],
-        through_seq=card.through_seq,
-        uses=card.uses.model_dump(mode="json"),
-        held=card.held,
-        now=now,
+    lots = [
+        (lot.points, ts(lot.available_from), ts(lot.expires_at) if lot.expires_at else None)
+        for lot in card.lots
+    ]
+    uses = (
+        _NO_COUNTS
+        if card.uses is NO_COUNTS
+        else json.dumps(card.uses.model_dump(mode="json"), ensure_ascii=False)
     )
+    hq = store_hq.HqCard(card.number, card.balance, card.pending, store_hq.lots_text(lots),
+                         card.through_seq, uses, card.held)  # fmt: skip
+    return (rec, card.phone_hash), hq
 
 
-def _program(conn: sqlite3.Connection, page: ChangePage, *, now: datetime) -> str | None:
+def _put_cards(conn: sqlite3.Connection, cards: list[CardChange], *, now: datetime) -> None:
+    rows = [_rows(card) for card in cards]
+    card_store.upsert_many(conn, [r[0] for r in rows], now=now, origin="hq")
+    store_hq.put_cards(conn, [r[1] for r in rows], now=now)
+
+
+def _check_program(db: Database, page: ChangePage) -> ProgramFile | None:
+    """The page's program if it is new here, parsed before anything of the page is
+    written: one this till cannot use refuses the whole page."""
     if page.program is None:
         return None
+    with db.read() as conn:
+        if store_program.version(conn) == page.program.version:
+            return None
     version = page.program.version
-    if store_program.version(conn) == version:
-        return None
     try:
-        program = parse_program(page.program.body, source=f"program version {version}")
+        return parse_program(page.program.body, source=f"program version {version}")
     except ProgramError as exc:
         # HQ validates with the same code, so this is a version skew: keep the old program.
         raise HqBadReply(f"head office sent a program this till cannot use: {exc}") from exc
+
+
+def _program(
+    conn: sqlite3.Connection, page: ChangePage, program: ProgramFile | None, *, now: datetime
+) -> str | None:
+    if page.program is None or program is None:
+        return None
+    version = page.program.version
     store_program.install(
         conn, version=version, body=program.model_dump_json(by_alias=True), now=now
     )
@@ -137,20 +160,62 @@ def _coupon_keys(conn: sqlite3.Connection, page: ChangePage) -> None:
 
 
 def apply(
-    conn: sqlite3.Connection, page: ChangePage, *, till: str, cursor: int, now: datetime
+    db: Database,
+    page: ChangePage,
+    *,
+    till: str,
+    cursor: int,
+    now: datetime,
+    chunk: int = WRITE_CHUNK,
 ) -> Applied:
-    """Apply ``page`` (asked for after ``cursor``) and store its cursor; the caller commits."""
+    """Apply ``page`` (asked for after ``cursor``) and store its cursor.
+
+    The cards go in ``chunk`` at a time, each chunk its own short transaction; the rest of
+    the page and its cursor go in with the last. Cut off half-way, the till keeps its old
+    cursor and asks for the page again: the cards already in are upserts, written again
+    unchanged. A new look-up key is kept with the first chunk, and with it the cursor 0
+    that makes the till pull every card again.
+    """
     if page.cursor < cursor:
         raise HqBadReply(
             f"head office answered cursor {page.cursor} to a request after cursor {cursor}"
         )
+    program = _check_program(db, page)
+    cards, rekeyed = page.cards, False
+    last = (len(cards) - 1) // chunk * chunk if cards else 0  # where the last chunk starts
+    for start in range(0, last, chunk):
+        # Not waiting for the disk: the page's last transaction (its cursor) waits, and
+        # SQLite's log puts every commit before it on the disk with it.
+        with db.write(durable=False) as conn:
+            rekeyed = _rekey(conn, page) if start == 0 else rekeyed
+            _put_cards(conn, cards[start : start + chunk], now=now)
+    with db.write() as conn:
+        rekeyed = _rekey(conn, page) if last == 0 else rekeyed
+        _put_cards(conn, cards[last:], now=now)
+        applied = _rest(conn, page, program, till=till, now=now)
+        meta.put(conn, syncstate.CURSOR, 0 if rekeyed else page.cursor)
+    return applied
+
+
+def _rekey(conn: sqlite3.Connection, page: ChangePage) -> bool:
     rekeyed = page.lookup_key is not None and card_store.put_lookup_key(conn, page.lookup_key)
     if rekeyed:
         logger.warning(
             "head office's phone look-up key changed: pulling every card again for its hash"
         )
-    for card in page.cards:
-        _card(conn, card, now=now)
+        meta.put(conn, syncstate.CURSOR, 0)
+    return rekeyed
+
+
+def _rest(
+    conn: sqlite3.Connection,
+    page: ChangePage,
+    program: ProgramFile | None,
+    *,
+    till: str,
+    now: datetime,
+) -> Applied:
+    """Everything of the page but its cards, in its last transaction."""
     for rev in page.coupons_revoked:
         receipts.revoke_coupon(conn, code=rev.code, reason=rev.reason, revoked_at=rev.revoked_at)
     used = 0
@@ -168,13 +233,11 @@ def apply(
         )
     for promotion_id, points in page.budgets.items():
         store_hq.put_budget(conn, promotion_id, points, now=now)
-    # The program last: if HQ sent one this till cannot use, the whole page is refused.
-    version = _program(conn, page, now=now)
+    version = _program(conn, page, program, now=now)
     _coupon_keys(conn, page)
     if page.products is not None:
         # Only named here: the list itself is downloaded after the pages (sync/engine.py).
         store_products.set_wanted(conn, page.products.version)
-    meta.put(conn, syncstate.CURSOR, 0 if rekeyed else page.cursor)
     return Applied(
         cursor=page.cursor,
         program=version,

@@ -25,37 +25,41 @@ logger = logging.getLogger(__name__)
 HqLot = tuple[int, str, str | None]
 
 
-def put_card(
-    conn: sqlite3.Connection,
-    *,
-    number: str,
-    balance: int,
-    pending: int,
-    lots: Sequence[HqLot],
-    through_seq: int,
-    uses: Mapping[str, object],
-    now: datetime,
-    held: int = 0,
-) -> None:
-    """HQ's view of one card as of this page (replaces the one before); ``held``: what
-    other tills' open receipts hold of it at head office."""
-    conn.execute(
-        "INSERT INTO hq_cards (number, balance, pending, lots, through_seq, uses, held,"
-        " updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (number) DO UPDATE SET"
-        " balance = excluded.balance, pending = excluded.pending, lots = excluded.lots,"
-        " through_seq = excluded.through_seq, uses = excluded.uses, held = excluded.held,"
-        " updated_at = excluded.updated_at",
-        (
-            number,
-            balance,
-            pending,
-            json.dumps([list(lot) for lot in lots]),
-            through_seq,
-            json.dumps(uses, ensure_ascii=False),
-            held,
-            ts(now),
-        ),
-    )
+_PUT_CARD = (
+    "INSERT INTO hq_cards (number, balance, pending, lots, through_seq, uses, held,"
+    " updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (number) DO UPDATE SET"
+    " balance = excluded.balance, pending = excluded.pending, lots = excluded.lots,"
+    " through_seq = excluded.through_seq, uses = excluded.uses, held = excluded.held,"
+    " updated_at = excluded.updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HqCard:
+    """HQ's view of one card as a page of the change feed brings it (:func:`put_cards`);
+    ``lots`` and ``uses`` are the JSON text kept in ``hq_cards``."""
+
+    number: str
+    balance: int
+    pending: int
+    lots: str
+    through_seq: int
+    uses: str
+    held: int
+
+
+def lots_text(lots: Sequence[HqLot]) -> str:
+    return json.dumps([list(lot) for lot in lots]) if lots else "[]"
+
+
+def put_cards(conn: sqlite3.Connection, cards: Sequence[HqCard], *, now: datetime) -> None:
+    """HQ's view of each card of a page (each replaces the one before), in one statement."""
+    at = ts(now)
+    conn.executemany(
+        _PUT_CARD,
+        [(c.number, c.balance, c.pending, c.lots, c.through_seq, c.uses, c.held, at)
+         for c in cards],
+    )  # fmt: skip
 
 
 def put_budget(conn: sqlite3.Connection, promotion_id: str, points: int, *, now: datetime) -> None:
