@@ -115,6 +115,11 @@ class Fleet:
         self.rng = random.Random(seed)
         self.tally = Tally()
         self.steady = False
+        self.until = float("inf")  # the window's end (the event loop's clock)
+
+    def late(self) -> bool:
+        """The window is over: a till finishes the exchange in hand and asks no more."""
+        return asyncio.get_running_loop().time() >= self.until
 
     async def call(self, kind: str, method: str, till: Till, path: str, **kw: Any) -> Any:
         """One exchange; its time counted under ``kind`` (in the steady window); an answer
@@ -222,7 +227,7 @@ class Fleet:
             taken = set(got.get("facts", ()))
             till.facts = [f for f in till.facts if f["id"] not in taken]
             self.tally.facts_taken += len(taken & {f["id"] for f in facts})
-            if len(entries) < 1000 and len(facts) < 1000:
+            if (len(entries) < 1000 and len(facts) < 1000) or self.late():
                 return
 
     async def pull(self, till: Till) -> None:
@@ -238,7 +243,7 @@ class Fleet:
                     till.probe = c["balance"]
                     if self.steady:
                         self.tally.seen.append((till.probe, time.time()))
-            if not page.get("more"):
+            if not page.get("more") or self.late():
                 return
 
     async def live(self, till: Till, until: float) -> None:
@@ -286,9 +291,9 @@ class Fleet:
                 t.cursor = cursor
             await asyncio.sleep(max(0.0, when - time.time()))
             self.steady = True
-            until = loop.time() + self.plan.seconds
+            self.until = until = loop.time() + self.plan.seconds
             await asyncio.gather(*(self.live(t, until) for t in live))
-            self.steady = False
+            self.steady, self.until = False, float("inf")
             # What a till would send at its next sync: so head office ends up with all of it.
             await asyncio.gather(*(self.drain(t) for t in live))
             self.tally.entries_pushed = sum(t.through for t in live)
