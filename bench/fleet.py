@@ -395,11 +395,11 @@ def _hq_pids(tmp: Path, n: int) -> list[int]:
     return found
 
 
-def _lags(moved: list[tuple[int, float]], seen: list[tuple[int, float]]) -> list[float]:
-    """For each till's pull that first showed a move of the probe card: the time from head
-    office's answer to that move to the pull's reply."""
-    at = dict(moved)
-    return [when - at[balance] for balance, when in seen if balance in at]
+def _lags(moved: list[tuple[int, float]], seen: list[tuple[int, int, float]]) -> list[float]:
+    """For each move of the probe card and each till: the time from head office's answer to
+    the move to the reply of the till's first pull that showed it (a pull that brings the
+    card after several moves shows every one of them)."""
+    return [when - at for k, at in moved for before, now, when in seen if before < k <= now]
 
 
 HEADER = (

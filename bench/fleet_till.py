@@ -71,7 +71,8 @@ class Tally:
     facts_made: int = 0
     facts_taken: int = 0
     holds_short: int = 0  # a hold granted less than asked (the receipt then redeems nothing)
-    seen: list[tuple[int, float]] = field(default_factory=list)  # (probe balance, wall time)
+    # (the probe card's balance a till saw before, the one it sees now, wall time)
+    seen: list[tuple[int, int, float]] = field(default_factory=list)
 
     def error(self, kind: str, what: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -240,9 +241,9 @@ class Fleet:
             till.cursor = int(page["cursor"])
             for c in page.get("cards") or ():
                 if c["number"] == self.probe and c["balance"] > till.probe:
+                    if self.steady:  # every move after the one it saw last, seen now
+                        self.tally.seen.append((till.probe, c["balance"], time.time()))
                     till.probe = c["balance"]
-                    if self.steady:
-                        self.tally.seen.append((till.probe, time.time()))
             if not page.get("more") or self.late():
                 return
 
