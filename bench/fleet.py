@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +35,6 @@ if __name__ == "__main__":  # run as a script: the repository root holds the ben
 
 from bench.common import ROOT, Row, Scaled, free_port, pg_schema
 from bench.fleet_till import KINDS, Plan, Template, work
-from bench.holds import _spawn, start_hq
 
 NOTES = Path("/work/notes/fleet.md")
 PROBE = "2999999999999"  # the card head office moves to time the feed's lag
@@ -206,15 +206,14 @@ def fleet(
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-")))
         db = pg_schema(stack, pg) if pg else ""
-        url, admin = start_hq(stack, db, tmp, timeout=120)
-        urls = [url]
-        for _ in range(processes - 1):  # the same database and data folder (keys, token)
-            port = free_port()
-            urls.append(f"http://127.0.0.1:{port}")
-            serve = ["--db", db, "--port", str(port), "--data-dir", str(tmp)]
-            up = lambda u=urls[-1]: httpx.get(f"{u}/healthz").status_code == 200  # noqa: E731
-            log = tmp / f"hq{len(urls)}.log"
-            _spawn(stack, log, "hq", "serve", *serve, "--log-level", "WARNING", ready=up)
+        urls = []
+        for k in range(processes):  # one database and one data folder (keys, admin token)
+            urls.append(_serve(stack, db or str(tmp / "hq.sqlite3"), tmp, k))
+        url = urls[0]
+        token = (tmp / "hq-admin.token").read_text().strip()
+        admin = stack.enter_context(
+            httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"})
+        )
         hq_pids = _hq_pids(tmp, len(urls))
 
         def ok(path: str, **kw: Any) -> Any:
@@ -319,6 +318,39 @@ def fleet(
     )  # fmt: skip
 
 
+def _serve(stack: ExitStack, db: str, tmp: Path, k: int) -> str:
+    """The ``k``-th ``tillgate hq serve`` on ``db`` (its log ``hq<k>.log`` in ``tmp``), up and
+    answering, stopped with ``stack`` (terminated, killed if still there after 15 s): its URL."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = stack.enter_context((tmp / f"hq{k}.log").open("ab"))
+    env = {**os.environ, "TILLGATE_HQ_TOKEN": ""}  # hq serve: the token file, not the env
+    cmd = [sys.executable, "-m", "tillgate.cli", "hq", "serve", "--db", db, "--port", str(port),
+           "--data-dir", str(tmp), "--log-level", "WARNING"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp, stdout=log, stderr=log, env=env)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:  # still busy with what the fleet asked: it goes
+            proc.kill()
+            proc.wait(15)
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if (tmp / "hq-admin.token").exists() and httpx.get(f"{url}/healthz").is_success:
+                return url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"hq serve did not get ready:\n{(tmp / f'hq{k}.log').read_text()}")
+
+
 def _probe(
     url: str, headers: Any, end: float, moved: list[tuple[int, float]], errors: list[str]
 ) -> None:
@@ -363,11 +395,11 @@ def _hq_pids(tmp: Path, n: int) -> list[int]:
     return found
 
 
-def _lags(moved: list[tuple[int, float]], seen: list[tuple[int, float]]) -> list[float]:
-    """For each till's pull that first showed a move of the probe card: the time from head
-    office's answer to that move to the pull's reply."""
-    at = dict(moved)
-    return [when - at[balance] for balance, when in seen if balance in at]
+def _lags(moved: list[tuple[int, float]], seen: list[tuple[int, int, float]]) -> list[float]:
+    """For each move of the probe card and each till: the time from head office's answer to
+    the move to the reply of the till's first pull that showed it (a pull that brings the
+    card after several moves shows every one of them)."""
+    return [when - at for k, at in moved for before, now, when in seen if before < k <= now]
 
 
 HEADER = (

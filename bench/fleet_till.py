@@ -71,7 +71,8 @@ class Tally:
     facts_made: int = 0
     facts_taken: int = 0
     holds_short: int = 0  # a hold granted less than asked (the receipt then redeems nothing)
-    seen: list[tuple[int, float]] = field(default_factory=list)  # (probe balance, wall time)
+    # (the probe card's balance a till saw before, the one it sees now, wall time)
+    seen: list[tuple[int, int, float]] = field(default_factory=list)
 
     def error(self, kind: str, what: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -115,6 +116,11 @@ class Fleet:
         self.rng = random.Random(seed)
         self.tally = Tally()
         self.steady = False
+        self.until = float("inf")  # the window's end (the event loop's clock)
+
+    def late(self) -> bool:
+        """The window is over: a till finishes the exchange in hand and asks no more."""
+        return asyncio.get_running_loop().time() >= self.until
 
     async def call(self, kind: str, method: str, till: Till, path: str, **kw: Any) -> Any:
         """One exchange; its time counted under ``kind`` (in the steady window); an answer
@@ -222,7 +228,7 @@ class Fleet:
             taken = set(got.get("facts", ()))
             till.facts = [f for f in till.facts if f["id"] not in taken]
             self.tally.facts_taken += len(taken & {f["id"] for f in facts})
-            if len(entries) < 1000 and len(facts) < 1000:
+            if (len(entries) < 1000 and len(facts) < 1000) or self.late():
                 return
 
     async def pull(self, till: Till) -> None:
@@ -235,10 +241,10 @@ class Fleet:
             till.cursor = int(page["cursor"])
             for c in page.get("cards") or ():
                 if c["number"] == self.probe and c["balance"] > till.probe:
+                    if self.steady:  # every move after the one it saw last, seen now
+                        self.tally.seen.append((till.probe, c["balance"], time.time()))
                     till.probe = c["balance"]
-                    if self.steady:
-                        self.tally.seen.append((till.probe, time.time()))
-            if not page.get("more"):
+            if not page.get("more") or self.late():
                 return
 
     async def live(self, till: Till, until: float) -> None:
@@ -286,9 +292,9 @@ class Fleet:
                 t.cursor = cursor
             await asyncio.sleep(max(0.0, when - time.time()))
             self.steady = True
-            until = loop.time() + self.plan.seconds
+            self.until = until = loop.time() + self.plan.seconds
             await asyncio.gather(*(self.live(t, until) for t in live))
-            self.steady = False
+            self.steady, self.until = False, float("inf")
             # What a till would send at its next sync: so head office ends up with all of it.
             await asyncio.gather(*(self.drain(t) for t in live))
             self.tally.entries_pushed = sum(t.through for t in live)
