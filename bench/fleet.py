@@ -5,7 +5,7 @@
 a head office of its own (a PostgreSQL schema dropped after, or a SQLite file), the tills
 of bench/fleet_till.py spread over the processes, and a report of what head office did
 for them: pushes, holds and pulls a second, each request kind's p50 and p99, the feed's
-lag, CPU, the database's size and every error. The curve goes into /work/notes/fleet.md
+lag, CPU, the database's size and every error. The curve goes into docs/performance.md
 (``--out``) and to stdout. ``run(scale)`` is bench/run.py's entry (1.0: 1,000 tills for
 5 minutes, PostgreSQL when ``TILLGATE_BENCH_PG`` or ``TILLGATE_TEST_PG`` names one).
 """
@@ -36,7 +36,7 @@ if __name__ == "__main__":  # run as a script: the repository root holds the ben
 from bench.common import ROOT, Row, Scaled, free_port, pg_schema
 from bench.fleet_till import KINDS, Plan, Template, work
 
-NOTES = Path("/work/notes/fleet.md")
+NOTES = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 PROBE = "2999999999999"  # the card head office moves to time the feed's lag
 PROBE_EVERY = 5.0  # seconds between two moves of the probe card
 PROBE_TIMEOUT = 30.0
@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
 def _write(path: Path, text: str) -> None:
     """Put the curve into the notes, replacing the curve written before (the rest stays)."""
     begin, end = "<!-- fleet curve: begin -->", "<!-- fleet curve: end -->"
-    block = f"{begin}\n## The curve ({datetime.now():%Y-%m-%d %H:%M})\n\n{text}\n{end}"
+    block = f"{begin}\n## fleet: the curve ({datetime.now():%Y-%m-%d %H:%M})\n\n{text}\n{end}"
     old = path.read_text("utf-8") if path.exists() else "# fleet simulator (issue 15)\n"
     if begin in old and end in old:
         new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]

@@ -93,4 +93,4 @@ def test_run_gives_its_row_and_the_curve(tmp_path: Path) -> None:
     assert row["met"], (row["measured"], scaled["detail"])
     assert "| head office | hq serve | tills |" in scaled["detail"]
     # Written twice: the curve replaced, not appended.
-    assert out.read_text("utf-8").count("## The curve") == 1
+    assert out.read_text("utf-8").count("## fleet: the curve") == 1
