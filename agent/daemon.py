@@ -374,7 +374,7 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
     scheduler.add_job(
         service.db.checkpoint,
         "interval",
-        seconds=1,
+        seconds=2,
         id="checkpoint",
         coalesce=True,
         max_instances=1,

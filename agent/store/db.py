@@ -17,7 +17,7 @@ what it sends — puts every earlier transaction on the disk with its own.
 
 The WAL stays bounded (issue 15): ``journal_size_limit`` cuts the file back to 64 MiB
 each time a checkpoint lets it start over, and the checkpoints themselves run off the POS
-path: the agent calls :meth:`Database.checkpoint` every second from its scheduler, on a
+path: the agent calls :meth:`Database.checkpoint` every 2 seconds from its scheduler, on a
 connection of its own that takes neither lock, so it copies the WAL into the file while
 the POS writes. SQLite's own checkpoint, which would run inside whichever commit crossed
 its threshold (a POS request's), is kept only as a backstop at 8,000 pages (32 MiB).

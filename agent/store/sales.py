@@ -9,8 +9,9 @@ response. Rows written before the record existed hold the old response with its
 receipt calculated before an upgrade can still be confirmed and refunded after it.
 
 Size (issue 15: ≤ 2 KB a receipt once synced): the record is written as arrays, not
-objects (version 2); the receipt's facts ride in it only until the confirm has copied
-them to the ``facts`` table; the request is not kept (the one thing a refund needs of it,
+objects (version 2); once confirmed a receipt keeps only its lines (the receipt's facts
+are in the ``facts`` table from then on, the confirm's answer in ``response``); the request
+is not kept (the one thing a refund needs of it,
 weighed or not per line, is in the record's lines). :func:`compact` (migration 9) brings
 rows written before down to that.
 """
@@ -77,9 +78,11 @@ class Calculation:
                 body[name] = list(value) if isinstance(value, tuple) else value
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
-    def without_facts(self) -> Calculation:
-        """The record once its facts are in the ``facts`` table (a confirmed receipt's)."""
-        return replace(self, facts=None) if self.facts is not None else self
+    def confirmed(self) -> Calculation:
+        """The record a confirmed receipt keeps: its lines, all its refunds read. The rest
+        served the confirm (its facts are in the ``facts`` table from then on, and a retried
+        confirm answers the stored response)."""
+        return Calculation(lines=self.lines)
 
     @classmethod
     def from_json(cls, text: str) -> Calculation:
@@ -267,7 +270,7 @@ def mark_confirmed(
         " hold_expires_at = NULL, result = ?, paid = ?, fiscal_id = ?, response = ?,"
         " confirmed_at = ?, updated_at = ? WHERE receipt_id = ?",
         (
-            calc.without_facts().to_json(),  # the facts table has them from now on
+            calc.confirmed().to_json(),  # what refunds need, no more
             paid,
             fiscal_id,
             json.dumps(response, ensure_ascii=False, separators=(",", ":")),
@@ -396,8 +399,8 @@ def upgrade_legacy(conn: sqlite3.Connection) -> None:
 
 def compact(conn: sqlite3.Connection) -> None:
     """Rewrite every receipt's record as version 2: the request's weighed flags moved into
-    the lines, the request dropped, and a confirmed (or cancelled) receipt's facts dropped
-    (the ``facts`` table has them); synced facts go (head office has them)."""
+    the lines, the request dropped, a confirmed receipt's record cut to its lines and a
+    cancelled one's facts dropped; synced facts go (head office has them)."""
     rows = conn.execute("SELECT receipt_id, status, request, result FROM receipts").fetchall()
     for receipt_id, status, request, result in rows:
         calc = Calculation.from_json(result)
@@ -406,8 +409,10 @@ def compact(conn: sqlite3.Connection) -> None:
             kinds = {i: ln.get("weighed") for i, ln in enumerate(asked) if isinstance(ln, dict)}
             lines = tuple(replace(ln, weighed=kinds.get(ln.index)) for ln in calc.lines)
             calc = replace(calc, lines=lines)
-        if status != "calculated":
-            calc = calc.without_facts()
+        if status in DONE:
+            calc = calc.confirmed()
+        elif status == "cancelled":
+            calc = replace(calc, facts=None)
         conn.execute(
             "UPDATE receipts SET request = '', result = ? WHERE receipt_id = ?",
             (calc.to_json(), receipt_id),
