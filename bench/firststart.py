@@ -212,6 +212,8 @@ def _stall(admin: Any, pos: Any, n: int) -> tuple[list[float], list[float]]:
             if got.get("tier") == "gold":
                 break
             time.sleep(0.05)
+        else:
+            raise RuntimeError("the till did not pull the changed cards within 120 s")
         time.sleep(0.5)
     finally:
         stop.set()
