@@ -147,7 +147,7 @@ def _states(tx: Tx, numbers: list[str], now: datetime) -> dict[str, CardState]:
 def page_bytes(page: dict[str, Any]) -> bytes:
     """A page as the reply's body: compact JSON, encoded once (FastAPI's generic encoder
     walked every card's every field again, as long as building the page itself)."""
-    return json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(page, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def changes(

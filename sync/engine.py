@@ -44,10 +44,11 @@ MAX_PAGES = 100_000
 # A counter the push's read writes, so that its commit has something to put on the disk.
 PUSH_READS = "sync.push_reads"
 PRODUCT_PAGE = 5000  # products asked for per page of the product list
-# Changes asked for per page of the feed: head office's most (hq/feed.py MAX_LIMIT). The
+# Changes asked for per page of the feed: 1000 cards with a dozen lots each still fit the
+# 2 MiB a change page may have (sync/client.py), so a page is not asked for twice. The
 # till parses and writes a page a card at a time, a few hundred per transaction
 # (sync/feed.py WRITE_CHUNK), so a big page does not make a sale wait.
-PAGE_LIMIT = 2000
+PAGE_LIMIT = 1000
 PROGRESS_SECONDS = 5.0  # a long pull logs how far it got this often
 
 
