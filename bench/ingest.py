@@ -71,9 +71,10 @@ def start_servers(stack: ExitStack, db: str, tmp: Path, n: int) -> list[str]:
     return urls
 
 
-def sale_calculation(card: str, k: int, now: datetime) -> tuple[dict[str, Any], int, str]:
-    """A three-line sale priced by the engine under the example program: the facts'
-    ``calculation``, the points it accrued and its total."""
+def sale_calculation(card: str, now: datetime, *, redeem: int = 0) -> tuple[dict[str, Any], ...]:
+    """A three-line sale priced by the engine under the example program (``redeem``: points
+    the customer spends on it): the facts' ``calculation``, the points it accrued and
+    redeemed, and its total paid."""
     from tillgate.core.rules.engine import Catalog, evaluate
     from tillgate.core.rules.facts import encode_inputs, encode_outcome
     from tillgate.core.rules.model import Context, Customer, Line, Request
@@ -81,11 +82,12 @@ def sale_calculation(card: str, k: int, now: datetime) -> tuple[dict[str, Any], 
 
     catalog = Catalog.build(ProgramFile.model_validate(_program()))
     lines = tuple(
-        Line(index=i, sku=f"SKU{k % 97 + i}", name=f"item {i}", qty=Decimal(1 + i),
+        Line(index=i, sku=f"SKU{i}", name=f"item {i}", qty=Decimal(1 + i),
              price=Decimal("49.90") + i, category=("dairy", "bakery", "grocery")[i])
         for i in range(3)
     )  # fmt: skip
-    request = Request(lines=lines, customer=Customer(number=card, tier="silver"))
+    customer = Customer(number=card, tier="silver", balance=10_000, redeemable=10_000)
+    request = Request(lines=lines, customer=customer, redeem=redeem)
     context = Context(now=now.replace(tzinfo=None), store="bench", till="t")
     result = evaluate(catalog, request, context)
     calc = {
@@ -94,7 +96,9 @@ def sale_calculation(card: str, k: int, now: datetime) -> tuple[dict[str, Any], 
         "inputs": encode_inputs(request, context),
         "outcome": encode_outcome(request, result),
     }
-    return calc, result.accrued_points, str(result.total)
+    total = int(result.total)
+    paid = f"{total // 100}.{total % 100:02d}"
+    return calc, result.accrued_points, result.redeemed_points, paid
 
 
 def _program() -> dict[str, Any]:
@@ -107,26 +111,31 @@ def pushes(till: str, n: int, *, batch: int = BATCH, cards: int = CARDS) -> list
     """A till's ``n`` entries as push bodies of ``batch`` entries, in seq order."""
     now = datetime.now(UTC) - timedelta(hours=1)
     year = now + timedelta(days=365)
-    calc, points, total = sale_calculation("2900000000000", 0, now)
+    # Two kinds of sale, as the engine priced them: one in five spends points.
+    kinds = [
+        sale_calculation("2900000000000", now),
+        sale_calculation("2900000000000", now, redeem=20),
+    ]
     out, entries, facts = [], [], []
     seq = k = 0
     while seq < n:
         k += 1
+        calc, points, spent, total = kinds[k % 5 == 0 and seq + 2 <= n]
         card = f"29{(hash((till, k)) % cards):011d}"
         receipt = f"{till}-R{k}"
         at = (now + timedelta(milliseconds=k)).isoformat()
         sale = {"till": till, "card": card, "receipt_id": receipt, "created_at": at}
-        seq += 1
-        entries.append({**sale, "id": f"{till}-{seq}", "seq": seq, "kind": "accrue",
-                        "points": max(points, 1), "available_from": at,
-                        "expires_at": year.isoformat()})  # fmt: skip
-        if k % 5 == 0 and seq < n:
+        if spent:
             seq += 1
             entries.append({**sale, "id": f"{till}-{seq}", "seq": seq, "kind": "redeem",
-                            "points": -1})  # fmt: skip
+                            "points": -spent})  # fmt: skip
+        seq += 1
+        entries.append({**sale, "id": f"{till}-{seq}", "seq": seq, "kind": "accrue",
+                        "points": points, "available_from": at,
+                        "expires_at": year.isoformat()})  # fmt: skip
         body = {"receipt_id": receipt, "till": till, "store": "bench", "card": card,
                 "confirmed_at": at, "local_time": at, "offline": False, "paid_reported": None,
-                "fiscal_id": None, "total": total, "accrued": points, "redeemed": 0,
+                "fiscal_id": None, "total": total, "accrued": points, "redeemed": spent,
                 "uses": [], "budget": {}, "stamps": {}, "calculation": calc}  # fmt: skip
         facts.append({"id": f"sale:{receipt}", "kind": "sale", "receipt_id": receipt,
                       "after_seq": seq, "created_at": at, "body": body})  # fmt: skip
@@ -258,7 +267,8 @@ def run(scale: float = 1.0) -> Scaled:
         "",
         f"{total:,} entries per run ({TILLS} tills, {CLIENTS} concurrent clients, pushes of"
         f" {batch} entries: an accrue per sale, a redeem for one sale in five, each sale's"
-        " receipt facts with the engine's inputs and outcome); entries/s by the clients'"
+        " receipt facts with the engine's inputs and outcome, so re-pricing agrees);"
+        " entries/s by the clients'"
         f" wall clock, median of {runs} run(s) for one process.",
         "",
         "| head office | entries/s (each run) | median |",

@@ -58,6 +58,10 @@ def reprice_pending(db: Database, now: datetime, *, limit: int = 200) -> Report:
             " WHERE repriced IS NULL AND kind = 'sale' ORDER BY received_at, till, id LIMIT ?",
             (limit,),
         )
+        # Every card a disagreement may fold again, locked first and in order, as a push
+        # locks its cards before any counter row: one at a time, after the first
+        # quarantine took the counters, two transactions deadlocked on PostgreSQL.
+        tx.lock_rows("cards", "number", sorted({r["card"] for r in rows if r["card"]}))
         for row in rows:
             status, problems = _check(tx, row, catalogs)
             if status == DISAGREES and row["card"]:

@@ -81,6 +81,46 @@ def test_a_failed_statement_rolls_the_transaction_back(db_url: str, tmp_path: Pa
         db.close()
 
 
+def test_values_writes_a_set_in_one_statement_per_chunk(db_url: str, tmp_path: Path) -> None:
+    """Tx.values: every row once, in order, NULLs and quotes kept, an UPDATE from a set, and a
+    set past one SQLite statement's parameters split in chunks; a bad row fails it whole."""
+    from tillgate.hq.db import VALUES_PARAMS
+
+    db = open_database(db_url, data_dir=tmp_path)
+    n = VALUES_PARAMS // 3 + 7  # two chunks on SQLite
+    rows = [(f"v{i:06d}", None if i % 2 else f'it\'s "{i}"', i) for i in range(n)]
+    try:
+        with db.write() as tx:
+            tx.values(
+                "INSERT INTO card_counters (card, till, name, day, value)"
+                " SELECT column1, 't', COALESCE(column2, '-'), 'd', column3 FROM (VALUES ?) AS v",
+                rows,
+                ("text", "text", "bigint"),
+            )
+            tx.values(
+                "UPDATE card_counters SET value = card_counters.value + v.column2"
+                " FROM (VALUES ?) AS v WHERE card_counters.card = v.column1",
+                [("v000001", 1000), ("v000002", 2000)],
+                ("text", "bigint"),
+            )
+        with db.read() as tx:
+            got = tx.all("SELECT card, name, value FROM card_counters ORDER BY card")
+        assert len(got) == n
+        assert got[1] == {"card": "v000001", "name": "-", "value": 1001}
+        assert got[2] == {"card": "v000002", "name": 'it\'s "2"', "value": 2002}
+        assert got[-1]["value"] == n - 1
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.values(
+                "INSERT INTO meta (key, value) VALUES ?",
+                [("x1", "a"), ("x1", "b")],  # the same key twice
+                ("text", "text"),
+            )
+        with db.read() as tx:
+            assert tx.scalar("SELECT COUNT(*) FROM meta WHERE key = 'x1'") == 0
+    finally:
+        db.close()
+
+
 def test_a_write_that_need_not_wait_for_the_disk(db_url: str, tmp_path: Path) -> None:
     """``durable=False`` commits (and rolls back) like any write; only the flush differs,
     and only for that transaction."""
