@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from tillgate.core.cardfile import CardRecord, read_rows, twice
+from tillgate.core.cardfile import CardRecord, json_list, read_rows, twice
 from tillgate.core.errors import InvalidCards
 
 from . import audit, quarantine
@@ -162,8 +162,6 @@ def _stage(tx: Tx, rows: Iterator[tuple[int, CardRecord]]) -> None:
 
 
 def _values(n: int, r: CardRecord) -> tuple[Any, ...]:
-    import json
-
     return (
         n,
         r.number,
@@ -171,8 +169,8 @@ def _values(n: int, r: CardRecord) -> tuple[Any, ...]:
         r.phone,
         r.birthday.isoformat() if r.birthday else None,
         r.tier,
-        json.dumps(list(r.segments), ensure_ascii=False),
-        json.dumps(list(r.clubs), ensure_ascii=False),
+        json_list(r.segments),
+        json_list(r.clubs),
         r.status,
         r.opening_balance,
     )
