@@ -59,7 +59,7 @@ def _spawn(
     env = {**os.environ, "TILLGATE_HQ_TOKEN": ""}
     cmd = [sys.executable, "-m", "tillgate.cli", *args]
     proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=out, env=env)
-    for step in (proc.kill, partial(proc.wait, 30), proc.terminate):  # run last to first
+    for step in (proc.kill, partial(proc.wait, 120), proc.terminate):  # run last to first
         stack.callback(step)
     deadline = time.monotonic() + 900
     while proc.poll() is None and time.monotonic() < deadline:
