@@ -169,9 +169,9 @@ def run(scale: float = 1.0) -> Scaled:
         ),
     ]
     import_peak = 0.0
-    for kind, runs in imports.items():
-        took = statistics.median(t for t, _, _ in runs)
-        import_peak = max([import_peak, *(max(c, s) for _, c, s in runs)])
+    for kind, each in imports.items():
+        took = statistics.median(t for t, _, _ in each)
+        import_peak = max([import_peak, *(max(c, s) for _, c, s in each)])
         rows.append(
             Row(
                 f"`hq cards import` 1M cards: {kind}",
@@ -190,8 +190,8 @@ def run(scale: float = 1.0) -> Scaled:
     )
     table = "\n".join(
         f"| {kind} run {k + 1} | {t:.1f} s | {c:,.0f} MiB | {s:,.0f} MiB |"
-        for kind, runs in imports.items()
-        for k, (t, c, s) in enumerate(runs)
+        for kind, each in imports.items()
+        for k, (t, c, s) in enumerate(each)
     )
     detail = (
         f"A cards file of {n:,} cards ({size / 2**20:.0f} MiB of CSV: holder, phone for nine "
