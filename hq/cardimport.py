@@ -250,10 +250,10 @@ def _fold_openings(tx: Tx, now: datetime, *, first_pos: int, released: list[str]
                 (sample,),
             )
             assert f is not None
-            tx.execute(
-                "UPDATE cards SET balance = (SELECT e.points FROM entries AS e WHERE e.card ="
-                f" cards.number AND {mine}), next_expiry = ?, balance_until = ?,"
-                f" negative_since = ? WHERE number IN (SELECT e.card {alone})",
+            tx.execute(  # a join, not a sub-select per card
+                "UPDATE cards SET balance = e.points, next_expiry = ?, balance_until = ?,"
+                f" negative_since = ? FROM entries AS e WHERE e.card = cards.number AND {mine}"
+                f" AND NOT {older}",
                 (f["next_expiry"], f["balance_until"], f["negative_since"]),
             )
         credited = tx.all(f"SELECT e.card FROM entries AS e WHERE {mine} AND {older}")
