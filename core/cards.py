@@ -165,8 +165,11 @@ def normalize_phone(text: str) -> str | None:
     return None
 
 
+_NOT_DIGIT = re.compile(r"\D", flags=re.ASCII)
+
+
 def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text, flags=re.ASCII)
+    return _NOT_DIGIT.sub("", text)
 
 
 def mask(number: str) -> str:

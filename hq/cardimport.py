@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from tillgate.core.cardfile import CardRecord, read_rows, twice
+from tillgate.core.cardfile import CardRecord, json_list, read_rows, twice
 from tillgate.core.errors import InvalidCards
 
 from . import audit, quarantine
@@ -162,8 +162,6 @@ def _stage(tx: Tx, rows: Iterator[tuple[int, CardRecord]]) -> None:
 
 
 def _values(n: int, r: CardRecord) -> tuple[Any, ...]:
-    import json
-
     return (
         n,
         r.number,
@@ -171,8 +169,8 @@ def _values(n: int, r: CardRecord) -> tuple[Any, ...]:
         r.phone,
         r.birthday.isoformat() if r.birthday else None,
         r.tier,
-        json.dumps(list(r.segments), ensure_ascii=False),
-        json.dumps(list(r.clubs), ensure_ascii=False),
+        json_list(r.segments),
+        json_list(r.clubs),
         r.status,
         r.opening_balance,
     )
@@ -252,10 +250,10 @@ def _fold_openings(tx: Tx, now: datetime, *, first_pos: int, released: list[str]
                 (sample,),
             )
             assert f is not None
-            tx.execute(
-                "UPDATE cards SET balance = (SELECT e.points FROM entries AS e WHERE e.card ="
-                f" cards.number AND {mine}), next_expiry = ?, balance_until = ?,"
-                f" negative_since = ? WHERE number IN (SELECT e.card {alone})",
+            tx.execute(  # a join, not a sub-select per card
+                "UPDATE cards SET balance = e.points, next_expiry = ?, balance_until = ?,"
+                f" negative_since = ? FROM entries AS e WHERE e.card = cards.number AND {mine}"
+                f" AND NOT {older}",
                 (f["next_expiry"], f["balance_until"], f["negative_since"]),
             )
         credited = tx.all(f"SELECT e.card FROM entries AS e WHERE {mine} AND {older}")

@@ -26,6 +26,7 @@ from tillgate.core.errors import (
 )
 
 CHUNK = 256 << 10
+UPLOAD_ANSWER_SECONDS = 1800.0  # the longest wait for head office's answer to an import
 
 
 class AdminClient:
@@ -172,6 +173,9 @@ class AdminClient:
             content=chunks(),
             params=params,
             headers={"Content-Type": "text/csv", "Content-Length": str(size)},
+            # Head office answers once the whole file is in (one transaction): minutes for
+            # millions of rows, so the wait for the answer is longer than other requests'.
+            timeout=httpx.Timeout(self._http.timeout.connect, read=UPLOAD_ANSWER_SECONDS),
         )
 
     def products(self) -> dict[str, Any]:

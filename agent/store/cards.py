@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from tillgate.core.cardfile import CardRecord
+from tillgate.core.cardfile import CardRecord, json_list
 from tillgate.core.cards import display_name, phone_lookup_hash
 from tillgate.core.errors import StoreError
 from tillgate.core.files import write_secret
@@ -222,8 +222,8 @@ def stage(conn: sqlite3.Connection, rows: Iterable[tuple[int, CardRecord]]) -> i
                 card.phone,
                 card.birthday.isoformat() if card.birthday else None,
                 card.tier,
-                json.dumps(list(card.segments), ensure_ascii=False),
-                json.dumps(list(card.clubs), ensure_ascii=False),
+                json_list(card.segments),
+                json_list(card.clubs),
                 card.status,
                 card.opening_balance,
             )

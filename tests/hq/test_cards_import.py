@@ -1,0 +1,104 @@
+"""``hq cards import`` of a big file: read row by row, refused whole on any bad row,
+opening balances folded as ``refresh_cards`` folds them (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.conftest import ANNA, BORIS, program
+from tests.hq.helpers import HqTest
+from tillgate.core.cards import mask
+from tillgate.hq.ledger import refresh_cards
+
+VERA = "2900000077777"
+FRESH = 3000  # cards no entry names yet: more than a batch of the staging table
+
+
+def _post(hq: HqTest, body: bytes) -> Any:
+    return hq.admin.post(
+        "/v1/admin/cards/import", content=body, headers={"Content-Type": "text/csv"}
+    )
+
+
+def _fresh(n: int = FRESH) -> str:
+    return "".join(f"{2800000000000 + i},Держатель {i},{i % 4 * 10 or ''}\n" for i in range(n))
+
+
+def _folded(hq: HqTest) -> dict[str, tuple[Any, ...]]:
+    with hq.hq.db.read() as tx:
+        rows = tx.all(
+            "SELECT number, balance, next_expiry, balance_until, negative_since FROM cards"
+        )
+    return {r["number"]: tuple(r.values())[1:] for r in rows}
+
+
+def test_bad_rows_and_numbers_met_twice_refuse_a_big_file_whole_in_row_order(
+    hq: HqTest,
+) -> None:
+    before = hq.snapshot()
+    body = (
+        "number,holder,balance\n"
+        + _fresh()
+        + f"{2800000000007},Снова,\n"  # row FRESH + 2
+        + "12,Короткий,\n"
+        + f"{2800000000007},И снова,5\n"
+    )
+    r = _post(hq, body.encode())
+    assert r.status_code == 422, r.text
+    again = mask("2800000000007")
+    assert r.json()["error"]["errors"] == [
+        f"row {FRESH + 2}: card {again} appears twice",
+        f"row {FRESH + 3}: card number {mask('12')!r} does not match the card pattern",
+        f"row {FRESH + 4}: card {again} appears twice",
+    ]
+    assert hq.snapshot() == before
+
+
+def test_a_file_not_utf8_far_into_it_names_the_byte_and_imports_nothing(hq: HqTest) -> None:
+    before = hq.snapshot()
+    head = ("number,holder\n" + _fresh(20_000)).encode()  # several chunks of the upload
+    r = _post(hq, head + "2900000000011,Ан".encode() + b"\xd0" + b"\n")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["errors"] == [f"byte {len(head) + 18}: not UTF-8"]
+    r = _post(hq, head + b"2900000000011,\xff\xfe\n")
+    assert r.json()["error"]["errors"] == [f"byte {len(head) + 14}: not UTF-8"]
+    assert hq.snapshot() == before
+
+
+def test_opening_balances_fold_as_refresh_cards_folds_and_are_credited_once(
+    hq: HqTest,
+) -> None:
+    hq.publish(program())
+    hq.cards(BORIS)
+    till = hq.enroll("till-1")
+    till.ok_push([till.next(BORIS, "accrue", 50, receipt_id="R-1")])
+    reply = till.ok_push([till.next(VERA, "accrue", 10, receipt_id="R-2")])
+    assert [q["code"] for q in reply["quarantined"]] == ["unknown_card"]
+    body = f"number,holder,balance\n{ANNA},Анна,100\n{BORIS},Борис,30\n{VERA},Вера,5\n" + _fresh()
+
+    r = _post(hq, body.encode())
+    assert r.status_code == 200, r.text
+    assert (r.json()["imported"], r.json()["updated"]) == (FRESH + 2, 1)
+    assert [hq.card(n)["balance"] for n in (ANNA, BORIS, VERA)] == [100, 80, 15]
+    openings = sum(1 for i in range(FRESH) if i % 4) + 3
+    assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == openings
+    assert hq.count("changes", "kind = 'card'") == FRESH + 3
+    # Every card credited is as refresh_cards, the one fold, has it.
+    imported = _folded(hq)
+    with hq.hq.db.write() as tx:
+        credited = [r["card"] for r in tx.all("SELECT DISTINCT card FROM entries")]
+        refresh_cards(tx, credited, hq.clock.now())
+    assert len(credited) == openings
+    assert _folded(hq) == imported
+    with hq.hq.db.read() as tx:
+        detail = tx.scalar(
+            "SELECT detail FROM audit WHERE action = 'cards.import' ORDER BY id DESC"
+        )
+    assert json.loads(detail)["opening_balances"] == openings
+
+    # The same file again: the cards updated, no opening balance twice.
+    r = _post(hq, body.encode())
+    assert (r.json()["imported"], r.json()["updated"]) == (0, FRESH + 3)
+    assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == openings
+    assert [hq.card(n)["balance"] for n in (ANNA, BORIS, VERA)] == [100, 80, 15]
