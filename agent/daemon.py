@@ -10,7 +10,6 @@ closed.
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import json
 import logging
@@ -410,10 +409,6 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         service.events.publish(
             "sync", {"offline": service.offline, "mode": "standalone", "last_sync": None}
         )
-    # What start-up built (the program, the app, the modules) lives as long as the process:
-    # frozen out of the collector, a full collection does not walk it during a request.
-    gc.collect()
-    gc.freeze()
     scheduler.start()
     devices.start(service)
     logger.info(
