@@ -13,8 +13,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Row, Scaled, free_port, pg_schema
-from bench.holds import _spawn, start_hq
+from bench.common import ROOT, Row, Scaled, free_port, main, pg_schema, spawn
+from bench.holds import start_hq
 
 RECEIPTS = 5000
 TARGET_S = 5.0
@@ -60,7 +60,7 @@ def _backlog(db: str, tmp: Path, receipts: int) -> tuple[float, int, float]:
         with ExitStack() as till:
             pos = till.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
             up = lambda: pos.get("/v1/status").status_code == 200  # noqa: E731
-            _spawn(till, tmp / "till.log", "run", *args, "--port", str(port), ready=up)
+            spawn(till, tmp / "till.log", "run", *args, "--port", str(port), ready=up)
             t0 = time.perf_counter()
             for i in range(receipts):
                 rid = f"B{i}"
@@ -118,6 +118,4 @@ def run(scale: float = 1.0) -> Scaled:
 
 
 if __name__ == "__main__":
-    scaled = run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0)
-    print(*scaled.rows, sep="\n")
-    print(scaled.detail)
+    main(run)

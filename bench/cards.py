@@ -9,12 +9,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack, suppress
-from functools import partial
+from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import ROOT, Row, Scaled, free_port, peak_rss_mib, pg_schema
+from bench.common import ROOT, Row, Scaled, free_port, main, peak_rss_mib, pg_schema, spawn
 
 CARDS = 1_000_000
 LOAD_RSS_MIB = 150.0
@@ -49,27 +47,6 @@ def write_cards(path: Path, n: int) -> int:
     return path.stat().st_size
 
 
-def _spawn(
-    stack: ExitStack, log: Path, *args: str, ready: Callable[[], object]
-) -> subprocess.Popen[bytes]:
-    """``tillgate ARGS`` in ``log``'s directory (stopped with ``stack``), once ``ready()``."""
-    import httpx
-
-    out = stack.enter_context(log.open("ab"))
-    env = {**os.environ, "TILLGATE_HQ_TOKEN": ""}
-    cmd = [sys.executable, "-m", "tillgate.cli", *args]
-    proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=out, env=env)
-    for step in (proc.kill, partial(proc.wait, 120), proc.terminate):  # run last to first
-        stack.callback(step)
-    deadline = time.monotonic() + 900
-    while proc.poll() is None and time.monotonic() < deadline:
-        with suppress(httpx.HTTPError):
-            if ready():
-                return proc
-        time.sleep(0.02)
-    raise RuntimeError(f"tillgate {args[0]} did not get ready:\n{log.read_text(errors='replace')}")
-
-
 def _till_start(tmp: Path) -> tuple[float, float]:
     """``tillgate run`` on ``tmp``'s config until its first 200 on /v1/status: seconds, and
     the agent's peak RSS (MiB) by then."""
@@ -80,13 +57,15 @@ def _till_start(tmp: Path) -> tuple[float, float]:
     args = ("run", "--config", str(tmp / "config.toml"), "--port", str(port))
     with ExitStack() as stack:
         t0 = time.perf_counter()
-        proc = _spawn(
+        proc = spawn(
             stack,
             tmp / "till.log",
             *args,
             "--log-level",
             "WARNING",
             ready=lambda: httpx.get(url, timeout=2).status_code == 200,
+            within=900,
+            stop_within=120,
         )
         took = time.perf_counter() - t0
         return took, peak_rss_mib(proc.pid)
@@ -118,8 +97,16 @@ def _hq_import(db: str, tmp: Path, cards: Path) -> tuple[float, float, float]:
     serve = ["--db", db or str(tmp / "hq.sqlite3"), "--port", str(port), "--data-dir", str(tmp)]
     up = lambda: token.exists() and httpx.get(f"{url}/healthz").status_code == 200  # noqa: E731
     with ExitStack() as stack:
-        hq = _spawn(
-            stack, tmp / "hq.log", "hq", "serve", *serve, "--log-level", "WARNING", ready=up
+        hq = spawn(
+            stack,
+            tmp / "hq.log",
+            "hq",
+            "serve",
+            *serve,
+            "--log-level",
+            "WARNING",
+            ready=up,
+            stop_within=120,
         )
         env = {**os.environ, "TILLGATE_HQ_TOKEN": token.read_text().strip()}
         cmd = [sys.executable, "-m", "tillgate.cli", "hq", "cards", "import", str(cards)]
@@ -216,8 +203,4 @@ def run(scale: float = 1.0) -> Scaled:
 
 
 if __name__ == "__main__":
-    scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-    out = run(scale)
-    for row in out.rows:
-        print(f"{row.what}: {row.measured} (target {row.target}) {'met' if row.met else 'MISSED'}")
-    print(out.detail)
+    main(run)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +69,59 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes], log: Path, ready: Callable[[], object], within: float = 120
+) -> None:
+    """Return once ``ready()`` is true (an HTTP error, or a reply without what it looks for,
+    counts as not yet); RuntimeError with the end of ``log`` if ``proc`` exits first or
+    ``within`` seconds pass."""
+    import httpx
+
+    deadline = time.monotonic() + within
+    while proc.poll() is None and time.monotonic() < deadline:
+        with suppress(httpx.HTTPError, ValueError, KeyError):
+            if ready():
+                return
+        time.sleep(0.02)
+    tail = log.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"{' '.join(map(str, proc.args))} did not get ready:\n{tail}")
+
+
+def spawn(
+    stack: ExitStack,
+    log: Path,
+    *args: str,
+    ready: Callable[[], object] | None = None,
+    within: float = 120,
+    stop_within: float = 15,
+) -> subprocess.Popen[bytes]:
+    """``tillgate ARGS`` run in ``log``'s folder with its output appended to ``log``, stopped
+    with ``stack`` (terminated, killed after ``stop_within`` s); with ``ready``, returned
+    once ``ready()`` is true (:func:`wait_ready`). ``hq serve`` reads its admin token from
+    its file, never from the bench's environment."""
+    out = stack.enter_context(log.open("ab"))
+    env = {**os.environ, "TILLGATE_HQ_TOKEN": ""}
+    cmd = [sys.executable, "-m", "tillgate.cli", *args]
+    proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=out, env=env)
+    for step in (proc.kill, partial(proc.wait, stop_within), proc.terminate):  # last first
+        stack.callback(step)
+    if ready is not None:
+        wait_ready(proc, log, ready, within)
+    return proc
+
+
+def main(run: Callable[[float], Scaled]) -> None:
+    """A scale bench's command line, ``python -m bench.NAME [SCALE] [--json]``: its rows
+    against their targets and its detail (``--json``: both as one JSON line)."""
+    import json
+
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    result = run(float(args[0]) if args else 1.0)
+    if "--json" in sys.argv:
+        print(json.dumps({"rows": [vars(r) for r in result.rows], "detail": result.detail}))
+        return
+    for row in result.rows:
+        print(f"{row.what}: {row.measured} (target {row.target}) {'met' if row.met else 'MISSED'}")
+    print(result.detail)

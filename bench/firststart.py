@@ -12,7 +12,6 @@ and the till pulls them; the calculates' p99 and max latency while the pull runs
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import statistics
@@ -21,12 +20,21 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack, suppress
-from functools import partial
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Row, Scaled, free_port, peak_rss_mib, pg_schema
+from bench.common import (
+    ROOT,
+    Row,
+    Scaled,
+    free_port,
+    main,
+    peak_rss_mib,
+    pg_schema,
+    spawn,
+    wait_ready,
+)
 
 CARDS = 1_000_000
 PROMOTIONS = 1000
@@ -101,28 +109,6 @@ def seed(db: str, path: Path, n: int) -> None:
         conn.execute("ANALYZE changes")
 
 
-def _spawn(stack: ExitStack, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    out = stack.enter_context(log.open("ab"))
-    env = {**os.environ, "TILLGATE_HQ_TOKEN": ""}
-    cmd = [sys.executable, "-m", "tillgate.cli", *args]
-    proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=out, env=env)
-    for step in (proc.kill, partial(proc.wait, 15), proc.terminate):  # run last to first
-        stack.callback(step)
-    return proc
-
-
-def _wait(proc: subprocess.Popen[bytes], log: Path, ready: Any, limit: float = 900) -> None:
-    import httpx
-
-    deadline = time.monotonic() + limit
-    while proc.poll() is None and time.monotonic() < deadline:
-        with suppress(httpx.HTTPError, ValueError, KeyError):
-            if ready():
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"{proc.args} did not get ready:\n{log.read_text(errors='replace')[-3000:]}")
-
-
 def cpu_s(pid: int) -> float:
     """A live process's CPU time so far (user + system), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -146,9 +132,9 @@ def _at(db: str, tmp: Path, n: int) -> dict[str, Any]:
         url, token = f"http://127.0.0.1:{port}", tmp / "hq-admin.token"
         hq_db = db or str(tmp / "hq.sqlite3")
         serve = ["hq", "serve", "--db", hq_db, "--port", str(port), "--data-dir", str(tmp)]
-        hq = _spawn(stack, tmp / "hq.log", *serve, "--log-level", "WARNING")
+        hq = spawn(stack, tmp / "hq.log", *serve, "--log-level", "WARNING")
         up = lambda: token.exists() and httpx.get(f"{url}/healthz").status_code == 200  # noqa: E731
-        _wait(hq, tmp / "hq.log", up, 120)
+        wait_ready(hq, tmp / "hq.log", up, 120)
         t0 = time.perf_counter()
         seed(db, tmp / "hq.sqlite3", n)
         seeded = time.perf_counter() - t0
@@ -173,8 +159,8 @@ def _at(db: str, tmp: Path, n: int) -> dict[str, Any]:
         last = number(n - 1)
         hq_base, hq_cpu = peak_rss_mib(hq.pid), cpu_s(hq.pid)
         t0 = time.perf_counter()
-        till = _spawn(stack, tmp / "till.log", "run", *args, "--port", str(tport))
-        _wait(till, tmp / "till.log", lambda: _calc(pos, last, "first") >= 0)
+        till = spawn(stack, tmp / "till.log", "run", *args, "--port", str(tport))
+        wait_ready(till, tmp / "till.log", lambda: _calc(pos, last, "first") >= 0, 900)
         first = time.perf_counter() - t0
         out = {"seed": seeded, "first": first, "till_rss": peak_rss_mib(till.pid)}
         out["till_cpu"], out["hq_cpu"] = cpu_s(till.pid), cpu_s(hq.pid) - hq_cpu
@@ -296,7 +282,4 @@ cursor ORDER BY id LIMIT n`), each page bounded; the wire format is unchanged.""
 
 
 if __name__ == "__main__":
-    result = run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0)
-    for row in result.rows:
-        print(json.dumps(row.__dict__, ensure_ascii=False))
-    print(result.detail)
+    main(run)

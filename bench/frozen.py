@@ -17,7 +17,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import ROOT, Row, Scaled, free_port
+from bench.common import ROOT, Row, Scaled, free_port, main
 
 TARGET_S = 2.0
 RUNS = 7
@@ -93,6 +93,4 @@ def run(scale: float = 1.0) -> Scaled:
 
 
 if __name__ == "__main__":
-    scaled = run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0)
-    print(*scaled.rows, sep="\n")
-    print(scaled.detail)
+    main(run)

@@ -8,38 +8,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack, closing, suppress
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, free_port, pg_schema
+from bench.common import ROOT, free_port, pg_schema, spawn
 
 HOLD_LINES = [
     {"sku": f"s{i}", "qty": 2, "price": "99.90", "category": "grocery"} for i in range(10)
 ]
 HISTORY = 500  # past sales of the round trip's card, for its second measure
-
-
-def _spawn(stack: ExitStack, log: Path, *args: str, ready: Callable[[], object]) -> None:
-    """``tillgate ARGS`` in ``log``'s directory (stopped with ``stack``), once ``ready()``."""
-    import httpx
-
-    out = stack.enter_context(log.open("ab"))
-    env = {**os.environ, "TILLGATE_HQ_TOKEN": ""}  # hq serve: the token file, not the env
-    cmd = [sys.executable, "-m", "tillgate.cli", *args]
-    proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=out, env=env)
-    for step in (proc.kill, partial(proc.wait, 15), proc.terminate):  # run last to first
-        stack.callback(step)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        with suppress(httpx.HTTPError):
-            if ready():
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"tillgate {args[0]} did not get ready:\n{log.read_text(errors='replace')}")
 
 
 def start_hq(stack: ExitStack, db: str, tmp: Path, *, timeout: float) -> tuple[str, Any]:
@@ -51,7 +30,7 @@ def start_hq(stack: ExitStack, db: str, tmp: Path, *, timeout: float) -> tuple[s
     url, token = f"http://127.0.0.1:{port}", tmp / "hq-admin.token"
     serve = ["--db", db or str(tmp / "hq.sqlite3"), "--port", str(port), "--data-dir", str(tmp)]
     up = lambda: token.exists() and httpx.get(f"{url}/healthz").status_code == 200  # noqa: E731
-    _spawn(stack, tmp / "hq.log", "hq", "serve", *serve, "--log-level", "WARNING", ready=up)
+    spawn(stack, tmp / "hq.log", "hq", "serve", *serve, "--log-level", "WARNING", ready=up)
     bearer = {"Authorization": f"Bearer {token.read_text().strip()}"}
     return url, stack.enter_context(httpx.Client(base_url=url, timeout=timeout, headers=bearer))
 
@@ -137,7 +116,7 @@ def _holds_at(db: str, tmp: Path, n: int, warmup: int) -> dict[str, tuple[list[f
         pos = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{tport}", timeout=30))
         # Online once its first sync brought every card (the last one, with its points).
         synced = lambda: pos.get(f"/v1/cards/{cards[-1]}").json().get("balance")  # noqa: E731
-        _spawn(stack, tmp / "till.log", "run", *args, "--port", str(tport), ready=synced)
+        spawn(stack, tmp / "till.log", "run", *args, "--port", str(tport), ready=synced)
         assert pos.get("/v1/status").json()["offline"] is False
 
         def calculate(redeem: str | int) -> tuple[list[float], int]:

@@ -15,20 +15,16 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Row, Scaled, free_port, pg_schema
+from bench.common import ROOT, Row, Scaled, free_port, main, pg_schema, spawn
 
 ENTRIES = 200_000  # at scale 1
 BATCH = 1_000
@@ -36,24 +32,6 @@ TILLS = 8
 CLIENTS = 4
 CARDS = 20_000
 TARGETS = {"SQLite": 20_000, "PostgreSQL": 50_000}
-
-
-def _spawn(stack: ExitStack, log: Path, args: list[str], ready: Callable[[], object]) -> None:
-    import httpx
-
-    out = stack.enter_context(log.open("ab"))
-    env = {**os.environ, "TILLGATE_HQ_TOKEN": ""}
-    cmd = [sys.executable, "-m", "tillgate.cli", *args]
-    proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=out, env=env)
-    for step in (proc.kill, partial(proc.wait, 15), proc.terminate):  # run last to first
-        stack.callback(step)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        with suppress(httpx.HTTPError):
-            if ready():
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"hq serve did not get ready:\n{log.read_text(errors='replace')}")
 
 
 def start_servers(stack: ExitStack, db: str, tmp: Path, n: int) -> list[str]:
@@ -66,7 +44,7 @@ def start_servers(stack: ExitStack, db: str, tmp: Path, n: int) -> list[str]:
         url = f"http://127.0.0.1:{port}"
         args = ["hq", "serve", "--db", db, "--port", str(port), "--data-dir", str(tmp)]
         up = lambda u=url: httpx.get(f"{u}/healthz").status_code == 200  # noqa: E731
-        _spawn(stack, tmp / "hq.log", [*args, "--log-level", "WARNING"], up)
+        spawn(stack, tmp / "hq.log", *args, "--log-level", "WARNING", ready=up)
         urls.append(url)
     return urls
 
@@ -286,11 +264,4 @@ def run(scale: float = 1.0) -> Scaled:
 
 
 if __name__ == "__main__":
-    result = run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0)
-    if "--json" in sys.argv:
-        print(json.dumps({"rows": [vars(r) for r in result.rows], "detail": result.detail}))
-    else:
-        for row in result.rows:
-            met = "met" if row.met else "MISSED"
-            print(f"{row.what}: {row.measured} (target {row.target}) {met}")
-        print(result.detail)
+    main(run)

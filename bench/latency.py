@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Row, Scaled, free_port
+from bench.common import ROOT, Row, Scaled, free_port, main
 
 PROMOTIONS = 1000
 CARDS = 1_000_000
@@ -252,6 +252,4 @@ def run(scale: float = 1.0) -> Scaled:
 
 
 if __name__ == "__main__":
-    scaled = run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0)
-    print(*scaled.rows, sep="\n")
-    print(scaled.detail)
+    main(run)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import random
 import re
 import shutil
 import signal
@@ -48,42 +47,15 @@ def bench_startup(runs: int = 7) -> str:
 
 
 def _catalog(n: int):
+    from bench.latency import promotions
     from tillgate.core.rules.engine import Catalog
     from tillgate.core.rules.program import parse_program
 
-    rng = random.Random(1)
-    promos = []
-    for i in range(n):
-        kind = rng.choice(["percent", "amount", "points", "price"])
-        items = {"skus": [f"sku{rng.randrange(5000)}" for _ in range(3)]}
-        reward = {
-            "percent": {"kind": "percent", "value": rng.randint(1, 30), "on": "matching"},
-            "amount": {"kind": "amount", "value": "10.00", "on": "matching"},
-            "points": {"kind": "points", "value": 5},
-            "price": {"kind": "price", "value": "9.99"},
-        }[kind]
-        promos.append(
-            {
-                "id": f"p{i}",
-                "name": f"p{i}",
-                "priority": rng.randint(0, 100),
-                "stacking": rng.choice(["stackable", "exclusive", "best"]),
-                "who": {"card": False},
-                "when": {"items": items},
-                "reward": reward,
-            }
-        )
-    return Catalog.build(
-        parse_program(
-            {
-                "program": {
-                    "name": "bench",
-                    "tiers": [{"name": "silver", "min_spend": "0", "accrue_percent": 3}],
-                },
-                "promotions": promos,
-            }
-        )
-    )
+    program = {
+        "name": "bench",
+        "tiers": [{"name": "silver", "min_spend": "0", "accrue_percent": 3}],
+    }
+    return Catalog.build(parse_program({"program": program, "promotions": promotions(n)}))
 
 
 def _time(fn: Callable[[], object], repeat: int) -> float:

@@ -21,13 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack, suppress
-from functools import partial
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Row, Scaled, free_port, rss_mib
+from bench.common import ROOT, Row, Scaled, free_port, main, rss_mib, spawn
 from bench.holds import start_hq
 
 LINES = [{"sku": f"s{i}", "qty": 2, "price": "99.90", "category": "grocery"} for i in range(10)]
@@ -35,26 +33,6 @@ CARD = "2900000012345"  # the sample cards file's
 RSS_TARGET_MIB = 80.0
 BYTES_TARGET = 2048
 WAL_TARGET_MIB = 64.0
-
-
-def _spawn(
-    stack: ExitStack, log: Path, *args: str, ready: Callable[[], object]
-) -> subprocess.Popen[bytes]:
-    """``tillgate ARGS`` in ``log``'s directory (stopped with ``stack``), once ``ready()``."""
-    import httpx
-
-    out = stack.enter_context(log.open("ab"))
-    cmd = [sys.executable, "-m", "tillgate.cli", *args]
-    proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=out)
-    for step in (proc.kill, partial(proc.wait, 15), proc.terminate):  # run last to first
-        stack.callback(step)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        with suppress(httpx.HTTPError):
-            if ready():
-                return proc
-        time.sleep(0.05)
-    raise RuntimeError(f"tillgate {args[0]} did not get ready:\n{log.read_text(errors='replace')}")
 
 
 def _sale(pos: Any, rid: str, card: str) -> None:
@@ -107,7 +85,7 @@ def soak(n: int, every: int) -> dict[str, Any]:
         with ExitStack() as stack:
             pos = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}"))
             up = lambda: pos.get("/v1/status").status_code == 200  # noqa: E731
-            proc = _spawn(stack, tmp / "till.log", "run", *args, "--log-level", "WARNING", ready=up)
+            proc = spawn(stack, tmp / "till.log", "run", *args, "--log-level", "WARNING", ready=up)
             db = tmp / "var" / "tillgate" / "tillgate.sqlite3"
             wal = db.with_name(db.name + "-wal")
             rss, wal_max = [rss_mib(proc.pid)], _size(wal)
@@ -159,7 +137,7 @@ def synced(n: int, tmp: Path) -> dict[str, Any]:
         port = free_port()
         pos = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
         ready = lambda: pos.get(f"/v1/cards/{CARD}").json().get("balance")  # noqa: E731
-        _spawn(stack, tmp / "till.log", "run", *args, "--port", str(port), ready=ready)
+        spawn(stack, tmp / "till.log", "run", *args, "--port", str(port), ready=ready)
         db = tmp / "till" / "tillgate.sqlite3"
         _sale(pos, "warm", CARD)  # the first receipt's one-off rows (first purchase, ...)
         _wait_synced(db)
@@ -227,8 +205,4 @@ its data file's used pages grew from {y["before"] / 2**20:.2f} to {y["after"] / 
 
 
 if __name__ == "__main__":
-    scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-    out = run(scale)
-    for row in out.rows:
-        print(f"{row.what}: {row.measured} (target {row.target}) {'met' if row.met else 'MISSED'}")
-    print(out.detail)
+    main(run)

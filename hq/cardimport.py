@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from tillgate.core.cardfile import CardRecord, json_list, read_rows, twice
+from tillgate.core.cardfile import KNOWN_COLUMNS, CardRecord, json_list, read_rows, twice
 from tillgate.core.errors import InvalidCards
 
 from . import audit, quarantine
@@ -36,18 +36,8 @@ logger = logging.getLogger(__name__)
 
 OPENING_NOTE = "opening balance"
 STAGE = "cards_import"
-_COLUMNS = [
-    "row",
-    "number",
-    "holder",
-    "phone",
-    "birthday",
-    "tier",
-    "segments",
-    "clubs",
-    "status",
-    "opening",
-]
+# The staging table's columns: the file's row number, the file's columns, the opening balance.
+_COLUMNS = ["row", *(c for c in KNOWN_COLUMNS if c != "balance"), "opening"]
 _OPENED = (
     "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number AND e.kind = 'adjust'"
     f" AND e.till = '{HQ_TILL}' AND e.note = ?)"
