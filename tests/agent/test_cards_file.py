@@ -121,7 +121,10 @@ def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(
     service.db.close()
 
     service, watcher = till(tmp_path)
-    watcher.load_cards(strict=True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        watcher.load_cards(strict=True)  # not even its checksum: the size and time are its
+    assert "unchanged (same size and time): not loaded again" in caplog.text
     assert openings(service) == {ANNA: 100, BORIS: 30}
     service.db.close()
 
