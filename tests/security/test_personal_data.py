@@ -328,7 +328,25 @@ def _old_till(path: Path, upto: int) -> None:
             (
                 ANNA,
                 json.dumps({"receipt_id": "R-1", "card": "+79161234567", "lines": []}),
-                json.dumps({"v": 1, "facts": {"inputs": {"customer": customer}}}),
+                json.dumps(
+                    {  # a whole version-1 record, as such a till wrote it
+                        "v": 1,
+                        "card_source": "pos",
+                        "lines": [],
+                        "uses": [],
+                        "stamps": {},
+                        "budget": {},
+                        "birthday_points": 0,
+                        "birthday_year": None,
+                        "coupons_used": {},
+                        "printed": [],
+                        "subtotal": 0,
+                        "discount": 0,
+                        "total": 0,
+                        "redeemed_amount": 0,
+                        "facts": {"inputs": {"customer": customer}},
+                    }
+                ),
                 json.dumps(response, ensure_ascii=False),
                 at,
                 at,
