@@ -1,7 +1,7 @@
 """Smoke run of bench/cards.py at a tiny scale: it measures every row it owns.
 
-The bench runs in a process of its own, from the repository root: pytest imports this
-folder as ``bench``, which would hide the benches' package.
+The bench runs in a process of its own, from the repository root, as it is run by hand
+(its servers and their memory figures stay apart from pytest's process).
 """
 
 from __future__ import annotations
