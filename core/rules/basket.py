@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
+from decimal import Decimal
 
 from ..money import line_amount, ratio_half_up
 from .model import Line
 from .program import Program
+
+_HUNDRED = Decimal(100)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +34,7 @@ class Basket:
         excluded = frozenset(program.no_discount_categories)
         # The kept share as an exact ratio of integers (kept_n / kept_d percent): a
         # line's floor is then integer arithmetic, no Fraction per line.
-        kept_n, kept_d = (Fraction(100) - Fraction(program.max_discount_percent)).as_integer_ratio()
+        kept_n, kept_d = (_HUNDRED - program.max_discount_percent).as_integer_ratio()
         kept_d *= 100
         amounts: list[int] = []
         eligible: list[bool] = []

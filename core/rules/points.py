@@ -14,7 +14,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
-from ..money import allocate, floor_points, to_kop
+from ..money import allocate, to_kop
 from .basket import Basket
 from .model import Customer
 from .program import Program
@@ -45,7 +45,9 @@ def redeem(
         return nothing
     lines = basket.eligible_idx
     base = sum(totals[i] for i in lines)
-    cap_money = floor_points(Fraction(base) * Fraction(program.max_redeem_percent) / 100)
+    # The share's exact ratio in integers (base is never negative): no Fraction here.
+    pn, pd = program.max_redeem_percent.as_integer_ratio()
+    cap_money = base * pn // (pd * 100)
     value = to_kop(program.point_value)
     most = min(cap_money // value, max(member.redeemable, 0))
     if offline_cap is not None:

@@ -29,7 +29,9 @@ PointReward = PointsReward | PointsPercentReward | MultiplierReward
 
 def on_order(reward: MoneyReward) -> bool:
     """Whether the reward works on every eligible line rather than on the matching ones."""
-    return getattr(reward, "on", None) == "order"
+    # Only these two have ``on``; a getattr on the others would go through pydantic's slow
+    # ``__getattr__`` for a missing attribute, once per promotion per receipt.
+    return isinstance(reward, (PercentReward, AmountReward)) and reward.on == "order"
 
 
 def money_off(
