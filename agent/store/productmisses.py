@@ -35,8 +35,10 @@ def record(
     at = ts(now)
     seen: set[tuple[str, str]] = set()
     for name, match in misses:
+        if match not in MISSES:
+            continue  # (most lines: no name to normalise)
         key = normalise_name(name) or name.strip()
-        if match not in MISSES or not key or (key, match) in seen:
+        if not key or (key, match) in seen:
             continue
         seen.add((key, match))
         conn.execute(

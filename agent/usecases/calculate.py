@@ -60,8 +60,9 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
         with ctx.db.write(durable=False) as conn:
             catalog = ctx.catalog_in(conn)
             matched = match(conn, catalog, req)
+            lines = engine_lines(req, matched)
             # Before anything is written (a new card included).
-            _check_bounds(catalog, req, matched)
+            _check_bounds(catalog, lines)
             who = _whose(ctx, conn, req, _open_receipt(conn, req.receipt_id), now=now)
             card = who.rec.number if who.rec else None
             ctx.sweep_in(conn, now, card)
@@ -72,7 +73,7 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
             offline = ctx.offline
             cap = _offline_cap(conn, catalog, card, req.receipt_id, now, offline=offline)
             inputs = _inputs(
-                ctx, conn, catalog, req, matched, customer, coupons, cap, money_off, now_local
+                ctx, conn, catalog, req, lines, customer, coupons, cap, money_off, now_local
             )
             result = evaluate(catalog, *inputs)
             _check_redeem(req, result, cap)
@@ -182,9 +183,9 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
     return response
 
 
-def _check_bounds(catalog: Catalog, req: SaleRequest, matched: Matched) -> None:
+def _check_bounds(catalog: Catalog, lines: tuple[m.Line, ...]) -> None:
     """Refuse a basket beyond ``[program.limits]``, naming the line and the limit."""
-    breaches = check_bounds(catalog.program.limits, engine_lines(req, matched))
+    breaches = check_bounds(catalog.program.limits, lines)
     if breaches:
         first = breaches[0]
         raise errors.OutOfRange(
@@ -240,7 +241,7 @@ def _inputs(
     conn: sqlite3.Connection,
     catalog: Catalog,
     req: SaleRequest,
-    matched: Matched,
+    lines: tuple[m.Line, ...],
     customer: m.Customer | None,
     coupons: list[m.Coupon],
     cap: syncstate.OfflineCap | None,
@@ -250,7 +251,7 @@ def _inputs(
     """What the rules engine is given (it is pure: everything it needs is handed to it)."""
     return (
         m.Request(
-            lines=engine_lines(req, matched),
+            lines=lines,
             customer=customer,
             coupons=tuple(coupons),
             redeem=req.redeem,
