@@ -100,6 +100,9 @@ class Database:
                 self._conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
                 self._conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
                 self._migrate()
+        except StoreError:
+            self._conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(
@@ -121,13 +124,22 @@ class Database:
                 f"understands ({len(MIGRATIONS)}); upgrade tillgate"
             )
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            with self.write():
-                if callable(script):
-                    script(self._conn)
-                else:
-                    for statement in _statements(script):
-                        self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {version}")
+            try:
+                with self.write():
+                    if callable(script):
+                        script(self._conn)
+                    else:
+                        for statement in _statements(script):
+                            self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version = {version}")
+            except (ValueError, KeyError, TypeError) as exc:
+                # A migration function met a row it cannot read: its transaction rolled
+                # back, so the file is whole at the version before it.
+                raise StoreError(
+                    f"cannot upgrade the data file {self.path} to schema version {version}: "
+                    f"{exc}; it is left unchanged at version {version - 1}: restore it from "
+                    "a backup or move it aside"
+                ) from exc
             logger.info("data file migrated to schema version %d", version)
 
     # ------------------------------------------------------------ transactions

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
@@ -381,14 +382,28 @@ def save_refund(
 # ---------------------------------------------------------------- migration 3
 
 
+@contextmanager
+def damaged(receipt_id: str) -> Iterator[None]:
+    """A record a migration cannot read becomes a :class:`ValueError` naming its receipt
+    (json, ``KeyError`` and ``TypeError`` alike), which the data file turns into a clear
+    error with the file left as it was before that migration (agent/store/db.py)."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(
+            f"receipt {receipt_id!r} has a damaged calculation record ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def upgrade_legacy(conn: sqlite3.Connection) -> None:
     """Rewrite receipts stored as a whole response (``_internal``) as :class:`Calculation`."""
     rows = conn.execute("SELECT receipt_id, request, result FROM receipts").fetchall()
     for receipt_id, request, result in rows:
-        data = json.loads(result)
-        if "v" in data:
-            continue
-        calc = Calculation.from_legacy(data, request=json.loads(request))
+        with damaged(receipt_id):
+            data = json.loads(result)
+            if "v" in data:
+                continue
+            calc = Calculation.from_legacy(data, request=json.loads(request))
         conn.execute(
             "UPDATE receipts SET result = ? WHERE receipt_id = ?", (calc.to_json(), receipt_id)
         )
@@ -403,12 +418,13 @@ def compact(conn: sqlite3.Connection) -> None:
     cancelled one's facts dropped; synced facts go (head office has them)."""
     rows = conn.execute("SELECT receipt_id, status, request, result FROM receipts").fetchall()
     for receipt_id, status, request, result in rows:
-        calc = Calculation.from_json(result)
-        asked = json.loads(request).get("lines") if request else None
-        if isinstance(asked, list):
-            kinds = {i: ln.get("weighed") for i, ln in enumerate(asked) if isinstance(ln, dict)}
-            lines = tuple(replace(ln, weighed=kinds.get(ln.index)) for ln in calc.lines)
-            calc = replace(calc, lines=lines)
+        with damaged(receipt_id):
+            calc = Calculation.from_json(result)
+            asked = json.loads(request).get("lines") if request else None
+            if isinstance(asked, list):
+                kinds = {i: ln.get("weighed") for i, ln in enumerate(asked) if isinstance(ln, dict)}
+                lines = tuple(replace(ln, weighed=kinds.get(ln.index)) for ln in calc.lines)
+                calc = replace(calc, lines=lines)
         if status in DONE:
             calc = calc.confirmed()
         elif status == "cancelled":

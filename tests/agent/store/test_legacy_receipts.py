@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import sys
 from datetime import timedelta
 from decimal import Decimal
@@ -22,7 +23,7 @@ from tillgate.agent.store.schema import MIGRATIONS
 from tillgate.agent.usecases import TillService, TillSettings
 from tillgate.agent.usecases.session import CardSession
 from tillgate.core.clock import ManualClock
-from tillgate.core.errors import IdempotencyMismatch
+from tillgate.core.errors import IdempotencyMismatch, StoreError
 from tillgate.core.rules.coupons import CouponSigner
 
 LEGACY = Path(__file__).parent / "legacy"
@@ -61,3 +62,32 @@ def test_receipts_stored_before_the_record_confirm_and_refund_as_before(tmp_path
         assert refused.value.details["field"] == "lines"
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"_internal": {}}', '{"v": 1}', "[1, 2]"])
+def test_a_damaged_record_stops_the_upgrade_with_a_clear_error_and_loses_nothing(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "data.sqlite3"
+    shutil.copy(LEGACY / "v2.sqlite3", path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE receipts SET result = ? WHERE receipt_id = 'L-part'", (damage,))
+        before = conn.execute("SELECT receipt_id, result FROM receipts ORDER BY 1").fetchall()
+    conn.close()
+    with pytest.raises(StoreError) as refused:
+        Database(path)
+    text = str(refused.value)
+    assert "cannot upgrade the data file" in text and "'L-part'" in text
+    assert "damaged calculation record" in text and "left unchanged at version" in text
+    conn = sqlite3.connect(path)
+    try:
+        # Each migration is one transaction: the failed one left no trace, no row was lost.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        assert 2 <= version < len(MIGRATIONS)
+        after = conn.execute("SELECT receipt_id, result FROM receipts ORDER BY 1").fetchall()
+        assert [r[0] for r in after] == [r[0] for r in before]
+        assert dict(after)["L-part"] == damage
+        if version == 2:  # the first upgrade refused it: nothing was rewritten
+            assert after == before
+    finally:
+        conn.close()
