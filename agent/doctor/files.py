@@ -164,7 +164,7 @@ def database(config: Config) -> tuple[Check, str | None]:
 
 def program_files(config: Config) -> Iterator[Check]:
     """A standalone till's program file, and its cards file when it has one."""
-    from tillgate.core.cardfile import parse_csv
+    from tillgate.core.cardfile import read_rows
     from tillgate.core.rules.program import load_program_file
 
     file = config.standalone.program_file
@@ -190,8 +190,15 @@ def program_files(config: Config) -> Iterator[Check]:
     cards = config.standalone.cards_file
     if cards is None:
         return
+    # Row by row, as the agent reads it (a million-card file is not read whole).
+    problems: list[str] = []
+    count = 0
     try:
-        text = Path(cards).read_text(encoding="utf-8")
+        with Path(cards).open(encoding="utf-8", newline="") as lines:
+            for _ in read_rows(
+                lines, number_pattern=p.card_number_pattern, problems=problems, seen=set()
+            ):
+                count += 1
     except (OSError, UnicodeDecodeError) as exc:
         why = os_why(exc) if isinstance(exc, OSError) else "not UTF-8 text"
         yield fail(
@@ -200,20 +207,18 @@ def program_files(config: Config) -> Iterator[Check]:
             'correct [standalone] cards_file (a UTF-8 CSV), or set it to "" for none',
         )
         return
-    try:
-        records, problems = parse_csv(text, number_pattern=p.card_number_pattern)
     except csv.Error as exc:
         yield fail("cards file", f"{cards}: not a CSV file ({exc})", "correct the file")
         return
     if problems:
         yield warn(
             "cards file",
-            f"{cards}: {len(records)} cards, {len(problems)} row{'s' * (len(problems) > 1)} "
+            f"{cards}: {count} cards, {len(problems)} row{'s' * (len(problems) > 1)} "
             f"refused (first: {problems[0]})",
             "correct those rows; the agent loads the good ones and logs the others",
         )
         return
-    yield ok("cards file", f"{cards}: {len(records)} cards")
+    yield ok("cards file", f"{cards}: {count} cards")
 
 
 def products_file(config: Config) -> Iterator[Check]:

@@ -492,3 +492,19 @@ def test_hq_url_pointing_at_a_till(tmp_path: Path, make_till: Any) -> None:
     assert "answers, but not as a tillgate head office (GET /healthz: HTTP 200)" in check.detail
     assert "(that is a till's POS API)" in check.detail
     assert "`tillgate hq serve`" in check.fix
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda p: p.write_bytes(b"number,holder\n2900000012345,\xcf\xe5\xf2\xf0\n"), "not UTF-8"),
+        (lambda p: p.unlink(), "cannot read"),
+    ],
+)
+def test_an_unreadable_cards_file_fails_and_says_why(
+    examples: Path, damage: Any, said: str
+) -> None:
+    damage(examples.parent / "cards.example.csv")
+    check = by_name(run_checks(examples))["cards file"]
+    assert check.level is Level.FAIL
+    assert said in check.detail and "cards_file" in check.fix
