@@ -174,9 +174,9 @@ def program_files(config: Config) -> Iterator[Check]:
     try:
         loaded = load_program_file(file)
     except ConfigError as exc:  # ProgramError lists every problem
-        problems = getattr(exc, "errors", None) or [str(exc)]
-        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-        shown = "; ".join(problems[:3]) + more
+        errors = getattr(exc, "errors", None) or [str(exc)]
+        more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+        shown = "; ".join(errors[:3]) + more
         yield fail(
             "program",
             shown if str(file) in shown else f"{file}: {shown}",
