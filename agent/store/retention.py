@@ -6,7 +6,9 @@ and, on a chain's till, when head office has every ledger entry and fact of it (
 not yet synced stays, however old). A standalone till has no head office: its receipts
 and their facts go at the cut-off alone.
 
-What stays: the ledger and the lots (every balance, every lot's expiry and accrual delay),
+What stays: every balance, every lot with points left (its expiry and accrual delay); the
+ledger history of the forgotten receipts' cards is folded (:mod:`.ledgerfold`) into one
+entry a card, which keeps every balance, hold, debt and lot as it was;
 the promotion uses (limits per card count them), stamps and coupons (a code is used once
 for ever). A refund of a receipt that is gone is refused with a clear error
 (:func:`pruned_before` says since when receipts are gone).
@@ -20,7 +22,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from . import meta
+from . import ledgerfold, meta
 from .ledger import parse_ts, ts
 
 BATCH = 500
@@ -42,7 +44,7 @@ _SYNCED = (
 )
 
 
-def prune_batch(conn: sqlite3.Connection, *, before: datetime, chain: bool) -> int:
+def prune_batch(conn: sqlite3.Connection, *, before: datetime, chain: bool, now: datetime) -> int:
     """Forget up to :data:`BATCH` old receipts (see the module's docstring); how many went."""
     rows = conn.execute(
         _OLD + (_SYNCED if chain else "") + " LIMIT :n", {"before": ts(before), "n": BATCH}
@@ -50,6 +52,14 @@ def prune_batch(conn: sqlite3.Connection, *, before: datetime, chain: bool) -> i
     ids = [r[0] for r in rows]
     if ids:
         marks = ",".join("?" * len(ids))
+        cards = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT card FROM receipts WHERE receipt_id IN ({marks})"
+                " AND card IS NOT NULL ORDER BY card",
+                ids,
+            )
+        ]
         conn.execute(
             f"DELETE FROM facts WHERE id IN (SELECT 'refund:' || refund_id FROM refunds"
             f" WHERE receipt_id IN ({marks}))",
@@ -59,6 +69,8 @@ def prune_batch(conn: sqlite3.Connection, *, before: datetime, chain: bool) -> i
         conn.execute(f"DELETE FROM refunds WHERE receipt_id IN ({marks})", ids)
         conn.execute(f"DELETE FROM refund_lines WHERE receipt_id IN ({marks})", ids)
         conn.execute(f"DELETE FROM receipts WHERE receipt_id IN ({marks})", ids)
+        # Their cards' settled ledger history folds now that no refund can reach it.
+        ledgerfold.fold_cards(conn, cards, before=before, chain=chain, now=now)
     last = pruned_before(conn)
     if last is None or last < before:
         meta.put(conn, _KEY, ts(before))

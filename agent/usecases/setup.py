@@ -158,7 +158,9 @@ def prune(ctx: TillContext) -> int:
     total = 0
     while True:
         with ctx.db.write() as conn:
-            n = retention.prune_batch(conn, before=before, chain=ctx.settings.chain)
+            n = retention.prune_batch(
+                conn, before=before, chain=ctx.settings.chain, now=ctx.clock.now()
+            )
         total += n
         if n < retention.BATCH:
             break
