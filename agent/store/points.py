@@ -56,8 +56,9 @@ def release(
 
 def sweep(
     conn: sqlite3.Connection, *, till: str, now: datetime, card: str | None, expire: bool = True
-) -> None:
-    """Release timed-out holds (all cards) and expire lots (of one card, or all).
+) -> frozenset[str]:
+    """Release timed-out holds (all cards) and expire lots (of one card, or all); returns
+    the receipts whose holds it released (a caller holding one of them reads it again).
 
     ``expire`` False: a till with a head office writes no ``expire`` entries (HQ does, from
     every till's entries); its balances simply stop counting expired lots.
@@ -85,6 +86,7 @@ def sweep(
         )
     if expire:
         ledger.expire_due(conn, till=till, now=now, card=card)
+    return frozenset(r["receipt_id"] for r in rows)
 
 
 def credit(

@@ -63,11 +63,12 @@ def calculate(ctx: TillContext, req: SaleRequest, *, money_off: bool = True) -> 
             lines = engine_lines(req, matched)
             # Before anything is written (a new card included).
             _check_bounds(catalog, lines)
-            who = _whose(ctx, conn, req, _open_receipt(conn, req.receipt_id), now=now)
+            opened = _open_receipt(conn, req.receipt_id)
+            who = _whose(ctx, conn, req, opened, now=now, catalog=catalog)
             card = who.rec.number if who.rec else None
-            ctx.sweep_in(conn, now, card)
+            released = ctx.sweep_in(conn, now, card)
             # The sweep may have released this receipt's own timed-out hold: read it again.
-            before = sales.get(conn, req.receipt_id)
+            before = sales.get(conn, req.receipt_id) if req.receipt_id in released else opened
             customer = _customer(ctx, conn, who, before, catalog, now=now, now_local=now_local)
             coupons, rejected = _coupons(ctx, conn, req.coupons, catalog)
             offline = ctx.offline
@@ -344,6 +345,7 @@ def _whose(
     before: Receipt | None,
     *,
     now: datetime,
+    catalog: Catalog,
 ) -> _Who:
     """Which card: the request's, else this receipt's earlier one, else the session's."""
     raw: str | None = req.card
@@ -358,7 +360,7 @@ def _whose(
             raw, source = presented.raw, "session"
     if raw is None:
         return _Who(rec=None, source=None)
-    rec = ctx.resolve_card(conn, raw, now=now, register=True)
+    rec = ctx.resolve_card(conn, raw, now=now, register=True, catalog=catalog)
     if rec.status == "blocked":
         raise errors.CardBlocked(f"card {mask(rec.number)} is blocked")
     return _Who(rec=rec, source=source)

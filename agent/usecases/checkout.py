@@ -65,8 +65,8 @@ def confirm(
         calc = row.calc
         accrued: dict[str, Any] = {"points": 0, "available_from": None}
         if row.card:
-            ctx.sweep_in(conn, now, row.card)
-            row = sales.get(conn, receipt_id)
+            if receipt_id in ctx.sweep_in(conn, now, row.card):
+                row = sales.get(conn, receipt_id)  # its own hold timed out: read it again
             assert row is not None and row.card
             if not row.hold_entry and row.redeemed:
                 reserve.reserve_again(ctx, conn, row, now=now)

@@ -123,9 +123,10 @@ class TillContext:
     def catalog_in(self, conn: sqlite3.Connection) -> Catalog:
         return self.catalogs.load(conn)
 
-    def sweep_in(self, conn: sqlite3.Connection, now: datetime, card: str | None) -> None:
-        """Release timed-out holds; expire lots (a chain's till leaves expiry to HQ)."""
-        points.sweep(
+    def sweep_in(self, conn: sqlite3.Connection, now: datetime, card: str | None) -> frozenset[str]:
+        """Release timed-out holds; expire lots (a chain's till leaves expiry to HQ). The
+        receipts whose holds were released."""
+        return points.sweep(
             conn, till=self.settings.till, now=now, card=card, expire=not self.settings.chain
         )
 
@@ -154,10 +155,17 @@ class TillContext:
         )
 
     def resolve_card(
-        self, conn: sqlite3.Connection, raw: str, *, now: datetime, register: bool
+        self,
+        conn: sqlite3.Connection,
+        raw: str,
+        *,
+        now: datetime,
+        register: bool,
+        catalog: Catalog | None = None,
     ) -> CardRecord:
-        """The card ``raw`` names (number, track, QR, phone); may register a new one."""
-        program = self.catalog_in(conn).program
+        """The card ``raw`` names (number, track, QR, phone); may register a new one.
+        ``catalog``: the one in force, when the caller has it already."""
+        program = (catalog or self.catalog_in(conn)).program
         ref = identify(raw, number_pattern=program.card_number_pattern)
         if ref.kind == "phone":
             rec = card_store.find(conn, phone=ref.value)
