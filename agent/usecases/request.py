@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
 from tillgate.core.errors import InvalidRequest
@@ -32,6 +33,13 @@ def parse_money(v: Any, *, field: str) -> Decimal:
     """A money amount from a decimal string: two places at most, 0 … MAX_PRICE."""
     if isinstance(v, bool) or not isinstance(v, str):
         raise ValueError(f'{field} must be a decimal string like "89.00", not a JSON number')
+    return _money(v, field)
+
+
+# A basket repeats its prices and quantities, and a shop's from receipt to receipt: each
+# text is parsed once (a Decimal is immutable; a refusal is never kept, it raises).
+@lru_cache(maxsize=4096)
+def _money(v: str, field: str) -> Decimal:
     try:
         d = parse_decimal(v)
     except ValueError as exc:
@@ -53,6 +61,12 @@ def parse_qty(v: Any) -> Decimal:
     """A quantity: a number or decimal string, > 0, three places at most."""
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise ValueError("qty must be a number or a decimal string")
+    # Keyed by type too: 2 and 2.0 are equal keys, but "2" and "2.0" are other quantities.
+    return _qty(type(v).__name__, v)
+
+
+@lru_cache(maxsize=4096)
+def _qty(kind: str, v: int | float | str) -> Decimal:
     try:
         d = parse_decimal(str(v)) if not isinstance(v, int) else Decimal(v)
     except ValueError as exc:
