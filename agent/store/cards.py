@@ -267,20 +267,11 @@ def stage_commit(conn: sqlite3.Connection, *, now: datetime) -> None:
     )
 
 
-def staged_openings(conn: sqlite3.Connection) -> Iterator[list[tuple[str, int]]]:
-    """The staged cards with an opening balance, (number, points) in file order, a batch at
-    a time: read before the caller writes the batch's ledger entries."""
-    after = 0
-    while True:
-        rows = conn.execute(
-            f"SELECT row, number, opening FROM {_STAGE} WHERE row > ? AND opening > 0"
-            " ORDER BY row LIMIT ?",
-            (after, BATCH),
-        ).fetchall()
-        if not rows:
-            return
-        after = int(rows[-1][0])
-        yield [(str(r[1]), int(r[2])) for r in rows]
+# The staged cards with an opening balance (``ord, card, points``, in file order), for
+# :func:`tillgate.agent.store.points.credit_openings` to credit in a few statements.
+STAGED_OPENINGS = (
+    f"SELECT row AS ord, number AS card, opening AS points FROM {_STAGE} WHERE opening > 0"
+)
 
 
 def stage_end(conn: sqlite3.Connection) -> None:
