@@ -40,11 +40,9 @@ from tillgate.agent.store import products as store_products
 from tillgate.agent.store import program as store_program
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
-from tillgate.core.cardfile import CardRecord
 from tillgate.core.errors import HqBadReply, ProgramError, StoreError
 from tillgate.core.keyfolder import KeyFolder
 from tillgate.core.rules.program import ProgramFile, parse_program
-from tillgate.core.rules.tiers import parse_birthday
 
 from .wire import NO_COUNTS, CardChange, ChangePage
 
@@ -66,19 +64,11 @@ WRITE_CHUNK = 250
 _NO_COUNTS = json.dumps(NO_COUNTS.model_dump(mode="json"), ensure_ascii=False)
 
 
-def _rows(card: CardChange) -> tuple[tuple[CardRecord, str | None], store_hq.HqCard]:
+def _rows(card: CardChange) -> tuple[card_store.ChainCard, store_hq.HqCard]:
     """A card of the page as the till's two tables keep it (built outside the write)."""
-    # "--03-14" from head office; a whole date from an older one (upsert keeps month and day)
-    birthday = parse_birthday(card.birthday) if isinstance(card.birthday, str) else card.birthday
-    rec = CardRecord(
-        number=card.number,
-        holder=card.holder,  # upsert keeps the display name alone, as it keeps the rest
-        birthday=birthday,
-        tier=card.tier,
-        segments=tuple(card.segments),
-        clubs=tuple(card.clubs),
-        status=card.status,
-    )
+    # "--03-14" from head office; a whole date from an older one (the till keeps month and day)
+    own = card_store.ChainCard(card.number, card.holder, card.phone_hash, card.birthday,
+                               card.tier, card.segments, card.clubs, card.status)  # fmt: skip
     lots = [
         (lot.points, ts(lot.available_from), ts(lot.expires_at) if lot.expires_at else None)
         for lot in card.lots
@@ -90,12 +80,12 @@ def _rows(card: CardChange) -> tuple[tuple[CardRecord, str | None], store_hq.HqC
     )
     hq = store_hq.HqCard(card.number, card.balance, card.pending, store_hq.lots_text(lots),
                          card.through_seq, uses, card.held)  # fmt: skip
-    return (rec, card.phone_hash), hq
+    return own, hq
 
 
 def _put_cards(conn: sqlite3.Connection, cards: list[CardChange], *, now: datetime) -> None:
     rows = [_rows(card) for card in cards]
-    card_store.upsert_many(conn, [r[0] for r in rows], now=now, origin="hq")
+    card_store.upsert_chain(conn, [r[0] for r in rows], now=now)
     store_hq.put_cards(conn, [r[1] for r in rows], now=now)
 
 
