@@ -278,7 +278,12 @@ the model, whose errors are kept), writes the cards 250 per transaction with `ex
 (the cursor with the last chunk; a program it cannot use is found before the first),
 asks for pages of 1,000 and fetches the next page while it writes this one (55–65 µs a
 card, now overlapping head office's work). Paging was already keyset (`changes.id >
-cursor ORDER BY id LIMIT n`), each page bounded; the wire format is unchanged."""
+cursor ORDER BY id LIMIT n`), each page bounded; the wire format is unchanged.
+
+Then the till's writing: each card's phone hash, a random key, dirtied a random page of its
+index. A pull of every card now goes without that index and builds it once with its last
+page, and writes a page's cards as plain rows: parse and apply in-process, 58 → 32 µs of
+CPU a card at 1M (17–19 of them the parse)."""
 
 
 if __name__ == "__main__":

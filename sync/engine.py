@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -244,6 +245,16 @@ class Syncer:
         larger. A long pull says how far it got in the log every few seconds.
         """
         report = report or SyncReport()
+        try:
+            return self._pull(report)
+        except Exception:
+            # A pull of every card goes without some indexes (sync/feed.py): cut off, the
+            # till gets them back before it waits for the next one.
+            with suppress(TillgateError):
+                feed.settle(self.db)
+            raise
+
+    def _pull(self, report: SyncReport) -> SyncReport:
         with self.db.read() as conn:
             cursor = int(meta.get(conn, syncstate.CURSOR) or 0)
         started = told = time.monotonic()

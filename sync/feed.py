@@ -35,16 +35,14 @@ from datetime import datetime
 
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store import hqcache as store_hq
-from tillgate.agent.store import meta, receipts, syncstate
+from tillgate.agent.store import meta, receipts, schema, syncstate
 from tillgate.agent.store import products as store_products
 from tillgate.agent.store import program as store_program
 from tillgate.agent.store.db import Database
 from tillgate.agent.store.ledger import ts
-from tillgate.core.cardfile import CardRecord
 from tillgate.core.errors import HqBadReply, ProgramError, StoreError
 from tillgate.core.keyfolder import KeyFolder
 from tillgate.core.rules.program import ProgramFile, parse_program
-from tillgate.core.rules.tiers import parse_birthday
 
 from .wire import NO_COUNTS, CardChange, ChangePage
 
@@ -66,19 +64,11 @@ WRITE_CHUNK = 250
 _NO_COUNTS = json.dumps(NO_COUNTS.model_dump(mode="json"), ensure_ascii=False)
 
 
-def _rows(card: CardChange) -> tuple[tuple[CardRecord, str | None], store_hq.HqCard]:
+def _rows(card: CardChange) -> tuple[card_store.ChainCard, store_hq.HqCard]:
     """A card of the page as the till's two tables keep it (built outside the write)."""
-    # "--03-14" from head office; a whole date from an older one (upsert keeps month and day)
-    birthday = parse_birthday(card.birthday) if isinstance(card.birthday, str) else card.birthday
-    rec = CardRecord(
-        number=card.number,
-        holder=card.holder,  # upsert keeps the display name alone, as it keeps the rest
-        birthday=birthday,
-        tier=card.tier,
-        segments=tuple(card.segments),
-        clubs=tuple(card.clubs),
-        status=card.status,
-    )
+    # "--03-14" from head office; a whole date from an older one (the till keeps month and day)
+    own = card_store.ChainCard(card.number, card.holder, card.phone_hash, card.birthday,
+                               card.tier, card.segments, card.clubs, card.status)  # fmt: skip
     lots = [
         (lot.points, ts(lot.available_from), ts(lot.expires_at) if lot.expires_at else None)
         for lot in card.lots
@@ -90,12 +80,12 @@ def _rows(card: CardChange) -> tuple[tuple[CardRecord, str | None], store_hq.HqC
     )
     hq = store_hq.HqCard(card.number, card.balance, card.pending, store_hq.lots_text(lots),
                          card.through_seq, uses, card.held)  # fmt: skip
-    return (rec, card.phone_hash), hq
+    return own, hq
 
 
 def _put_cards(conn: sqlite3.Connection, cards: list[CardChange], *, now: datetime) -> None:
     rows = [_rows(card) for card in cards]
-    card_store.upsert_many(conn, [r[0] for r in rows], now=now, origin="hq")
+    card_store.upsert_chain(conn, [r[0] for r in rows], now=now)
     store_hq.put_cards(conn, [r[1] for r in rows], now=now)
 
 
@@ -189,14 +179,50 @@ def apply(
     # again. The sync's own last write (Syncer.run_once) waits, and puts them all on it.
     for start in range(0, last, chunk):
         with db.write(durable=False) as conn:
-            rekeyed = _rekey(conn, page) if start == 0 else rekeyed
+            rekeyed = _first(conn, page, cursor) if start == 0 else rekeyed
             _put_cards(conn, cards[start : start + chunk], now=now)
     with db.write(durable=False) as conn:
-        rekeyed = _rekey(conn, page) if last == 0 else rekeyed
+        rekeyed = _first(conn, page, cursor) if last == 0 else rekeyed
         _put_cards(conn, cards[last:], now=now)
         applied = _rest(conn, page, program, till=till, now=now)
         meta.put(conn, syncstate.CURSOR, 0 if rekeyed else page.cursor)
+        if not page.more:
+            _snapshot_end(conn)
     return applied
+
+
+def _first(conn: sqlite3.Connection, page: ChangePage, cursor: int) -> bool:
+    """The page's first transaction: a new look-up key, and a pull of every card begun
+    or gone on with (its pages go without the late indexes; ``schema.LATE_INDEXES``).
+
+    Only a pull of several pages from cursor 0 is a snapshot: a single page (a small
+    chain, or a head office with no changes yet) is written with the indexes in place.
+    """
+    rekeyed = _rekey(conn, page)
+    if cursor == 0 and page.more:
+        meta.put(conn, syncstate.SNAPSHOT, 1)
+    if meta.get(conn, syncstate.SNAPSHOT):
+        schema.drop_late_indexes(conn)
+    return rekeyed
+
+
+def _snapshot_end(conn: sqlite3.Connection) -> None:
+    """The last page of a pull: the late indexes built (once, sorted) with its cursor."""
+    meta.put(conn, syncstate.SNAPSHOT, None)
+    built = schema.build_late_indexes(conn)
+    if built:
+        logger.info("index %s built after the pull of every card", ", ".join(built))
+
+
+def settle(db: Database) -> None:
+    """A pull cut off (head office gone, a bad page): the late indexes back at once, so
+    the till looks phones up with them while it waits; the next pull, going on with the
+    snapshot, drops them again."""
+    with db.read() as conn:
+        missing = schema.missing_late_indexes(conn)
+    if missing:
+        with db.write(durable=False) as conn:
+            schema.build_late_indexes(conn)
 
 
 def _rekey(conn: sqlite3.Connection, page: ChangePage) -> bool:

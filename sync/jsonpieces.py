@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 _WS = re.compile(r"[ \t\n\r]*")
+_BLANK = frozenset(" \t\n\r")
 _DECODER = json.JSONDecoder()
 
 
@@ -60,9 +61,13 @@ def _items(text: str, i: int) -> tuple[list[Any], int]:
     while True:
         item, i = _DECODER.raw_decode(text, i)
         out.append(item)
-        i = _skip(text, i)
+        # Head office's JSON is compact: the regex only where there is white space.
+        if text[i : i + 1] in _BLANK:
+            i = _skip(text, i)
         if text.startswith(",", i):
-            i = _skip(text, i + 1)
+            i += 1
+            if text[i : i + 1] in _BLANK:
+                i = _skip(text, i)
         elif text.startswith("]", i):
             return out, i + 1
         else:

@@ -17,15 +17,16 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from tillgate.core.cardfile import CardRecord, json_list
 from tillgate.core.cards import display_name, phone_lookup_hash
 from tillgate.core.errors import StoreError
 from tillgate.core.files import write_secret
-from tillgate.core.rules.tiers import month_day_text, parse_birthday
+from tillgate.core.rules.tiers import MONTH_DAY_YEAR, month_day_text, parse_birthday
 
 from . import meta
 from .ledger import ts
@@ -123,30 +124,88 @@ def upsert_many(
     now: datetime,
     origin: str = "import",
 ) -> None:
-    """:func:`upsert` of each ``(card, phone_hash)``, in one statement (a page of the
-    change feed: a row at a time cost a million statements on a first start)."""
+    """:func:`upsert` of each ``(card, phone_hash)``, in one statement."""
     at = ts(now)
     conn.executemany(
         _UPSERT, [_values(card, at, origin=origin, phone_hash=hashed) for card, hashed in cards]
     )
 
 
+class ChainCard(NamedTuple):
+    """A card of head office's change feed, its own fields as the page brings them."""
+
+    number: str
+    holder: str
+    phone_hash: str | None
+    birthday: date | str | None  # a date, or its month and day as text (``--03-14``)
+    tier: str | None
+    segments: Sequence[str]
+    clubs: Sequence[str]
+    status: str
+
+
+def upsert_chain(conn: sqlite3.Connection, cards: Iterable[ChainCard], *, now: datetime) -> None:
+    """Insert or update head office's cards (a page of the change feed) in one statement,
+    as :func:`upsert` writes one with ``origin="hq"``: built without a :class:`CardRecord`
+    each or a birthday parsed and printed again (a million of each on a first start)."""
+    at = ts(now)
+    conn.executemany(_UPSERT, [_chain_values(*card, at) for card in cards])
+
+
+# Every month and day a birthday can have, as text: a chain's till keeps these as they come.
+_MONTH_DAYS = frozenset(
+    month_day_text(date(MONTH_DAY_YEAR, 1, 1) + timedelta(days=d)) for d in range(366)
+)
+
+
+def _chain_values(
+    number: str,
+    holder: str,
+    phone_hash: str | None,
+    birthday: date | str | None,
+    tier: str | None,
+    segments: Sequence[str],
+    clubs: Sequence[str],
+    status: str,
+    at: str,
+) -> tuple[object, ...]:
+    """A chain's card as its till may hold it (docs/security.md, "Personal data"): the
+    holder's display name, the phone's hash and never the phone, the birthday's month
+    and day."""
+    if isinstance(birthday, str) and birthday not in _MONTH_DAYS:
+        birthday = parse_birthday(birthday)  # a whole date's text; ValueError if not one
+    if isinstance(birthday, date):
+        birthday = month_day_text(birthday)
+    return (
+        number,
+        display_name(holder),
+        None,
+        phone_hash,
+        birthday,
+        tier,
+        json.dumps(list(segments), ensure_ascii=False) if segments else "[]",
+        json.dumps(list(clubs), ensure_ascii=False) if clubs else "[]",
+        status,
+        "hq",
+        at,
+        at,
+    )
+
+
 def _values(
     card: CardRecord, at: str, *, origin: str, phone_hash: str | None
 ) -> tuple[object, ...]:
-    chain = origin == "hq"
-    if chain:
-        holder, phone = display_name(card.holder), None
-        birthday = month_day_text(card.birthday) if card.birthday else None
-    else:
-        holder, phone = card.holder, card.phone
-        birthday = card.birthday.isoformat() if card.birthday else None
+    if origin == "hq":
+        return _chain_values(
+            card.number, card.holder, phone_hash, card.birthday, card.tier, card.segments,
+            card.clubs, card.status, at,
+        )  # fmt: skip
     return (
         card.number,
-        holder,
-        phone,
-        phone_hash if chain else None,
-        birthday,
+        card.holder,
+        card.phone,
+        None,
+        card.birthday.isoformat() if card.birthday else None,
         card.tier,
         json.dumps(list(card.segments), ensure_ascii=False) if card.segments else "[]",
         json.dumps(list(card.clubs), ensure_ascii=False) if card.clubs else "[]",
@@ -267,20 +326,11 @@ def stage_commit(conn: sqlite3.Connection, *, now: datetime) -> None:
     )
 
 
-def staged_openings(conn: sqlite3.Connection) -> Iterator[list[tuple[str, int]]]:
-    """The staged cards with an opening balance, (number, points) in file order, a batch at
-    a time: read before the caller writes the batch's ledger entries."""
-    after = 0
-    while True:
-        rows = conn.execute(
-            f"SELECT row, number, opening FROM {_STAGE} WHERE row > ? AND opening > 0"
-            " ORDER BY row LIMIT ?",
-            (after, BATCH),
-        ).fetchall()
-        if not rows:
-            return
-        after = int(rows[-1][0])
-        yield [(str(r[1]), int(r[2])) for r in rows]
+# The staged cards with an opening balance (``ord, card, points``, in file order), for
+# :func:`tillgate.agent.store.points.credit_openings` to credit in a few statements.
+STAGED_OPENINGS = (
+    f"SELECT row AS ord, number AS card, opening AS points FROM {_STAGE} WHERE opening > 0"
+)
 
 
 def stage_end(conn: sqlite3.Connection) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from tillgate.core.errors import StorageFullError, StoreError
 from tillgate.core.files import private_dir, private_file
 
-from .schema import MIGRATIONS
+from .schema import MIGRATIONS, build_late_indexes, missing_late_indexes
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class Database:
                 self._conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
                 self._conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
                 self._migrate()
+                self._late_indexes()
         except StoreError:
             self._conn.close()
             raise
@@ -141,6 +142,20 @@ class Database:
                     "a backup or move it aside"
                 ) from exc
             logger.info("data file migrated to schema version %d", version)
+
+    def _late_indexes(self) -> None:
+        """Build the indexes a pull of every card goes without, if a till killed in one
+        left the file without them (schema.LATE_INDEXES): the till looks phones up with
+        them at once; the pull, when it goes on, drops them again."""
+        if not missing_late_indexes(self._conn):
+            return
+        with self.write():
+            built = build_late_indexes(self._conn)
+        if built:
+            logger.warning(
+                "index %s built again: a pull of every card from head office was cut off",
+                ", ".join(built),
+            )
 
     # ------------------------------------------------------------ transactions
 

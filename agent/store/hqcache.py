@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .ledger import ts
 
@@ -34,10 +34,10 @@ _PUT_CARD = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class HqCard:
+class HqCard(NamedTuple):
     """HQ's view of one card as a page of the change feed brings it (:func:`put_cards`);
-    ``lots`` and ``uses`` are the JSON text kept in ``hq_cards``."""
+    ``lots`` and ``uses`` are the JSON text kept in ``hq_cards``. A tuple in the order of
+    :data:`_PUT_CARD`'s values: a page's rows are these, with the time after them."""
 
     number: str
     balance: int
@@ -55,11 +55,7 @@ def lots_text(lots: Sequence[HqLot]) -> str:
 def put_cards(conn: sqlite3.Connection, cards: Sequence[HqCard], *, now: datetime) -> None:
     """HQ's view of each card of a page (each replaces the one before), in one statement."""
     at = ts(now)
-    conn.executemany(
-        _PUT_CARD,
-        [(c.number, c.balance, c.pending, c.lots, c.through_seq, c.uses, c.held, at)
-         for c in cards],
-    )  # fmt: skip
+    conn.executemany(_PUT_CARD, [(*card, at) for card in cards])
 
 
 def put_budget(conn: sqlite3.Connection, promotion_id: str, points: int, *, now: datetime) -> None:

@@ -131,6 +131,48 @@ def add_lot(
     return lot_id
 
 
+def credit_many(
+    conn: sqlite3.Connection,
+    source: str,
+    *,
+    till: str,
+    kind: str,
+    at: datetime,
+    available_from: datetime,
+    expires_at: datetime | None,
+    note: str | None = None,
+) -> int:
+    """:func:`append` and :func:`add_lot` of one crediting entry for each row of
+    ``source`` (a query of ``ord, card, points``; entries numbered in ``ord`` order), in two
+    statements instead of two a card (a first cards file of a million balances).
+
+    Only for cards that owe nothing (the caller picks them: a card with no entry at all
+    does not): each lot then holds the entry's whole points, as :func:`add_lot` gives
+    them with no debt to settle. Returns how many entries.
+
+    An id is 32 lowercase hex digits as :func:`append`'s (``uuid4().hex``): 64 random bits
+    drawn once per call, then the row's number. Rising ids go at the end of the ledger's
+    and the lots' id index; random ones dirtied a random page of each a card (23 → 8.5 µs
+    of CPU a card at 300,000).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    first = int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger").fetchone()[0])
+    conn.execute(
+        "INSERT INTO ledger (id, seq, till, card, kind, points, note, created_at)"
+        " SELECT printf('%s%016x', ?, k), ? + k, ?, card, ?, points, ?, ?"
+        " FROM (SELECT s.card, s.points, row_number() OVER (ORDER BY s.ord) - 1 AS k"
+        f" FROM ({source}) AS s) ORDER BY k",
+        (uuid.uuid4().hex[:16], first, till, kind, note, ts(at)),
+    )
+    conn.execute(
+        "INSERT INTO lots (id, card, entry_id, points, available_from, expires_at, remaining)"
+        " SELECT id, card, id, points, ?, ?, points FROM ledger WHERE seq >= ? ORDER BY seq",
+        (ts(available_from), ts(expires_at) if expires_at else None, first),
+    )
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0]) - first + 1
+
+
 def debt(conn: sqlite3.Connection, card: str, *, leaving_out: str | None = None) -> int:
     """Points the card owes: debits no lot covered, less credits that paid them (>= 0).
 

@@ -294,6 +294,41 @@ def return_redeemed(
 OPENING_BALANCE = "opening balance"  # the note of the adjust that carries a card's balance in
 
 
+def credit_openings(
+    conn: sqlite3.Connection, staged: str, *, till: str, now: datetime, expiry_days: int
+) -> int:
+    """Credit the opening balance of each card ``staged`` names (a query of ``ord, card,
+    points``, in file order), once per card, as :func:`credit` does one: an ``adjust``
+    spendable now, for ``expiry_days``. Returns how many were credited.
+
+    A card with no entry yet (every card of a first load) owes nothing: those go in two
+    statements (:func:`tillgate.agent.store.ledger.credit_many`). A card with entries
+    and no opening balance yet (one the till registered before the file had it) goes
+    through :func:`credit`, which settles what it owes first.
+    """
+    known = "EXISTS (SELECT 1 FROM ledger AS l WHERE l.card = s.card)"
+    with_entries = conn.execute(
+        f"SELECT s.card, s.points FROM ({staged}) AS s WHERE {known} ORDER BY s.ord"
+    ).fetchall()
+    done = 0
+    for card, opening in with_entries:
+        if not has_opening_balance(conn, card):
+            credit(conn, till=till, card=card, kind="adjust", points=opening, now=now,
+                   delay_days=0, expiry_days=expiry_days, note=OPENING_BALANCE)  # fmt: skip
+            done += 1
+    fresh = f"SELECT s.ord, s.card, s.points FROM ({staged}) AS s WHERE NOT {known}"
+    return done + ledger.credit_many(
+        conn,
+        fresh,
+        till=till,
+        kind="adjust",
+        at=now,
+        available_from=now,  # as credit() with delay_days=0
+        expires_at=now + timedelta(days=expiry_days) if expiry_days else None,
+        note=OPENING_BALANCE,
+    )
+
+
 def has_opening_balance(conn: sqlite3.Connection, card: str) -> bool:
     """Whether the card's opening balance was already credited (it is, once per card)."""
     return (

@@ -386,3 +386,40 @@ CREATE INDEX ledger_card ON ledger (card, kind, points);
 """
 
 MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
+
+# Indexes a pull of every card from head office goes without (issue 15). The phone hash is
+# a random key: each card of a snapshot dirtied a random leaf page of its index (≈ 4 KiB
+# of log a card, half of a first start's writing). The pull drops them before its first
+# page and builds them, sorted once, in the transaction of its last
+# (:mod:`tillgate.sync.feed`); a till whose pull was cut off gets them back at once
+# (:meth:`tillgate.sync.engine.Syncer.pull`), and a data file opened without one (a till
+# killed mid-pull) when it is opened (:class:`~tillgate.agent.store.db.Database`).
+LATE_INDEXES = {"cards_phone_hash": "CREATE INDEX cards_phone_hash ON cards (phone_hash)"}
+
+
+def missing_late_indexes(conn: sqlite3.Connection) -> list[str]:
+    """The late indexes the data file has not got (in a pull of every card, or cut off)."""
+    marks = ",".join("?" * len(LATE_INDEXES))
+    have = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
+            list(LATE_INDEXES),
+        )
+    }
+    return [name for name in LATE_INDEXES if name not in have]
+
+
+def drop_late_indexes(conn: sqlite3.Connection) -> None:
+    """Drop the late indexes (inside the caller's write transaction)."""
+    for name in LATE_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def build_late_indexes(conn: sqlite3.Connection) -> list[str]:
+    """Build the late indexes the file has not got (inside the caller's write
+    transaction); their names."""
+    missing = missing_late_indexes(conn)
+    for name in missing:
+        conn.execute(LATE_INDEXES[name])
+    return missing

@@ -7,7 +7,9 @@ sync`` and the POS API (each with its own connection) read one truth:
 * ``sync.last_sync_at``  — when the last *completed* sync (push and pull) ended;
 * ``sync.mark_seq``      — the highest ledger seq that sync had pushed: every entry up to it
   is in HQ's view, so "redeemed since the last completed sync" is ``seq > mark_seq``;
-* ``sync.last_attempt_at``, ``sync.last_error`` — for ``/v1/status`` and the logs.
+* ``sync.last_attempt_at``, ``sync.last_error`` — for ``/v1/status`` and the logs;
+* ``sync.snapshot``      — set while a pull of every card (from cursor 0) is under way,
+  across restarts: its pages go without the late indexes (``schema.LATE_INDEXES``).
 
 The offline limits (``domain.md``, Offline) bound how much one card can overspend across
 the chain while tills cannot see each other: each offline till lets a card spend at most
@@ -32,6 +34,7 @@ LAST_SYNC = "sync.last_sync_at"
 MARK_SEQ = "sync.mark_seq"
 LAST_ATTEMPT = "sync.last_attempt_at"
 LAST_ERROR = "sync.last_error"
+SNAPSHOT = "sync.snapshot"
 
 
 def last_sync(conn: sqlite3.Connection) -> datetime | None:

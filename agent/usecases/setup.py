@@ -92,20 +92,13 @@ def import_card_rows(
         if repeated:
             problems[:] = sorted(problems + repeated, key=_row_order)
         card_store.stage_commit(conn, now=now)
-        for batch in card_store.staged_openings(conn):
-            for number, opening in batch:
-                if not points.has_opening_balance(conn, number):
-                    points.credit(
-                        conn,
-                        till=ctx.settings.till,
-                        card=number,
-                        kind="adjust",
-                        points=opening,
-                        now=now,
-                        delay_days=0,
-                        expiry_days=program.expiry_days,
-                        note=points.OPENING_BALANCE,
-                    )
+        points.credit_openings(
+            conn,
+            card_store.STAGED_OPENINGS,
+            till=ctx.settings.till,
+            now=now,
+            expiry_days=program.expiry_days,
+        )
         card_store.stage_end(conn)
         meta.put(conn, CARDS_FILE_KEY, source)
     return count - len(repeated)

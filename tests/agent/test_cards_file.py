@@ -13,8 +13,10 @@ import pytest
 
 from tillgate.agent.daemon import FileWatcher, build_service
 from tillgate.agent.store import cards as card_store
+from tillgate.agent.store import ledger
 from tillgate.agent.usecases import TillService
 from tillgate.core import errors
+from tillgate.core.cardfile import CardRecord
 from tillgate.core.cards import mask
 from tillgate.core.config import load_config
 
@@ -22,9 +24,9 @@ PROGRAM = '[program]\nname = "Магазин у дома"\n'
 ANNA, BORIS, VERA = "2900000000011", "2900000000028", "2900000000035"
 
 
-def till(tmp: Path) -> tuple[TillService, FileWatcher]:
+def till(tmp: Path, program: str = PROGRAM) -> tuple[TillService, FileWatcher]:
     """A standalone till over ``tmp`` (its data file kept there across calls)."""
-    (tmp / "program.toml").write_text(PROGRAM, encoding="utf-8")
+    (tmp / "program.toml").write_text(program, encoding="utf-8")
     cfg = tmp / "config.toml"
     cfg.write_text(
         '[till]\nid = "t1"\nstore = "s1"\ndata_dir = "data"\n'
@@ -190,3 +192,66 @@ def test_a_big_file_goes_through_in_batches_with_every_card_and_balance(tmp_path
     assert cards(service)["2800000000005"] == "Держатель 5"
     assert sum(openings(service).values()) == sum(i % 7 for i in range(n))
     service.db.close()
+
+
+EXPIRING = PROGRAM + "expiry_days = 365\n"
+
+
+def test_opening_balances_are_credited_as_a_card_at_a_time_credited_them(
+    tmp_path: Path,
+) -> None:
+    """A first load credits its balances in a few statements: each entry and lot is what
+    the one-card credit makes (the other till, ``import_cards``), every balance the sum of
+    its entries; a card already holding entries (one owing 30) goes the one-card way, its
+    debt paid first."""
+    n, owing = 40, 2800000000007
+    write(
+        tmp_path,
+        HEADER + "".join(f"{2800000000000 + i},Д {i},,,,,,,{1 + i % 7}\n" for i in range(n)),
+    )
+    service, watcher = till(tmp_path, EXPIRING)
+    now = service.clock.now()
+    with service.db.write() as conn:
+        ledger.append(conn, till="t1", card=str(owing), kind="adjust", points=-30, at=now)
+    watcher.load_cards(strict=True)
+
+    one_by_one = tmp_path / "one"
+    one_by_one.mkdir()
+    other, _ = till(one_by_one, EXPIRING)
+    other.import_cards(
+        [CardRecord(number=str(2800000000000 + i), opening_balance=1 + i % 7) for i in range(n)]
+    )
+
+    def credits(svc: TillService) -> list[tuple[object, ...]]:
+        with svc.db.read() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    "SELECT e.card, e.kind, e.points, e.note, e.till, l.points, l.remaining,"
+                    " l.available_from = e.created_at, l.expires_at IS NULL,"
+                    " julianday(l.expires_at) - julianday(l.available_from)"
+                    " FROM ledger AS e JOIN lots AS l ON l.entry_id = e.id AND l.id = e.id"
+                    " WHERE e.points > 0 ORDER BY e.card"
+                )
+            ]
+
+    got, want = credits(service), credits(other)
+    paid = [r for r in got if r[0] == str(owing)]
+    assert paid == [(str(owing), "adjust", 1, "opening balance", "t1", 0, 0, 1, 0, 365.0)]
+    assert [r for r in got if r[0] != str(owing)] == [r for r in want if r[0] != str(owing)]
+    with service.db.read() as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM ledger")]
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM ledger ORDER BY seq")]
+        for i in range(n):
+            card = str(2800000000000 + i)
+            total = conn.execute(
+                "SELECT SUM(points) FROM ledger WHERE card = ?", (card,)
+            ).fetchone()[0]
+            bal = ledger.balance(conn, card, service.clock.now())
+            assert bal.total == total == (1 + i % 7 - (30 if card == str(owing) else 0))
+            assert bal.balance + bal.pending - bal.held == total
+    assert len(set(ids)) == len(ids) == n + 1
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
+    assert seqs == list(range(1, n + 2))
+    service.db.close()
+    other.db.close()
