@@ -48,11 +48,12 @@ Pure: no I/O, no clock, no globals.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from tillgate.core.lots import Lot as CoreLot
 from tillgate.core.lots import (
@@ -119,6 +120,12 @@ class CardState:
         return min(dates) if dates else None
 
 
+# The kept state is read and written for every card of every push: msgspec's JSON, not
+# json's, which took as long as the replay it saves for a card with a long history.
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
 @dataclass
 class FoldState:
     """A card's fold after the entries replayed so far: the rules' working state."""
@@ -130,6 +137,9 @@ class FoldState:
     accrue_of: dict[tuple[str, str], str] = field(default_factory=dict)  # (till, receipt)
     redeems_of: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     returns_of: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Each lot's instants as text, as :meth:`load` read them: a lot's dates never change,
+    # so :meth:`dump` writes them again without formatting them again.
+    texts: dict[str, tuple[str, str | None]] = field(default_factory=dict, compare=False)
 
     def apply(self, entry: str, plan: Plan) -> None:
         per = self.moves.setdefault(entry, {})
@@ -141,6 +151,7 @@ class FoldState:
     def new_lot(
         self, e: FoldEntry, key: str, points: int, available: datetime, expires: datetime | None
     ) -> None:
+        self.texts.pop(key, None)  # a lot made anew has its own dates
         self.lots[key] = CoreLot(
             id=key, remaining=0, available_from=available, expires_at=expires, seq=e.seq
         )
@@ -198,17 +209,13 @@ class FoldState:
 
     def dump(self) -> str:
         """The state as JSON text, every mapping in its order (:meth:`load` reads it back)."""
-        lots = [
-            [
-                lot.id,
-                lot.remaining,
-                lot.available_from.isoformat(),
-                lot.expires_at.isoformat() if lot.expires_at else None,
-                lot.seq,
-            ]
-            for lot in self.lots.values()
-        ]
-        return json.dumps(
+        texts = self.texts
+        for lot in self.lots.values():
+            if lot.id not in texts:
+                expires = lot.expires_at.isoformat() if lot.expires_at else None
+                texts[lot.id] = (lot.available_from.isoformat(), expires)
+        lots = [[lot.id, lot.remaining, *texts[lot.id], lot.seq] for lot in self.lots.values()]
+        return _ENCODER.encode(
             {
                 "v": 1,
                 "lots": lots,
@@ -219,12 +226,11 @@ class FoldState:
                 "redeems_of": [[*k, v] for k, v in self.redeems_of.items()],
                 "returns_of": [[*k, v] for k, v in self.returns_of.items()],
             },
-            separators=(",", ":"),
-        )
+        ).decode("utf-8")
 
     @classmethod
     def load(cls, text: str) -> FoldState:
-        data: dict[str, Any] = json.loads(text)
+        data: dict[str, Any] = _DECODER.decode(text)
         if data.get("v") != 1:
             raise ValueError(f"not a fold state this version reads: {text[:40]!r}")
         lots = {
@@ -237,6 +243,7 @@ class FoldState:
             )
             for key, remaining, available, expires, seq in data["lots"]
         }
+        texts = {key: (available, expires) for key, _, available, expires, _ in data["lots"]}
         return cls(
             lots=lots,
             debt=data["debt"],
@@ -245,6 +252,7 @@ class FoldState:
             accrue_of={(t, r): v for t, r, v in data["accrue_of"]},
             redeems_of={(t, r): v for t, r, v in data["redeems_of"]},
             returns_of={(t, r): v for t, r, v in data["returns_of"]},
+            texts=texts,
         )
 
 
