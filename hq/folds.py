@@ -140,12 +140,20 @@ def card_states(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Card
     return {n: state_at(f.state, now) for n, f in card_folds(tx, numbers).items()}
 
 
+# A card with fewer counted entries is replayed: reading, checking and writing back its
+# state costs about what folding that many entries does (most cards of a new chain).
+KEEP_FROM = 16
+
+
 def keep(tx: Tx, folds: dict[str, Folded]) -> None:
-    """Keep these (locked) cards' folds, so that the next folds only later entries."""
+    """Keep these (locked) cards' folds, so that the next folds only later entries; those
+    of cards with fewer than :data:`KEEP_FROM` counted entries are not worth it (a fold
+    kept before still serves: it covers what it covers)."""
+    worth = sorted((n, f) for n, f in folds.items() if f.counted >= KEEP_FROM)
     tx.values(
         "INSERT INTO card_folds (card, through_pos, counted, pos_sum, state) VALUES ?"
         " ON CONFLICT (card) DO UPDATE SET through_pos = excluded.through_pos,"
         " counted = excluded.counted, pos_sum = excluded.pos_sum, state = excluded.state",
-        [(n, f.through, f.counted, f.pos_sum, f.state.dump()) for n, f in sorted(folds.items())],
+        [(n, f.through, f.counted, f.pos_sum, f.state.dump()) for n, f in worth],
         ("text", "bigint", "bigint", "bigint", "text"),
     )
