@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from tillgate.core.errors import ConfigError, StorageFullError, StoreError
@@ -584,3 +584,13 @@ def sqlite_path(url: str | None, *, data_dir: Path) -> Path | None:
             "path or postgresql://user:password@host/db"
         )
     return Path(url)
+
+
+T = TypeVar("T")
+CHUNK = 500  # values per IN (…) list: far below every driver's parameter limit
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
+    """``items`` in slices of at most ``size`` (one ``IN (…)`` list each)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

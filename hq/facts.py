@@ -5,7 +5,8 @@ inputs and outcome, what was paid, points moved) in the same push as, or a push 
 the receipt's ledger entries. They are stored under ``(till, id)`` — ``sale:<receipt>`` or
 ``refund:<refund>`` — so a resend after a lost reply stores nothing twice. Analytics and
 re-pricing read them from here, and a fact stored for the first time adds to the
-chain-wide counters (:mod:`tillgate.hq.counters`) in the same transaction.
+chain-wide counters (:mod:`tillgate.hq.counters`) in the same transaction. A body is stored
+as the JSON text the till sent (:attr:`tillgate.hq.wire.FactIn.text`), not encoded again.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
         if fact.id in have:
             continue
         have.add(fact.id)  # a fact sent twice in one push is stored once
-        body = json.dumps(fact.body, ensure_ascii=False, sort_keys=True)
+        body = fact.text  # as the till sent it: no second encoding of 2 MB a push
         if len(body) > MAX_FACT_BYTES:
             # Kept as a marker, never refused: a refusal would block the till's push for good.
             logger.warning("till %s: facts %s over %d bytes not kept", till, fact.id, len(body))

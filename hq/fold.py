@@ -37,6 +37,12 @@ and a hold still open at the end puts its points back. An ``expire`` entry writt
 office itself for a lot that an open hold drew on writes off the held points too.
 ``count_holds=True`` counts them: a hold is a debit, its release a credit.
 
+Incremental: :func:`replay` folds entries onto a :class:`FoldState` (the lots, the debt
+and what each entry moved, as after the entries folded so far), and :func:`state_at` says
+what that state holds at ``now``; ``fold`` is the two over a whole history. Head office
+keeps each card's state (:meth:`FoldState.dump`) and folds only its new entries onto it:
+the same rules, the same result as a replay from the first entry (tested with hypothesis).
+
 Pure: no I/O, no clock, no globals.
 """
 
@@ -45,6 +51,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
+
+import msgspec
 
 from tillgate.core.lots import Lot as CoreLot
 from tillgate.core.lots import (
@@ -111,8 +120,16 @@ class CardState:
         return min(dates) if dates else None
 
 
+# The kept state is read and written for every card of every push: msgspec's JSON, not
+# json's, which took as long as the replay it saves for a card with a long history.
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
 @dataclass
-class _State:
+class FoldState:
+    """A card's fold after the entries replayed so far: the rules' working state."""
+
     lots: dict[str, CoreLot] = field(default_factory=dict)
     debt: int = 0
     moves: dict[str, dict[str, int]] = field(default_factory=dict)  # entry id → lot → ±points
@@ -120,6 +137,9 @@ class _State:
     accrue_of: dict[tuple[str, str], str] = field(default_factory=dict)  # (till, receipt)
     redeems_of: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     returns_of: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Each lot's instants as text, as :meth:`load` read them: a lot's dates never change,
+    # so :meth:`dump` writes them again without formatting them again.
+    texts: dict[str, tuple[str, str | None]] = field(default_factory=dict, compare=False)
 
     def apply(self, entry: str, plan: Plan) -> None:
         per = self.moves.setdefault(entry, {})
@@ -131,6 +151,7 @@ class _State:
     def new_lot(
         self, e: FoldEntry, key: str, points: int, available: datetime, expires: datetime | None
     ) -> None:
+        self.texts.pop(key, None)  # a lot made anew has its own dates
         self.lots[key] = CoreLot(
             id=key, remaining=0, available_from=available, expires_at=expires, seq=e.seq
         )
@@ -186,10 +207,66 @@ class _State:
         known = [self.lots[s] for s, n in points.items() if n > 0 and s in self.lots]
         return {lot.id: points[lot.id] for lot in sorted(known, key=lambda lot: lot.created)}
 
+    def dump(self) -> str:
+        """The state as JSON text, every mapping in its order (:meth:`load` reads it back)."""
+        texts = self.texts
+        for lot in self.lots.values():
+            if lot.id not in texts:
+                expires = lot.expires_at.isoformat() if lot.expires_at else None
+                texts[lot.id] = (lot.available_from.isoformat(), expires)
+        lots = [[lot.id, lot.remaining, *texts[lot.id], lot.seq] for lot in self.lots.values()]
+        return _ENCODER.encode(
+            {
+                "v": 1,
+                "lots": lots,
+                "debt": self.debt,
+                "moves": self.moves,
+                "held": self.held,
+                "accrue_of": [[*k, v] for k, v in self.accrue_of.items()],
+                "redeems_of": [[*k, v] for k, v in self.redeems_of.items()],
+                "returns_of": [[*k, v] for k, v in self.returns_of.items()],
+            },
+        ).decode("utf-8")
+
+    @classmethod
+    def load(cls, text: str) -> FoldState:
+        data: dict[str, Any] = _DECODER.decode(text)
+        if data.get("v") != 1:
+            raise ValueError(f"not a fold state this version reads: {text[:40]!r}")
+        lots = {
+            key: CoreLot(
+                id=key,
+                remaining=remaining,
+                available_from=datetime.fromisoformat(available),
+                expires_at=datetime.fromisoformat(expires) if expires else None,
+                seq=seq,
+            )
+            for key, remaining, available, expires, seq in data["lots"]
+        }
+        texts = {key: (available, expires) for key, _, available, expires, _ in data["lots"]}
+        return cls(
+            lots=lots,
+            debt=data["debt"],
+            moves=data["moves"],
+            held=data["held"],
+            accrue_of={(t, r): v for t, r, v in data["accrue_of"]},
+            redeems_of={(t, r): v for t, r, v in data["redeems_of"]},
+            returns_of={(t, r): v for t, r, v in data["returns_of"]},
+            texts=texts,
+        )
+
 
 def fold(entries: Iterable[FoldEntry], now: datetime, *, count_holds: bool = False) -> CardState:
     """Replay a card's entries (in HQ order) and say what the card holds at ``now``."""
-    st = _State()
+    return state_at(replay(entries, count_holds=count_holds), now)
+
+
+def replay(
+    entries: Iterable[FoldEntry], *, count_holds: bool = False, onto: FoldState | None = None
+) -> FoldState:
+    """Fold a card's entries (in HQ order) onto ``onto`` (changed in place; None: a card
+    with no entries yet), with the ``count_holds`` it was folded with; returns the state."""
+    st = FoldState() if onto is None else onto
     for e in entries:
         if e.kind in ("hold", "release") and not count_holds:
             _set_aside(st, e)
@@ -240,12 +317,19 @@ def fold(entries: Iterable[FoldEntry], now: datetime, *, count_holds: bool = Fal
             st.consume(e, -e.points, first=first, include_pending=include_pending)
             if e.kind == "redeem" and receipt:
                 st.redeems_of.setdefault(receipt, []).append(e.id)
-    for hold, held in st.held.items():  # holds still open are not counted: points go back
-        st.apply(hold, plan_release(held))
-    return _state_at(st, now)
+    return st
 
 
-def _set_aside(st: _State, e: FoldEntry) -> None:
+def state_at(st: FoldState, now: datetime) -> CardState:
+    """What a card with fold state ``st`` holds at ``now`` (``st`` is left as it is)."""
+    lots = dict(st.lots)
+    for held in st.held.values():  # holds still open are not counted: points go back
+        for source, points in plan_release(held).moves:
+            lots[source] = replace(lots[source], remaining=lots[source].remaining + points)
+    return _state_at(lots, st.debt, now)
+
+
+def _set_aside(st: FoldState, e: FoldEntry) -> None:
     """A hold or release when holds are not counted: lots set aside, then put back."""
     if e.kind == "hold" and e.points < 0:
         plan = plan_consume(st.lots.values(), -e.points, e.created_at)
@@ -255,7 +339,7 @@ def _set_aside(st: _State, e: FoldEntry) -> None:
         st.apply(e.id, plan_release(st.held.pop(e.ref)))
 
 
-def _expire(st: _State, e: FoldEntry, *, write_off_held: bool) -> None:
+def _expire(st: FoldState, e: FoldEntry, *, write_off_held: bool) -> None:
     """Empty the lot ``e.ref`` names; points it no longer holds are taken as any debit."""
     assert e.ref is not None
     want = -e.points
@@ -274,9 +358,9 @@ def _expire(st: _State, e: FoldEntry, *, write_off_held: bool) -> None:
         st.consume(e, left)
 
 
-def _state_at(st: _State, now: datetime) -> CardState:
-    counts = tally(st.lots.values(), now)
-    live = [lot for lot in st.lots.values() if lot.remaining != 0 and not lot.expired(now)]
+def _state_at(lots: dict[str, CoreLot], debt: int, now: datetime) -> CardState:
+    counts = tally(lots.values(), now)
+    live = [lot for lot in lots.values() if lot.remaining != 0 and not lot.expired(now)]
 
     def public(lot: CoreLot) -> Lot:
         return Lot(
@@ -287,9 +371,9 @@ def _state_at(st: _State, now: datetime) -> CardState:
         )
 
     return CardState(
-        balance=counts.spendable - st.debt,
+        balance=counts.spendable - debt,
         pending=counts.pending,
-        debt=st.debt,
+        debt=debt,
         lots=tuple(public(lot) for lot in sorted(live, key=lambda lot: spend_key(lot, now))),
-        expired_due=tuple(public(lot) for lot in expired(st.lots.values(), now)),
+        expired_due=tuple(public(lot) for lot in expired(lots.values(), now)),
     )

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from tillgate.core.cards import mask
 from tillgate.core.errors import CouponInvalid, SequenceGap, WrongTill
@@ -28,10 +28,14 @@ from tillgate.core.rules.program import ProgramFile
 
 from . import facts, quarantine
 from .authority import Admission, Policy, PolicyCache, Receipts, Refusal
-from .db import Database, Row, Tx, marks
-from .fold import CardState, FoldEntry, fold
+from .db import Database, Row, Tx, chunks, marks
+from .fold import CardState, state_at
+from .folds import card_entries, card_folds, card_states, fold_entry, keep
 from .tills import HQ_TILL, TillId
-from .wire import EntryIn, PushIn, parse_ts, ts
+from .wire import EntryIn, PushIn, ts
+
+# Re-exported: the modules that read a card's entries find them here, as before.
+__all__ = ["card_entries", "card_states", "chunks", "fold_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +57,6 @@ ENTRY_COLUMNS = (
 # Their PostgreSQL types, then pos, received_at and quarantine's (for :meth:`Tx.values`).
 ENTRY_TYPES = ("text", "text", "bigint", "text", "text", "bigint", *("text",) * 7)
 ENTRY_TYPES_STORED = (*ENTRY_TYPES, "bigint", "text", "text")
-_CHUNK = 500  # values per IN (…) list: far below every driver's parameter limit
-T = TypeVar("T")
-
-
-def chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 # ---------------------------------------------------------------- change log
@@ -135,50 +132,15 @@ def _existing(tx: Tx, numbers: Sequence[str]) -> list[str]:
     return out
 
 
-def fold_entry(row: Row) -> FoldEntry:
-    """A stored entry as the fold reads it (its till seq orders the lots it creates)."""
-    return FoldEntry(
-        id=row["id"],
-        till=row["till"],
-        kind=row["kind"],
-        points=int(row["points"]),
-        created_at=parse_ts(row["created_at"]),
-        receipt_id=row["receipt_id"],
-        ref=row["ref"],
-        available_from=parse_ts(row["available_from"]) if row["available_from"] else None,
-        expires_at=parse_ts(row["expires_at"]) if row["expires_at"] else None,
-        seq=int(row["seq"]),
-    )
-
-
-def card_entries(
-    tx: Tx, numbers: Sequence[str], *, quarantined: bool = False
-) -> dict[str, list[Row]]:
-    """Each card's entries in HQ order: those that count, or (``quarantined``) all of them.
-
-    An entry in quarantine (``entries.quarantine`` not NULL: open or rejected) is left out
-    of every fold, so its points are spendable nowhere (:mod:`tillgate.hq.quarantine`).
-    """
-    counted = "" if quarantined else " AND quarantine IS NULL"
-    out: dict[str, list[Row]] = {n: [] for n in numbers}
-    for part in chunks(sorted(set(numbers))):
-        for row in tx.all(
-            f"SELECT * FROM entries WHERE card IN ({marks(len(part))}){counted} ORDER BY card, pos",
-            list(part),
-        ):
-            out[row["card"]].append(row)
-    return out
-
-
-def card_states(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, CardState]:
-    return {
-        n: fold([fold_entry(r) for r in rows], now) for n, rows in card_entries(tx, numbers).items()
-    }
-
-
 def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, CardState]:
-    """Fold the (locked) cards again: expiry index, negative flag, and a change each."""
-    states = card_states(tx, numbers, now)
+    """Fold the (locked) cards again: expiry index, negative flag, and a change each.
+
+    Each card's fold is kept (``card_folds``), so the next refresh folds only the entries
+    stored after this one.
+    """
+    folds = card_folds(tx, numbers)
+    keep(tx, folds)
+    states = {n: state_at(f.state, now) for n, f in folds.items()}
     rows = []
     for number, st in states.items():
         expiries = [

@@ -414,7 +414,21 @@ CREATE TABLE job_locks (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9)
+# Each card's fold kept (hq/ledger.py): a push folds only the card's new entries onto it.
+# through_pos: the last counted entry folded; counted and pos_sum: how many counted entries
+# up to there, and the sum of their pos, which must still hold for the state to be used
+# (an entry released from quarantine or put back in changes them: the card is replayed).
+V10 = """
+CREATE TABLE card_folds (
+    card        TEXT PRIMARY KEY,
+    through_pos BIGINT NOT NULL,
+    counted     BIGINT NOT NULL,
+    pos_sum     BIGINT NOT NULL,
+    state       TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -67,6 +67,7 @@ TABLES = (
     "products",
     "product_lists",
     "job_locks",
+    "card_folds",
 )
 
 

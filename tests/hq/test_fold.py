@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tillgate.hq.fold import CardState, FoldEntry, fold
+from tillgate.hq.fold import CardState, FoldEntry, FoldState, fold, replay, state_at
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -206,3 +206,23 @@ def test_writing_off_expired_lots_changes_no_balance(entries: list[FoldEntry], d
     assert after.expired_due == ()
     assert (after.balance, after.pending, after.lots) == (state.balance, state.pending, state.lots)
     assert _counted(written, False) == after.balance + after.pending
+
+
+@settings(max_examples=200, deadline=None)
+@given(ledgers(), st.data(), st.integers(min_value=0, max_value=500), st.booleans())
+def test_folding_new_entries_onto_a_kept_state_equals_a_whole_replay(
+    entries: list[FoldEntry], data: st.DataObject, day: int, count_holds: bool
+) -> None:
+    """Head office keeps each card's fold state as text and folds only the new entries
+    onto it, push after push: the result is the replay of the whole history."""
+    now = T0 + day * DAY
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(entries)), max_size=3)))
+    kept = FoldState().dump()
+    start = 0
+    for cut in [*cuts, len(entries)]:
+        state = replay(entries[start:cut], count_holds=count_holds, onto=FoldState.load(kept))
+        kept, start = state.dump(), cut
+        whole = fold(entries[:cut], now, count_holds=count_holds)
+        assert state_at(FoldState.load(kept), now) == whole
+        assert state_at(state, now) == whole  # state_at leaves the state as it was
+        assert state_at(state, now) == whole
