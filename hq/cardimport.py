@@ -6,10 +6,11 @@ batched inserts), so memory does not grow with the file. Everything after that i
 statement per table over the staged rows::
 
     CSV rows ──COPY──▶ cards_import ──▶ a number twice? refuse (rollback)
-                                    ├──▶ cards            INSERT … SELECT … ON CONFLICT
+                                    ├──▶ cards            INSERT … SELECT … ON CONFLICT,
+                                    │                     a lone opening balance folded in
                                     ├──▶ entries          an opening balance, once per card
                                     ├──▶ quarantine       unknown_card entries now count
-                                    ├──▶ cards.balance    folded (see ``_fold_openings``)
+                                    ├──▶ cards.balance    the other credited cards folded
                                     └──▶ changes          one per card, for the tills' feed
 """
 
@@ -23,11 +24,11 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from tillgate.core.cardfile import KNOWN_COLUMNS, CardRecord, json_list, read_rows, twice
+from tillgate.core.cardfile import KNOWN_COLUMNS, CardValues, json_list, read_values, twice
 from tillgate.core.errors import InvalidCards
 
 from . import audit, quarantine
-from .db import Database, Tx
+from .db import Database, Row, Tx
 from .ledger import chunks, refresh_cards
 from .tills import HQ_TILL
 from .wire import ts
@@ -42,6 +43,8 @@ _OPENED = (
     "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number AND e.kind = 'adjust'"
     f" AND e.till = '{HQ_TILL}' AND e.note = ?)"
 )
+# A staged card whose opening balance will be its only entry (so it folds to that balance).
+_LONE = "s.opening > 0 AND NOT EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number)"
 
 
 def import_cards(
@@ -53,7 +56,9 @@ def import_cards(
     ``UnicodeDecodeError``, ``csv.Error``) comes out as it is, and imports nothing."""
     problems: list[str] = []
     with db.write() as tx:
-        _stage(tx, read_rows(lines, number_pattern=pattern, problems=problems))
+        if tx.dialect == "postgresql":  # the sorts of a million rows, in memory
+            tx.execute("SET LOCAL work_mem = '64MB'")
+        _stage(tx, read_values(lines, number_pattern=pattern, problems=problems))
         # An unknown column is ignored with a warning; everything else refuses the file.
         warnings = [p for p in problems if p.startswith("header: unknown column")]
         errors = [p for p in problems if p not in warnings] + _twice(tx)
@@ -64,8 +69,10 @@ def import_cards(
             )
         total = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE}"))
         known = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s JOIN cards AS c USING (number)"))
-        _upsert(tx, now)
-        first_pos, opening = _openings(tx, now)
+        first, opening, lone = _openings(tx, now)
+        _upsert(tx, now, lone)
+        if opening:
+            _credit(tx, now, first)
         # Entries quarantined because head office did not know the card count now.
         waiting = tx.all(
             f"SELECT DISTINCT q.card FROM quarantine AS q JOIN {STAGE} AS s ON s.number = q.card"
@@ -74,7 +81,7 @@ def import_cards(
         released = quarantine.release_known(
             tx, [r["card"] for r in waiting], now, till=None, why="head office imported the card"
         )
-        _fold_openings(tx, now, first_pos=first_pos, released=released)
+        _fold_others(tx, now, first_pos=first[1], released=released)
         _changes(tx, total, now)
         tx.execute(f"DROP TABLE {STAGE}")
         counts = {"imported": total - known, "updated": known}
@@ -132,7 +139,7 @@ def lines_of(file: IO[bytes]) -> IO[str]:
     return io.TextIOWrapper(file, encoding="utf-8", newline="")
 
 
-def _stage(tx: Tx, rows: Iterator[tuple[int, CardRecord]]) -> None:
+def _stage(tx: Tx, rows: Iterator[CardValues]) -> None:
     """The good rows, as they are read, into the staging table (then indexed by number)."""
     if tx.dialect == "sqlite":
         tx.execute(f"DROP TABLE IF EXISTS temp.{STAGE}")
@@ -145,25 +152,17 @@ def _stage(tx: Tx, rows: Iterator[tuple[int, CardRecord]]) -> None:
         " NOT NULL, status TEXT NOT NULL, opening BIGINT NOT NULL)"
         + (" ON COMMIT DROP" if tx.dialect == "postgresql" else "")
     )
-    tx.copy_in(STAGE, _COLUMNS, (_values(n, r) for n, r in rows))
+    tx.copy_in(
+        STAGE,
+        _COLUMNS,
+        (
+            (n, number, holder, phone, birthday, tier, json_list(seg), json_list(clubs), st, op)
+            for n, number, holder, phone, birthday, tier, seg, clubs, st, op in rows
+        ),
+    )
     tx.execute(f"CREATE {index} (number, row)")
     if tx.dialect == "postgresql":
         tx.execute(f"ANALYZE {STAGE}")  # no autovacuum for a temporary table: plans need it
-
-
-def _values(n: int, r: CardRecord) -> tuple[Any, ...]:
-    return (
-        n,
-        r.number,
-        r.holder,
-        r.phone,
-        r.birthday.isoformat() if r.birthday else None,
-        r.tier,
-        json_list(r.segments),
-        json_list(r.clubs),
-        r.status,
-        r.opening_balance,
-    )
 
 
 def _twice(tx: Tx) -> list[str]:
@@ -180,28 +179,86 @@ def _row_order(problem: str) -> int:
     return int(head[4:]) if head.startswith("row ") else 0
 
 
-def _upsert(tx: Tx, now: datetime) -> None:
+def _openings(tx: Tx, now: datetime) -> tuple[tuple[int, int], int, Row | None]:
+    """An opening balance is credited once per card, however often the file is imported:
+    one ``adjust`` of head office's each, numbered in card order as ``hq_entries`` and
+    ``insert_entries`` number them. Reserves their ``seq`` and ``pos``; returns the first
+    of each, how many, and the folded fields of a card whose only entry is its opening
+    balance (None if no card is such), for :func:`_upsert` to write with the card."""
+    n = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s WHERE {_TODO}", (OPENING_NOTE,)))
+    if not n:
+        return (0, 0), 0, None
+    first = tx.next_ids("hq_seq", n), tx.next_ids("entry", n)
+    return first, n, _lone_fold(tx, now, first)
+
+
+def _lone_fold(tx: Tx, now: datetime, first: tuple[int, int]) -> Row | None:
+    """What ``refresh_cards`` folds a card whose only entry is its opening balance to:
+    the same for every such card but its balance. Folded for one such card in a savepoint,
+    rolled back: the fold's own code, on the rows as the import writes them."""
+    sample = tx.scalar(f"SELECT s.number FROM {STAGE} AS s WHERE {_LONE} ORDER BY s.number LIMIT 1")
+    if sample is None:
+        return None
+    tx.execute("SAVEPOINT lone_fold")
+    try:
+        tx.execute(
+            "INSERT INTO cards (number, origin, created_at, updated_at) VALUES (?, 'import', ?, ?)"
+            " ON CONFLICT (number) DO NOTHING",
+            (sample, ts(now), ts(now)),
+        )
+        _credit(tx, now, first, only=sample)
+        refresh_cards(tx, [sample], now)
+        folded = tx.one(
+            "SELECT next_expiry, balance_until, negative_since FROM cards WHERE number = ?",
+            (sample,),
+        )
+    finally:
+        tx.execute("ROLLBACK TO SAVEPOINT lone_fold")
+    tx.execute("RELEASE SAVEPOINT lone_fold")
+    assert folded is not None and folded["balance_until"] is not None
+    return folded
+
+
+def _upsert(tx: Tx, now: datetime, lone: Row | None) -> None:
+    """The staged cards, new or updated; a card whose only entry will be its opening
+    balance gets that balance and ``lone``'s folded fields with it (its ``balance_until``
+    is never NULL: NULL marks a card whose balance the import leaves as it is)."""
+    fold = "CASE WHEN s.lone THEN {} END"
     tx.execute(
         "INSERT INTO cards (number, holder, phone, birthday, tier, segments, clubs, status,"
-        " origin, created_at, updated_at) SELECT number, holder, phone, birthday, tier,"
-        f" segments, clubs, status, 'import', ?, ? FROM {STAGE} WHERE true ORDER BY number"
+        " origin, created_at, updated_at, balance, next_expiry, balance_until, negative_since)"
+        " SELECT number, holder, phone, birthday, tier, segments, clubs, status, 'import', ?, ?,"
+        f" CASE WHEN s.lone THEN s.opening ELSE 0 END, {fold.format('CAST(? AS TEXT)')},"
+        f" {fold.format('CAST(? AS TEXT)')}, {fold.format('CAST(? AS TEXT)')}"
+        f" FROM (SELECT *, {_LONE if lone else 'false'} AS lone FROM {STAGE} AS s) AS s"
+        " WHERE true ORDER BY number"
         " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder,"
         " phone = excluded.phone, birthday = excluded.birthday, tier = excluded.tier,"
         " segments = excluded.segments, clubs = excluded.clubs, status = excluded.status,"
-        " updated_at = excluded.updated_at",
-        (ts(now), ts(now)),
+        " updated_at = excluded.updated_at"
+        + "".join(
+            f", {c} = CASE WHEN excluded.balance_until IS NULL THEN cards.{c} ELSE excluded.{c} END"
+            for c in ("balance", "next_expiry", "balance_until", "negative_since")
+        ),
+        (
+            ts(now),
+            ts(now),
+            *(
+                (lone["next_expiry"], lone["balance_until"], lone["negative_since"])
+                if lone
+                else (None, None, None)
+            ),
+        ),
     )
 
 
-def _openings(tx: Tx, now: datetime) -> tuple[int, int]:
-    """An opening balance is credited once per card, however often the file is imported:
-    one ``adjust`` of head office's each, numbered in card order as ``hq_entries`` and
-    ``insert_entries`` number them. Returns the first entry's ``pos`` and how many."""
-    todo = f"FROM {STAGE} AS s WHERE s.opening > 0 AND NOT {_OPENED}"
-    n = int(tx.scalar(f"SELECT COUNT(*) {todo}", (OPENING_NOTE,)))
-    if not n:
-        return 0, 0
-    seq, pos = tx.next_ids("hq_seq", n), tx.next_ids("entry", n)
+_TODO = f"s.opening > 0 AND NOT {_OPENED}"
+
+
+def _credit(tx: Tx, now: datetime, first: tuple[int, int], *, only: str | None = None) -> None:
+    """The opening balances due (:func:`_openings`), numbered from ``first`` (``seq``,
+    ``pos``) in card order; or only card ``only``'s (numbered ``first``: a sample)."""
+    seq, pos = first
     new_id = (
         "lower(hex(randomblob(16)))"
         if tx.dialect == "sqlite"
@@ -212,41 +269,32 @@ def _openings(tx: Tx, now: datetime) -> tuple[int, int]:
         " note, created_at, available_from, expires_at, pos, received_at, quarantine)"
         f" SELECT {new_id}, '{HQ_TILL}', ? + k, number, 'adjust', opening, NULL, NULL, NULL,"
         " ?, ?, ?, NULL, ? + k, ?, NULL FROM (SELECT s.number, s.opening,"
-        f" row_number() OVER (ORDER BY s.number) - 1 AS k {todo}) AS o ORDER BY k",
-        (seq, OPENING_NOTE, ts(now), ts(now), pos, ts(now), OPENING_NOTE),
+        f" row_number() OVER (ORDER BY s.number) - 1 AS k FROM {STAGE} AS s WHERE {_TODO}"
+        + (" AND s.number = ?" if only else "")
+        + ") AS o ORDER BY k",
+        (
+            seq,
+            OPENING_NOTE,
+            ts(now),
+            ts(now),
+            pos,
+            ts(now),
+            OPENING_NOTE,
+            *([only] if only else []),
+        ),
     )
-    return pos, n
 
 
-def _fold_openings(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:
-    """Fold again every card the import credited.
-
-    A card whose only entry is the opening balance just written (most of a first import)
-    folds to that balance, spendable now until its next entry: ``refresh_cards`` folds one
-    such card, and the others take its folded fields with their own balance, in one
-    statement. A card with other entries (quarantined ones too, so every card the import
-    released) is folded whole by ``refresh_cards``.
-    """
+def _fold_others(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:
+    """Fold again, whole, every card the import credited that has other entries than its
+    opening balance (quarantined ones too, so every card the import released): the cards
+    whose only entry it is were written folded (:func:`_upsert`)."""
     whole = set(released)
     if first_pos:
-        mine = f"e.pos >= {int(first_pos)}"
-        older = f"EXISTS (SELECT 1 FROM entries AS o WHERE o.card = e.card AND o.pos < {first_pos})"
-        alone = f"FROM entries AS e WHERE {mine} AND NOT {older}"
-        sample = tx.scalar(f"SELECT e.card {alone} ORDER BY e.card LIMIT 1")
-        if sample is not None:
-            refresh_cards(tx, [sample], now)
-            f = tx.one(
-                "SELECT next_expiry, balance_until, negative_since FROM cards WHERE number = ?",
-                (sample,),
-            )
-            assert f is not None
-            tx.execute(  # a join, not a sub-select per card
-                "UPDATE cards SET balance = e.points, next_expiry = ?, balance_until = ?,"
-                f" negative_since = ? FROM entries AS e WHERE e.card = cards.number AND {mine}"
-                f" AND NOT {older}",
-                (f["next_expiry"], f["balance_until"], f["negative_since"]),
-            )
-        credited = tx.all(f"SELECT e.card FROM entries AS e WHERE {mine} AND {older}")
+        credited = tx.all(
+            f"SELECT e.card FROM entries AS e WHERE e.pos >= {int(first_pos)} AND EXISTS"
+            f" (SELECT 1 FROM entries AS o WHERE o.card = e.card AND o.pos < {int(first_pos)})"
+        )
         whole |= {r["card"] for r in credited}
     for part in chunks(sorted(whole), 1000):
         refresh_cards(tx, part, now)
