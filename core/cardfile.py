@@ -203,7 +203,7 @@ def _values(n: int, row: list[str], pattern: re.Pattern[str], seen: set[str] | N
                 value = Decimal(balance)
             except ArithmeticError as exc:
                 raise CsvError(f"balance {balance!r} is not a number") from exc
-            if value != value.to_integral_value() or value < 0:
+            if not value.is_finite() or value != value.to_integral_value() or value < 0:
                 raise CsvError("balance must be a whole number of points >= 0")
             opening = int(value)
     return (
