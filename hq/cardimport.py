@@ -20,6 +20,7 @@ import codecs
 import io
 import logging
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -285,10 +286,14 @@ def _credit(tx: Tx, now: datetime, first: tuple[int, int], *, only: str | None =
     """The opening balances due (:func:`_openings`), numbered from ``first`` (``seq``,
     ``pos``) in card order; or only card ``only``'s (numbered ``first``: a sample)."""
     seq, pos = first
+    # An id: a random half drawn per import, then the entry's pos in hex. Unique as pos
+    # is, and ascending, so the id index takes the import's entries at one place, not at
+    # a random page each (a uuid4's second half starts 8-b, never 0 as these do).
+    half = uuid.uuid4().hex[:16]
     new_id = (
-        "lower(hex(randomblob(16)))"
+        "printf('%s%016x', ?, ? + k)"
         if tx.dialect == "sqlite"
-        else "replace(gen_random_uuid()::text, '-', '')"
+        else "? || lpad(to_hex(? + k), 16, '0')"
     )
     tx.execute(
         "INSERT INTO entries (id, till, seq, card, kind, points, receipt_id, refund_id, ref,"
@@ -299,6 +304,8 @@ def _credit(tx: Tx, now: datetime, first: tuple[int, int], *, only: str | None =
         + (" AND s.number = ?" if only else "")
         + ") AS o ORDER BY k",
         (
+            half,
+            pos,
             seq,
             OPENING_NOTE,
             ts(now),
