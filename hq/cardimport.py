@@ -168,11 +168,12 @@ def _stage(tx: Tx, rows: Iterator[CardValues]) -> None:
     """The good rows, as they are read, into the staging table (then indexed by number)."""
     if tx.dialect == "sqlite":
         tx.execute(f"DROP TABLE IF EXISTS temp.{STAGE}")
-        temp, index = "TEMP TABLE", f"INDEX temp.{STAGE}_number ON {STAGE}"
+        # INTEGER PRIMARY KEY: the row number is the rowid, with no index of its own.
+        index, key = f"INDEX temp.{STAGE}_number ON {STAGE}", "INTEGER"
     else:
-        temp, index = "TEMP TABLE", f"INDEX ON {STAGE}"
+        index, key = f"INDEX ON {STAGE}", "BIGINT"
     tx.execute(
-        f"CREATE {temp} {STAGE} (row BIGINT PRIMARY KEY, number TEXT NOT NULL, holder TEXT"
+        f"CREATE TEMP TABLE {STAGE} (row {key} PRIMARY KEY, number TEXT NOT NULL, holder TEXT"
         " NOT NULL, phone TEXT, birthday TEXT, tier TEXT, segments TEXT NOT NULL, clubs TEXT"
         " NOT NULL, status TEXT NOT NULL, opening BIGINT NOT NULL)"
         + (" ON COMMIT DROP" if tx.dialect == "postgresql" else "")
