@@ -22,7 +22,6 @@ import logging
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any
 
@@ -58,7 +57,7 @@ def import_cards(
     row, and imports nothing, if any row is bad; a reading error (``OSError``,
     ``UnicodeDecodeError``, ``csv.Error``) comes out as it is, and imports nothing."""
     problems: list[str] = []
-    with db.write() as tx, _load_settings(tx):
+    with db.write() as tx:
         if tx.dialect == "postgresql":
             # The sorts of a million rows in memory; no JIT compiling (0.5 s a statement
             # once a million rows cost it in, for plans whose time is spent writing rows).
@@ -105,25 +104,6 @@ def import_cards(
         "cards imported: %d new, %d updated, %d opening balances", total - known, known, opening
     )
     return counts | {"warnings": warnings}
-
-
-@contextmanager
-def _load_settings(tx: Tx) -> Iterator[None]:
-    """SQLite: a page cache of 64 MiB while the import runs, not 2 MiB: a million rows'
-    indexes (the entries' random ids the worst) are written from memory, not read back
-    from the file page by page. Durability is the transaction's as ever."""
-    if tx.dialect != "sqlite":
-        yield
-        return
-    before = tx.scalar("PRAGMA cache_size")
-    tx.execute(f"PRAGMA cache_size = {-(LOAD_CACHE_KIB)}")
-    try:
-        yield
-    finally:
-        tx.execute(f"PRAGMA cache_size = {int(before)}")
-
-
-LOAD_CACHE_KIB = 32 << 10
 
 
 async def spool(body: AsyncIterator[bytes]) -> IO[bytes]:
