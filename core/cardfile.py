@@ -174,7 +174,8 @@ def _without_bom(lines: Iterable[str]) -> Iterator[str]:
 def _values(n: int, row: list[str], pattern: re.Pattern[str], seen: set[str] | None) -> CardValues:
     """One row's values, in :data:`KNOWN_COLUMNS` order and stripped, checked."""
     number, holder, phone, birthday, tier, segments, clubs, status, balance = row
-    number = _SEPARATORS.sub("", number)
+    if not number.isdigit():  # digits only (most files): no separator to take out
+        number = _SEPARATORS.sub("", number)
     if not pattern.match(number):
         raise CsvError(f"card number {mask(number)!r} does not match the card pattern")
     if seen is not None and number in seen:
@@ -213,8 +214,8 @@ def _values(n: int, row: list[str], pattern: re.Pattern[str], seen: set[str] | N
         e164,
         birthday or None,
         tier or None,
-        _split(segments),
-        _split(clubs),
+        _split(segments) if segments else (),
+        _split(clubs) if clubs else (),
         status,
         opening,
     )
