@@ -2,8 +2,9 @@
 
 ``read_rows`` reads a cards file (``number,holder,phone,birthday,tier,segments,clubs,status,
 balance``) row by row into :class:`CardRecord` values and a list of ``row N: reason``
-problems; ``parse_csv`` does the same for a small file's text in memory. The till's
-standalone cards file and head office's import share both.
+problems (``read_values``: the same rows as plain tuples, for a bulk load); ``parse_csv``
+does the same for a small file's text in memory. The till's standalone cards file and head
+office's import share them.
 """
 
 from __future__ import annotations

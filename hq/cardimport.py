@@ -1,9 +1,9 @@
 """Head office's import of a cards CSV of any size: all rows, or — if any row is bad — none.
 
-The file is read row by row (:func:`tillgate.core.cardfile.read_rows`, the tills' own
-parser) into a temporary table of the import's transaction (PostgreSQL ``COPY``, SQLite
-batched inserts), so memory does not grow with the file. Everything after that is one
-statement per table over the staged rows::
+The file is read row by row (:func:`tillgate.core.cardfile.read_values`, the tills' own
+parser, as plain values) into a temporary table of the import's transaction (PostgreSQL
+``COPY``, SQLite batched inserts), so memory does not grow with the file. Everything after
+that is one statement per table over the staged rows::
 
     CSV rows ──COPY──▶ cards_import ──▶ a number twice? refuse (rollback)
                                     ├──▶ cards            INSERT … SELECT … ON CONFLICT,
