@@ -221,7 +221,7 @@ def _lone_fold(tx: Tx, now: datetime, first: tuple[int, int]) -> Row | None:
     finally:
         tx.execute("ROLLBACK TO SAVEPOINT lone_fold")
     tx.execute("RELEASE SAVEPOINT lone_fold")
-    assert folded is not None and folded["balance_until"] is not None
+    assert folded is not None
     return folded
 
 
