@@ -283,7 +283,7 @@ def _credit(tx: Tx, now: datetime, first: tuple[int, int], *, only: str | None =
         " ?, ?, ?, NULL, ? + k, ?, NULL FROM (SELECT s.number, s.opening,"
         f" row_number() OVER (ORDER BY s.number) - 1 AS k FROM {STAGE} AS s WHERE {_TODO}"
         + (" AND s.number = ?" if only else "")
-        + ") AS o ORDER BY k",
+        + ") AS o ORDER BY number",
         (
             half,
             pos,
