@@ -1,15 +1,16 @@
 """Head office's import of a cards CSV of any size: all rows, or — if any row is bad — none.
 
-The file is read row by row (:func:`tillgate.core.cardfile.read_rows`, the tills' own
-parser) into a temporary table of the import's transaction (PostgreSQL ``COPY``, SQLite
-batched inserts), so memory does not grow with the file. Everything after that is one
-statement per table over the staged rows::
+The file is read row by row (:func:`tillgate.core.cardfile.read_values`, the tills' own
+parser, as plain values) into a temporary table of the import's transaction (PostgreSQL
+``COPY``, SQLite batched inserts), so memory does not grow with the file. Everything after
+that is one statement per table over the staged rows::
 
     CSV rows ──COPY──▶ cards_import ──▶ a number twice? refuse (rollback)
-                                    ├──▶ cards            INSERT … SELECT … ON CONFLICT
+                                    ├──▶ cards            INSERT … SELECT … ON CONFLICT,
+                                    │                     a lone opening balance folded in
                                     ├──▶ entries          an opening balance, once per card
                                     ├──▶ quarantine       unknown_card entries now count
-                                    ├──▶ cards.balance    folded (see ``_fold_openings``)
+                                    ├──▶ cards.balance    the other credited cards folded
                                     └──▶ changes          one per card, for the tills' feed
 """
 
@@ -19,15 +20,16 @@ import codecs
 import io
 import logging
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from tillgate.core.cardfile import KNOWN_COLUMNS, CardRecord, json_list, read_rows, twice
+from tillgate.core.cardfile import KNOWN_COLUMNS, CardValues, json_list, read_values, twice
 from tillgate.core.errors import InvalidCards
 
 from . import audit, quarantine
-from .db import Database, Tx
+from .db import Database, Row, Tx
 from .ledger import chunks, refresh_cards
 from .tills import HQ_TILL
 from .wire import ts
@@ -42,6 +44,9 @@ _OPENED = (
     "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number AND e.kind = 'adjust'"
     f" AND e.till = '{HQ_TILL}' AND e.note = ?)"
 )
+# A staged card whose opening balance will be its only entry (so it folds to that balance).
+_ENTRIES = "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number)"
+_LONE = f"s.opening > 0 AND NOT {_ENTRIES}"
 
 
 def import_cards(
@@ -53,7 +58,12 @@ def import_cards(
     ``UnicodeDecodeError``, ``csv.Error``) comes out as it is, and imports nothing."""
     problems: list[str] = []
     with db.write() as tx:
-        _stage(tx, read_rows(lines, number_pattern=pattern, problems=problems))
+        if tx.dialect == "postgresql":
+            # The sorts of a million rows in memory; no JIT compiling (0.5 s a statement
+            # once a million rows cost it in, for plans whose time is spent writing rows).
+            tx.execute("SET LOCAL work_mem = '64MB'")
+            tx.execute("SET LOCAL jit = off")
+        _stage(tx, read_values(lines, number_pattern=pattern, problems=problems))
         # An unknown column is ignored with a warning; everything else refuses the file.
         warnings = [p for p in problems if p.startswith("header: unknown column")]
         errors = [p for p in problems if p not in warnings] + _twice(tx)
@@ -64,8 +74,10 @@ def import_cards(
             )
         total = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE}"))
         known = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s JOIN cards AS c USING (number)"))
-        _upsert(tx, now)
-        first_pos, opening = _openings(tx, now)
+        first, opening, lone = _openings(tx, now)
+        _upsert(tx, now, lone)
+        if opening:
+            _credit(tx, now, first)
         # Entries quarantined because head office did not know the card count now.
         waiting = tx.all(
             f"SELECT DISTINCT q.card FROM quarantine AS q JOIN {STAGE} AS s ON s.number = q.card"
@@ -74,7 +86,7 @@ def import_cards(
         released = quarantine.release_known(
             tx, [r["card"] for r in waiting], now, till=None, why="head office imported the card"
         )
-        _fold_openings(tx, now, first_pos=first_pos, released=released)
+        _fold_others(tx, now, first_pos=first[1], released=released)
         _changes(tx, total, now)
         tx.execute(f"DROP TABLE {STAGE}")
         counts = {"imported": total - known, "updated": known}
@@ -132,38 +144,31 @@ def lines_of(file: IO[bytes]) -> IO[str]:
     return io.TextIOWrapper(file, encoding="utf-8", newline="")
 
 
-def _stage(tx: Tx, rows: Iterator[tuple[int, CardRecord]]) -> None:
+def _stage(tx: Tx, rows: Iterator[CardValues]) -> None:
     """The good rows, as they are read, into the staging table (then indexed by number)."""
     if tx.dialect == "sqlite":
         tx.execute(f"DROP TABLE IF EXISTS temp.{STAGE}")
-        temp, index = "TEMP TABLE", f"INDEX temp.{STAGE}_number ON {STAGE}"
+        # INTEGER PRIMARY KEY: the row number is the rowid, with no index of its own.
+        index, key = f"INDEX temp.{STAGE}_number ON {STAGE}", "INTEGER"
     else:
-        temp, index = "TEMP TABLE", f"INDEX ON {STAGE}"
+        index, key = f"INDEX ON {STAGE}", "BIGINT"
     tx.execute(
-        f"CREATE {temp} {STAGE} (row BIGINT PRIMARY KEY, number TEXT NOT NULL, holder TEXT"
+        f"CREATE TEMP TABLE {STAGE} (row {key} PRIMARY KEY, number TEXT NOT NULL, holder TEXT"
         " NOT NULL, phone TEXT, birthday TEXT, tier TEXT, segments TEXT NOT NULL, clubs TEXT"
         " NOT NULL, status TEXT NOT NULL, opening BIGINT NOT NULL)"
         + (" ON COMMIT DROP" if tx.dialect == "postgresql" else "")
     )
-    tx.copy_in(STAGE, _COLUMNS, (_values(n, r) for n, r in rows))
+    tx.copy_in(
+        STAGE,
+        _COLUMNS,
+        (
+            (n, number, holder, phone, birthday, tier, json_list(seg), json_list(clubs), st, op)
+            for n, number, holder, phone, birthday, tier, seg, clubs, st, op in rows
+        ),
+    )
     tx.execute(f"CREATE {index} (number, row)")
     if tx.dialect == "postgresql":
         tx.execute(f"ANALYZE {STAGE}")  # no autovacuum for a temporary table: plans need it
-
-
-def _values(n: int, r: CardRecord) -> tuple[Any, ...]:
-    return (
-        n,
-        r.number,
-        r.holder,
-        r.phone,
-        r.birthday.isoformat() if r.birthday else None,
-        r.tier,
-        json_list(r.segments),
-        json_list(r.clubs),
-        r.status,
-        r.opening_balance,
-    )
 
 
 def _twice(tx: Tx) -> list[str]:
@@ -180,73 +185,130 @@ def _row_order(problem: str) -> int:
     return int(head[4:]) if head.startswith("row ") else 0
 
 
-def _upsert(tx: Tx, now: datetime) -> None:
+def _openings(tx: Tx, now: datetime) -> tuple[tuple[int, int], int, Row | None]:
+    """An opening balance is credited once per card, however often the file is imported:
+    one ``adjust`` of head office's each, numbered in card order as ``hq_entries`` and
+    ``insert_entries`` number them. Reserves their ``seq`` and ``pos``; returns the first
+    of each, how many, and the folded fields of a card whose only entry is its opening
+    balance (None if no card is such), for :func:`_upsert` to write with the card."""
+    n = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s WHERE {_TODO}", (OPENING_NOTE,)))
+    if not n:
+        return (0, 0), 0, None
+    first = tx.next_ids("hq_seq", n), tx.next_ids("entry", n)
+    return first, n, _lone_fold(tx, now, first)
+
+
+def _lone_fold(tx: Tx, now: datetime, first: tuple[int, int]) -> Row | None:
+    """What ``refresh_cards`` folds a card whose only entry is its opening balance to:
+    the same for every such card but its balance. Folded for one such card in a savepoint,
+    rolled back: the fold's own code, on the rows as the import writes them."""
+    sample = tx.scalar(f"SELECT s.number FROM {STAGE} AS s WHERE {_LONE} ORDER BY s.number LIMIT 1")
+    if sample is None:
+        return None
+    tx.execute("SAVEPOINT lone_fold")
+    try:
+        tx.execute(
+            "INSERT INTO cards (number, origin, created_at, updated_at) VALUES (?, 'import', ?, ?)"
+            " ON CONFLICT (number) DO NOTHING",
+            (sample, ts(now), ts(now)),
+        )
+        _credit(tx, now, first, only=sample)
+        refresh_cards(tx, [sample], now)
+        folded = tx.one(
+            "SELECT next_expiry, balance_until, negative_since FROM cards WHERE number = ?",
+            (sample,),
+        )
+    finally:
+        tx.execute("ROLLBACK TO SAVEPOINT lone_fold")
+    tx.execute("RELEASE SAVEPOINT lone_fold")
+    assert folded is not None
+    return folded
+
+
+def _upsert(tx: Tx, now: datetime, lone: Row | None) -> None:
+    """The staged cards, new or updated: those whose only entry will be their opening
+    balance with that balance and ``lone``'s folded fields, the others with their balance
+    left as it is. Two statements, each an anti or semi join of the staged rows with the
+    entries (a condition per row in the columns would probe the entries once per column)."""
+    if lone is None:  # no card's only entry is its opening balance
+        _upsert_some(tx, now, "true", folded=None)
+        return
+    _upsert_some(tx, now, _LONE, folded=lone)
+    _upsert_some(tx, now, f"s.opening = 0 OR {_ENTRIES}", folded=None)
+
+
+_FILE = ("holder", "phone", "birthday", "tier", "segments", "clubs", "status")
+_FOLDED = ("balance", "next_expiry", "balance_until", "negative_since")
+
+
+def _upsert_some(tx: Tx, now: datetime, which: str, *, folded: Row | None) -> None:
+    """The staged cards ``which`` selects: the file's columns, and with ``folded`` the
+    opening balance and the other folded fields."""
+    columns = _FILE + (_FOLDED if folded else ())
+    extra = ""
+    args: list[Any] = [ts(now), ts(now)]
+    if folded:
+        extra = ", s.opening, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT)"
+        args += [folded["next_expiry"], folded["balance_until"], folded["negative_since"]]
     tx.execute(
-        "INSERT INTO cards (number, holder, phone, birthday, tier, segments, clubs, status,"
-        " origin, created_at, updated_at) SELECT number, holder, phone, birthday, tier,"
-        f" segments, clubs, status, 'import', ?, ? FROM {STAGE} WHERE true ORDER BY number"
-        " ON CONFLICT (number) DO UPDATE SET holder = excluded.holder,"
-        " phone = excluded.phone, birthday = excluded.birthday, tier = excluded.tier,"
-        " segments = excluded.segments, clubs = excluded.clubs, status = excluded.status,"
-        " updated_at = excluded.updated_at",
-        (ts(now), ts(now)),
+        f"INSERT INTO cards (number, origin, created_at, updated_at, {', '.join(columns)})"
+        f" SELECT s.number, 'import', ?, ?, {', '.join(f's.{c}' for c in _FILE)}{extra}"
+        f" FROM {STAGE} AS s WHERE {which} ORDER BY s.number ON CONFLICT (number) DO UPDATE"
+        " SET updated_at = excluded.updated_at, "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns),
+        args,
     )
 
 
-def _openings(tx: Tx, now: datetime) -> tuple[int, int]:
-    """An opening balance is credited once per card, however often the file is imported:
-    one ``adjust`` of head office's each, numbered in card order as ``hq_entries`` and
-    ``insert_entries`` number them. Returns the first entry's ``pos`` and how many."""
-    todo = f"FROM {STAGE} AS s WHERE s.opening > 0 AND NOT {_OPENED}"
-    n = int(tx.scalar(f"SELECT COUNT(*) {todo}", (OPENING_NOTE,)))
-    if not n:
-        return 0, 0
-    seq, pos = tx.next_ids("hq_seq", n), tx.next_ids("entry", n)
+_TODO = f"s.opening > 0 AND NOT {_OPENED}"
+
+
+def _credit(tx: Tx, now: datetime, first: tuple[int, int], *, only: str | None = None) -> None:
+    """The opening balances due (:func:`_openings`), numbered from ``first`` (``seq``,
+    ``pos``) in card order; or only card ``only``'s (numbered ``first``: a sample)."""
+    seq, pos = first
+    # An id: a random half drawn per import, then the entry's pos in hex. Unique as pos
+    # is, and ascending, so the id index takes the import's entries at one place, not at
+    # a random page each (a uuid4's second half starts 8-b, never 0 as these do).
+    half = uuid.uuid4().hex[:16]
     new_id = (
-        "lower(hex(randomblob(16)))"
+        "printf('%s%016x', ?, ? + k)"
         if tx.dialect == "sqlite"
-        else "replace(gen_random_uuid()::text, '-', '')"
+        else "? || lpad(to_hex(? + k), 16, '0')"
     )
     tx.execute(
         "INSERT INTO entries (id, till, seq, card, kind, points, receipt_id, refund_id, ref,"
         " note, created_at, available_from, expires_at, pos, received_at, quarantine)"
         f" SELECT {new_id}, '{HQ_TILL}', ? + k, number, 'adjust', opening, NULL, NULL, NULL,"
         " ?, ?, ?, NULL, ? + k, ?, NULL FROM (SELECT s.number, s.opening,"
-        f" row_number() OVER (ORDER BY s.number) - 1 AS k {todo}) AS o ORDER BY k",
-        (seq, OPENING_NOTE, ts(now), ts(now), pos, ts(now), OPENING_NOTE),
+        f" row_number() OVER (ORDER BY s.number) - 1 AS k FROM {STAGE} AS s WHERE {_TODO}"
+        + (" AND s.number = ?" if only else "")
+        + ") AS o ORDER BY number",
+        (
+            half,
+            pos,
+            seq,
+            OPENING_NOTE,
+            ts(now),
+            ts(now),
+            pos,
+            ts(now),
+            OPENING_NOTE,
+            *([only] if only else []),
+        ),
     )
-    return pos, n
 
 
-def _fold_openings(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:
-    """Fold again every card the import credited.
-
-    A card whose only entry is the opening balance just written (most of a first import)
-    folds to that balance, spendable now until its next entry: ``refresh_cards`` folds one
-    such card, and the others take its folded fields with their own balance, in one
-    statement. A card with other entries (quarantined ones too, so every card the import
-    released) is folded whole by ``refresh_cards``.
-    """
+def _fold_others(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:
+    """Fold again, whole, every card the import credited that has other entries than its
+    opening balance (quarantined ones too, so every card the import released): the cards
+    whose only entry it is were written folded (:func:`_upsert`)."""
     whole = set(released)
     if first_pos:
-        mine = f"e.pos >= {int(first_pos)}"
-        older = f"EXISTS (SELECT 1 FROM entries AS o WHERE o.card = e.card AND o.pos < {first_pos})"
-        alone = f"FROM entries AS e WHERE {mine} AND NOT {older}"
-        sample = tx.scalar(f"SELECT e.card {alone} ORDER BY e.card LIMIT 1")
-        if sample is not None:
-            refresh_cards(tx, [sample], now)
-            f = tx.one(
-                "SELECT next_expiry, balance_until, negative_since FROM cards WHERE number = ?",
-                (sample,),
-            )
-            assert f is not None
-            tx.execute(  # a join, not a sub-select per card
-                "UPDATE cards SET balance = e.points, next_expiry = ?, balance_until = ?,"
-                f" negative_since = ? FROM entries AS e WHERE e.card = cards.number AND {mine}"
-                f" AND NOT {older}",
-                (f["next_expiry"], f["balance_until"], f["negative_since"]),
-            )
-        credited = tx.all(f"SELECT e.card FROM entries AS e WHERE {mine} AND {older}")
+        credited = tx.all(
+            f"SELECT e.card FROM entries AS e WHERE e.pos >= {int(first_pos)} AND EXISTS"
+            f" (SELECT 1 FROM entries AS o WHERE o.card = e.card AND o.pos < {int(first_pos)})"
+        )
         whole |= {r["card"] for r in credited}
     for part in chunks(sorted(whole), 1000):
         refresh_cards(tx, part, now)

@@ -102,3 +102,26 @@ def test_opening_balances_fold_as_refresh_cards_folds_and_are_credited_once(
     assert (r.json()["imported"], r.json()["updated"]) == (0, FRESH + 3)
     assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == openings
     assert [hq.card(n)["balance"] for n in (ANNA, BORIS, VERA)] == [100, 80, 15]
+
+
+def test_a_known_card_with_no_entries_takes_its_opening_balance_folded_and_keeps_it(
+    hq: HqTest,
+) -> None:
+    hq.publish(program())
+    hq.cards(ANNA)  # known, no entry yet
+    body = f"number,holder,balance\n{ANNA},Анна,70\n{BORIS},Борис,\n{VERA},Вера,40\n"
+    r = _post(hq, body.encode())
+    assert (r.json()["imported"], r.json()["updated"]) == (2, 1), r.text
+    assert [hq.card(n)["balance"] for n in (ANNA, BORIS, VERA)] == [70, 0, 40]
+    imported = _folded(hq)
+    with hq.hq.db.write() as tx:
+        refresh_cards(tx, [ANNA, VERA], hq.clock.now())
+    assert _folded(hq) == imported
+
+    # Without balances (no card's only entry is an opening balance): the cards updated,
+    # every balance and folded field as it was.
+    r = _post(hq, f"number,holder\n{ANNA},Анна Н.\n{VERA},Вера Н.\n".encode())
+    assert (r.json()["imported"], r.json()["updated"]) == (0, 2), r.text
+    assert _folded(hq) == imported
+    assert hq.card(ANNA)["holder"] == "Анна Н."
+    assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == 2
