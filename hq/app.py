@@ -251,7 +251,8 @@ def create_app(hq: Hq) -> FastAPI:
         def run() -> bytes:
             now = hq.clock.now()
             with hq.db.read() as tx:  # the credential's check and the page: one snapshot
-                till = till_of(token, tx)
+                asked = tills.ask_till(tx, token)
+                till = till_of(token, tx, asked=asked)
                 page = feed.read_page(
                     tx,
                     till,
@@ -261,6 +262,7 @@ def create_app(hq: Hq) -> FastAPI:
                     lookup_key=hq.lookup_key,
                     coupon_keys=hq.keys,
                     parts=card_parts,
+                    row=asked.one(),
                 )
             feed.pulled(hq.db, till, page, now)
             return page.body

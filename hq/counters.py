@@ -358,6 +358,8 @@ def mine(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, O
 def others_of(card: str, total: Totals, own: Own | None = None) -> dict[str, Any] | None:
     """A card's counts at every till but the one that counted ``own``, as the change feed
     sends them (:func:`others`); None: no other till counted it."""
+    if not total.names and not total.spend:
+        return None  # most cards: no till counted them (a use has its name counted too)
     own = own or _NONE
     out: dict[str, Any] | None = None
 

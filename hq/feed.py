@@ -16,6 +16,13 @@ the requesting till adds its own counts, which it knows better and sooner. A bud
 change of its own (kind ``budget``), so budgets are paged and compacted like cards and
 count towards a page's ``limit`` as the till counts them.
 
+A thousand tills pull nearly the same pages. A card's part alike for every till (its
+fields, folded points and lots, and every till's counts) is built once per change of the
+card and kept by the process as the JSON it is sent as (:mod:`tillgate.hq.feedparts`,
+keyed so that it is never stale); each page adds the requesting till's own part to it:
+``through_seq``, ``held`` and ``uses`` (every till's counts less its own), each read for
+the whole page in one statement per 500 cards.
+
 The product list is not in the page: a page names its version and size (``products``) when
 it changed, and the till downloads it apart, in pages of its own (:mod:`tillgate.hq.products`).
 
@@ -126,10 +133,13 @@ def _states(tx: Tx, numbers: list[str], now: datetime) -> dict[str, CardState]:
             for n, rows in entries.items()}  # fmt: skip
 
 
+# Compact JSON as the reply's body holds it (FastAPI's generic encoder walked every card's
+# every field again, as long as building the page itself); one encoder for every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _json(value: object) -> bytes:
-    """Compact JSON as the reply's body holds it (FastAPI's generic encoder walked every
-    card's every field again, as long as building the page itself)."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def _card_parts(
@@ -197,6 +207,7 @@ def read_page(
     lookup_key: bytes,
     coupon_keys: HqKeys | None = None,
     parts: CardParts | None = None,
+    row: Row | None = None,
 ) -> Page:
     """The page of changes after ``cursor`` for ``till``, read in ``tx`` (its cards' phones
     hashed with ``lookup_key``, which the page carries too).
@@ -204,7 +215,9 @@ def read_page(
     ``cursor`` and ``limit`` come from the query string (FastAPI hands over any integer,
     however long), so they are checked before they reach SQL; the rest comes from HQ's
     own database. ``parts``: the cards' shared parts this process keeps
-    (:mod:`tillgate.hq.feedparts`); None builds every card afresh.
+    (:mod:`tillgate.hq.feedparts`); None builds every card afresh. ``row``: the till's row
+    as its credential's check read it in ``tx`` (:func:`~tillgate.hq.tills.ask_till`), else
+    read here.
     """
     cursor = _whole("cursor", cursor, 0, MAX_CURSOR)
     limit = _whole("limit", limit, 1, MAX_LIMIT)
@@ -219,7 +232,7 @@ def read_page(
     keys: dict[str, list[str]] = {}
     for r in rows:
         keys.setdefault(r["kind"], []).append(r["key"])
-    mine = tx.one("SELECT through_seq, last_pull FROM tills WHERE id = ?", (till.id,))
+    mine = row or tx.one("SELECT through_seq, last_pull FROM tills WHERE id = ?", (till.id,))
     through = int(mine["through_seq"] or 0) if mine is not None else 0
     last_pull = mine["last_pull"] if mine is not None else None
     program = None
