@@ -40,7 +40,7 @@ from tillgate.core.money import to_kop
 from tillgate.core.rules.bounds import CEILING_RECEIPT_TOTAL, MAX_RECEIPT_POINTS
 
 from . import ledger
-from .db import Tx, marks
+from .db import Pending, Tx, marks
 from .wire import FactIn
 
 logger = logging.getLogger(__name__)
@@ -332,17 +332,25 @@ def totals(tx: Tx, cards: Iterable[str], *, today: date) -> dict[str, Totals]:
     return out
 
 
-def mine(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, Own]:
-    """What ``till`` counted of each card, one statement per 500 cards; a card it never
-    counted is left out (most of a page: a till sees a card counted at any till)."""
-    first_spend, first_use, last = _windows(today)
-    out: dict[str, Own] = {}
-    for part in ledger.chunks(sorted(set(cards))):
-        for r in tx.all(
+def ask_mine(tx: Tx, cards: Iterable[str], *, till: str) -> list[Pending]:
+    """Queue :func:`mine`'s statements (one per 500 cards), read by :func:`mine_of`: on
+    PostgreSQL they go in one round trip with the page's other per-till statements."""
+    return [
+        tx.ahead(
             "SELECT card, name, day, value FROM card_counters"
             f" WHERE {_in('card', part)} AND till = ?",
             [*part, till],
-        ):
+        )
+        for part in ledger.chunks(sorted(set(cards)))
+    ]
+
+
+def mine_of(asked: Iterable[Pending], *, today: date) -> dict[str, Own]:
+    """The rows :func:`ask_mine` asked for, as each card's :class:`Own`."""
+    first_spend, first_use, last = _windows(today)
+    out: dict[str, Own] = {}
+    for pending in asked:
+        for r in pending.all():
             own = out.setdefault(r["card"], Own())
             name, day, n = r["name"], r["day"], int(r["value"])
             if name == SPEND:
@@ -353,6 +361,12 @@ def mine(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, O
             if name.startswith(USE) and first_use <= day <= last:
                 own.use_days[name, day] = own.use_days.get((name, day), 0) + n
     return out
+
+
+def mine(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, Own]:
+    """What ``till`` counted of each card, one statement per 500 cards; a card it never
+    counted is left out (most of a page: a till sees a card counted at any till)."""
+    return mine_of(ask_mine(tx, cards, till=till), today=today)
 
 
 def others_of(card: str, total: Totals, own: Own | None = None) -> dict[str, Any] | None:
@@ -421,15 +435,28 @@ def others(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str,
     return out
 
 
-def budgets(tx: Tx, promotions: Iterable[str], *, till: str) -> dict[str, int]:
-    """Points each promotion gave from its budget at every till but ``till`` (0: none)."""
+def ask_budgets(tx: Tx, promotions: Iterable[str], *, till: str) -> tuple[list[str], list[Pending]]:
+    """Queue :func:`budgets`' statements, read by :func:`budgets_of`."""
     keys = sorted(set(promotions))
-    out = dict.fromkeys(keys, 0)
-    for part in ledger.chunks(keys):
-        for r in tx.all(
+    return keys, [
+        tx.ahead(
             "SELECT promotion_id, SUM(points) AS n FROM budget_counters"
             f" WHERE {_in('promotion_id', part)} AND till <> ? GROUP BY promotion_id",
             [*part, till],
-        ):
+        )
+        for part in ledger.chunks(keys)
+    ]
+
+
+def budgets_of(asked: tuple[list[str], list[Pending]]) -> dict[str, int]:
+    keys, pending = asked
+    out = dict.fromkeys(keys, 0)
+    for p in pending:
+        for r in p.all():
             out[r["promotion_id"]] = int(r["n"])
     return out
+
+
+def budgets(tx: Tx, promotions: Iterable[str], *, till: str) -> dict[str, int]:
+    """Points each promotion gave from its budget at every till but ``till`` (0: none)."""
+    return budgets_of(ask_budgets(tx, promotions, till=till))
