@@ -14,7 +14,7 @@ and ``day`` the receipt's local day at its till; ``budget_counters(promotion_id,
 points)`` holds the points each budgeted promotion gave. A fact is counted once, in the
 transaction that first stores it, so a resend after a lost reply counts nothing twice.
 
-Each till is sent the counts of every *other* till (:func:`others`, :func:`budgets`) and
+Each till is sent the counts of every *other* till (:func:`others_of`, :func:`budgets`) and
 adds its own, which it knows better and sooner: nothing is counted twice however the
 pushes and pulls interleave. The shape on the wire is in docs/sync-protocol.md
 ("Chain-wide counters").
@@ -269,7 +269,7 @@ def _in(column: str, keys: Sequence[str]) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Totals:
-    """A card's counts at every till, as :func:`others` reads them for ``today``: per name
+    """A card's counts at every till, as :func:`others_of` reads them for ``today``: per name
     (spend left out) its sum over all days and how many tills counted it; per promotion
     use and day of the recent ones, the same; per day of the spend window, its sum."""
 
@@ -370,8 +370,15 @@ def mine(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, O
 
 
 def others_of(card: str, total: Totals, own: Own | None = None) -> dict[str, Any] | None:
-    """A card's counts at every till but the one that counted ``own``, as the change feed
-    sends them (:func:`others`); None: no other till counted it."""
+    """A card's counts at every till but the one that counted ``own`` (:func:`totals` less
+    :func:`mine`), as the change feed sends them; None: no other till counted it (the feed
+    sends ``{}``).
+
+    ``{"visits": n, "spend": [[day, kopecks], ...], "uses": {promotion: {"total": n,
+    "days": {day: n}}}, "stamps": {promotion: n}}``. ``spend`` holds the days from
+    ``today`` − 3662 to ``today`` + 2, ``days`` those from ``today`` − 2 to ``today`` + 2
+    (``today``: UTC, that of :func:`totals` and :func:`mine`).
+    """
     if not total.names and not total.spend:
         return None  # most cards: no till counted them (a use has its name counted too)
     own = own or _NONE
@@ -414,24 +421,6 @@ def others_of(card: str, total: Totals, own: Own | None = None) -> dict[str, Any
                     MAX_PROMOTIONS,
                 )
                 out[key] = dict(sorted(out[key].items())[:MAX_PROMOTIONS])
-    return out
-
-
-def others(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, dict[str, Any]]:
-    """Each card's counts at every till but ``till``, as the change feed sends them.
-
-    ``{"visits": n, "spend": [[day, kopecks], ...], "uses": {promotion: {"total": n,
-    "days": {day: n}}}, "stamps": {promotion: n}}``; a card no other till counted is
-    left out (the feed sends ``{}``). ``spend`` holds the days from ``today`` − 3662 to
-    ``today`` + 2, ``days`` those from ``today`` − 2 to ``today`` + 2 (``today``: UTC).
-    Every till's counts less ``till``'s own (:func:`totals`, :func:`mine`).
-    """
-    keys = sorted(set(cards))
-    own = mine(tx, keys, till=till, today=today)
-    out: dict[str, dict[str, Any]] = {}
-    for card, total in totals(tx, keys, today=today).items():
-        if (counts := others_of(card, total, own.get(card))) is not None:
-            out[card] = counts
     return out
 
 

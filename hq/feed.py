@@ -272,7 +272,7 @@ def read_page(
     if coupon_keys is not None and couponkeys.CHANGE_KIND in keys:
         key_set = couponkeys.feed_out(tx, coupon_keys)
     # A card: its shared part, then the till's own: ``through_seq``; ``uses``, what the
-    # other tills counted (:func:`tillgate.hq.counters.others`); ``held``, what the other
+    # other tills counted (:func:`tillgate.hq.counters.others_of`); ``held``, what the other
     # tills' open receipts hold at head office (:func:`tillgate.hq.holds.held_elsewhere`).
     card_json = b",".join(
         b'%s,"through_seq":%d,"uses":%s,"held":%d}'
