@@ -34,6 +34,7 @@ from . import (
     cardimport,
     corrections,
     feed,
+    feedparts,
     holds,
     ledger,
     products,
@@ -238,24 +239,33 @@ def create_app(hq: Hq) -> FastAPI:
 
     direct["/v1/holds/resolve"] = served(hold_resolve)
 
+    # What a page says of a card alike to every till, built once per change of the card
+    # and kept by this process alone: its key changes whenever its content would.
+    card_parts = feedparts.CardParts(hq.lookup_key)
+
     @app.get("/v1/sync/changes", tags=["tills"])
     async def changes(request: Request, cursor: int = 0, limit: int = feed.DEFAULT_LIMIT) -> Any:
         """Everything that changed after ``cursor``: program, cards, coupons."""
         token = tills.bearer(request.headers.get("authorization"))
 
         def run() -> bytes:
-            with hq.db.read() as tx:
-                till = till_of(token, tx)
-            page = feed.changes(
-                hq.db,
-                till,
-                cursor=cursor,
-                limit=limit,
-                now=hq.clock.now(),
-                lookup_key=hq.lookup_key,
-                coupon_keys=hq.keys,
-            )
-            return feed.page_bytes(page)
+            now = hq.clock.now()
+            with hq.db.read() as tx:  # the credential's check and the page: one snapshot
+                asked = tills.ask_till(tx, token)
+                till = till_of(token, tx, asked=asked)
+                page = feed.read_page(
+                    tx,
+                    till,
+                    cursor=cursor,
+                    limit=limit,
+                    now=now,
+                    lookup_key=hq.lookup_key,
+                    coupon_keys=hq.keys,
+                    parts=card_parts,
+                    row=asked.one(),
+                )
+            feed.pulled(hq.db, till, page, now)
+            return page.body
 
         return Response(await work(run), media_type="application/json")
 

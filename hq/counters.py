@@ -14,7 +14,7 @@ and ``day`` the receipt's local day at its till; ``budget_counters(promotion_id,
 points)`` holds the points each budgeted promotion gave. A fact is counted once, in the
 transaction that first stores it, so a resend after a lost reply counts nothing twice.
 
-Each till is sent the counts of every *other* till (:func:`others`, :func:`budgets`) and
+Each till is sent the counts of every *other* till (:func:`others_of`, :func:`budgets`) and
 adds its own, which it knows better and sooner: nothing is counted twice however the
 pushes and pulls interleave. The shape on the wire is in docs/sync-protocol.md
 ("Chain-wide counters").
@@ -40,7 +40,7 @@ from tillgate.core.money import to_kop
 from tillgate.core.rules.bounds import CEILING_RECEIPT_TOTAL, MAX_RECEIPT_POINTS
 
 from . import ledger
-from .db import Tx, marks
+from .db import Pending, Tx, marks
 from .wire import FactIn
 
 logger = logging.getLogger(__name__)
@@ -267,75 +267,185 @@ def _in(column: str, keys: Sequence[str]) -> str:
     return f"{column} IN ({marks(len(keys))})"
 
 
-def others(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, dict[str, Any]]:
-    """Each card's counts at every till but ``till``, as the change feed sends them.
+@dataclass(frozen=True, kw_only=True)
+class Totals:
+    """A card's counts at every till, as :func:`others_of` reads them for ``today``: per name
+    (spend left out) its sum over all days and how many tills counted it; per promotion
+    use and day of the recent ones, the same; per day of the spend window, its sum."""
+
+    names: dict[str, tuple[int, int]] = field(default_factory=dict)
+    use_days: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    spend: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Own:
+    """What one till counted of a card, in the windows of :class:`Totals`."""
+
+    names: dict[str, int] = field(default_factory=dict)
+    use_days: dict[tuple[str, str], int] = field(default_factory=dict)
+    spend: dict[str, int] = field(default_factory=dict)
+
+
+_NONE = Own()
+
+
+def _windows(today: date) -> tuple[str, str, str]:
+    """The first day of spend sent, the first of per-day uses, the last of both."""
+    return (
+        (today - timedelta(days=SPEND_DAYS)).isoformat(),
+        (today - timedelta(days=USE_DAYS)).isoformat(),
+        (today + timedelta(days=USE_DAYS)).isoformat(),
+    )
+
+
+def totals(tx: Tx, cards: Iterable[str], *, today: date) -> dict[str, Totals]:
+    """Each card's counts at every till (a card nobody counted: empty :class:`Totals`).
+
+    Alike for every till at one change of the card and one ``today`` (UTC): the change
+    feed builds them once (:mod:`tillgate.hq.feedparts`) and takes each till's own counts
+    off (:func:`mine`, :func:`others_of`)."""
+    keys = sorted(set(cards))
+    out = {card: Totals() for card in keys}
+    first_spend, first_use, last = _windows(today)
+    for part in ledger.chunks(keys):
+        for r in tx.all(
+            "SELECT card, name, SUM(value) AS n, COUNT(DISTINCT till) AS k FROM card_counters"
+            f" WHERE {_in('card', part)} AND name <> 'spend' GROUP BY card, name",
+            list(part),
+        ):
+            out[r["card"]].names[r["name"]] = (int(r["n"]), int(r["k"]))
+        for r in tx.all(
+            "SELECT card, name, day, SUM(value) AS n, COUNT(*) AS k FROM card_counters"
+            f" WHERE {_in('card', part)} AND name LIKE 'use:%' AND day >= ? AND day <= ?"
+            " GROUP BY card, name, day",
+            [*part, first_use, last],
+        ):
+            out[r["card"]].use_days[r["name"], r["day"]] = (int(r["n"]), int(r["k"]))
+        for r in tx.all(
+            "SELECT card, day, SUM(value) AS n FROM card_counters"
+            f" WHERE {_in('card', part)} AND name = 'spend' AND day >= ? AND day <= ?"
+            " GROUP BY card, day",
+            [*part, first_spend, last],
+        ):
+            out[r["card"]].spend[r["day"]] = int(r["n"])
+    return out
+
+
+def ask_mine(tx: Tx, cards: Iterable[str], *, till: str) -> list[Pending]:
+    """Queue :func:`mine`'s statements (one per 500 cards), read by :func:`mine_of`: on
+    PostgreSQL they go in one round trip with the page's other per-till statements."""
+    return [
+        tx.ahead(
+            "SELECT card, name, day, value FROM card_counters"
+            f" WHERE {_in('card', part)} AND till = ?",
+            [*part, till],
+        )
+        for part in ledger.chunks(sorted(set(cards)))
+    ]
+
+
+def mine_of(asked: Iterable[Pending], *, today: date) -> dict[str, Own]:
+    """The rows :func:`ask_mine` asked for, as each card's :class:`Own`."""
+    first_spend, first_use, last = _windows(today)
+    out: dict[str, Own] = {}
+    for pending in asked:
+        for r in pending.all():
+            own = out.setdefault(r["card"], Own())
+            name, day, n = r["name"], r["day"], int(r["value"])
+            if name == SPEND:
+                if first_spend <= day <= last:
+                    own.spend[day] = own.spend.get(day, 0) + n
+                continue
+            own.names[name] = own.names.get(name, 0) + n
+            if name.startswith(USE) and first_use <= day <= last:
+                own.use_days[name, day] = own.use_days.get((name, day), 0) + n
+    return out
+
+
+def mine(tx: Tx, cards: Iterable[str], *, till: str, today: date) -> dict[str, Own]:
+    """What ``till`` counted of each card, one statement per 500 cards; a card it never
+    counted is left out (most of a page: a till sees a card counted at any till)."""
+    return mine_of(ask_mine(tx, cards, till=till), today=today)
+
+
+def others_of(card: str, total: Totals, own: Own | None = None) -> dict[str, Any] | None:
+    """A card's counts at every till but the one that counted ``own`` (:func:`totals` less
+    :func:`mine`), as the change feed sends them; None: no other till counted it (the feed
+    sends ``{}``).
 
     ``{"visits": n, "spend": [[day, kopecks], ...], "uses": {promotion: {"total": n,
-    "days": {day: n}}}, "stamps": {promotion: n}}``; a card no other till counted is
-    left out (the feed sends ``{}``). ``spend`` holds the days from ``today`` − 3662 to
-    ``today`` + 2, ``days`` those from ``today`` − 2 to ``today`` + 2 (``today``: UTC).
+    "days": {day: n}}}, "stamps": {promotion: n}}``. ``spend`` holds the days from
+    ``today`` − 3662 to ``today`` + 2, ``days`` those from ``today`` − 2 to ``today`` + 2
+    (``today``: UTC, that of :func:`totals` and :func:`mine`).
     """
-    out: dict[str, dict[str, Any]] = {}
+    if not total.names and not total.spend:
+        return None  # most cards: no till counted them (a use has its name counted too)
+    own = own or _NONE
+    out: dict[str, Any] | None = None
 
-    def of(card: str) -> dict[str, Any]:
-        return out.setdefault(card, {"visits": 0, "spend": [], "uses": {}, "stamps": {}})
+    def of() -> dict[str, Any]:
+        nonlocal out
+        if out is None:
+            out = {"visits": 0, "spend": [], "uses": {}, "stamps": {}}
+        return out
 
-    last = (today + timedelta(days=USE_DAYS)).isoformat()
-    first_spend = (today - timedelta(days=SPEND_DAYS)).isoformat()
-    first_use = (today - timedelta(days=USE_DAYS)).isoformat()
-    for part in ledger.chunks(sorted(set(cards))):
-        args = [*part, till]
-        for r in tx.all(
-            f"SELECT card, name, SUM(value) AS n FROM card_counters WHERE {_in('card', part)}"
-            " AND till <> ? AND name <> 'spend' GROUP BY card, name ORDER BY card, name",
-            args,
-        ):
-            name, n = r["name"], int(r["n"])
-            if name == VISIT:
-                of(r["card"])["visits"] = n
-            elif name.startswith(USE):
-                of(r["card"])["uses"][name[len(USE) :]] = {"total": n, "days": {}}
-            elif name.startswith(STAMP):
-                of(r["card"])["stamps"][name[len(STAMP) :]] = n
-        for r in tx.all(
-            f"SELECT card, name, day, SUM(value) AS n FROM card_counters WHERE {_in('card', part)}"
-            " AND till <> ? AND name LIKE 'use:%' AND day >= ? AND day <= ?"
-            " GROUP BY card, name, day ORDER BY card, name, day",
-            [*args, first_use, last],
-        ):
-            uses = of(r["card"])["uses"].get(r["name"][len(USE) :])
-            if uses is not None:
-                uses["days"][r["day"]] = int(r["n"])
-        for r in tx.all(
-            f"SELECT card, day, SUM(value) AS n FROM card_counters WHERE {_in('card', part)}"
-            " AND till <> ? AND name = 'spend' AND day >= ? AND day <= ?"
-            " GROUP BY card, day ORDER BY card, day",
-            [*args, first_spend, last],
-        ):
-            if n := int(r["n"]):
-                of(r["card"])["spend"].append([r["day"], n])
-    for card, counts in out.items():
+    for name in sorted(total.names):
+        n, tills = total.names[name]
+        if tills - (name in own.names) <= 0:
+            continue  # only this till counted it
+        n -= own.names.get(name, 0)
+        if name == VISIT:
+            of()["visits"] = n
+        elif name.startswith(USE):
+            of()["uses"][name[len(USE) :]] = {"total": n, "days": {}}
+        elif name.startswith(STAMP):
+            of()["stamps"][name[len(STAMP) :]] = n
+    for name, day in sorted(total.use_days):
+        n, tills = total.use_days[name, day]
+        if out is None or tills - ((name, day) in own.use_days) <= 0:
+            continue
+        uses = out["uses"].get(name[len(USE) :])
+        if uses is not None:
+            uses["days"][day] = n - own.use_days.get((name, day), 0)
+    for day in sorted(total.spend):
+        if n := total.spend[day] - own.spend.get(day, 0):
+            of()["spend"].append([day, n])
+    if out is not None:
         for key in ("uses", "stamps"):
-            if len(counts[key]) > MAX_PROMOTIONS:
+            if len(out[key]) > MAX_PROMOTIONS:
                 logger.warning(
                     "card %s: %d promotions counted, only %d sent",
                     mask(card),
-                    len(counts[key]),
+                    len(out[key]),
                     MAX_PROMOTIONS,
                 )
-                counts[key] = dict(sorted(counts[key].items())[:MAX_PROMOTIONS])
+                out[key] = dict(sorted(out[key].items())[:MAX_PROMOTIONS])
+    return out
+
+
+def ask_budgets(tx: Tx, promotions: Iterable[str], *, till: str) -> tuple[list[str], list[Pending]]:
+    """Queue :func:`budgets`' statements, read by :func:`budgets_of`."""
+    keys = sorted(set(promotions))
+    return keys, [
+        tx.ahead(
+            "SELECT promotion_id, SUM(points) AS n FROM budget_counters"
+            f" WHERE {_in('promotion_id', part)} AND till <> ? GROUP BY promotion_id",
+            [*part, till],
+        )
+        for part in ledger.chunks(keys)
+    ]
+
+
+def budgets_of(asked: tuple[list[str], list[Pending]]) -> dict[str, int]:
+    keys, pending = asked
+    out = dict.fromkeys(keys, 0)
+    for p in pending:
+        for r in p.all():
+            out[r["promotion_id"]] = int(r["n"])
     return out
 
 
 def budgets(tx: Tx, promotions: Iterable[str], *, till: str) -> dict[str, int]:
     """Points each promotion gave from its budget at every till but ``till`` (0: none)."""
-    keys = sorted(set(promotions))
-    out = dict.fromkeys(keys, 0)
-    for part in ledger.chunks(keys):
-        for r in tx.all(
-            "SELECT promotion_id, SUM(points) AS n FROM budget_counters"
-            f" WHERE {_in('promotion_id', part)} AND till <> ? GROUP BY promotion_id",
-            [*part, till],
-        ):
-            out[r["promotion_id"]] = int(r["n"])
-    return out
+    return budgets_of(ask_budgets(tx, promotions, till=till))

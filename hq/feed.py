@@ -16,6 +16,13 @@ the requesting till adds its own counts, which it knows better and sooner. A bud
 change of its own (kind ``budget``), so budgets are paged and compacted like cards and
 count towards a page's ``limit`` as the till counts them.
 
+A thousand tills pull nearly the same pages. A card's part alike for every till (its
+fields, folded points and lots, and every till's counts) is built once per change of the
+card and kept by the process as the JSON it is sent as (:mod:`tillgate.hq.feedparts`,
+keyed so that it is never stale); each page adds the requesting till's own part to it:
+``through_seq``, ``held`` and ``uses`` (every till's counts less its own), each read for
+the whole page in one statement per 500 cards.
+
 The product list is not in the page: a page names its version and size (``products``) when
 it changed, and the till downloads it apart, in pages of its own (:mod:`tillgate.hq.products`).
 
@@ -29,7 +36,8 @@ the till can hash what the cashier types; the cards on the page are hashed with 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from tillgate.core.cards import display_name, phone_lookup_hash
@@ -39,15 +47,18 @@ from tillgate.core.rules.tiers import month_day_text, parse_birthday
 from . import counters, couponkeys, holds, products
 from .couponkeys import HqKeys
 from .db import Database, Row, Tx, marks
+from .feedparts import CardParts, Part
 from .fold import CardState, fold
 from .ledger import card_entries, chunks, fold_entry
 from .tills import TillId, touch
-from .wire import ts
+from .wire import parse_ts, ts
 
 DEFAULT_LIMIT, MAX_LIMIT = 500, 2000
 # Commit ids are 64-bit signed integers in both databases: a cursor beyond that is no id
 # HQ could have handed out, and SQLite cannot even compare one (it was a 500).
 MAX_CURSOR = 2**63 - 1
+# A till's pull is noted at most this often (the pages of one sync come back to back).
+SEEN_EVERY = timedelta(seconds=5)
 
 
 def _whole(name: str, value: object, low: int, high: int) -> int:
@@ -103,28 +114,6 @@ def lots_out(state: CardState) -> list[dict[str, Any]]:
     ]
 
 
-def card_out(
-    row: Row,
-    state: CardState,
-    *,
-    lookup_key: bytes,
-    through_seq: int,
-    uses: dict[str, Any] | None = None,
-    held: int = 0,
-) -> dict[str, Any]:
-    """A card as the feed sends it; ``through_seq``, ``uses`` (what the other tills
-    counted, :func:`tillgate.hq.counters.others`) and ``held`` (what the other tills' open
-    receipts hold at head office, :func:`tillgate.hq.holds.held_elsewhere`) are the
-    requesting till's; the phone is hashed with ``lookup_key``."""
-    return {
-        **till_fields(row, state, lookup_key=lookup_key),
-        "lots": lots_out(state),
-        "through_seq": through_seq,
-        "uses": uses or {},
-        "held": held,
-    }
-
-
 def _rows_by(tx: Tx, table: str, column: str, keys: list[str]) -> list[Row]:
     out: list[Row] = []
     for part in chunks(sorted(keys)):
@@ -144,10 +133,178 @@ def _states(tx: Tx, numbers: list[str], now: datetime) -> dict[str, CardState]:
             for n, rows in entries.items()}  # fmt: skip
 
 
-def page_bytes(page: dict[str, Any]) -> bytes:
-    """A page as the reply's body: compact JSON, encoded once (FastAPI's generic encoder
-    walked every card's every field again, as long as building the page itself)."""
-    return json.dumps(page, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+# Compact JSON as the reply's body holds it (FastAPI's generic encoder walked every card's
+# every field again, as long as building the page itself); one encoder for every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _json(value: object) -> bytes:
+    return _ENCODER.encode(value).encode()
+
+
+def _card_parts(
+    tx: Tx, ids: dict[str, int], now: datetime, lookup_key: bytes, parts: CardParts | None
+) -> dict[str, Part]:
+    """Each card's part alike for every till (:mod:`tillgate.hq.feedparts`), by number:
+    from ``parts`` when one made at the card's change ``ids[number]`` holds at ``now``,
+    else read, folded, counted and encoded here (and kept in ``parts``)."""
+    out: dict[str, Part] = {}
+    todo: list[str] = []
+    for number, change in ids.items():
+        part = parts.get(number, change, now) if parts is not None else None
+        if part is None:
+            todo.append(number)
+        else:
+            out[number] = part
+    if todo:
+        rows = _rows_by(tx, "cards", "number", todo)
+        found = [r["number"] for r in rows]
+        states = _states(tx, found, now)
+        today = now.astimezone(UTC).date()
+        midnight = datetime.combine(today + timedelta(days=1), time(), UTC)
+        counts = counters.totals(tx, found, today=today)
+        for r in rows:
+            number, state = r["number"], states[r["number"]]
+            shared = till_fields(r, state, lookup_key=lookup_key) | {"lots": lots_out(state)}
+            until = min(filter(None, (state.balance_until(now), midnight)))
+            uses = counters.others_of(number, counts[number])
+            out[number] = part = Part(
+                change=ids[number],
+                since=now,
+                until=until,
+                body=_json(shared)[:-1],  # open: the till's own fields follow
+                totals=counts[number],
+                uses=_json(uses) if uses else b"{}",
+            )
+            if parts is not None:
+                parts.put(number, part)
+    return {number: out[number] for number in sorted(out)}
+
+
+def _uses(number: str, part: Part, own: counters.Own | None) -> bytes:
+    """The card's ``uses`` for a till that counted ``own`` of it (None: nothing)."""
+    if own is None:
+        return part.uses
+    uses = counters.others_of(number, part.totals, own)
+    return _json(uses) if uses else b"{}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """A page as the reply's body, and when its till pulled before (:func:`pulled`)."""
+
+    body: bytes
+    last_pull: str | None
+
+
+def read_page(
+    tx: Tx,
+    till: TillId,
+    *,
+    cursor: int,
+    limit: int,
+    now: datetime,
+    lookup_key: bytes,
+    coupon_keys: HqKeys | None = None,
+    parts: CardParts | None = None,
+    row: Row | None = None,
+) -> Page:
+    """The page of changes after ``cursor`` for ``till``, read in ``tx`` (its cards' phones
+    hashed with ``lookup_key``, which the page carries too).
+
+    ``cursor`` and ``limit`` come from the query string (FastAPI hands over any integer,
+    however long), so they are checked before they reach SQL; the rest comes from HQ's
+    own database. ``parts``: the cards' shared parts this process keeps
+    (:mod:`tillgate.hq.feedparts`); None builds every card afresh. ``row``: the till's row
+    as its credential's check read it in ``tx`` (:func:`~tillgate.hq.tills.ask_till`), else
+    read here.
+    """
+    cursor = _whole("cursor", cursor, 0, MAX_CURSOR)
+    limit = _whole("limit", limit, 1, MAX_LIMIT)
+    if parts is not None and parts.lookup_key != lookup_key:
+        parts = None  # made with another key: of no use here
+    rows = tx.all(
+        "SELECT kind, key, id FROM changes WHERE id > ? ORDER BY id LIMIT ?",
+        (cursor, limit + 1),
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    keys: dict[str, list[str]] = {}
+    for r in rows:
+        keys.setdefault(r["kind"], []).append(r["key"])
+    mine = row or tx.one("SELECT through_seq, last_pull FROM tills WHERE id = ?", (till.id,))
+    through = int(mine["through_seq"] or 0) if mine is not None else 0
+    last_pull = mine["last_pull"] if mine is not None else None
+    program = None
+    if "program" in keys:
+        latest = tx.one("SELECT version, body FROM programs ORDER BY version DESC LIMIT 1")
+        if latest is not None:
+            program = {"version": str(latest["version"]), "body": json.loads(latest["body"])}
+    ids = {r["key"]: int(r["id"]) for r in rows if r["kind"] == "card"}
+    cards = _card_parts(tx, ids, now, lookup_key, parts) if ids else {}
+    numbers = list(cards)
+    # The till's own part, asked at once (on PostgreSQL: one round trip), then read.
+    asked_own = counters.ask_mine(tx, numbers, till=till.id)
+    asked_held = holds.ask_held_elsewhere(tx, numbers, till.id, now)
+    asked_budgets = counters.ask_budgets(tx, keys.get("budget", []), till=till.id)
+    own = counters.mine_of(asked_own, today=now.astimezone(UTC).date())
+    held = holds.held_of(asked_held)
+    budgets = counters.budgets_of(asked_budgets)
+    used = [
+        {
+            "code": r["code"],
+            "promotion_id": r["promotion_id"] or "",
+            "till": r["till"],
+            "receipt_id": r["receipt_id"],
+            "used_at": r["used_at"],
+        }
+        for r in _rows_by(tx, "coupons_used", "code", keys.get("coupon_used", []))
+        if r["till"] != till.id
+    ]
+    revoked = [
+        {"code": r["code"], "reason": r["reason"], "revoked_at": r["revoked_at"]}
+        for r in _rows_by(tx, "coupons_revoked", "code", keys.get("coupon_revoked", []))
+    ]
+    # The product list's version and size; the till downloads it apart (hq/products.py).
+    product_list = products.announce(tx) if products.CHANGE_KIND in keys else None
+    # The chain's coupon keys, whole, whenever they changed (a rotation, a revocation).
+    key_set = None
+    if coupon_keys is not None and couponkeys.CHANGE_KIND in keys:
+        key_set = couponkeys.feed_out(tx, coupon_keys)
+    # A card: its shared part, then the till's own: ``through_seq``; ``uses``, what the
+    # other tills counted (:func:`tillgate.hq.counters.others_of`); ``held``, what the other
+    # tills' open receipts hold at head office (:func:`tillgate.hq.holds.held_elsewhere`).
+    card_json = b",".join(
+        b'%s,"through_seq":%d,"uses":%s,"held":%d}'
+        % (part.body, through, _uses(n, part, own.get(n)), held.get(n, 0))
+        for n, part in cards.items()
+    )
+    head = {
+        "cursor": int(rows[-1]["id"]) if rows else cursor,
+        "more": more,
+        "lookup_key": lookup_key.hex(),
+        "program": program,
+    }
+    tail = {
+        "coupons_revoked": revoked,
+        "coupons_used": used,
+        "coupon_keys": key_set,
+        "budgets": budgets,
+        "products": product_list,
+    }
+    body = _json(head)[:-1] + b',"cards":[' + card_json + b"]," + _json(tail)[1:]
+    return Page(body=body, last_pull=last_pull)
+
+
+def pulled(db: Database, till: TillId, page: Page, now: datetime) -> None:
+    """The till has its page: note it seen (:func:`~tillgate.hq.tills.touch`) unless it was
+    in the last :data:`SEEN_EVERY` (the pages of one sync, asked back to back, write once).
+    Not worth a disk flush: a time lost to a power cut only keeps the till's expired holds
+    a pull longer (:mod:`tillgate.hq.holds`), the safe side."""
+    if page.last_pull is not None and parse_ts(page.last_pull) > now - SEEN_EVERY:
+        return
+    with db.write(durable=False) as wtx:
+        touch(wtx, till.id, now)
 
 
 def changes(
@@ -159,81 +316,19 @@ def changes(
     now: datetime,
     lookup_key: bytes,
     coupon_keys: HqKeys | None = None,
-) -> dict[str, Any]:
-    """The page of changes after ``cursor`` for ``till`` (its cards' phones hashed with
-    ``lookup_key``, which the page carries too).
-
-    ``cursor`` and ``limit`` come from the query string (FastAPI hands over any integer,
-    however long), so they are checked before they reach SQL; the rest comes from HQ's
-    own database.
-    """
-    cursor = _whole("cursor", cursor, 0, MAX_CURSOR)
-    limit = _whole("limit", limit, 1, MAX_LIMIT)
+    parts: CardParts | None = None,
+) -> bytes:
+    """:func:`read_page` in a read transaction of its own, then :func:`pulled`: the body."""
     with db.read() as tx:
-        rows = tx.all(
-            "SELECT kind, key, id FROM changes WHERE id > ? ORDER BY id LIMIT ?",
-            (cursor, limit + 1),
+        page = read_page(
+            tx,
+            till,
+            cursor=cursor,
+            limit=limit,
+            now=now,
+            lookup_key=lookup_key,
+            coupon_keys=coupon_keys,
+            parts=parts,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        keys: dict[str, list[str]] = {}
-        for r in rows:
-            keys.setdefault(r["kind"], []).append(r["key"])
-        through = int(tx.scalar("SELECT through_seq FROM tills WHERE id = ?", (till.id,)) or 0)
-        program = None
-        if "program" in keys:
-            latest = tx.one("SELECT version, body FROM programs ORDER BY version DESC LIMIT 1")
-            if latest is not None:
-                program = {"version": str(latest["version"]), "body": json.loads(latest["body"])}
-        card_rows = _rows_by(tx, "cards", "number", keys.get("card", []))
-        states = _states(tx, [r["number"] for r in card_rows], now)
-        counts = counters.others(
-            tx, [r["number"] for r in card_rows], till=till.id, today=now.astimezone(UTC).date()
-        )
-        budgets = counters.budgets(tx, keys.get("budget", []), till=till.id)
-        held = holds.held_elsewhere(tx, [r["number"] for r in card_rows], till.id, now)
-        used = [
-            {
-                "code": r["code"],
-                "promotion_id": r["promotion_id"] or "",
-                "till": r["till"],
-                "receipt_id": r["receipt_id"],
-                "used_at": r["used_at"],
-            }
-            for r in _rows_by(tx, "coupons_used", "code", keys.get("coupon_used", []))
-            if r["till"] != till.id
-        ]
-        revoked = [
-            {"code": r["code"], "reason": r["reason"], "revoked_at": r["revoked_at"]}
-            for r in _rows_by(tx, "coupons_revoked", "code", keys.get("coupon_revoked", []))
-        ]
-        # The product list's version and size; the till downloads it apart (hq/products.py).
-        product_list = products.announce(tx) if products.CHANGE_KIND in keys else None
-        # The chain's coupon keys, whole, whenever they changed (a rotation, a revocation).
-        key_set = None
-        if coupon_keys is not None and couponkeys.CHANGE_KIND in keys:
-            key_set = couponkeys.feed_out(tx, coupon_keys)
-    with db.write() as wtx:
-        touch(wtx, till.id, now)
-    return {
-        "cursor": int(rows[-1]["id"]) if rows else cursor,
-        "more": more,
-        "lookup_key": lookup_key.hex(),
-        "program": program,
-        "cards": [
-            card_out(
-                r,
-                states[r["number"]],
-                lookup_key=lookup_key,
-                through_seq=through,
-                uses=counts.get(r["number"]),
-                held=held.get(r["number"], 0),
-            )
-            for r in card_rows
-        ],
-        "coupons_revoked": revoked,
-        "coupons_used": used,
-        "coupon_keys": key_set,
-        "budgets": budgets,
-        "products": product_list,
-    }
+    pulled(db, till, page, now)
+    return page.body

@@ -105,20 +105,28 @@ def reserved(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str]) -> P
     )
 
 
-def held_elsewhere(tx: Tx, cards: Sequence[str], till: str, now: datetime) -> dict[str, int]:
-    """Points of each card other tills' open receipts hold (the change feed sends them, so
-    a till that goes offline does not spend them from its cache)."""
-    out: dict[str, int] = {}
-    for part in _chunks(sorted(set(cards))):
-        for r in tx.all(
+def ask_held_elsewhere(tx: Tx, cards: Sequence[str], till: str, now: datetime) -> list[Pending]:
+    """Queue :func:`held_elsewhere`'s statements (one per 500 cards), read by
+    :func:`held_of`: on PostgreSQL in one round trip with the page's other ones."""
+    return [
+        tx.ahead(
             f"SELECT h.card, SUM({_COUNTS}) AS n FROM holds h JOIN tills t ON t.id = h.till"
             f" WHERE h.card IN ({marks(len(part))}) AND h.till <> ?"
             " AND h.status IN ('active', 'confirmed') GROUP BY h.card",
             [ts(now), *part, till],
-        ):
-            if int(r["n"] or 0):
-                out[r["card"]] = int(r["n"])
-    return out
+        )
+        for part in _chunks(sorted(set(cards)))
+    ]
+
+
+def held_of(asked: Sequence[Pending]) -> dict[str, int]:
+    return {r["card"]: int(r["n"]) for p in asked for r in p.all() if int(r["n"] or 0)}
+
+
+def held_elsewhere(tx: Tx, cards: Sequence[str], till: str, now: datetime) -> dict[str, int]:
+    """Points of each card other tills' open receipts hold (the change feed sends them, so
+    a till that goes offline does not spend them from its cache)."""
+    return held_of(ask_held_elsewhere(tx, cards, till, now))
 
 
 def _locked_card(tx: Tx, card: str) -> Pending:

@@ -188,3 +188,44 @@ def test_two_processes_store_every_entry_once_and_grant_no_hold_twice(
                 f"{server}/v1/admin/cards/{number}", headers={"Authorization": f"Bearer {token}"}
             ).json()
             assert card["balance"] == points, (number, server, card)
+
+
+def test_a_card_changed_through_one_process_is_never_stale_at_the_other(
+    two_servers: tuple[str, list[str], str],
+) -> None:
+    """Each process keeps the cards' shared page parts it built (hq/feedparts.py), keyed by
+    the card's change: a change made through the other process is seen at once."""
+    _, servers, token = two_servers
+    admin = httpx.Client(base_url=servers[0], headers={"Authorization": f"Bearer {token}"})
+    card = "2900000000001"
+    r = admin.post(
+        "/v1/admin/cards/import",
+        content=f"number,balance\n{card},100\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    clients = []
+    for till in ("one", "two"):
+        code = admin.post("/v1/admin/enroll-codes", json={"store": "s1", "till": till})
+        cred = httpx.post(f"{servers[0]}/v1/enroll", json={"code": code.json()["code"]})
+        bearer = {"Authorization": f"Bearer {cred.json()['credential']}"}
+        clients.append([httpx.Client(base_url=s, headers=bearer, timeout=60) for s in servers])
+
+    def shown(client: httpx.Client) -> tuple[int, int]:
+        page = client.get("/v1/sync/changes", params={"cursor": 0}).json()
+        got = next(c for c in page["cards"] if c["number"] == card)
+        return got["balance"], got["held"]
+
+    one, two = clients
+    assert [shown(c) for c in (*one, *two)] == [(100, 0)] * 4  # each process built it
+    pushed = two[1].post(
+        "/v1/sync/push",
+        json={"till": "two", "entries": [entry("two", 1, card, "redeem", -10)]},
+    )
+    assert pushed.status_code == 200 and pushed.json()["stored"] == 1, pushed.text
+    hold = two[1].post(
+        "/v1/holds", json={"receipt_id": "r-2", "card": card, "points": 30, "seconds": 600}
+    )
+    assert hold.status_code == 200 and hold.json()["granted"] == 30, hold.text
+    assert [shown(c) for c in one] == [(90, 30), (90, 30)]
+    assert [shown(c) for c in two] == [(90, 0), (90, 0)]
