@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from .ledger import ts
@@ -43,10 +45,10 @@ _MIN_ENTRIES = 3  # fewer settled entries than this are not worth a carry
 _CANDIDATES = (
     "SELECT e.id, e.seq, e.till, e.card, e.kind, e.points, e.ref, e.created_at, e.synced_at"
     " FROM ledger e LEFT JOIN hq_cards h ON h.number = e.card"
-    " WHERE e.card IN ({cards}) AND e.created_at < :before"
+    " WHERE e.card IN ({cards}) AND e.created_at < ?"
     " AND (e.receipt_id IS NULL OR NOT EXISTS"
     "   (SELECT 1 FROM receipts r WHERE r.receipt_id = e.receipt_id))"
-    " AND (:chain = 0 OR (e.synced_at IS NOT NULL"
+    " AND (? = 0 OR (e.synced_at IS NOT NULL"
     "   AND (h.number IS NULL OR e.seq <= h.through_seq)))"
 )
 
@@ -60,8 +62,7 @@ def fold_cards(
         return 0
     marks = ",".join("?" * len(cards))
     rows = conn.execute(
-        _CANDIDATES.format(cards=",".join(f":c{i}" for i in range(len(cards)))),
-        {"before": ts(before), "chain": int(chain), **{f"c{i}": c for i, c in enumerate(cards)}},
+        _CANDIDATES.format(cards=marks), [*cards, ts(before), int(chain)]
     ).fetchall()
     by_card: dict[str, list[sqlite3.Row]] = defaultdict(list)
     for r in rows:
@@ -140,16 +141,10 @@ def _fold(
     for m in moves:
         if m["entry_id"] in settled and m["lot_id"] not in gone:
             carried[m["lot_id"]] += m["points"]
-    for chunk in _chunks(ids):
-        q = ",".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM lot_moves WHERE entry_id IN ({q})", chunk)
-    for chunk in _chunks(gone_lots):
-        q = ",".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM lot_moves WHERE lot_id IN ({q})", chunk)
-        conn.execute(f"DELETE FROM lots WHERE id IN ({q})", chunk)
-    for chunk in _chunks(ids):
-        q = ",".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM ledger WHERE id IN ({q})", chunk)
+    # Every move on a lot that goes is a settled entry's (_settled): these take them all.
+    conn.executemany("DELETE FROM lot_moves WHERE entry_id = ?", [(i,) for i in ids])
+    conn.executemany("DELETE FROM lots WHERE id = ?", [(i,) for i in gone_lots])
+    conn.executemany("DELETE FROM ledger WHERE id = ?", [(i,) for i in ids])
     conn.execute(
         "INSERT INTO ledger (id, seq, till, card, kind, points, note, created_at, synced_at)"
         " VALUES (?,?,?,?,'adjust',?,?,?,?)",
@@ -170,27 +165,18 @@ def _fold(
     )
 
 
-def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-class _deletable_ledger:
+@contextmanager
+def _deletable_ledger(conn: sqlite3.Connection) -> Iterator[None]:
     """The ledger's append-only triggers away for the length of the caller's transaction:
     dropped and made again from their own stored text before it commits."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.triggers: list[str] = []
-
-    def __enter__(self) -> None:
-        rows = self.conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-            " AND tbl_name = 'ledger' AND name LIKE 'ledger_append_only%'"
-        ).fetchall()
-        self.triggers = [r[1] for r in rows]
-        for name, _ in rows:
-            self.conn.execute(f"DROP TRIGGER {name}")
-
-    def __exit__(self, *exc: object) -> None:
-        for sql in self.triggers:
-            self.conn.execute(sql)
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        " AND tbl_name = 'ledger' AND name LIKE 'ledger_append_only%'"
+    ).fetchall()
+    for name, _ in rows:
+        conn.execute(f"DROP TRIGGER {name}")
+    try:
+        yield
+    finally:
+        for _, sql in rows:
+            conn.execute(sql)
