@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -38,6 +37,7 @@ from tillgate.core.serving import (
 )
 
 from . import schemas as s
+from .answers import calculate_json
 from .docs_page import DOCS_HTML
 from .guard import BrowserGuard, is_json_type, page_policy
 from .panel import panel_html
@@ -359,26 +359,29 @@ def _route(app: FastAPI, path: str) -> APIRoute:
 def _direct_calculate(service: TillService, route: APIRoute) -> DirectHandler:
     """``POST /v1/receipts/calculate`` without FastAPI's layers, answered as its route would.
 
-    The body is parsed and checked as FastAPI does (``json.loads``, then the model); one
+    The body is parsed and checked by the route's model (pydantic's own JSON parser); one
     that does not parse or validate goes to the route, for FastAPI's own error texts. The
-    answer is checked and encoded by FastAPI's own ``serialize_response`` against the
-    route's response model (``test_direct.py`` holds the two paths to the same bytes).
+    answer is encoded as FastAPI would encode it against the route's response model
+    (``answers.py``; an answer of another shape is checked and encoded by FastAPI's own
+    ``serialize_response``). ``test_direct.py`` holds the two paths to the same bytes.
     """
 
     async def calculate(request: Request) -> Response | None:
         if not is_json_type(request.headers.get("content-type", "")):
             return None  # a POST with no body and no type (guard.py): FastAPI answers it
         try:
-            body = s.CalculateIn.model_validate(json.loads(await request.body()))
-        except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+            body = s.CalculateIn.model_validate_json(await request.body())
+        except ValidationError:  # malformed JSON too
             return None
         if service.calculates_quickly():
             out = service.calculate(body.to_request())  # ≈ 1 ms on the loop, no hop
         else:
             out = await _work(service.calculate, body.to_request())
-        content = await serialize_response(
-            field=route.response_field, response_content=out, dump_json=True
-        )
+        content = calculate_json(out)
+        if content is None:
+            content = await serialize_response(
+                field=route.response_field, response_content=out, dump_json=True
+            )
         return Response(content, media_type="application/json")
 
     return calculate

@@ -27,7 +27,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from .ledger import ts
+
+_encode = msgspec.json.Encoder().encode
 
 # A receipt whose sale went through: confirmed, or since returned in full.
 DONE = ("confirmed", "refunded")
@@ -70,14 +74,16 @@ class Calculation:
     def to_json(self) -> str:
         """Version 2: lines as ``[index, qty, paid, eligible, weighed]``, the fields left at
         their defaults left out, no spaces (``dataclasses.asdict`` would deep-copy the facts
-        and the print items first, on every calculate's clock)."""
+        and the print items first, on every calculate's clock); encoded by msgspec, the
+        text ``json.dumps(…, ensure_ascii=False, separators=(",", ":"))`` gives, in a
+        tenth of its time."""
         body: dict[str, Any] = {"v": RECORD_VERSION}
         for name, value in vars(self).items():
             if name == "lines":
                 body[name] = [[ln.index, ln.qty, ln.paid, ln.eligible, ln.weighed] for ln in value]
             elif value != _DEFAULTS[name]:
                 body[name] = list(value) if isinstance(value, tuple) else value
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return _encode(body).decode()
 
     def confirmed(self) -> Calculation:
         """The record a confirmed receipt keeps: its lines, all its refunds read. The rest

@@ -22,16 +22,24 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per answer the direct path encoded."""
-    seen: list[int] = []
-    real = api_app.serialize_response
+def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """One entry per answer the direct path encoded: ``"answers"`` by answers.py,
+    ``"fastapi"`` by FastAPI's ``serialize_response``."""
+    seen: list[str] = []
+    real, encode = api_app.serialize_response, api_app.calculate_json
 
     async def counted(**kw: Any) -> Any:
-        seen.append(1)
+        seen.append("fastapi")
         return await real(**kw)
 
+    def encoded(out: dict[str, Any]) -> bytes | None:
+        content = encode(out)
+        if content is not None:
+            seen.append("answers")
+        return content
+
     monkeypatch.setattr(api_app, "serialize_response", counted)
+    monkeypatch.setattr(api_app, "calculate_json", encoded)
     return seen
 
 
@@ -74,13 +82,104 @@ LINES = [line("A", "100.00", qty=2, category="dairy"), line("B", "59.90", qty="0
     ],
 )
 def test_a_calculate_is_answered_as_the_route_answers_it(
-    pair: Any, served: list[int], body: dict[str, Any]
+    pair: Any, served: list[str], body: dict[str, Any]
 ) -> None:
     fast, slow = both(pair(program(COUPON10)), body)
-    assert served == [1], "the direct path did not answer"
+    assert served == ["answers"], "the direct path did not answer"
     assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
     assert fast.content == slow.content
     assert fast.headers["content-type"] == slow.headers["content-type"] == "application/json"
+
+
+PRINTING = program(
+    {
+        "id": "coffee-15",
+        "name": "Купон на кофе",
+        "reward": {
+            "kind": "coupon",
+            "title": "−15% на кофе",
+            "valid_days": 30,
+            "discount": {"kind": "percent", "value": 15, "on": "order"},
+        },
+    },
+    {
+        "id": "thanks",
+        "name": "Спасибо",
+        "reward": {"kind": "message", "text": "Спасибо за покупку!"},
+        "print": {"text": "Ждём вас снова"},
+    },
+    {
+        "id": "gift",
+        "name": "Подарок",
+        "when": {"min_total": "9000.00"},
+        "reward": {"kind": "amount", "value": "100.00", "on": "order"},
+        "hint": {"near": "9000.00", "text": "Ещё {missing} ₽ до подарка"},
+    },
+)
+
+
+def test_printed_coupons_and_messages_are_answered_as_the_route_answers_them(
+    pair: Any, served: list[str]
+) -> None:
+    """A coupon's print item has no ``text``: the route writes it as null, so must the
+    direct path; hints and messages in Cyrillic go out as UTF-8 on both."""
+    body = {"receipt_id": "R-1", "lines": LINES, "card": ANNA}
+    fast, slow = both(pair(PRINTING), body)
+    assert served == ["answers"]
+    assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
+    printed = fast.json()["print"]
+    assert [p["kind"] for p in printed] == ["coupon", "message", "message"], printed
+    assert printed[0]["text"] is None and fast.json()["hints"], fast.text
+    # The coupon's code is signed with the till's own serial: the two tills' codes differ.
+    code = printed[0]["code"].encode()
+    assert fast.content.replace(code, b"X") == slow.content.replace(
+        slow.json()["print"][0]["code"].encode(), b"X"
+    )
+
+
+def test_an_answer_of_another_shape_is_left_to_fastapi() -> None:
+    """``calculate_json`` encodes only what has the models' keys in their order."""
+    from tillgate.agent.api import schemas as s
+    from tillgate.agent.api.answers import calculate_json
+
+    line_out = dict.fromkeys(s.LineOut.model_fields, "1.00") | {"promotions": []}
+    out: dict[str, Any] = {
+        "receipt_id": "R-1",
+        "offline": False,
+        "card": None,
+        "lines": [line_out],
+        "subtotal": "1.00",
+        "discount": "0.00",
+        "redeemed": {"points": 0, "amount": "0.00"},
+        "redeem_max": 0,
+        "total": "1.00",
+        "accrued": {"points": 0, "available_from": None},
+        "promotions": [],
+        "coupons": {"applied": [], "rejected": []},
+        "hints": [],
+        "print": [{"kind": "coupon", "code": "X"}],
+    }
+    got = calculate_json(out)
+    assert got is not None
+    assert json.loads(got)["print"] == [
+        {
+            "kind": "coupon",
+            "title": None,
+            "text": None,
+            "code": "X",
+            "valid_until": None,
+            "promotion": None,
+        }
+    ]
+    assert all(f.default is None for k, f in s.PrintOut.model_fields.items() if k != "kind")
+    assert calculate_json(out | {"extra": 1}) is None
+    assert calculate_json({k: v for k, v in out.items() if k != "hints"}) is None
+    assert calculate_json(dict(reversed(out.items()))) is None
+    assert calculate_json(out | {"lines": [line_out, {**line_out, "more": 1}]}) is None
+    assert calculate_json(out | {"card": {"number": "1"}}) is None
+    assert calculate_json(out | {"print": [{"title": "no kind"}]}) is None
+    assert calculate_json(out | {"print": [{"kind": "message", "colour": "red"}]}) is None
+    assert calculate_json(out | {"coupons": {"applied": [], "rejected": [{"code": "X"}]}}) is None
 
 
 @pytest.mark.parametrize(
@@ -99,7 +198,7 @@ def test_a_calculate_is_answered_as_the_route_answers_it(
     ],
 )
 def test_a_refusal_is_the_routes_refusal(
-    pair: Any, served: list[int], body: Any, status: int | None, code: str | None
+    pair: Any, served: list[str], body: Any, status: int | None, code: str | None
 ) -> None:
     fast, slow = both(pair(program(), max_lines=2), body)
     assert served == [], "an error was encoded as an answer"
@@ -109,7 +208,7 @@ def test_a_refusal_is_the_routes_refusal(
     assert fast.content == slow.content
 
 
-def test_what_the_direct_path_leaves_alone(make_till: Any, served: list[int]) -> None:
+def test_what_the_direct_path_leaves_alone(make_till: Any, served: list[str]) -> None:
     till = make_till(program())
     body = json.dumps({"receipt_id": "R-1", "lines": LINES})
     r = till.http.post("/v1/receipts/calculate", content=body)  # a body of no type: guard.py
@@ -121,10 +220,10 @@ def test_what_the_direct_path_leaves_alone(make_till: Any, served: list[int]) ->
         content=body,
         headers={"content-type": "Application/JSON; charset=utf-8"},
     )
-    assert r.status_code == 200 and served == [1], r.text
+    assert r.status_code == 200 and served == ["answers"], r.text
 
 
-def test_the_token_is_checked_before_the_direct_path(make_till: Any, served: list[int]) -> None:
+def test_the_token_is_checked_before_the_direct_path(make_till: Any, served: list[str]) -> None:
     till = make_till(program(), token="s3cret")
     body = {"receipt_id": "R-1", "lines": LINES}
     r = till.http.post("/v1/receipts/calculate", json=body, headers={"Authorization": "Bearer no"})
@@ -133,11 +232,11 @@ def test_the_token_is_checked_before_the_direct_path(make_till: Any, served: lis
     with till.service.db.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0] == 0
     assert till.http.post("/v1/receipts/calculate", json=body).status_code == 200
-    assert served == [1]
+    assert served == ["answers"]
 
 
 def test_a_body_over_the_limit_is_refused_on_the_direct_path(
-    make_till: Any, served: list[int]
+    make_till: Any, served: list[str]
 ) -> None:
     till = make_till(program(), max_body_bytes=2000)
     body = json.dumps({"receipt_id": "R-1", "lines": [line(f"S{i}", "1.00") for i in range(40)]})
@@ -151,7 +250,7 @@ def test_a_body_over_the_limit_is_refused_on_the_direct_path(
 
 
 def test_a_pos_gone_before_its_body_is_whole_is_no_error(
-    make_till: Any, served: list[int], caplog: pytest.LogCaptureFixture
+    make_till: Any, served: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     import socket
     import time
@@ -168,7 +267,7 @@ def test_a_pos_gone_before_its_body_is_whole_is_no_error(
         time.sleep(0.2)  # the till reads what came, and waits for the rest
     r = till.http.post("/v1/receipts/calculate", json={"receipt_id": "R-2", "lines": LINES})
     assert r.status_code == 200, r.text
-    assert served == [1]
+    assert served == ["answers"]
     assert not [rec for rec in caplog.records if rec.levelname in ("ERROR", "CRITICAL")]
 
 
