@@ -12,6 +12,7 @@ price, so none of it becomes one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -57,9 +58,11 @@ def from_kop(kop: int) -> Decimal:
     return (Decimal(kop) / 100).quantize(CENT)
 
 
+@functools.lru_cache(maxsize=4096)
 def fmt(kop: int) -> str:
     """Whole kopecks → the API's money string (``"89.00"``, ``"-0.05"``): what
-    ``str(from_kop(kop))`` gives, in integer arithmetic (five of these a line per response)."""
+    ``str(from_kop(kop))`` gives, in integer arithmetic (five of these a line per response,
+    most of them amounts seen before: the last few thousand are remembered)."""
     whole, cents = divmod(-kop if kop < 0 else kop, 100)
     return f"{'-' if kop < 0 else ''}{whole}.{cents:02d}"
 

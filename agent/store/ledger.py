@@ -24,6 +24,7 @@ All functions take an open connection inside a write (or read) transaction of
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import uuid
@@ -36,8 +37,11 @@ from tillgate.core import lots
 KINDS = ("accrue", "redeem", "hold", "release", "reverse", "return", "expire", "adjust")
 
 
+@functools.lru_cache(maxsize=64)
 def ts(when: datetime) -> str:
-    """Instants are stored as UTC ISO-8601 with microseconds, so they sort as text."""
+    """Instants are stored as UTC ISO-8601 with microseconds, so they sort as text.
+
+    (A calculate writes the same instant a dozen times: the last few are remembered.)"""
     if when.tzinfo is None:
         raise ValueError("naive datetime given to the ledger")
     return when.astimezone(UTC).isoformat(timespec="microseconds")

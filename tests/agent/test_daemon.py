@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,13 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, free_socket, spawn_agent
-from tillgate.agent.daemon import FileWatcher, build_service, coupon_keys
+from tillgate.agent.daemon import (
+    FULL_COLLECTION_AFTER,
+    FileWatcher,
+    build_service,
+    collect_between_receipts,
+    coupon_keys,
+)
 from tillgate.core import errors
 from tillgate.core.config import load_config
 from tillgate.core.serving import bind
@@ -165,3 +173,39 @@ def test_run_stops_cleanly_on_signals(tmp_path: Path, sig: signal.Signals) -> No
     assert time.monotonic() - started < 10
     assert proc.returncode == 0, err
     assert "tillgate stopped" in err and "Traceback" not in err
+
+
+def test_full_collections_run_from_the_scheduler_between_receipts(tmp_path: Path) -> None:
+    """A full collection (≈ 0.4 ms whatever is left to walk) no longer lands inside a
+    calculate now and then: the count that starts one is raised, and the scheduler runs one
+    every half minute unless a write holds the data file."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    service = build_service(load_config(write_config(tmp_path)))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    before = gc.get_threshold()
+    try:
+        collect_between_receipts(scheduler, service)
+        assert gc.get_threshold() == (*before[:2], FULL_COLLECTION_AFTER)
+        job = scheduler.get_job("collect")
+        assert job is not None and job.trigger.interval.total_seconds() == 30
+        full = gc.get_stats()[2]["collections"]
+        job.func()
+        assert gc.get_stats()[2]["collections"] == full + 1
+        holding, done = threading.Event(), threading.Event()
+
+        def sale() -> None:  # a sale's transaction: the collection waits for the next turn
+            with service.db.write():
+                holding.set()
+                done.wait(10)
+
+        writer = threading.Thread(target=sale)
+        writer.start()
+        assert holding.wait(10)
+        job.func()
+        done.set()
+        writer.join(10)
+        assert gc.get_stats()[2]["collections"] == full + 1
+    finally:
+        gc.set_threshold(*before)
+        service.db.close()
