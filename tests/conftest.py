@@ -227,9 +227,14 @@ def free_socket() -> socket.socket:
 @pytest.fixture(autouse=True)
 def _drop_cli_log_handlers() -> Iterator[None]:
     """Remove the log handler a CLI verb run in-process installed (it writes to the test's
-    captured stderr, which is closed when the test ends: later tests would log into it)."""
-    yield
+    captured stderr, which is closed when the test ends: later tests would log into it),
+    and put back the levels it set (a root left at INFO made a later test's log capture
+    see records it never sees alone)."""
     root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("", "apscheduler")}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
     for handler in [h for h in root.handlers if h.get_name() == "tillgate"]:
         root.removeHandler(handler)
         handler.close()
