@@ -87,8 +87,12 @@ def floor_points(value: Fraction | Decimal) -> int:
     return int(value.__floor__()) if value >= 0 else -int((-value).__floor__())
 
 
+@functools.lru_cache(maxsize=4096)
 def line_amount(price: Decimal, qty: Decimal) -> int:
-    """A line's amount in kopecks: price × qty rounded half-up to the kopeck."""
+    """A line's amount in kopecks: price × qty rounded half-up to the kopeck.
+
+    (Asked twice a line per calculate, by the bounds check and the engine; equal decimals
+    give the same amount, so a cache keyed by them is exact.)"""
     pn, pd = price.as_integer_ratio()
     qn, qd = qty.as_integer_ratio()
     return ratio_half_up(pn * qn * 100, pd * qd)

@@ -108,7 +108,8 @@ def resolve_all(
     by_code = lookup.by_codes(list(dict.fromkeys(ln.sku for ln in lines if ln.sku)))
     found = [_by_code(ln, by_code) for ln in lines]
     keys = [
-        normalise_name(ln.name) if f[0] is None else "" for ln, f in zip(lines, found, strict=True)
+        normalise_name(ln.name) if f[0] is None and ln.name else ""
+        for ln, f in zip(lines, found, strict=True)
     ]
     by_name = lookup.by_names(list(dict.fromkeys(k for k in keys if k)))
     out: list[Resolution] = []
