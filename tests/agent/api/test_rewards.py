@@ -228,6 +228,28 @@ def test_rolling_spend_lifts_the_tier(make_till):
     assert r["accrued"]["points"] == 5
 
 
+def test_visits_and_rolling_spend_count_sold_receipts_only(make_till):
+    """Open calculations and cancelled receipts are no visits; a refunded one still is."""
+    till = make_till(
+        program(
+            promo("regular", {"kind": "percent", "value": 10, "on": "order"}, who={"min_visits": 2})
+        )
+    )
+    basket = [line("a", "100.00")]
+    for rid in ("OPEN-1", "OPEN-2", "GONE"):
+        till.ok_calc(rid, basket, card=ANNA)
+    assert till.http.post("/v1/receipts/GONE/cancel").status_code == 200
+    till.sale("SOLD-1", basket, card=ANNA)
+    assert till.ok_calc("NEXT", basket, card=ANNA)["discount"] == "0.00"  # one visit
+    till.sale("SOLD-2", [line("tv", "20000.00")], card=ANNA)
+    body = {"refund_id": "RF-1", "lines": [{"index": 0, "qty": 1}]}
+    assert till.http.post("/v1/receipts/SOLD-2/refund", json=body).status_code == 200
+    r = till.ok_calc("NEXT", basket, card=ANNA)
+    assert r["discount"] == "10.00"  # two visits, the refunded one counted
+    # What was returned is not spend: the tier stays where 100 ₽ of purchases put it.
+    assert r["card"]["tier"] == "silver"
+
+
 def test_no_discount_categories_and_lines(make_till):
     till = make_till(program(promo("all-50", {"kind": "percent", "value": 50, "on": "order"})))
     r = till.ok_calc(
