@@ -385,7 +385,40 @@ DROP INDEX ledger_card;
 CREATE INDEX ledger_card ON ledger (card, kind, points);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
+# A promotion's points budget was summed over every use of it on every calculate (the uses'
+# index leads with the card: a scan of the whole table, which never shrinks). Its total is
+# kept beside the uses by triggers, and read by promotion.
+BUDGET_TOTALS = """
+CREATE TABLE budget_points (
+    promotion_id TEXT PRIMARY KEY,
+    points       INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO budget_points (promotion_id, points)
+    SELECT promotion_id, SUM(points) FROM promotion_uses WHERE points != 0
+    GROUP BY promotion_id;
+CREATE TRIGGER promotion_uses_budget_in AFTER INSERT ON promotion_uses
+    WHEN NEW.points != 0
+BEGIN
+    INSERT INTO budget_points (promotion_id, points) VALUES (NEW.promotion_id, NEW.points)
+        ON CONFLICT (promotion_id) DO UPDATE SET points = points + excluded.points;
+END;
+CREATE TRIGGER promotion_uses_budget_out AFTER DELETE ON promotion_uses
+    WHEN OLD.points != 0
+BEGIN
+    UPDATE budget_points SET points = points - OLD.points
+        WHERE promotion_id = OLD.promotion_id;
+END;
+CREATE TRIGGER promotion_uses_budget_change AFTER UPDATE OF promotion_id, points
+    ON promotion_uses
+BEGIN
+    UPDATE budget_points SET points = points - OLD.points
+        WHERE promotion_id = OLD.promotion_id;
+    INSERT INTO budget_points (promotion_id, points) VALUES (NEW.promotion_id, NEW.points)
+        ON CONFLICT (promotion_id) DO UPDATE SET points = points + excluded.points;
+END;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, BUDGET_TOTALS)
 
 # Indexes a pull of every card from head office goes without (issue 15). The phone hash is
 # a random key: each card of a snapshot dirtied a random leaf page of its index (≈ 4 KiB

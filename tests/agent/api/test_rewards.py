@@ -250,6 +250,22 @@ def test_visits_and_rolling_spend_count_sold_receipts_only(make_till):
     assert r["card"]["tier"] == "silver"
 
 
+def test_a_points_budget_runs_out_over_the_receipts_that_spend_it(make_till):
+    """The points a budgeted promotion has given are kept as a total beside its uses
+    (``budget_points``), not summed over them on every calculate."""
+    till = make_till(
+        program(promo("bonus", {"kind": "points", "value": 40}, limits={"budget_points": 100}))
+    )
+    given = []
+    for i in range(4):
+        r = till.sale(f"B-{i}", [line("a", "10.00")], card=ANNA if i % 2 else BORIS)
+        given.append(next((e["points"] for e in r["promotions"] if e["id"] == "bonus"), 0))
+    assert given == [40, 40, 20, 0]
+    with till.service.db.read() as conn:
+        rows = conn.execute("SELECT promotion_id, points FROM budget_points").fetchall()
+        assert [tuple(r) for r in rows] == [("bonus", 100)]
+
+
 def test_no_discount_categories_and_lines(make_till):
     till = make_till(program(promo("all-50", {"kind": "percent", "value": 50, "on": "order"})))
     r = till.ok_calc(

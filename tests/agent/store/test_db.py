@@ -160,3 +160,36 @@ def test_writes_of_two_connections_to_one_file_wait_for_each_other_in_the_proces
         assert {r[0] for r in conn.execute("SELECT key FROM meta")} >= {"sync", "pos"}
     pos.close()
     sync.close()
+
+
+def test_budget_totals_are_added_up_from_the_uses_a_file_already_has(tmp_path: Path) -> None:
+    from tillgate.agent.store.schema import BUDGET_TOTALS
+
+    path = tmp_path / "t.sqlite3"
+    Database(path).close()
+    conn = sqlite3.connect(path)
+    with conn:  # the file as the migration before BUDGET_TOTALS left it, with some uses
+        for name in ("in", "out", "change"):
+            conn.execute(f"DROP TRIGGER promotion_uses_budget_{name}")
+        conn.execute("DROP TABLE budget_points")
+        conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(BUDGET_TOTALS)}")
+        conn.executemany(
+            "INSERT INTO promotion_uses (receipt_id, promotion_id, card, day, points)"
+            " VALUES (?, ?, '1', '2026-12-01', ?)",
+            [("R1", "bonus", 40), ("R2", "bonus", 25), ("R1", "plain", 0), ("R3", "b2", 7)],
+        )
+    conn.close()
+    db = Database(path)
+    assert db.schema_version == len(MIGRATIONS)
+    with db.write() as conn:
+        totals = dict(conn.execute("SELECT promotion_id, points FROM budget_points").fetchall())
+        assert totals == {"bonus": 65, "b2": 7}
+        conn.execute(
+            "INSERT INTO promotion_uses (receipt_id, promotion_id, card, day, points)"
+            " VALUES ('R4', 'bonus', '1', '2026-12-02', 10)"
+        )
+        conn.execute("UPDATE promotion_uses SET points = 5 WHERE receipt_id = 'R3'")
+        conn.execute("DELETE FROM promotion_uses WHERE receipt_id = 'R2'")
+        totals = dict(conn.execute("SELECT promotion_id, points FROM budget_points").fetchall())
+        assert totals == {"bonus": 50, "b2": 5}
+    db.close()
