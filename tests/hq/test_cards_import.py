@@ -125,3 +125,46 @@ def test_a_known_card_with_no_entries_takes_its_opening_balance_folded_and_keeps
     assert _folded(hq) == imported
     assert hq.card(ANNA)["holder"] == "Анна Н."
     assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == 2
+
+
+def _feed(hq: HqTest) -> dict[str, int]:
+    """Each card's place in the change feed."""
+    with hq.hq.db.read() as tx:
+        rows = tx.all("SELECT key, id FROM changes WHERE kind = 'card'")
+    return {r["key"]: int(r["id"]) for r in rows}
+
+
+def _updated(hq: HqTest) -> dict[str, str]:
+    with hq.hq.db.read() as tx:
+        return {
+            r["number"]: r["updated_at"] for r in tx.all("SELECT number, updated_at FROM cards")
+        }
+
+
+def test_a_card_the_file_names_as_it_is_keeps_its_place_in_the_feed_and_its_row(
+    hq: HqTest,
+) -> None:
+    hq.publish(program())
+    fresh = "".join(f"{line},\n" for line in _fresh().splitlines())
+    body = f"number,holder,balance,phone\n{ANNA},Анна,,\n{BORIS},Борис,,+79161234567\n" + fresh
+    assert _post(hq, body.encode()).status_code == 200
+    before, first = _feed(hq), _updated(hq)
+    hq.clock.advance(minutes=5)
+
+    # The same cards, but Борис without his phone, Анна with an opening balance, and Вера new.
+    again = body.replace("+79161234567", "").replace(f"{ANNA},Анна,,", f"{ANNA},Анна,25,")
+    r = _post(hq, (again + f"{VERA},Вера,,\n").encode())
+    assert (r.json()["imported"], r.json()["updated"]) == (1, FRESH + 2), r.text
+    after = _feed(hq)
+    moved = {n for n in after if after[n] != before.get(n)}
+    assert moved == {ANNA, BORIS, VERA}
+    assert min(after[n] for n in moved) > max(before.values())  # at the head of the feed
+    assert [after[n] for n in sorted(moved)] == sorted(after[n] for n in moved)
+    assert hq.card(BORIS)["phone"] is None and hq.card(ANNA)["balance"] == 25
+    now = _updated(hq)
+    assert {n for n in now if now[n] != first.get(n)} == moved  # the others not written
+
+    # A till that pulled the feed before is sent just those three again.
+    till = hq.enroll("till-1")
+    page = till.changes(cursor=max(before.values()))
+    assert sorted(c["number"] for c in page["cards"]) == sorted(moved)
