@@ -10,6 +10,7 @@ office's import share them.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -156,7 +157,13 @@ def read_values(
 
 def json_list(values: tuple[str, ...]) -> str:
     """Segments or clubs as the data files keep them (a JSON list, UTF-8 as it is)."""
-    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+    return _json_list(values) if values else "[]"
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_list(values: tuple[str, ...]) -> str:
+    # A file names a few segments and clubs a million times: each list is encoded once.
+    return json.dumps(list(values), ensure_ascii=False)
 
 
 def twice(row: int, number: str) -> str:

@@ -4,11 +4,16 @@ opening balances folded as ``refresh_cards`` folds them (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from tests.conftest import ANNA, BORIS, program
 from tests.hq.helpers import HqTest
 from tillgate.core.cards import mask
+from tillgate.hq.cardimport import import_cards
 from tillgate.hq.ledger import refresh_cards
 
 VERA = "2900000077777"
@@ -168,3 +173,19 @@ def test_a_card_the_file_names_as_it_is_keeps_its_place_in_the_feed_and_its_row(
     till = hq.enroll("till-1")
     page = till.changes(cursor=max(before.values()))
     assert sorted(c["number"] for c in page["cards"]) == sorted(moved)
+
+
+def test_a_reading_error_far_into_the_file_imports_nothing_and_is_raised(hq: HqTest) -> None:
+    """The rows go to the database while the file is read (PostgreSQL: a thread sends
+    them): an error reading it aborts the import whole, and the database takes the next."""
+
+    def lines() -> Iterator[str]:
+        yield "number,holder\n"
+        yield from (f"{line}\n" for line in _fresh(20_000).splitlines())
+        raise OSError("the disk went away")
+
+    before = hq.snapshot()
+    with pytest.raises(OSError, match="went away"):
+        import_cards(hq.hq.db, lines(), datetime.now(UTC), pattern=r"^\d+$", operator=None)
+    assert hq.snapshot() == before
+    assert _post(hq, f"number,holder\n{ANNA},Анна\n".encode()).status_code == 200
