@@ -13,6 +13,7 @@ import csv
 import functools
 import io
 import json
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -137,16 +138,20 @@ def read_values(
     at = {h: i for i, h in enumerate(header) if h in KNOWN_COLUMNS}
     width = max(at.values()) + 1
     pad = [""] * width
-    columns = tuple(at.get(c, -1) for c in KNOWN_COLUMNS)
+    # The known columns of a row with an empty one appended (index -1: a column the file
+    # does not have), in KNOWN_COLUMNS order.
+    known = operator.itemgetter(*(at.get(c, -1) for c in KNOWN_COLUMNS))
+    strip = str.strip
     n = 1
     for raw in reader:
         if not raw:
             continue  # a blank line is no row (as DictReader skips it)
         n += 1
         if len(raw) < width:  # a short row: its missing columns are empty
-            raw = raw + pad
+            raw += pad
+        raw.append("")
         try:
-            values = _values(n, [raw[i].strip() if i >= 0 else "" for i in columns], pattern, seen)
+            values = _values(n, list(map(strip, known(raw))), pattern, seen)
         except CsvError as exc:
             problems.append(f"row {n}: {exc}")
             continue
@@ -197,7 +202,9 @@ def _values(n: int, row: list[str], pattern: re.Pattern[str], seen: set[str] | N
             raise CsvError(f"phone {phone!r} is not a phone number")
     if birthday:
         try:  # any ISO form date.fromisoformat takes (20240131 too), as YYYY-MM-DD
-            birthday = date.fromisoformat(birthday).isoformat()
+            day = date.fromisoformat(birthday)
+            if len(birthday) != 10 or birthday[7] != "-":  # YYYY-MM-DD (most) kept as is
+                birthday = day.isoformat()
         except ValueError as exc:
             raise CsvError(f"birthday {birthday!r} is not YYYY-MM-DD") from exc
     status = status or "active"
