@@ -6,12 +6,18 @@ parser, as plain values) into a temporary table of the import's transaction (Pos
 that is one statement per table over the staged rows::
 
     CSV rows ──COPY──▶ cards_import ──▶ a number twice? refuse (rollback)
-                                    ├──▶ cards            INSERT … SELECT … ON CONFLICT,
-                                    │                     a lone opening balance folded in
+                                    ├──▶ cards            locked; UPDATE … FROM the known
+                                    │                     ones the file changes, INSERT …
+                                    │                     SELECT the new, a lone opening
+                                    │                     balance folded in
                                     ├──▶ entries          an opening balance, once per card
                                     ├──▶ quarantine       unknown_card entries now count
                                     ├──▶ cards.balance    the other credited cards folded
-                                    └──▶ changes          one per card, for the tills' feed
+                                    └──▶ changes          one per card written, for the
+                                                          tills' feed
+
+A card the file names as head office has it, with no opening balance due, is left alone:
+not rewritten, not moved in the feed, so tills are not sent it again.
 """
 
 from __future__ import annotations
