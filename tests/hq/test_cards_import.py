@@ -4,6 +4,7 @@ opening balances folded as ``refresh_cards`` folds them (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -189,3 +190,25 @@ def test_a_reading_error_far_into_the_file_imports_nothing_and_is_raised(hq: HqT
         import_cards(hq.hq.db, lines(), datetime.now(UTC), pattern=r"^\d+$", operator=None)
     assert hq.snapshot() == before
     assert _post(hq, f"number,holder\n{ANNA},Анна\n".encode()).status_code == 200
+
+
+def test_pushes_while_a_big_import_runs_all_land_and_every_balance_adds_up(hq: HqTest) -> None:
+    """A till pushes accruals on cards the file names while the import writes them:
+    nothing fails or deadlocks, and each card ends with its opening balance and its
+    accruals (PostgreSQL: the import holds writers of cards; the pushes wait, then go on)."""
+    hq.publish(program())
+    named = [f"{2800000000000 + i}" for i in range(1, 80, 4)]  # opening balance 10 each
+    hq.cards(*named)
+    till = hq.enroll("till-1")
+    body = ("number,holder,balance\n" + _fresh(20_000)).encode()
+    result: list[Any] = []
+    importing = threading.Thread(target=lambda: result.append(_post(hq, body)))
+    importing.start()
+    pushed = 0
+    while importing.is_alive() or pushed < 3:
+        till.ok_push([till.next(n, "accrue", 1, receipt_id=f"R-{pushed}-{n}") for n in named])
+        pushed += 1
+    importing.join()
+    assert result[0].status_code == 200, result[0].text
+    assert hq.count("quarantine") == 0
+    assert {hq.card(n)["balance"] for n in named} == {10 + pushed}
