@@ -10,8 +10,10 @@ office's import share them.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -136,16 +138,20 @@ def read_values(
     at = {h: i for i, h in enumerate(header) if h in KNOWN_COLUMNS}
     width = max(at.values()) + 1
     pad = [""] * width
-    columns = tuple(at.get(c, -1) for c in KNOWN_COLUMNS)
+    # The known columns of a row with an empty one appended (index -1: a column the file
+    # does not have), in KNOWN_COLUMNS order.
+    known = operator.itemgetter(*(at.get(c, -1) for c in KNOWN_COLUMNS))
+    strip = str.strip
     n = 1
     for raw in reader:
         if not raw:
             continue  # a blank line is no row (as DictReader skips it)
         n += 1
         if len(raw) < width:  # a short row: its missing columns are empty
-            raw = raw + pad
+            raw += pad
+        raw.append("")
         try:
-            values = _values(n, [raw[i].strip() if i >= 0 else "" for i in columns], pattern, seen)
+            values = _values(n, list(map(strip, known(raw))), pattern, seen)
         except CsvError as exc:
             problems.append(f"row {n}: {exc}")
             continue
@@ -156,7 +162,13 @@ def read_values(
 
 def json_list(values: tuple[str, ...]) -> str:
     """Segments or clubs as the data files keep them (a JSON list, UTF-8 as it is)."""
-    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+    return _json_list(values) if values else "[]"
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_list(values: tuple[str, ...]) -> str:
+    # A file names a few segments and clubs a million times: each list is encoded once.
+    return json.dumps(list(values), ensure_ascii=False)
 
 
 def twice(row: int, number: str) -> str:
@@ -190,7 +202,9 @@ def _values(n: int, row: list[str], pattern: re.Pattern[str], seen: set[str] | N
             raise CsvError(f"phone {phone!r} is not a phone number")
     if birthday:
         try:  # any ISO form date.fromisoformat takes (20240131 too), as YYYY-MM-DD
-            birthday = date.fromisoformat(birthday).isoformat()
+            day = date.fromisoformat(birthday)
+            if len(birthday) != 10 or birthday[7] != "-":  # YYYY-MM-DD (most) kept as is
+                birthday = day.isoformat()
         except ValueError as exc:
             raise CsvError(f"birthday {birthday!r} is not YYYY-MM-DD") from exc
     status = status or "active"

@@ -271,7 +271,12 @@ class Tx:
         try:
             with (
                 self._conn.cursor() as cur,
-                cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+                # A thread of psycopg's sends the data while this one formats the next
+                # rows (it waits on the socket with the interpreter released).
+                cur.copy(
+                    f"COPY {table} ({', '.join(columns)}) FROM STDIN",
+                    writer=psycopg.copy.QueuedLibpqWriter(cur),
+                ) as copy,
             ):
                 for row in rows:  # an error reading them aborts the COPY, and is raised
                     copy.write_row(row)

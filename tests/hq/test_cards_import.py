@@ -4,11 +4,17 @@ opening balances folded as ``refresh_cards`` folds them (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from tests.conftest import ANNA, BORIS, program
 from tests.hq.helpers import HqTest
 from tillgate.core.cards import mask
+from tillgate.hq.cardimport import import_cards
 from tillgate.hq.ledger import refresh_cards
 
 VERA = "2900000077777"
@@ -125,3 +131,84 @@ def test_a_known_card_with_no_entries_takes_its_opening_balance_folded_and_keeps
     assert _folded(hq) == imported
     assert hq.card(ANNA)["holder"] == "Анна Н."
     assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == 2
+
+
+def _feed(hq: HqTest) -> dict[str, int]:
+    """Each card's place in the change feed."""
+    with hq.hq.db.read() as tx:
+        rows = tx.all("SELECT key, id FROM changes WHERE kind = 'card'")
+    return {r["key"]: int(r["id"]) for r in rows}
+
+
+def _updated(hq: HqTest) -> dict[str, str]:
+    with hq.hq.db.read() as tx:
+        return {
+            r["number"]: r["updated_at"] for r in tx.all("SELECT number, updated_at FROM cards")
+        }
+
+
+def test_a_card_the_file_names_as_it_is_keeps_its_place_in_the_feed_and_its_row(
+    hq: HqTest,
+) -> None:
+    hq.publish(program())
+    fresh = "".join(f"{line},\n" for line in _fresh().splitlines())
+    body = f"number,holder,balance,phone\n{ANNA},Анна,,\n{BORIS},Борис,,+79161234567\n" + fresh
+    assert _post(hq, body.encode()).status_code == 200
+    before, first = _feed(hq), _updated(hq)
+    hq.clock.advance(minutes=5)
+
+    # The same cards, but Борис without his phone, Анна with an opening balance, and Вера new.
+    again = body.replace("+79161234567", "").replace(f"{ANNA},Анна,,", f"{ANNA},Анна,25,")
+    r = _post(hq, (again + f"{VERA},Вера,,\n").encode())
+    assert (r.json()["imported"], r.json()["updated"]) == (1, FRESH + 2), r.text
+    after = _feed(hq)
+    moved = {n for n in after if after[n] != before.get(n)}
+    assert moved == {ANNA, BORIS, VERA}
+    assert min(after[n] for n in moved) > max(before.values())  # at the head of the feed
+    assert [after[n] for n in sorted(moved)] == sorted(after[n] for n in moved)
+    assert hq.card(BORIS)["phone"] is None and hq.card(ANNA)["balance"] == 25
+    now = _updated(hq)
+    assert {n for n in now if now[n] != first.get(n)} == moved  # the others not written
+
+    # A till that pulled the feed before is sent just those three again.
+    till = hq.enroll("till-1")
+    page = till.changes(cursor=max(before.values()))
+    assert sorted(c["number"] for c in page["cards"]) == sorted(moved)
+
+
+def test_a_reading_error_far_into_the_file_imports_nothing_and_is_raised(hq: HqTest) -> None:
+    """The rows go to the database while the file is read (PostgreSQL: a thread sends
+    them): an error reading it aborts the import whole, and the database takes the next."""
+
+    def lines() -> Iterator[str]:
+        yield "number,holder\n"
+        yield from (f"{line}\n" for line in _fresh(20_000).splitlines())
+        raise OSError("the disk went away")
+
+    before = hq.snapshot()
+    with pytest.raises(OSError, match="went away"):
+        import_cards(hq.hq.db, lines(), datetime.now(UTC), pattern=r"^\d+$", operator=None)
+    assert hq.snapshot() == before
+    assert _post(hq, f"number,holder\n{ANNA},Анна\n".encode()).status_code == 200
+
+
+def test_pushes_while_a_big_import_runs_all_land_and_every_balance_adds_up(hq: HqTest) -> None:
+    """A till pushes accruals on cards the file names while the import writes them:
+    nothing fails or deadlocks, and each card ends with its opening balance and its
+    accruals (PostgreSQL: the import holds writers of cards; the pushes wait, then go on)."""
+    hq.publish(program())
+    named = [f"{2800000000000 + i}" for i in range(1, 80, 4)]  # opening balance 10 each
+    hq.cards(*named)
+    till = hq.enroll("till-1")
+    body = ("number,holder,balance\n" + _fresh(20_000)).encode()
+    result: list[Any] = []
+    importing = threading.Thread(target=lambda: result.append(_post(hq, body)))
+    importing.start()
+    pushed = 0
+    while importing.is_alive() or pushed < 3:
+        till.ok_push([till.next(n, "accrue", 1, receipt_id=f"R-{pushed}-{n}") for n in named])
+        pushed += 1
+    importing.join()
+    assert result[0].status_code == 200, result[0].text
+    assert hq.count("quarantine") == 0
+    assert {hq.card(n)["balance"] for n in named} == {10 + pushed}

@@ -273,3 +273,37 @@ def test_a_schema_1_database_keeps_its_entries_counted_after_the_upgrade(
             assert tx.scalar("SELECT COUNT(*) FROM audit") == 0
     finally:
         db.close()
+
+
+# The queries of the partial indexes (hq/ledger.py expiry job and receipt returns,
+# hq/repricing.py, hq/admin.py negative cards): each condition implies the index's own.
+PARTIAL_QUERIES = (
+    ("cards_next_expiry", "SELECT number FROM cards WHERE next_expiry <= ? ORDER BY number", 1),
+    ("cards_negative", "SELECT number FROM cards WHERE negative_since IS NOT NULL", 0),
+    ("entries_receipt", "SELECT kind FROM entries WHERE till = ? AND receipt_id = ?", 2),
+    ("entries_receipt", "SELECT kind FROM entries WHERE till = ? AND receipt_id IN (?, ?)", 3),
+)
+
+
+def test_the_partial_indexes_serve_the_queries_that_name_their_columns(
+    db_url: str, tmp_path: Path
+) -> None:
+    db = open_database(db_url, data_dir=tmp_path)
+    try:
+        with db.write() as tx:
+            pg = tx.dialect == "postgresql"
+            if pg:  # a plan that could not use the index would scan the table
+                tx.execute("SET LOCAL enable_seqscan = off")
+            for index, sql, n in PARTIAL_QUERIES:
+                args = ("2026-12-01", "till-1", "r1", "r2")[:n]
+                if pg:
+                    plan = " ".join(
+                        str(v) for r in tx.all(f"EXPLAIN {sql}", args) for v in r.values()
+                    )
+                    assert index in plan, (sql, plan)
+                else:  # SQLite refuses a query INDEXED BY an index it cannot use
+                    table, rest = sql.split(" FROM ", 1)[1].split(" ", 1)
+                    query = f"{sql.split(' FROM ')[0]} FROM {table} INDEXED BY {index} {rest}"
+                    tx.all(f"EXPLAIN QUERY PLAN {query}", args)
+    finally:
+        db.close()
