@@ -210,11 +210,13 @@ def _refund(tx: Tx, deltas: _Deltas, till: str, fact: FactIn) -> set[str]:
 # ---------------------------------------------------------------- counting
 
 
-def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
-    """Add what ``facts`` (stored just now, for the first time) count, in ``tx``.
+def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> set[str]:
+    """Add what ``facts`` (stored just now, for the first time) count, in ``tx``; returns
+    the cards whose counts changed.
 
-    Cards whose counts changed and budgets that grew move in the change feed, so every
-    till reads them again.
+    Budgets that grew move in the change feed here; the cards are the caller's to move
+    (those head office knows), with whatever else of theirs moved in the transaction: a
+    card moves once a push (:func:`tillgate.hq.ledger.push`), its counts and its points.
     """
     deltas = _Deltas()
     cards: set[str] = set()
@@ -242,22 +244,8 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
         [(pid, till, deltas.budgets[pid]) for pid in grown],
         ("text", "text", "bigint"),
     )
-    # A card head office does not know reaches no till; it moves when it becomes known
-    # (registered or imported), and its counts go with it then.
-    ledger.add_changes(tx, "card", _known(tx, sorted(cards)), now)
     ledger.add_changes(tx, "budget", grown, now)
-
-
-def _known(tx: Tx, numbers: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for part in ledger.chunks(numbers):
-        out += [
-            r["number"]
-            for r in tx.all(
-                f"SELECT number FROM cards WHERE number IN ({marks(len(part))})", list(part)
-            )
-        ]
-    return out
+    return cards
 
 
 # ---------------------------------------------------------------- what a till is sent

@@ -17,19 +17,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from . import counters, ledger
-from .db import Tx, marks
+from . import counters
+from .db import Tx
+from .folds import among, parts
 from .wire import FactIn
 
 logger = logging.getLogger(__name__)
 MAX_FACT_BYTES = 256 << 10  # one receipt's facts (1000 lines of inputs and outcome fit)
 
 
-def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> int:
-    """Store the facts head office does not have yet and count them; returns how many."""
+def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> tuple[int, set[str]]:
+    """Store the facts head office does not have yet and count them; returns how many,
+    and the cards whose counts changed (the caller moves them in the change feed:
+    :func:`tillgate.hq.counters.count`)."""
     new = insert_new(tx, till=till, facts=facts, now=now)
-    counters.count(tx, till=till, facts=new, now=now)
-    return len(new)
+    return len(new), counters.count(tx, till=till, facts=new, now=now)
 
 
 def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> list[FactIn]:
@@ -41,12 +43,12 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
     """
     have: set[str] = set()
     ids = sorted({f.id for f in facts})
-    for part in ledger.chunks(ids):
+    for part in parts(tx, ids):
+        named, args = among(tx, "id", part)
         have |= {
             r["id"]
             for r in tx.all(
-                f"SELECT id FROM receipt_facts WHERE till = ? AND id IN ({marks(len(part))})",
-                [till, *part],
+                f"SELECT id FROM receipt_facts WHERE till = ? AND {named}", [till, *args]
             )
         }
     new: list[FactIn] = []
