@@ -30,12 +30,22 @@ from . import facts, quarantine
 from .authority import Admission, Policy, PolicyCache, Receipts, Refusal
 from .db import Database, Row, Tx, chunks, marks
 from .fold import CardState, state_at
-from .folds import among, card_entries, card_folds, card_states, fold_entry, keep, parts
+from .folds import (
+    FOREVER,
+    among,
+    card_entries,
+    card_folds,
+    card_states,
+    fold_entry,
+    keep,
+    parts,
+    refresh_accrued,
+)
 from .tills import HQ_TILL, TillId
 from .wire import EntryIn, PushIn, ts
 
 # Re-exported: the modules that read a card's entries find them here, as before.
-__all__ = ["card_entries", "card_states", "chunks", "fold_entry"]
+__all__ = ["FOREVER", "card_entries", "card_states", "chunks", "fold_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +177,6 @@ def refresh_cards(
     )
     add_changes(tx, "card", [*states, *also], now)
     return states
-
-
-# ``cards.balance_until`` for a balance that holds until the next entry of the card.
-FOREVER = "9999-12-31T23:59:59.999999+00:00"
 
 
 def spendable(tx: Tx, number: str, now: datetime, *, row: Row | None = None) -> int:
@@ -311,7 +317,10 @@ def push(
     held = known | registered
     touched = sorted(({r["card"] for r in rows} | set(released)) & held)
     moved = registered | (counted & held) | set(_existing(tx, sorted(counted - held)))
-    states = refresh_cards(tx, touched, now, also=sorted(moved - set(touched)))
+    # Cards with only accrues are folded in SQL, the others in Python (negative: those).
+    accrued = refresh_accrued(tx, touched, now)
+    rest = [n for n in touched if n not in accrued]
+    states = refresh_cards(tx, rest, now, also=sorted((moved - set(touched)) | accrued))
     tx.execute("UPDATE tills SET last_seen = ? WHERE id = ?", (ts(now), till.id))
     negative = [n for n, st in states.items() if st.balance < 0]
     for n in negative:
