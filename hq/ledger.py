@@ -130,11 +130,16 @@ def lock_cards(tx: Tx, numbers: Iterable[str], *, origin: str, now: datetime) ->
     return todo
 
 
-def _existing(tx: Tx, numbers: Sequence[str]) -> list[str]:
+def _existing(tx: Tx, numbers: Sequence[str], *, lock: bool = False) -> list[str]:
+    """Which of these cards head office knows; ``lock``: locked too, in sorted order (on
+    PostgreSQL ``FOR UPDATE``, which writes no new row version, where an upsert of each
+    card did; SQLite's writers are serialized whole anyway)."""
     out: list[str] = []
-    for part in parts(tx, numbers):
+    locking = " ORDER BY number FOR UPDATE" if lock and tx.dialect == "postgresql" else ""
+    for part in parts(tx, sorted(numbers) if lock else numbers):
         numbered, args = among(tx, "number", part)
-        out += [r["number"] for r in tx.all(f"SELECT number FROM cards WHERE {numbered}", args)]
+        sql = f"SELECT number FROM cards WHERE {numbered}{locking}"
+        out += [r["number"] for r in tx.all(sql, args)]
     return out
 
 
@@ -277,9 +282,12 @@ def push(
     policy = policy_of(tx, policies, till=till)
     cards = {e.card for e in to_store} | {c.number for c in batch.cards_new}
     cards |= {u.card for u in batch.coupons_used if u.card}
-    known = set(_existing(tx, sorted(cards)))
-    registered = _registrations(till, batch, known, policy)
-    lock_cards(tx, known | registered, origin=f"till:{till.id}", now=now)
+    if batch.cards_new:
+        known = set(_existing(tx, sorted(cards)))
+        registered = _registrations(till, batch, known, policy)
+        lock_cards(tx, known | registered, origin=f"till:{till.id}", now=now)
+    else:  # no card to register (most pushes): the known ones, locked in one statement
+        known, registered = set(_existing(tx, sorted(cards), lock=True)), set()
     admission = Admission(
         policy=policy,
         now=now,
