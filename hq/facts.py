@@ -53,6 +53,7 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
         }
     new: list[FactIn] = []
     rows = []
+    received = now.isoformat()
     for fact in facts:
         if fact.id in have:
             continue
@@ -62,18 +63,18 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
             # Kept as a marker, never refused: a refusal would block the till's push for good.
             logger.warning("till %s: facts %s over %d bytes not kept", till, fact.id, len(body))
             body = json.dumps({"dropped": f"over {MAX_FACT_BYTES} bytes"})
-        card = fact.body.get("card") if isinstance(fact.body.get("card"), str) else None
+        card = fact.body.get("card")
         rows.append(
             (
                 till,
                 fact.id,
                 fact.kind,
                 fact.receipt_id,
-                card,
+                card if isinstance(card, str) else None,
                 fact.after_seq,
                 body,
                 fact.created_at.isoformat(),
-                now.isoformat(),
+                received,
             )
         )
         new.append(fact)
