@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from tillgate.core.cards import mask
 from tillgate.core.money import to_kop
@@ -210,14 +210,18 @@ def _refund(tx: Tx, deltas: _Deltas, till: str, fact: FactIn) -> set[str]:
 # ---------------------------------------------------------------- counting
 
 
-def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> set[str]:
-    """Add what ``facts`` (stored just now, for the first time) count, in ``tx``; returns
-    the cards whose counts changed.
+class Counted(NamedTuple):
+    """What a batch of facts counted: the cards whose counts changed and the budgets that
+    grew. The caller moves them in the change feed, the cards head office knows with
+    whatever else of theirs moved (a card moves once a push), at the end of its write:
+    the ``change`` counter row is the last lock a write takes, held until commit."""
 
-    Budgets that grew move in the change feed here; the cards are the caller's to move
-    (those head office knows), with whatever else of theirs moved in the transaction: a
-    card moves once a push (:func:`tillgate.hq.ledger.push`), its counts and its points.
-    """
+    cards: set[str]
+    budgets: list[str]
+
+
+def count(tx: Tx, *, till: str, facts: Sequence[FactIn]) -> Counted:
+    """Add what ``facts`` (stored just now, for the first time) count, in ``tx``."""
     deltas = _Deltas()
     cards: set[str] = set()
     for fact in facts:
@@ -244,8 +248,7 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> set[s
         [(pid, till, deltas.budgets[pid]) for pid in grown],
         ("text", "text", "bigint"),
     )
-    ledger.add_changes(tx, "budget", grown, now)
-    return cards
+    return Counted(cards, grown)
 
 
 # ---------------------------------------------------------------- what a till is sent

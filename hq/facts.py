@@ -26,12 +26,13 @@ logger = logging.getLogger(__name__)
 MAX_FACT_BYTES = 256 << 10  # one receipt's facts (1000 lines of inputs and outcome fit)
 
 
-def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> tuple[int, set[str]]:
+def store(
+    tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime
+) -> tuple[int, counters.Counted]:
     """Store the facts head office does not have yet and count them; returns how many,
-    and the cards whose counts changed (the caller moves them in the change feed:
-    :func:`tillgate.hq.counters.count`)."""
+    and what they counted (the caller moves it in the change feed: :class:`Counted`)."""
     new = insert_new(tx, till=till, facts=facts, now=now)
-    return len(new), counters.count(tx, till=till, facts=new, now=now)
+    return len(new), counters.count(tx, till=till, facts=new)
 
 
 def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> list[FactIn]:

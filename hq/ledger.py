@@ -301,6 +301,12 @@ def push(
         rows.append(e.stored() | {"quarantine": None if refusal is None else quarantine.OPEN})
         if refusal is not None:
             flagged.append((e, refusal))
+    # A receipt's facts are taken once head office holds the entries they follow; the
+    # others are sent again with a later push. Stored and counted before the entries: the
+    # `entry` counter row, which every push takes, is then held for less until commit
+    # (the facts touch only this till's rows, and no counter row).
+    taken = [f for f in batch.facts if f.after_seq <= (rows[-1]["seq"] if rows else through)]
+    new_facts, counted = facts.store(tx, till=till.id, facts=taken, now=now)
     insert_entries(tx, rows, now)
     quarantined = quarantine.record(tx, till.id, flagged, now)
     released = quarantine.release_known(
@@ -313,10 +319,6 @@ def push(
         )
         through = rows[-1]["seq"]
     double = _coupons(tx, till, batch, now)
-    # A receipt's facts are taken once head office holds the entries they follow; the
-    # others are sent again with a later push.
-    taken = [f for f in batch.facts if f.after_seq <= through]
-    new_facts, counted = facts.store(tx, till=till.id, facts=taken, now=now)
     # Only cards whose entries changed need folding again, quarantined entries' too: the
     # till that pushed them learns its new through_seq with head office's balance. A card
     # HQ just learnt of still gets a change so that every till hears of it, and so does
@@ -324,11 +326,13 @@ def push(
     # when it becomes known, its counts with it). One change a card, in one statement.
     held = known | registered
     touched = sorted(({r["card"] for r in rows} | set(released)) & held)
-    moved = registered | (counted & held) | set(_existing(tx, sorted(counted - held)))
+    moved = registered | (counted.cards & held)
+    moved |= set(_existing(tx, sorted(counted.cards - held)))
     # Cards with only accrues are folded in SQL, the others in Python (negative: those).
     accrued = refresh_accrued(tx, touched, now)
     rest = [n for n in touched if n not in accrued]
     states = refresh_cards(tx, rest, now, also=sorted((moved - set(touched)) | accrued))
+    add_changes(tx, "budget", counted.budgets, now)
     tx.execute("UPDATE tills SET last_seen = ? WHERE id = ?", (ts(now), till.id))
     negative = [n for n, st in states.items() if st.balance < 0]
     for n in negative:
