@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from tillgate.core.cards import mask
 from tillgate.core.money import to_kop
@@ -210,12 +210,18 @@ def _refund(tx: Tx, deltas: _Deltas, till: str, fact: FactIn) -> set[str]:
 # ---------------------------------------------------------------- counting
 
 
-def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
-    """Add what ``facts`` (stored just now, for the first time) count, in ``tx``.
+class Counted(NamedTuple):
+    """What a batch of facts counted: the cards whose counts changed and the budgets that
+    grew. The caller moves them in the change feed, the cards head office knows with
+    whatever else of theirs moved (a card moves once a push), at the end of its write:
+    the ``change`` counter row is the last lock a write takes, held until commit."""
 
-    Cards whose counts changed and budgets that grew move in the change feed, so every
-    till reads them again.
-    """
+    cards: set[str]
+    budgets: list[str]
+
+
+def count(tx: Tx, *, till: str, facts: Sequence[FactIn]) -> Counted:
+    """Add what ``facts`` (stored just now, for the first time) count, in ``tx``."""
     deltas = _Deltas()
     cards: set[str] = set()
     for fact in facts:
@@ -242,22 +248,7 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> None:
         [(pid, till, deltas.budgets[pid]) for pid in grown],
         ("text", "text", "bigint"),
     )
-    # A card head office does not know reaches no till; it moves when it becomes known
-    # (registered or imported), and its counts go with it then.
-    ledger.add_changes(tx, "card", _known(tx, sorted(cards)), now)
-    ledger.add_changes(tx, "budget", grown, now)
-
-
-def _known(tx: Tx, numbers: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for part in ledger.chunks(numbers):
-        out += [
-            r["number"]
-            for r in tx.all(
-                f"SELECT number FROM cards WHERE number IN ({marks(len(part))})", list(part)
-            )
-        ]
-    return out
+    return Counted(cards, grown)
 
 
 # ---------------------------------------------------------------- what a till is sent

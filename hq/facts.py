@@ -17,19 +17,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from . import counters, ledger
-from .db import Tx, marks
+from . import counters
+from .db import Tx
+from .folds import among, parts
 from .wire import FactIn
 
 logger = logging.getLogger(__name__)
 MAX_FACT_BYTES = 256 << 10  # one receipt's facts (1000 lines of inputs and outcome fit)
 
 
-def store(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> int:
-    """Store the facts head office does not have yet and count them; returns how many."""
+def store(
+    tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime
+) -> tuple[int, counters.Counted]:
+    """Store the facts head office does not have yet and count them; returns how many,
+    and what they counted (the caller moves it in the change feed: :class:`Counted`)."""
     new = insert_new(tx, till=till, facts=facts, now=now)
-    counters.count(tx, till=till, facts=new, now=now)
-    return len(new)
+    return len(new), counters.count(tx, till=till, facts=new)
 
 
 def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> list[FactIn]:
@@ -41,16 +44,17 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
     """
     have: set[str] = set()
     ids = sorted({f.id for f in facts})
-    for part in ledger.chunks(ids):
+    for part in parts(tx, ids):
+        named, args = among(tx, "id", part)
         have |= {
             r["id"]
             for r in tx.all(
-                f"SELECT id FROM receipt_facts WHERE till = ? AND id IN ({marks(len(part))})",
-                [till, *part],
+                f"SELECT id FROM receipt_facts WHERE till = ? AND {named}", [till, *args]
             )
         }
     new: list[FactIn] = []
     rows = []
+    received = now.isoformat()
     for fact in facts:
         if fact.id in have:
             continue
@@ -60,18 +64,18 @@ def insert_new(tx: Tx, *, till: str, facts: Sequence[FactIn], now: datetime) -> 
             # Kept as a marker, never refused: a refusal would block the till's push for good.
             logger.warning("till %s: facts %s over %d bytes not kept", till, fact.id, len(body))
             body = json.dumps({"dropped": f"over {MAX_FACT_BYTES} bytes"})
-        card = fact.body.get("card") if isinstance(fact.body.get("card"), str) else None
+        card = fact.body.get("card")
         rows.append(
             (
                 till,
                 fact.id,
                 fact.kind,
                 fact.receipt_id,
-                card,
+                card if isinstance(card, str) else None,
                 fact.after_seq,
                 body,
                 fact.created_at.isoformat(),
-                now.isoformat(),
+                received,
             )
         )
         new.append(fact)

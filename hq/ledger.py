@@ -30,12 +30,22 @@ from . import facts, quarantine
 from .authority import Admission, Policy, PolicyCache, Receipts, Refusal
 from .db import Database, Row, Tx, chunks, marks
 from .fold import CardState, state_at
-from .folds import card_entries, card_folds, card_states, fold_entry, keep
+from .folds import (
+    FOREVER,
+    among,
+    card_entries,
+    card_folds,
+    card_states,
+    fold_entry,
+    keep,
+    parts,
+    refresh_accrued,
+)
 from .tills import HQ_TILL, TillId
 from .wire import EntryIn, PushIn, ts
 
 # Re-exported: the modules that read a card's entries find them here, as before.
-__all__ = ["card_entries", "card_states", "chunks", "fold_entry"]
+__all__ = ["FOREVER", "card_entries", "card_states", "chunks", "fold_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +102,11 @@ def add_changes(
         tx.later(*along)
     if not todo:
         return
-    first = tx.next_ids("change", len(todo))
+    first, at = tx.next_ids("change", len(todo)), ts(now)
     tx.values(
         "INSERT INTO changes (kind, key, id, at) VALUES ?"
         " ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id, at = excluded.at",
-        [(kind, key, first + i, ts(now)) for i, key in enumerate(todo)],
+        [(kind, key, first + i, at) for i, key in enumerate(todo)],
         ("text", "text", "bigint", "text"),
     )
 
@@ -110,38 +120,42 @@ def lock_cards(tx: Tx, numbers: Iterable[str], *, origin: str, now: datetime) ->
     One sorted upsert does both: on PostgreSQL ``ON CONFLICT DO UPDATE`` locks the row it
     finds, and sorting keeps every transaction locking cards in the same order.
     """
-    todo = sorted(set(numbers))
+    todo, at = sorted(set(numbers)), ts(now)
     tx.values(
         "INSERT INTO cards (number, status, origin, created_at, updated_at) VALUES ?"
         " ON CONFLICT (number) DO UPDATE SET updated_at = cards.updated_at",
-        [(n, "new", origin, ts(now), ts(now)) for n in todo],
+        [(n, "new", origin, at, at) for n in todo],
         ("text",) * 5,
     )
     return todo
 
 
-def _existing(tx: Tx, numbers: Sequence[str]) -> list[str]:
+def _existing(tx: Tx, numbers: Sequence[str], *, lock: bool = False) -> list[str]:
+    """Which of these cards head office knows; ``lock``: locked too, in sorted order (on
+    PostgreSQL ``FOR UPDATE``, which writes no new row version, where an upsert of each
+    card did; SQLite's writers are serialized whole anyway)."""
     out: list[str] = []
-    for part in chunks(numbers):
-        out += [
-            r["number"]
-            for r in tx.all(
-                f"SELECT number FROM cards WHERE number IN ({marks(len(part))})", list(part)
-            )
-        ]
+    locking = " ORDER BY number FOR UPDATE" if lock and tx.dialect == "postgresql" else ""
+    for part in parts(tx, sorted(numbers) if lock else numbers):
+        numbered, args = among(tx, "number", part)
+        sql = f"SELECT number FROM cards WHERE {numbered}{locking}"
+        out += [r["number"] for r in tx.all(sql, args)]
     return out
 
 
-def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, CardState]:
+def refresh_cards(
+    tx: Tx, numbers: Sequence[str], now: datetime, *, also: Iterable[str] = ()
+) -> dict[str, CardState]:
     """Fold the (locked) cards again: expiry index, negative flag, and a change each.
 
     Each card's fold is kept (``card_folds``), so the next refresh folds only the entries
-    stored after this one.
+    stored after this one. ``also``: other cards (known to head office) that moved in this
+    transaction, given a change with these in one statement.
     """
     folds = card_folds(tx, numbers)
     keep(tx, folds)
     states = {n: state_at(f.state, now) for n, f in folds.items()}
-    rows = []
+    rows, at = [], ts(now)
     for number, st in states.items():
         expiries = [
             lot.expires_at for lot in (*st.lots, *st.expired_due) if lot.expires_at is not None
@@ -154,7 +168,7 @@ def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Ca
                 st.balance,
                 ts(until) if until else FOREVER,
                 1 if st.balance < 0 else 0,
-                ts(now),
+                at,
             )
         )
     # One statement for the lot (VALUES columns are column1… on both dialects).
@@ -166,12 +180,8 @@ def refresh_cards(tx: Tx, numbers: Sequence[str], now: datetime) -> dict[str, Ca
         rows,
         ("text", "text", "bigint", "text", "bigint", "text"),
     )
-    add_changes(tx, "card", states, now)
+    add_changes(tx, "card", [*states, *also], now)
     return states
-
-
-# ``cards.balance_until`` for a balance that holds until the next entry of the card.
-FOREVER = "9999-12-31T23:59:59.999999+00:00"
 
 
 def spendable(tx: Tx, number: str, now: datetime, *, row: Row | None = None) -> int:
@@ -201,11 +211,11 @@ def insert_entries(tx: Tx, rows: Sequence[dict[str, Any]], now: datetime) -> Non
     """Store entries in HQ order (their ``pos``), after every entry stored before them."""
     if not rows:
         return
-    first = tx.next_ids("entry", len(rows))
+    first, at = tx.next_ids("entry", len(rows)), ts(now)
     tx.values(
         f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}, pos, received_at, quarantine) VALUES ?",
         [
-            [r[c] for c in ENTRY_COLUMNS] + [first + i, ts(now), r.get("quarantine")]
+            [r[c] for c in ENTRY_COLUMNS] + [first + i, at, r.get("quarantine")]
             for i, r in enumerate(rows)
         ],
         ENTRY_TYPES_STORED,
@@ -272,9 +282,12 @@ def push(
     policy = policy_of(tx, policies, till=till)
     cards = {e.card for e in to_store} | {c.number for c in batch.cards_new}
     cards |= {u.card for u in batch.coupons_used if u.card}
-    known = set(_existing(tx, sorted(cards)))
-    registered = _registrations(till, batch, known, policy)
-    lock_cards(tx, known | registered, origin=f"till:{till.id}", now=now)
+    if batch.cards_new:
+        known = set(_existing(tx, sorted(cards)))
+        registered = _registrations(till, batch, known, policy)
+        lock_cards(tx, known | registered, origin=f"till:{till.id}", now=now)
+    else:  # no card to register (most pushes): the known ones, locked in one statement
+        known, registered = set(_existing(tx, sorted(cards), lock=True)), set()
     admission = Admission(
         policy=policy,
         now=now,
@@ -288,6 +301,12 @@ def push(
         rows.append(e.stored() | {"quarantine": None if refusal is None else quarantine.OPEN})
         if refusal is not None:
             flagged.append((e, refusal))
+    # A receipt's facts are taken once head office holds the entries they follow; the
+    # others are sent again with a later push. Stored and counted before the entries: the
+    # `entry` counter row, which every push takes, is then held for less until commit
+    # (the facts touch only this till's rows, and no counter row).
+    taken = [f for f in batch.facts if f.after_seq <= (rows[-1]["seq"] if rows else through)]
+    new_facts, counted = facts.store(tx, till=till.id, facts=taken, now=now)
     insert_entries(tx, rows, now)
     quarantined = quarantine.record(tx, till.id, flagged, now)
     released = quarantine.release_known(
@@ -300,16 +319,20 @@ def push(
         )
         through = rows[-1]["seq"]
     double = _coupons(tx, till, batch, now)
-    # A receipt's facts are taken once head office holds the entries they follow; the
-    # others are sent again with a later push.
-    taken = [f for f in batch.facts if f.after_seq <= through]
-    new_facts = facts.store(tx, till=till.id, facts=taken, now=now)
     # Only cards whose entries changed need folding again, quarantined entries' too: the
     # till that pushed them learns its new through_seq with head office's balance. A card
-    # HQ just learnt of still gets a change so that every till hears of it.
-    touched = sorted(({r["card"] for r in rows} | set(released)) & (known | registered))
-    states = refresh_cards(tx, touched, now)
-    add_changes(tx, "card", registered - set(touched), now)
+    # HQ just learnt of still gets a change so that every till hears of it, and so does
+    # one whose counts changed; one head office does not know reaches no till (it moves
+    # when it becomes known, its counts with it). One change a card, in one statement.
+    held = known | registered
+    touched = sorted(({r["card"] for r in rows} | set(released)) & held)
+    moved = registered | (counted.cards & held)
+    moved |= set(_existing(tx, sorted(counted.cards - held)))
+    # Cards with only accrues are folded in SQL, the others in Python (negative: those).
+    accrued = refresh_accrued(tx, touched, now)
+    rest = [n for n in touched if n not in accrued]
+    states = refresh_cards(tx, rest, now, also=sorted((moved - set(touched)) | accrued))
+    add_changes(tx, "budget", counted.budgets, now)
     tx.execute("UPDATE tills SET last_seen = ? WHERE id = ?", (ts(now), till.id))
     negative = [n for n, st in states.items() if st.balance < 0]
     for n in negative:
@@ -400,26 +423,25 @@ def _check_known(
 ) -> tuple[int, list[dict[str, Any]]]:
     """Count retried entries HQ holds identically; find the first that differs (a conflict)."""
     by_seq: dict[int, Row] = {}
-    for seqs in chunks([e.seq for e in old]):
-        for row in tx.all(
-            f"SELECT * FROM entries WHERE till = ? AND seq IN ({marks(len(seqs))})",
-            [till.id, *seqs],
-        ):
+    for seqs in parts(tx, [e.seq for e in old]):
+        numbered, args = among(tx, "seq", seqs, of="bigint")
+        for row in tx.all(f"SELECT * FROM entries WHERE till = ? AND {numbered}", [till.id, *args]):
             by_seq[int(row["seq"])] = row
     by_id: dict[str, Row] = {}
-    for part in chunks([e.id for e in new]):
-        for row in tx.all(f"SELECT * FROM entries WHERE id IN ({marks(len(part))})", list(part)):
+    for part in parts(tx, [e.id for e in new]):
+        ids, args = among(tx, "id", part)
+        for row in tx.all(f"SELECT * FROM entries WHERE {ids}", args):
             by_id[row["id"]] = row
     duplicates = 0
     old_seqs = {e.seq for e in old}
     for e in [*old, *new]:
-        mine = e.stored()
         is_old = e.seq in old_seqs
         stored = by_seq.get(e.seq) if is_old else by_id.get(e.id)
-        if is_old and stored is None:
+        if stored is None and not is_old:
+            continue  # a new entry (most): nothing to compare
+        mine = e.stored()
+        if stored is None:
             reason = f"seq {e.seq} is not stored although it is below through_seq"
-        elif stored is None:
-            continue
         elif _stored(stored) == mine:
             duplicates += 1
             continue

@@ -4,15 +4,20 @@ replay of its whole history gives, push after push, whatever changed its counted
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ANNA, BORIS, VERA
 from tests.hq.helpers import T0, HqTest, TillClient
 from tillgate.hq.db import Tx
 from tillgate.hq.fold import CardState, fold
-from tillgate.hq.folds import KEEP_FROM, card_entries, card_folds, fold_entry
-from tillgate.hq.ledger import card_states
+from tillgate.hq.folds import KEEP_FROM, card_entries, card_folds, fold_entry, refresh_accrued
+from tillgate.hq.ledger import card_states, insert_entries, lock_cards, refresh_cards
+from tillgate.hq.wire import ts
 
 CARDS = (ANNA, BORIS, VERA)
 
@@ -87,3 +92,69 @@ def test_a_counted_entry_changed_behind_the_kept_fold_replays_the_card(hq: HqTes
         assert card_states(tx, [ANNA], now)[ANNA] == _whole(tx, ANNA, now)
     till.ok_push([till.next(ANNA, "redeem", -30)])
     _assert_kept_equals_whole(hq, hq.clock.now())
+
+
+# ---------------------------------------------------------------- accrues folded in SQL
+
+_HOURS = st.integers(min_value=-12, max_value=12)  # a small grid: instants often equal
+_ACCRUE = st.tuples(
+    st.integers(min_value=-3, max_value=500),  # points: 0 or less is no lot (Python's)
+    _HOURS,  # created_at
+    st.none() | st.integers(min_value=-2, max_value=6),  # available_from after it
+    st.none() | st.integers(min_value=-2, max_value=12),  # expires_at after it
+    st.booleans() | st.just(False),  # in quarantine
+    st.sampled_from(["accrue"] * 6 + ["adjust"] * 2 + ["redeem", "expire"]),
+)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(_ACCRUE, min_size=1, max_size=KEEP_FROM + 2), _HOURS)
+def test_accrues_folded_in_sql_are_the_replay(
+    hq: HqTest, entries: list[tuple[int, int, int | None, int | None, bool, str]], at: int
+) -> None:
+    """Two cards with the same entries: one folded by ``refresh_accrued`` (when all its
+    counted entries are accrues or adjusts of points > 0, fewer than KEEP_FROM), the other by the
+    replay; their card rows are the same, at instants on, before and after every date."""
+    now = T0 + timedelta(hours=at)
+    sql, replayed = (f"29{uuid.uuid4().int % 10**11:011d}" for _ in range(2))
+    rows = []
+    for n, (points, created, available, expires, held, kind) in enumerate(entries):
+        when = T0 + timedelta(hours=created)
+        for card in (sql, replayed):
+            rows.append(
+                {
+                    "id": uuid.uuid4().hex,
+                    "till": f"t-{card}",
+                    "seq": n + 1,
+                    "card": card,
+                    "kind": kind,
+                    "points": points,
+                    "receipt_id": None,
+                    "refund_id": None,
+                    "ref": None,
+                    "note": None,
+                    "created_at": ts(when),
+                    "available_from": None
+                    if available is None
+                    else ts(when + timedelta(hours=available)),
+                    "expires_at": None if expires is None else ts(when + timedelta(hours=expires)),
+                    "quarantine": "open" if held else None,
+                }
+            )
+    counted = [e for e in entries if not e[4]]
+    credits = all(e[5] in ("accrue", "adjust") and e[0] > 0 for e in counted)
+    simple = 0 < len(counted) < KEEP_FROM and credits
+    read = "SELECT next_expiry, balance, balance_until, negative_since FROM cards WHERE number = ?"
+    with hq.hq.db.write() as tx:
+        lock_cards(tx, [sql, replayed], origin="test", now=now)
+        insert_entries(tx, rows, now)
+        assert refresh_accrued(tx, [sql, replayed][: 1 if simple else 2], now) == (
+            {sql} if simple else set()
+        )
+        if simple:
+            refresh_cards(tx, [replayed], now)
+            assert tx.one(read, (sql,)) == tx.one(read, (replayed,))
