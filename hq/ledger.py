@@ -280,6 +280,14 @@ def push(
         to_store = [e for e in new if e.seq < conflicts[0]["seq"]]
 
     policy = policy_of(tx, policies, till=till)
+    if tx.dialect == "postgresql":
+        # What head office knows of the cards is read under the lock every writer of cards
+        # takes: a card import (which holds them all, hq/cardimport.py) either commits
+        # first and its cards are known here, or waits for this push and counts what it
+        # quarantined. Read before the lock, a card the import was adding was quarantined
+        # as unknown after the import had looked, and stayed so. Pushes do not wait for
+        # each other on it.
+        tx.execute("LOCK TABLE cards IN ROW EXCLUSIVE MODE")
     cards = {e.card for e in to_store} | {c.number for c in batch.cards_new}
     cards |= {u.card for u in batch.coupons_used if u.card}
     if batch.cards_new:

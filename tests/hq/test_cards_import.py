@@ -212,3 +212,43 @@ def test_pushes_while_a_big_import_runs_all_land_and_every_balance_adds_up(hq: H
     assert result[0].status_code == 200, result[0].text
     assert hq.count("quarantine") == 0
     assert {hq.card(n)["balance"] for n in named} == {10 + pushed}
+
+
+def test_a_push_on_a_card_the_import_is_adding_waits_for_it_and_is_not_quarantined(
+    hq: HqTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A till pushes an accrual for a card head office does not know yet while an import
+    is adding it. Head office must either see the card (the push waits for the import)
+    or let the import find the quarantined entry and count it: never a card that exists
+    with its entry left quarantined as ``unknown_card``."""
+    from tillgate.hq import quarantine
+
+    hq.publish(program())
+    till = hq.enroll("till-1")
+    new = f"{2800000000000 + 1}"  # in the file, with an opening balance of 10
+    inside, go_on = threading.Event(), threading.Event()
+    release_known = quarantine.release_known
+
+    def held_open(*args: Any, **kw: Any) -> Any:
+        inside.set()  # the import has written its cards and not committed
+        assert go_on.wait(30)
+        return release_known(*args, **kw)
+
+    monkeypatch.setattr(quarantine, "release_known", held_open)
+    result: list[Any] = []
+    importing = threading.Thread(
+        target=lambda: result.append(_post(hq, ("number,holder,balance\n" + _fresh()).encode()))
+    )
+    importing.start()
+    assert inside.wait(30)
+    pushing = threading.Thread(
+        target=lambda: result.append(till.ok_push([till.next(new, "accrue", 5, receipt_id="R")]))
+    )
+    pushing.start()
+    pushing.join(1)  # the push is under way (or waiting for the import) before it commits
+    go_on.set()
+    importing.join(60)
+    pushing.join(60)
+    assert not importing.is_alive() and not pushing.is_alive()
+    assert hq.count("quarantine", "status = 'open'") == 0
+    assert hq.card(new)["balance"] == 15
