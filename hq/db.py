@@ -186,6 +186,11 @@ class Tx:
     def all(self, sql: str, params: Sequence[Any] | None = None) -> list[Row]:
         return [dict(r) for r in self._run(sql, params).fetchall()]
 
+    def tuples(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        from .dbrows import tuples  # :meth:`all`'s rows as tuples: no dict a row
+
+        return tuples(self, self._conn, sql, params)
+
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         row = self._run(sql, params).fetchone()
         if row is None:

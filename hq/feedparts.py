@@ -49,6 +49,7 @@ class Part:
     since: datetime
     until: datetime | None  # exact while since <= now < until (None: until a change)
     body: bytes  # the card's JSON object without its closing brace
+    row: bytes  # its values as a row of a compact page (``cards=rows``), without the "]"
     totals: Totals  # its counts at every till (:func:`tillgate.hq.counters.totals`)
     uses: bytes  # its ``uses`` for a till that never counted it, as JSON
 

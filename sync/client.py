@@ -36,7 +36,7 @@ import stamina
 from tillgate.core import __version__
 from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 
-from . import jsonpieces
+from . import cardrows, jsonpieces
 from .deadline import Deadline, Kept
 from .wire import (
     ChangePage,
@@ -91,7 +91,7 @@ def _transient(exc: Exception) -> bool:
 # cannot be written, or the connection ends before any reply.
 _STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
-_PAGE_LISTS = ("cards", "coupons_revoked", "coupons_used", "budgets")
+_PAGE_LISTS = ("cards", "card_rows", "coupons_revoked", "coupons_used", "budgets")
 
 
 def _count(data: Any, keys: tuple[str, ...]) -> int:
@@ -207,7 +207,7 @@ class HqClient:
             what="change page",
             unit="changes",
             page_bytes=self.limits.page_bytes,
-            params={"cursor": cursor},
+            params={"cursor": cursor, "cards": "rows"},  # a compact page (sync/cardrows.py)
             limit=limit,
         )
         # Counted before the page is parsed into models (which cost far more than its
@@ -218,7 +218,7 @@ class HqClient:
             raise HqBadReply(
                 f"head office sent a change page of {size} changes, asked for at most {limit}"
             )
-        return parse(ChangePage, data, what="change page")
+        return cardrows.change_page(data)
 
     def products(self, version: str, after: int, limit: int) -> ProductPage:
         """One page of the product list ``version``: the products after position ``after``,
