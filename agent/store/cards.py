@@ -4,7 +4,7 @@ What a card row holds depends on where the card came from (docs/security.md, "Pe
 data"). A standalone shop's own cards file is kept as it is (``origin`` ``import``): full
 name, phone, birthday. A chain's card comes from head office (``hq``) and keeps what a
 till needs alone: the holder's display name (``Анна И.``), the keyed hash of the phone
-(``phone_hash``, looked up with the chain's key) and the birthday's month and day
+(``phone_hash``, its 32 bytes, looked up with the chain's key) and the birthday's month and day
 (``--03-14``); :func:`upsert` never writes more of one, whoever calls it.
 
 The chain's phone look-up key comes with every page of head office's change feed and is
@@ -82,7 +82,7 @@ def find(
         row = conn.execute("SELECT * FROM cards WHERE number = ?", (number,)).fetchone()
     elif phone is not None:
         key = lookup_key(conn)
-        hashed = phone_lookup_hash(bytes.fromhex(key), phone) if key else None
+        hashed = bytes.fromhex(phone_lookup_hash(bytes.fromhex(key), phone)) if key else None
         rows = conn.execute(
             "SELECT * FROM cards WHERE phone = ? OR phone_hash = ?"
             " ORDER BY status = 'blocked', updated_at DESC LIMIT 1",
@@ -163,8 +163,8 @@ def upsert_chain_rows(
     conn.executemany(
         _UPSERT,
         [
-            (c[0], _display(c[1]), None, c[2], c[3], c[4], _list_text(c[5]), _list_text(c[6]),
-             c[7], "hq", at, at)
+            (c[0], _display(c[1]), None, _hash(c[2]), c[3], c[4], _list_text(c[5]),
+             _list_text(c[6]), c[7], "hq", at, at)
             for c in cards
         ],
     )  # fmt: skip
@@ -173,6 +173,11 @@ def upsert_chain_rows(
 # A chain's holders' display names are far fewer than its cards (first name, initial):
 # each made once, not a million times on a first start.
 _display = lru_cache(maxsize=4096)(display_name)
+
+
+def _hash(phone_hash: str | None) -> bytes | None:
+    # The phone's hash as its 32 bytes (a BLOB: half the index of its 64 hex digits).
+    return bytes.fromhex(phone_hash) if phone_hash else None
 
 
 def _list_text(values: Sequence[str]) -> str:
@@ -207,7 +212,7 @@ def _chain_values(
         number,
         _display(holder),
         None,
-        phone_hash,
+        _hash(phone_hash),
         birthday,
         tier,
         _list_text(segments),

@@ -385,7 +385,35 @@ DROP INDEX ledger_card;
 CREATE INDEX ledger_card ON ledger (card, kind, points);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
+
+def _hash_bytes(text: object) -> bytes | None:
+    """A stored phone hash (64 hex digits) as its 32 bytes; anything else is forgotten
+    (None: the card is found by its number until head office sends its hash again)."""
+    if isinstance(text, bytes):
+        return text if len(text) == 32 else None
+    try:
+        hashed = bytes.fromhex(text) if isinstance(text, str) and len(text) == 64 else None
+    except ValueError:
+        return None
+    return hashed if hashed is not None and len(hashed) == 32 else None
+
+
+def phone_hash_bytes(conn: sqlite3.Connection) -> None:
+    """V11: a chain's card keeps its phone's hash as its 32 bytes, not 64 hex digits (half
+    the index a first start builds at the end of its pull); the stored ones converted."""
+    conn.create_function("tillgate_hash_bytes", 1, _hash_bytes, deterministic=True)
+    try:
+        conn.execute(
+            "UPDATE cards SET phone_hash = tillgate_hash_bytes(phone_hash)"
+            " WHERE phone_hash IS NOT NULL"
+        )
+    finally:
+        conn.create_function("tillgate_hash_bytes", 1, None)
+
+
+V11: Migration = phone_hash_bytes
+
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11)
 
 # Indexes a pull of every card from head office goes without (issue 15). The phone hash is
 # a random key: each card of a snapshot dirtied a random leaf page of its index (≈ 4 KiB

@@ -106,7 +106,7 @@ def test_a_head_office_from_before_sends_objects_and_they_still_go_in() -> None:
         (card(7, holder=None), "card_rows.1 (holder)"),
         (card(7, phone_hash="AB" * 32), "card_rows.1 (phone_hash)"),
         (card(7, phone_hash="a" * 63 + "\n"), "card_rows.1 (phone_hash)"),
-        (card(7, birthday="--02-30"), "card_rows.1 (birthday): '--02-30' is no day"),
+        (card(7, birthday="--02-30"), "card_rows.1 (birthday): '--02-30' is no --MM-DD"),
         (card(7, birthday="1990-03-14"), "card_rows.1 (birthday)"),  # rows: month and day
         (card(7, segments=["a", 1]), "card_rows.1 (segments)"),
         (card(7, status="gone"), "card_rows.1 (status)"),
