@@ -213,7 +213,9 @@ def _card_parts(
             number = r[0]
             state = states[number]
             values = till_values(r, state, lookup_key=lookup_key)
-            until = min(filter(None, (state.balance_until(now), midnight)))
+            # No lots: nothing matures or expires, the part holds until the day ends.
+            lot_due = state.balance_until(now) if state.lots else None
+            until = min(lot_due, midnight) if lot_due is not None else midnight
             uses = counters.others_of(number, counts[number])
             out[number] = part = Part(
                 change=ids[number],
