@@ -3,6 +3,7 @@ a page of card objects, whatever order or extra columns head office sends them i
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from tillgate.agent.store.db import Database
 from tillgate.core.errors import HqBadReply
-from tillgate.sync import cardrows, feed
+from tillgate.sync import cardrows, feed, jsonpieces
 from tillgate.sync.wire import CardChange, ChangePage, parse
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -148,3 +149,45 @@ def test_the_columns_are_head_offices() -> None:
     from tillgate.hq.feed import CARD_COLUMNS
 
     assert cardrows.COLUMNS == CARD_COLUMNS
+
+
+def _body(page: Any) -> bytes:
+    return json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_a_compact_body_is_decoded_and_checked_in_one_pass_as_it_is_in_two() -> None:
+    for columns in (cardrows.COLUMNS, ("held", "number", "later", *cardrows.COLUMNS[1:-1])):
+        body = _body(compact([c | {"later": 1} for c in CARDS], columns))
+        once = cardrows.change_page(cardrows.loads(body))
+        twice = cardrows.change_page(jsonpieces.loads(body))
+        assert (once.plain, once.cards, once.cursor) == (twice.plain, twice.cards, twice.cursor)
+        assert once.model_dump() == twice.model_dump() and len(once.plain) == 3
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (card(7, number=""), "card_rows.1 (number)"),
+        (card(7, balance=2**63), "card_rows.1 (balance)"),
+        (card(7, balance=2**70), "card_rows.1 (balance)"),  # beyond msgspec: json's way
+        (card(7, birthday="--13-01"), "card_rows.1 (birthday)"),
+        (card(7, phone_hash="g" * 64), "card_rows.1 (phone_hash)"),
+    ],
+)
+def test_a_bad_row_in_a_compact_body_is_named(bad: Any, named: str) -> None:
+    with pytest.raises(HqBadReply, match="bad change page") as exc:
+        cardrows.change_page(cardrows.loads(_body(compact([card(1), bad]))))
+    assert named in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "body", [b"[1, 2]", b'{"cursor": 1e999}', b'{"cursor": NaN}', b'{"cursor": 1,}', b"\xff"]
+)
+def test_what_msgspec_does_not_take_goes_the_usual_way(body: bytes) -> None:
+    try:
+        want: Any = jsonpieces.loads(body)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            cardrows.loads(body)
+    else:
+        assert cardrows.loads(body) == want or want != want
