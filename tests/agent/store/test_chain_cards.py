@@ -88,6 +88,7 @@ def test_hashes_stored_as_hex_digits_become_their_bytes(tmp_path: Path) -> None:
     that is no hash (never written by a till) is forgotten, the card found by number."""
     import sqlite3
 
+    from tillgate.agent.store import schema
     from tillgate.agent.store.schema import MIGRATIONS
 
     path = tmp_path / "till.sqlite3"
@@ -100,7 +101,7 @@ def test_hashes_stored_as_hex_digits_become_their_bytes(tmp_path: Path) -> None:
         " VALUES (?, ?, 'hq', ?, ?)",
         [(n, h, at, at) for n, h in values],
     )
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(schema.V11)}")
     conn.commit()
     conn.close()
     db = Database(path)  # migrates
@@ -109,4 +110,26 @@ def test_hashes_stored_as_hex_digits_become_their_bytes(tmp_path: Path) -> None:
         got = conn.execute("SELECT number, phone_hash FROM cards ORDER BY number").fetchall()
     ab = bytes.fromhex(HASH)
     assert [tuple(r) for r in got] == [("1", ab), ("2", None), ("3", None), ("4", None), ("5", ab)]
+    db.close()
+
+
+def test_the_phone_index_holds_only_cards_with_a_phone_and_finds_them(tmp_path: Path) -> None:
+    """V12: a chain's cards (no phone) are not in it; a shop's own card is found by it."""
+    db = Database(tmp_path / "till.sqlite3")
+    own = CardRecord(number="2900000000011", holder="Анна", phone="+79161234567")
+    chain = card_store.ChainCard("2900000000028", "Борис", HASH, None, None, [], [], "active")
+    with db.write() as conn:
+        card_store.upsert(conn, own, now=NOW)
+        card_store.upsert_chain(conn, [chain], now=NOW)
+    with db.read() as conn:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'cards_phone'").fetchone()
+        indexed = conn.execute("SELECT COUNT(*) FROM cards INDEXED BY cards_phone WHERE phone = ?",
+                               ("+79161234567",)).fetchone()[0]  # fmt: skip
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM cards WHERE phone = ? OR phone_hash = ?", ("p", b"")
+        ).fetchall()
+        found = card_store.find(conn, phone="+79161234567")
+    assert sql.endswith("WHERE phone IS NOT NULL") and indexed == 1
+    assert any("cards_phone (phone=?)" in str(r[-1]) for r in plan), plan
+    assert found is not None and found.number == own.number
     db.close()
