@@ -245,8 +245,11 @@ def create_app(hq: Hq) -> FastAPI:
     card_parts = feedparts.CardParts(hq.lookup_key)
 
     @app.get("/v1/sync/changes", tags=["tills"])
-    async def changes(request: Request, cursor: int = 0, limit: int = feed.DEFAULT_LIMIT) -> Any:
-        """Everything that changed after ``cursor``: program, cards, coupons."""
+    async def changes(
+        request: Request, cursor: int = 0, limit: int = feed.DEFAULT_LIMIT, cards: str = "objects"
+    ) -> Any:
+        """Everything that changed after ``cursor``: program, cards (as objects, or as a
+        compact page's rows with ``cards=rows``), coupons."""
         token = tills.bearer(request.headers.get("authorization"))
 
         def run() -> bytes:
@@ -264,6 +267,7 @@ def create_app(hq: Hq) -> FastAPI:
                     coupon_keys=hq.keys,
                     parts=card_parts,
                     row=asked.one(),
+                    shape=cards,
                 )
             feed.pulled(hq.db, till, page, now)
             return page.body

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tillgate.core.errors import ConfigError, StorageFullError, StoreError
 from tillgate.core.files import DIR_MODE, private_file
+from tillgate.hq import dbrows
 
 if TYPE_CHECKING:
     import psycopg
@@ -185,6 +186,9 @@ class Tx:
 
     def all(self, sql: str, params: Sequence[Any] | None = None) -> list[Row]:
         return [dict(r) for r in self._run(sql, params).fetchall()]
+
+    def tuples(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return dbrows.tuples(self, self._conn, sql, params)  # :meth:`all`'s, as tuples
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         row = self._run(sql, params).fetchone()

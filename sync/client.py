@@ -27,6 +27,7 @@ import json
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ import stamina
 from tillgate.core import __version__
 from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 
-from . import jsonpieces
+from . import cardrows, jsonpieces
 from .deadline import Deadline, Kept
 from .wire import (
     ChangePage,
@@ -91,7 +92,7 @@ def _transient(exc: Exception) -> bool:
 # cannot be written, or the connection ends before any reply.
 _STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
-_PAGE_LISTS = ("cards", "coupons_revoked", "coupons_used", "budgets")
+_PAGE_LISTS = ("cards", "card_rows", "coupons_revoked", "coupons_used", "budgets")
 
 
 def _count(data: Any, keys: tuple[str, ...]) -> int:
@@ -207,8 +208,9 @@ class HqClient:
             what="change page",
             unit="changes",
             page_bytes=self.limits.page_bytes,
-            params={"cursor": cursor},
+            params={"cursor": cursor, "cards": "rows"},  # a compact page (sync/cardrows.py)
             limit=limit,
+            decode=cardrows.loads,
         )
         # Counted before the page is parsed into models (which cost far more than its
         # JSON: 2 MiB of minimal cards would be 150 MiB of them).
@@ -218,7 +220,7 @@ class HqClient:
             raise HqBadReply(
                 f"head office sent a change page of {size} changes, asked for at most {limit}"
             )
-        return parse(ChangePage, data, what="change page")
+        return cardrows.change_page(data)
 
     def products(self, version: str, after: int, limit: int) -> ProductPage:
         """One page of the product list ``version``: the products after position ``after``,
@@ -250,6 +252,7 @@ class HqClient:
         page_bytes: int,
         params: dict[str, Any],
         limit: int,
+        decode: Callable[[bytes], Any] = jsonpieces.loads,
     ) -> tuple[Any, int]:
         """GET a page of at most ``limit`` items, and the limit it was got with: a page over
         ``page_bytes`` is asked for again with half the limit, down to one item; only a
@@ -257,7 +260,12 @@ class HqClient:
         while True:
             try:
                 data = self._retrying(
-                    "GET", path, what=what, limit=page_bytes, params={**params, "limit": limit}
+                    "GET",
+                    path,
+                    what=what,
+                    limit=page_bytes,
+                    params={**params, "limit": limit},
+                    decode=decode,
                 )
             except _TooBig as exc:
                 if limit <= 1:
@@ -283,10 +291,17 @@ class HqClient:
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     def _once(
-        self, method: str, path: str, *, what: str = "reply", limit: int | None = None, **kw: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str = "reply",
+        limit: int | None = None,
+        decode: Callable[[bytes], Any] = jsonpieces.loads,
+        **kw: Any,
     ) -> Any:
-        """One exchange: the reply's JSON, read to at most ``limit`` bytes (by default
-        ``reply_bytes``) within the deadline."""
+        """One exchange: the reply's JSON (read with ``decode``), read to at most ``limit``
+        bytes (by default ``reply_bytes``) within the deadline."""
         limit = self.limits.reply_bytes if limit is None else limit
         deadline = Deadline(self.limits.seconds, self.kept)
         with deadline:
@@ -294,7 +309,7 @@ class HqClient:
                 status, kind, body = self._exchange(method, path, deadline, what, limit, kw)
             else:
                 status, kind, body = self._on_kept(method, path, deadline, what, limit, kw)
-        return json_of(body, url=self.url, path=path, status=status, kind=kind)
+        return json_of(body, url=self.url, path=path, status=status, kind=kind, decode=decode)
 
     def _on_kept(
         self, method: str, path: str, deadline: Deadline, what: str, limit: int, kw: Any
@@ -380,11 +395,19 @@ class HqClient:
         )
 
 
-def json_of(body: bytes, *, url: str, path: str, status: int, kind: str) -> Any:
-    """A reply's JSON (its lists parsed item by item: :mod:`.jsonpieces`); anything else
-    is :class:`HqBadReply`."""
+def json_of(
+    body: bytes,
+    *,
+    url: str,
+    path: str,
+    status: int,
+    kind: str,
+    decode: Callable[[bytes], Any] = jsonpieces.loads,
+) -> Any:
+    """A reply's JSON (by default its lists parsed item by item: :mod:`.jsonpieces`);
+    anything else is :class:`HqBadReply`."""
     try:
-        return jsonpieces.loads(body)
+        return decode(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
         why = "JSON nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
         raise HqBadReply(

@@ -32,6 +32,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store import hqcache as store_hq
@@ -83,8 +84,21 @@ def _rows(card: CardChange) -> tuple[card_store.ChainCard, store_hq.HqCard]:
     return own, hq
 
 
-def _put_cards(conn: sqlite3.Connection, cards: list[CardChange], *, now: datetime) -> None:
-    rows = [_rows(card) for card in cards]
+def _put_cards(
+    conn: sqlite3.Connection, cards: list[CardChange | tuple[Any, ...]], *, now: datetime
+) -> None:
+    """Write a chunk of the page's cards: a compact page's plain rows (``page.plain``, in
+    :data:`~tillgate.sync.cardrows.COLUMNS` order) as they are, the others as models."""
+    plain = [c for c in cards if type(c) is tuple]
+    if plain:
+        card_store.upsert_chain_rows(conn, plain, now=now)
+        store_hq.put_cards(conn, [
+            store_hq.HqCard(number, balance, pending, "[]", through_seq, _NO_COUNTS, held)
+            for number, _, _, _, _, _, _, _, balance, pending, _, through_seq, _, held in plain
+        ], now=now)  # fmt: skip
+    if len(plain) == len(cards):
+        return
+    rows = [_rows(card) for card in cards if isinstance(card, CardChange)]
     card_store.upsert_chain(conn, [r[0] for r in rows], now=now)
     store_hq.put_cards(conn, [r[1] for r in rows], now=now)
 
@@ -171,7 +185,8 @@ def apply(
             f"head office answered cursor {page.cursor} to a request after cursor {cursor}"
         )
     program = _check_program(db, page)
-    cards, rekeyed = page.cards, False
+    cards: list[CardChange | tuple[Any, ...]] = [*page.plain, *page.cards]
+    rekeyed = False
     last = (len(cards) - 1) // chunk * chunk if cards else 0  # where the last chunk starts
     # None of a page's transactions waits for the disk (an fsync each cost 10-40 ms on a
     # busy disk, a third of a first start): a power cut takes back the last pages and
@@ -269,7 +284,7 @@ def _rest(
     return Applied(
         cursor=page.cursor,
         program=version,
-        cards=len(page.cards),
+        cards=len(page.cards) + len(page.plain),
         coupons_revoked=len(page.coupons_revoked),
         coupons_used=used,
     )

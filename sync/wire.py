@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     FailFast,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
@@ -382,6 +383,20 @@ class ChangePage(_Reply):
     budgets: Annotated[dict[PromotionId, NonNeg], Field(max_length=MAX_PROMOTIONS)] = {}
     coupon_keys: CouponKeySet | None = None  # only when they changed
     products: ProductListChange | None = None  # only when the product list changed
+    # A compact page's plain cards, checked rows (never from the reply's own fields).
+    _plain: list[tuple[Any, ...]] = PrivateAttr(default_factory=list)
+
+    @property
+    def plain(self) -> list[tuple[Any, ...]]:
+        """The plain cards of a compact page (``card_rows``; :mod:`tillgate.sync.cardrows`):
+        checked rows in its ``COLUMNS`` order, no lots and no other till's counts."""
+        return self._plain
+
+    def with_rows(self, plain: list[tuple[Any, ...]], cards: list[CardChange]) -> ChangePage:
+        """This page with a compact page's cards: ``plain`` rows and the other ``cards``."""
+        page = self.model_copy(update={"cards": [*self.cards, *cards]})
+        page._plain = plain
+        return page
 
     @property
     def size(self) -> int:
@@ -391,6 +406,7 @@ class ChangePage(_Reply):
             + (1 if self.coupon_keys else 0)
             + (1 if self.products else 0)
             + len(self.cards)
+            + len(self._plain)
             + len(self.coupons_revoked)
             + len(self.coupons_used)
             + len(self.budgets)

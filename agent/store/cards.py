@@ -4,7 +4,7 @@ What a card row holds depends on where the card came from (docs/security.md, "Pe
 data"). A standalone shop's own cards file is kept as it is (``origin`` ``import``): full
 name, phone, birthday. A chain's card comes from head office (``hq``) and keeps what a
 till needs alone: the holder's display name (``Анна И.``), the keyed hash of the phone
-(``phone_hash``, looked up with the chain's key) and the birthday's month and day
+(``phone_hash``, its 32 bytes, looked up with the chain's key) and the birthday's month and day
 (``--03-14``); :func:`upsert` never writes more of one, whoever calls it.
 
 The chain's phone look-up key comes with every page of head office's change feed and is
@@ -19,8 +19,9 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tillgate.core.cardfile import CardRecord, json_list
 from tillgate.core.cards import display_name, phone_lookup_hash
@@ -81,7 +82,7 @@ def find(
         row = conn.execute("SELECT * FROM cards WHERE number = ?", (number,)).fetchone()
     elif phone is not None:
         key = lookup_key(conn)
-        hashed = phone_lookup_hash(bytes.fromhex(key), phone) if key else None
+        hashed = bytes.fromhex(phone_lookup_hash(bytes.fromhex(key), phone)) if key else None
         rows = conn.execute(
             "SELECT * FROM cards WHERE phone = ? OR phone_hash = ?"
             " ORDER BY status = 'blocked', updated_at DESC LIMIT 1",
@@ -152,8 +153,39 @@ def upsert_chain(conn: sqlite3.Connection, cards: Iterable[ChainCard], *, now: d
     conn.executemany(_UPSERT, [_chain_values(*card, at) for card in cards])
 
 
+def upsert_chain_rows(
+    conn: sqlite3.Connection, cards: Iterable[Sequence[Any]], *, now: datetime
+) -> None:
+    """:func:`upsert_chain` of rows whose first eight values are a :class:`ChainCard`'s,
+    the birthday already one of :data:`MONTH_DAYS` (a compact change page's plain cards,
+    :mod:`tillgate.sync.cardrows`): no tuple a card built to be taken apart again."""
+    at = ts(now)
+    conn.executemany(
+        _UPSERT,
+        [
+            (c[0], _display(c[1]), None, _hash(c[2]), c[3], c[4], _list_text(c[5]),
+             _list_text(c[6]), c[7], "hq", at, at)
+            for c in cards
+        ],
+    )  # fmt: skip
+
+
+# A chain's holders' display names are far fewer than its cards (first name, initial):
+# each made once, not a million times on a first start.
+_display = lru_cache(maxsize=4096)(display_name)
+
+
+def _hash(phone_hash: str | None) -> bytes | None:
+    # The phone's hash as its 32 bytes (a BLOB: half the index of its 64 hex digits).
+    return bytes.fromhex(phone_hash) if phone_hash else None
+
+
+def _list_text(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+
+
 # Every month and day a birthday can have, as text: a chain's till keeps these as they come.
-_MONTH_DAYS = frozenset(
+MONTH_DAYS = frozenset(
     month_day_text(date(MONTH_DAY_YEAR, 1, 1) + timedelta(days=d)) for d in range(366)
 )
 
@@ -172,19 +204,19 @@ def _chain_values(
     """A chain's card as its till may hold it (docs/security.md, "Personal data"): the
     holder's display name, the phone's hash and never the phone, the birthday's month
     and day."""
-    if isinstance(birthday, str) and birthday not in _MONTH_DAYS:
+    if isinstance(birthday, str) and birthday not in MONTH_DAYS:
         birthday = parse_birthday(birthday)  # a whole date's text; ValueError if not one
     if isinstance(birthday, date):
         birthday = month_day_text(birthday)
     return (
         number,
-        display_name(holder),
+        _display(holder),
         None,
-        phone_hash,
+        _hash(phone_hash),
         birthday,
         tier,
-        json.dumps(list(segments), ensure_ascii=False) if segments else "[]",
-        json.dumps(list(clubs), ensure_ascii=False) if clubs else "[]",
+        _list_text(segments),
+        _list_text(clubs),
         status,
         "hq",
         at,

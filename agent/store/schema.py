@@ -385,30 +385,68 @@ DROP INDEX ledger_card;
 CREATE INDEX ledger_card ON ledger (card, kind, points);
 """
 
-# A promotion's points budget was summed over every use of it on every calculate (the uses'
+
+def _hash_bytes(text: object) -> bytes | None:
+    """A stored phone hash (64 hex digits) as its 32 bytes; anything else is forgotten
+    (None: the card is found by its number until head office sends its hash again)."""
+    if isinstance(text, bytes):
+        return text if len(text) == 32 else None
+    try:
+        hashed = bytes.fromhex(text) if isinstance(text, str) and len(text) == 64 else None
+    except ValueError:
+        return None
+    return hashed if hashed is not None and len(hashed) == 32 else None
+
+
+def phone_hash_bytes(conn: sqlite3.Connection) -> None:
+    """V11: a chain's card keeps its phone's hash as its 32 bytes, not 64 hex digits (half
+    the index a first start builds at the end of its pull); the stored ones converted."""
+    conn.create_function("tillgate_hash_bytes", 1, _hash_bytes, deterministic=True)
+    try:
+        conn.execute(
+            "UPDATE cards SET phone_hash = tillgate_hash_bytes(phone_hash)"
+            " WHERE phone_hash IS NOT NULL"
+        )
+    finally:
+        conn.create_function("tillgate_hash_bytes", 1, None)
+
+
+V11: Migration = phone_hash_bytes
+
+# V12: a chain's card has no phone (its hash instead), so the phone's index holds only the
+# cards that have one (a standalone shop's own): a first start's million cards no longer
+# each add a NULL to it. ``phone = ?`` implies ``phone IS NOT NULL``: look-ups still use it.
+V12 = """
+DROP INDEX cards_phone;
+CREATE INDEX cards_phone ON cards (phone) WHERE phone IS NOT NULL;
+"""
+
+# V13: a promotion's points budget was summed over every use of it on every calculate (the uses'
 # index leads with the card: a scan of the whole table, which never shrinks). Its total is
-# kept beside the uses by triggers, and read by promotion.
-BUDGET_TOTALS = """
-CREATE TABLE budget_points (
+# kept beside the uses by triggers, and read by promotion. (Run again on a file that has
+# it, it adds the totals up anew.)
+V13 = """
+CREATE TABLE IF NOT EXISTS budget_points (
     promotion_id TEXT PRIMARY KEY,
     points       INTEGER NOT NULL
 ) WITHOUT ROWID;
+DELETE FROM budget_points;
 INSERT INTO budget_points (promotion_id, points)
     SELECT promotion_id, SUM(points) FROM promotion_uses WHERE points != 0
     GROUP BY promotion_id;
-CREATE TRIGGER promotion_uses_budget_in AFTER INSERT ON promotion_uses
+CREATE TRIGGER IF NOT EXISTS promotion_uses_budget_in AFTER INSERT ON promotion_uses
     WHEN NEW.points != 0
 BEGIN
     INSERT INTO budget_points (promotion_id, points) VALUES (NEW.promotion_id, NEW.points)
         ON CONFLICT (promotion_id) DO UPDATE SET points = points + excluded.points;
 END;
-CREATE TRIGGER promotion_uses_budget_out AFTER DELETE ON promotion_uses
+CREATE TRIGGER IF NOT EXISTS promotion_uses_budget_out AFTER DELETE ON promotion_uses
     WHEN OLD.points != 0
 BEGIN
     UPDATE budget_points SET points = points - OLD.points
         WHERE promotion_id = OLD.promotion_id;
 END;
-CREATE TRIGGER promotion_uses_budget_change AFTER UPDATE OF promotion_id, points
+CREATE TRIGGER IF NOT EXISTS promotion_uses_budget_change AFTER UPDATE OF promotion_id, points
     ON promotion_uses
 BEGIN
     UPDATE budget_points SET points = points - OLD.points
@@ -418,7 +456,7 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, BUDGET_TOTALS)
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13)
 
 # Indexes a pull of every card from head office goes without (issue 15). The phone hash is
 # a random key: each card of a snapshot dirtied a random leaf page of its index (≈ 4 KiB

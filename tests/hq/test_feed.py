@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from tests.conftest import ANNA, BORIS, VERA, program
 from tests.hq.helpers import T0, HqTest
 from tillgate.core.cards import phone_lookup_hash
+from tillgate.hq.feed import CARD_COLUMNS
 
 CSV = (
     "number,holder,phone,birthday,tier,segments,status,balance\n"
@@ -173,3 +175,37 @@ def test_revoked_coupons_reach_the_tills(hq: HqTest) -> None:
     assert [(c["code"], c["reason"]) for c in revoked] == [
         ("TG0000000000000000000000A", "stolen batch")
     ]
+
+
+def test_a_compact_page_carries_the_same_cards_as_rows(hq: HqTest) -> None:
+    """``cards=rows``: the cards' columns named once and each card a row of its values, the
+    same values as a page of objects, whether built for this page or kept from another."""
+    hq.publish(program())
+    _import(hq)
+    till = hq.enroll("till-1")
+
+    def page(shape: str | None) -> dict[str, Any]:
+        params = {"cursor": 0} | ({"cards": shape} if shape else {})
+        r = till.http.get("/v1/sync/changes", params=params)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    for first, then in (("rows", "objects"), ("objects", "rows")):  # built, then kept
+        a, b = page(first), page(then)
+        rows, objects = (a, b) if first == "rows" else (b, a)
+        assert "cards" not in rows and "card_rows" not in objects
+        assert rows["card_columns"] == list(CARD_COLUMNS)
+        as_objects = [dict(zip(CARD_COLUMNS, r, strict=True)) for r in rows["card_rows"]]
+        assert as_objects == objects["cards"] and len(as_objects) == 3
+        assert {k: v for k, v in rows.items() if not k.startswith("card_")} == {
+            k: v for k, v in objects.items() if k != "cards"
+        }
+    assert page(None)["cards"] == objects["cards"]  # a till from before asks for neither
+    hq.clock.advance(timedelta(days=400))  # past midnight: every part built again
+    assert [r[0] for r in page("rows")["card_rows"]] == [c["number"] for c in objects["cards"]]
+
+
+def test_an_unknown_cards_shape_is_a_clear_400(hq: HqTest) -> None:
+    till = hq.enroll("till-1")
+    r = till.http.get("/v1/sync/changes", params={"cursor": 0, "cards": "columns"})
+    assert r.status_code == 400 and "cards: must be one of objects, rows" in r.text

@@ -143,7 +143,9 @@ def test_a_till_pulling_back_to_back_is_noted_once(hq: HqTest) -> None:
 
 
 def _part(change: int, since: datetime, until: datetime | None = None) -> Part:
-    return Part(change=change, since=since, until=until, body=b"{", totals=Totals(), uses=b"{}")
+    return Part(
+        change=change, since=since, until=until, body=b"{", row=b"[", totals=Totals(), uses=b"{}"
+    )
 
 
 def test_a_part_holds_for_its_change_and_time_window_only() -> None:

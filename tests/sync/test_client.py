@@ -152,6 +152,6 @@ def test_the_credential_is_sent_as_a_bearer_token(hq: ChainHq) -> None:
     client = HqClient(url=hq.url + "/", credential=cred.credential, transport=link)
     assert client.changes(5, 7).cursor == 5  # HQ knew the till by its credential
     assert link.requests[0].headers["authorization"] == f"Bearer {cred.credential}"
-    assert str(link.requests[0].url) == f"{hq.url}/v1/sync/changes?cursor=5&limit=7"
+    assert str(link.requests[0].url) == f"{hq.url}/v1/sync/changes?cursor=5&cards=rows&limit=7"
     assert link.statuses == [200]
     client.close()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ANNA, BORIS, program
+from tests.sync.pages import as_objects
 from tests.sync.realhq import Chain
 from tillgate.agent.store import syncstate
 from tillgate.core.errors import HqBadReply
@@ -206,6 +207,7 @@ def test_a_malformed_uses_is_a_bad_reply_and_nothing_is_applied(make_chain: Any,
     stored = b.rows("SELECT number, uses FROM hq_cards ORDER BY number")
 
     def spoil(page: Any) -> Any:
+        page = as_objects(page)
         for card in page["cards"]:
             card["uses"] = bad
         return page
@@ -241,6 +243,7 @@ def test_unknown_fields_in_uses_are_ignored(make_chain: Any) -> None:
     sync(a)
 
     def extend(page: Any) -> Any:
+        page = as_objects(page)
         for card in page["cards"]:
             card["uses"] = card["uses"] | {"coupons": [1, 2], "later": {"x": "y"}}
         return page

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import ANNA, BORIS, COUPON10, program
 from tests.sync.badhq import MisbehavingHq, hq_card
+from tests.sync.pages import as_objects
 from tests.sync.realhq import card
 from tillgate.agent.store import meta, syncstate
 from tillgate.core.errors import CardBlocked, HqBadReply
@@ -80,7 +81,7 @@ def test_a_bad_page_is_applied_not_at_all(make_chain: Any, hq: Any) -> None:
         till.syncer.pull()
 
     got = page()
-    assert {c["number"] for c in got["cards"]} == {NEW, ANNA} and got["coupons_revoked"]
+    assert {c["number"] for c in as_objects(got)["cards"]} == {NEW, ANNA} and got["coupons_revoked"]
     assert cursor(till) == kept_cursor
     assert till.rows("SELECT number, balance FROM hq_cards ORDER BY number") == kept_cards
     assert till.rows("SELECT COUNT(*) FROM cards WHERE number = ?", NEW) == [(0,)]

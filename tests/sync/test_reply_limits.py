@@ -90,7 +90,9 @@ def test_a_200_mib_page_is_refused_at_the_limit(bad: BadHqServer, declared: bool
     assert f"change page of more than {limit} bytes" in str(exc)
     # Asked again for 2 changes, then 1 (a page of big cards gets through that way); a bad
     # reply is not retried otherwise.
-    assert [h["path"] for h in sent.headers] == [f"{CHANGES}?cursor=0&limit={n}" for n in (4, 2, 1)]
+    assert [h["path"] for h in sent.headers] == [
+        f"{CHANGES}?cursor=0&cards=rows&limit={n}" for n in (4, 2, 1)
+    ]
     deadline = time.monotonic() + 10
     while sent.hung_up < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -111,7 +113,7 @@ def test_a_page_too_big_is_asked_for_in_smaller_pages(hq: ChainHq) -> None:
     while True:
         page = client.changes(cursor, 500)
         pages += 1
-        seen += [c.number for c in page.cards]
+        seen += [c.number for c in page.cards] + [row[0] for row in page.plain]
         cursor = page.cursor
         if not page.more:
             break

@@ -163,16 +163,16 @@ def test_writes_of_two_connections_to_one_file_wait_for_each_other_in_the_proces
 
 
 def test_budget_totals_are_added_up_from_the_uses_a_file_already_has(tmp_path: Path) -> None:
-    from tillgate.agent.store.schema import BUDGET_TOTALS
+    from tillgate.agent.store.schema import V13
 
     path = tmp_path / "t.sqlite3"
     Database(path).close()
     conn = sqlite3.connect(path)
-    with conn:  # the file as the migration before BUDGET_TOTALS left it, with some uses
+    with conn:  # the file as the migration before V13 left it, with some uses
         for name in ("in", "out", "change"):
             conn.execute(f"DROP TRIGGER promotion_uses_budget_{name}")
         conn.execute("DROP TABLE budget_points")
-        conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(BUDGET_TOTALS)}")
+        conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(V13)}")
         conn.executemany(
             "INSERT INTO promotion_uses (receipt_id, promotion_id, card, day, points)"
             " VALUES (?, ?, '1', '2026-12-01', ?)",

@@ -1,0 +1,50 @@
+"""Rows as tuples, for the few reads where a dict a row is a cost (:meth:`.db.Tx.tuples`).
+
+:meth:`.db.Tx.all` gives each row as a dict by column name: clear, and right for nearly
+every statement. A change page of a thousand cards read them at two dicts a row (the
+connection's row factory, then a copy), a tenth of head office's CPU for a first start.
+Here the same statement gives plain tuples in its column order: on SQLite from a cursor of
+its own without the connection's row factory, on PostgreSQL from psycopg's ``tuple_row``.
+
+On PostgreSQL the statement's ``?`` become ``$1``, ``$2``… for psycopg's raw cursor: its
+usual ``%s`` are parsed in Python, a regular expression match each, and a statement of
+more than 50 parameters is parsed again at every call (not cached): an ``IN`` list of 500
+card numbers cost more than the rows it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .db import Tx
+
+
+def tuples(tx: Tx, conn: Any, sql: str, params: Sequence[Any] | None) -> list[tuple[Any, ...]]:
+    """``sql``'s rows in ``tx`` (on ``conn``, its connection) as tuples; errors as
+    :meth:`.db.Tx.all` gives them."""
+    from .db import translate
+
+    args = tuple(params or ())
+    try:
+        if tx.dialect == "sqlite":
+            cursor = conn.cursor()
+            cursor.row_factory = None  # the connection's makes dicts
+            return list(cursor.execute(sql, args).fetchall())
+        from psycopg import RawCursor
+        from psycopg.rows import tuple_row
+
+        tx.wrote = tx.sent = True
+        tx.flush()  # what waits (the BEGIN) goes first
+        with RawCursor(conn, row_factory=tuple_row) as cur:
+            return list(cur.execute(_numbered(sql), args).fetchall())
+    except Exception as exc:
+        raise translate(exc, "database statement failed") from exc
+
+
+def _numbered(sql: str) -> str:
+    """``sql``'s ``?`` as PostgreSQL's own ``$1``, ``$2``… (no statement of ours holds a
+    literal ``?``, as :func:`.db._pg_sql` relies on too)."""
+    pieces = sql.split("?")
+    return "".join(f"{p}${n}" for n, p in enumerate(pieces[:-1], 1)) + pieces[-1]
