@@ -39,8 +39,8 @@ from tillgate.core.cards import mask
 from tillgate.core.money import to_kop
 from tillgate.core.rules.bounds import CEILING_RECEIPT_TOTAL, MAX_RECEIPT_POINTS
 
-from . import ledger
-from .db import Pending, Tx, marks
+from .db import Pending, Tx
+from .folds import among, parts
 from .wire import FactIn
 
 logger = logging.getLogger(__name__)
@@ -254,8 +254,8 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn]) -> Counted:
 # ---------------------------------------------------------------- what a till is sent
 
 
-def _in(column: str, keys: Sequence[str]) -> str:
-    return f"{column} IN ({marks(len(keys))})"
+def _in(tx: Tx, column: str, keys: Sequence[str]) -> tuple[str, list[Any]]:
+    return among(tx, column, keys)  # one array on PostgreSQL, an IN list on SQLite
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,25 +299,26 @@ def totals(tx: Tx, cards: Iterable[str], *, today: date) -> dict[str, Totals]:
     keys = sorted(set(cards))
     out = {card: Totals() for card in keys}
     first_spend, first_use, last = _windows(today)
-    for part in ledger.chunks(keys):
+    for part in parts(tx, keys):
+        cards, args = _in(tx, "card", part)
         for r in tx.all(
             "SELECT card, name, SUM(value) AS n, COUNT(DISTINCT till) AS k FROM card_counters"
-            f" WHERE {_in('card', part)} AND name <> 'spend' GROUP BY card, name",
-            list(part),
+            f" WHERE {cards} AND name <> 'spend' GROUP BY card, name",
+            args,
         ):
             out[r["card"]].names[r["name"]] = (int(r["n"]), int(r["k"]))
         for r in tx.all(
             "SELECT card, name, day, SUM(value) AS n, COUNT(*) AS k FROM card_counters"
-            f" WHERE {_in('card', part)} AND name LIKE 'use:%' AND day >= ? AND day <= ?"
+            f" WHERE {cards} AND name LIKE 'use:%' AND day >= ? AND day <= ?"
             " GROUP BY card, name, day",
-            [*part, first_use, last],
+            [*args, first_use, last],
         ):
             out[r["card"]].use_days[r["name"], r["day"]] = (int(r["n"]), int(r["k"]))
         for r in tx.all(
             "SELECT card, day, SUM(value) AS n FROM card_counters"
-            f" WHERE {_in('card', part)} AND name = 'spend' AND day >= ? AND day <= ?"
+            f" WHERE {cards} AND name = 'spend' AND day >= ? AND day <= ?"
             " GROUP BY card, day",
-            [*part, first_spend, last],
+            [*args, first_spend, last],
         ):
             out[r["card"]].spend[r["day"]] = int(r["n"])
     return out
@@ -326,14 +327,12 @@ def totals(tx: Tx, cards: Iterable[str], *, today: date) -> dict[str, Totals]:
 def ask_mine(tx: Tx, cards: Iterable[str], *, till: str) -> list[Pending]:
     """Queue :func:`mine`'s statements (one per 500 cards), read by :func:`mine_of`: on
     PostgreSQL they go in one round trip with the page's other per-till statements."""
-    return [
-        tx.ahead(
-            "SELECT card, name, day, value FROM card_counters"
-            f" WHERE {_in('card', part)} AND till = ?",
-            [*part, till],
-        )
-        for part in ledger.chunks(sorted(set(cards)))
-    ]
+    asked = []
+    for part in parts(tx, sorted(set(cards))):
+        where, args = _in(tx, "card", part)
+        sql = f"SELECT card, name, day, value FROM card_counters WHERE {where} AND till = ?"
+        asked.append(tx.ahead(sql, [*args, till]))
+    return asked
 
 
 def mine_of(asked: Iterable[Pending], *, today: date) -> dict[str, Own]:
@@ -418,14 +417,17 @@ def others_of(card: str, total: Totals, own: Own | None = None) -> dict[str, Any
 def ask_budgets(tx: Tx, promotions: Iterable[str], *, till: str) -> tuple[list[str], list[Pending]]:
     """Queue :func:`budgets`' statements, read by :func:`budgets_of`."""
     keys = sorted(set(promotions))
-    return keys, [
-        tx.ahead(
-            "SELECT promotion_id, SUM(points) AS n FROM budget_counters"
-            f" WHERE {_in('promotion_id', part)} AND till <> ? GROUP BY promotion_id",
-            [*part, till],
+    asked = []
+    for part in parts(tx, keys):
+        where, args = _in(tx, "promotion_id", part)
+        asked.append(
+            tx.ahead(
+                "SELECT promotion_id, SUM(points) AS n FROM budget_counters"
+                f" WHERE {where} AND till <> ? GROUP BY promotion_id",
+                [*args, till],
+            )
         )
-        for part in ledger.chunks(keys)
-    ]
+    return keys, asked
 
 
 def budgets_of(asked: tuple[list[str], list[Pending]]) -> dict[str, int]:

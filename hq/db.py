@@ -30,7 +30,6 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -57,10 +56,7 @@ def marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-@lru_cache(maxsize=512)
-def _pg_sql(sql: str) -> str:
-    # No statement of ours holds a literal '?' or '%', so a plain substitution is exact.
-    return sql.replace("%", "%%").replace("?", "%s")
+_pg_sql = dbrows.pg_sql  # ``?`` as psycopg's placeholders (hq/dbrows.py)
 
 
 def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
@@ -297,12 +293,8 @@ class Tx:
         """
         if self.dialect != "postgresql" or not keys:
             return
-        ordered = sorted(set(keys))
-        self._run(
-            f"SELECT {column} FROM {table} WHERE {column} IN ({marks(len(ordered))})"
-            f" ORDER BY {column} FOR UPDATE",
-            ordered,
-        ).fetchall()
+        sql = f"SELECT {column} FROM {table} WHERE {column} = ANY(?::text[])"
+        self._run(f"{sql} ORDER BY {column} FOR UPDATE", [sorted(set(keys))]).fetchall()
 
     def next_ids(self, counter: str, n: int = 1) -> int:
         """Reserve ``n`` consecutive ids of a counter; returns the first.

@@ -58,6 +58,7 @@ from .couponkeys import HqKeys
 from .db import Database, Row, Tx, marks
 from .feedparts import CardParts, Part
 from .fold import CardState, fold
+from .folds import among, parts
 from .ledger import card_entries, chunks, fold_entry
 from .tills import TillId, touch
 from .wire import parse_ts, ts
@@ -147,11 +148,9 @@ def lots_out(state: CardState) -> list[dict[str, Any]]:
 
 def _rows_by(tx: Tx, table: str, column: str, keys: list[str]) -> list[Row]:
     out: list[Row] = []
-    for part in chunks(sorted(keys)):
-        out += tx.all(
-            f"SELECT * FROM {table} WHERE {column} IN ({marks(len(part))}) ORDER BY {column}",
-            list(part),
-        )
+    for part in parts(tx, sorted(keys)):
+        where, args = among(tx, column, part)
+        out += tx.all(f"SELECT * FROM {table} WHERE {where} ORDER BY {column}", args)
     return out
 
 

@@ -44,6 +44,7 @@ from tillgate.core.cards import mask
 
 from .authority import Policy
 from .db import Database, Pending, Tx, marks
+from .folds import among, parts
 from .ledger import (
     FOREVER,
     add_changes,
@@ -108,15 +109,18 @@ def reserved(tx: Tx, card: str, now: datetime, *, besides: tuple[str, str]) -> P
 def ask_held_elsewhere(tx: Tx, cards: Sequence[str], till: str, now: datetime) -> list[Pending]:
     """Queue :func:`held_elsewhere`'s statements (one per 500 cards), read by
     :func:`held_of`: on PostgreSQL in one round trip with the page's other ones."""
-    return [
-        tx.ahead(
-            f"SELECT h.card, SUM({_COUNTS}) AS n FROM holds h JOIN tills t ON t.id = h.till"
-            f" WHERE h.card IN ({marks(len(part))}) AND h.till <> ?"
-            " AND h.status IN ('active', 'confirmed') GROUP BY h.card",
-            [ts(now), *part, till],
+    asked = []
+    for part in parts(tx, sorted(set(cards))):
+        where, args = among(tx, "h.card", part)
+        asked.append(
+            tx.ahead(
+                f"SELECT h.card, SUM({_COUNTS}) AS n FROM holds h JOIN tills t ON t.id = h.till"
+                f" WHERE {where} AND h.till <> ?"
+                " AND h.status IN ('active', 'confirmed') GROUP BY h.card",
+                [ts(now), *args, till],
+            )
         )
-        for part in _chunks(sorted(set(cards)))
-    ]
+    return asked
 
 
 def held_of(asked: Sequence[Pending]) -> dict[str, int]:

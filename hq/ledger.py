@@ -28,7 +28,7 @@ from tillgate.core.rules.program import ProgramFile
 
 from . import facts, quarantine
 from .authority import Admission, Policy, PolicyCache, Receipts, Refusal
-from .db import Database, Row, Tx, chunks, marks
+from .db import Database, Row, Tx, chunks
 from .fold import CardState, state_at
 from .folds import (
     FOREVER,
@@ -414,12 +414,13 @@ def _receipts(tx: Tx, till: TillId, entries: Sequence[EntryIn]) -> Receipts:
     """The counted redemptions and returns of the receipts this batch returns points on."""
     book = Receipts()
     ids = sorted({e.receipt_id for e in entries if e.kind == "return" and e.receipt_id})
-    for part in chunks(ids):
+    for part in parts(tx, ids):
+        where, args = among(tx, "receipt_id", part)
         for r in tx.all(
             "SELECT receipt_id, kind, SUM(points) AS points FROM entries WHERE till = ?"
-            f" AND receipt_id IN ({marks(len(part))}) AND kind IN ('redeem', 'return')"
+            f" AND {where} AND kind IN ('redeem', 'return')"
             " AND quarantine IS NULL GROUP BY receipt_id, kind",
-            [till.id, *part],
+            [till.id, *args],
         ):
             totals = book.redeemed if r["kind"] == "redeem" else book.returned
             totals[r["receipt_id"]] = abs(int(r["points"]))
