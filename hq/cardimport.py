@@ -23,12 +23,9 @@ not rewritten, not moved in the feed, so tills are not sent it again.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import io
 import logging
-import queue
 import tempfile
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
@@ -47,84 +44,58 @@ logger = logging.getLogger(__name__)
 
 OPENING_NOTE = "opening balance"
 STAGE = "cards_import"
-# Rows written a chunk at a time (the next chunk read meanwhile), read in batches.
-CHUNK = 100_000
-BATCH = 5000
-QUEUED = 2 * CHUNK // BATCH  # batches read ahead at most
 # The staging table's columns: the file's row number, the file's columns, the opening balance.
 _COLUMNS = ["row", *(c for c in KNOWN_COLUMNS if c != "balance"), "opening"]
-# The ledger is probed by the card's index, once per staged row: ``OFFSET 0`` keeps each
-# probe a subquery of its own (not a join planned with the tables' statistics, which do
-# not know of the rows the import's earlier chunks wrote: PostgreSQL took the entries for
-# a handful, read them all and scanned them once per staged row, 10 s of a backend for a
-# re-import of 30,000 cards), ``|| ''`` keeps the till's index out of it.
 _OPENED = (
     "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number AND e.kind = 'adjust'"
-    f" AND e.till || '' = '{HQ_TILL}' AND e.note = ? LIMIT 1 OFFSET 0)"
+    f" AND e.till = '{HQ_TILL}' AND e.note = ?)"
 )
 # A staged card whose opening balance will be its only entry (so it folds to that balance).
-_ENTRIES = "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number LIMIT 1 OFFSET 0)"
+_ENTRIES = "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number)"
 _LONE = f"s.opening > 0 AND NOT {_ENTRIES}"
 
 
 def import_cards(
-    db: Database,
-    lines: Iterable[str],
-    now: datetime,
-    *,
-    pattern: str,
-    operator: str | None,
-    chunk: int = CHUNK,
+    db: Database, lines: Iterable[str], now: datetime, *, pattern: str, operator: str | None
 ) -> dict[str, Any]:
     """Import or update the cards of a CSV read line by line (``lines``); returns the
     counts and the warnings (unknown columns). Raises :class:`InvalidCards` with every bad
     row, and imports nothing, if any row is bad; a reading error (``OSError``,
-    ``UnicodeDecodeError``, ``csv.Error``) comes out as it is, and imports nothing.
-
-    The file goes in ``chunk`` rows at a time: a thread reads (parses) the next rows
-    while the database writes the last chunk's (SQLite's C code and a wait on
-    PostgreSQL's backend let go of the interpreter), all in the one transaction."""
+    ``UnicodeDecodeError``, ``csv.Error``) comes out as it is, and imports nothing."""
     problems: list[str] = []
-    rows = read_values(lines, number_pattern=pattern, problems=problems)
-    done = {"total": 0, "known": 0, "opening": 0}
-    with db.write() as tx, _Reader(rows) as reader:
+    with db.write() as tx:
         if tx.dialect == "postgresql":
             # The sorts of a million rows in memory; no JIT compiling (0.5 s a statement
             # once a million rows cost it in, for plans whose time is spent writing rows).
             tx.execute("SET LOCAL work_mem = '64MB'")
             tx.execute("SET LOCAL jit = off")
-        _create_stage(tx)
-        staged = analysed = last = 0
-        ok = True
-        while True:
-            n = tx.copy_in(STAGE, _COLUMNS, reader.take(chunk))
-            if not n:
-                break
-            part = f"s.row > {int(last)} AND s.row <= {int(reader.last)}"
-            staged, last = staged + n, reader.last
-            # No autovacuum for a temporary table: plans need its statistics (each time it
-            # has doubled; an ANALYZE samples 30,000 rows).
-            if tx.dialect == "postgresql" and staged >= 2 * analysed:
-                tx.execute(f"ANALYZE {STAGE}")
-                analysed = staged
-            # A bad row anywhere imports nothing: once one is met, the rest is only read
-            # (for the other bad rows), not written.
-            ok = ok and not _errors(problems) and not _twice(tx, part, first=True)
-            if ok:
-                if not done["total"]:
-                    _lock(tx)
-                _write(tx, now, part, done)
-            if n < chunk:
-                break
+        _stage(tx, read_values(lines, number_pattern=pattern, problems=problems))
+        # An unknown column is ignored with a warning; everything else refuses the file.
         warnings = [p for p in problems if p.startswith("header: unknown column")]
-        errors = _errors(problems) + _twice(tx, "true")
+        errors = [p for p in problems if p not in warnings] + _twice(tx)
         if errors:
             raise InvalidCards(
                 f"{len(errors)} bad rows in the cards file; nothing was imported",
                 details={"errors": sorted(errors, key=_row_order)},
             )
+        _lock(tx)
+        total = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE}"))
+        known = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s JOIN cards AS c USING (number)"))
+        first, opening, lone = _openings(tx, now)
+        _upsert(tx, now, lone, known=known)
+        if opening:
+            _credit(tx, now, first)
+        # Entries quarantined because head office did not know the card count now.
+        waiting = tx.all(
+            f"SELECT DISTINCT q.card FROM quarantine AS q JOIN {STAGE} AS s ON s.number = q.card"
+            f" WHERE q.code = 'unknown_card' AND q.status = '{quarantine.OPEN}' ORDER BY q.card"
+        )
+        released = quarantine.release_known(
+            tx, [r["card"] for r in waiting], now, till=None, why="head office imported the card"
+        )
+        _fold_others(tx, now, first_pos=first[1], released=released)
+        _changes(tx, total, now, known=known)
         tx.execute(f"DROP TABLE {STAGE}")
-        total, known, opening = done["total"], done["known"], done["opening"]
         counts = {"imported": total - known, "updated": known}
         audit.write(
             tx,
@@ -140,112 +111,6 @@ def import_cards(
         "cards imported: %d new, %d updated, %d opening balances", total - known, known, opening
     )
     return counts | {"warnings": warnings}
-
-
-def _errors(problems: list[str]) -> list[str]:
-    """The problems that refuse the file (an unknown column is only a warning)."""
-    return [p for p in problems if not p.startswith("header: unknown column")]
-
-
-def _write(tx: Tx, now: datetime, part: str, done: dict[str, int]) -> None:
-    """The staged rows ``part`` selects (a chunk) written into every table; ``done``'s
-    counts added to."""
-    total = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s WHERE {part}"))
-    known = int(
-        tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s JOIN cards AS c USING (number) WHERE {part}")
-    )
-    first, opening, lone = _openings(tx, now, part)
-    _upsert(tx, now, part, lone, known=known)
-    if opening:
-        _credit(tx, now, first, part)
-    # Entries quarantined because head office did not know the card count now.
-    waiting = tx.all(
-        f"SELECT DISTINCT q.card FROM quarantine AS q JOIN {STAGE} AS s ON s.number = q.card"
-        f" WHERE {part} AND q.code = 'unknown_card' AND q.status = '{quarantine.OPEN}'"
-        " ORDER BY q.card"
-    )
-    released = quarantine.release_known(
-        tx, [r["card"] for r in waiting], now, till=None, why="head office imported the card"
-    )
-    _fold_others(tx, now, first_pos=first[1], released=released)
-    _changes(tx, total, now, part, known=known)
-    done["total"] += total
-    done["known"] += known
-    done["opening"] += opening
-
-
-class _Reader:
-    """The rows, read (parsed) by a thread of their own into a short queue of batches,
-    so reading goes on while this thread waits on the database."""
-
-    _END = object()
-
-    def __init__(self, rows: Iterator[CardValues]) -> None:
-        self._rows = rows
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUED)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="cards-import-reader")
-        self._batch: list[tuple[Any, ...]] = []
-        self._ended = False
-        self.last = 0  # the file's row number of the last row taken
-
-    def __enter__(self) -> _Reader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        while self._thread.is_alive():  # let a reader blocked on a full queue see the stop
-            with contextlib.suppress(queue.Empty):
-                self._queue.get_nowait()
-            self._thread.join(0.05)
-
-    def _read(self) -> None:
-        batch: list[tuple[Any, ...]] = []
-        try:
-            for n, number, holder, phone, birthday, tier, seg, clubs, st, op in self._rows:
-                seg_json, clubs_json = json_list(seg), json_list(clubs)
-                batch.append(
-                    (n, number, holder, phone, birthday, tier, seg_json, clubs_json, st, op)
-                )
-                if len(batch) >= BATCH:
-                    if not self._put(batch):
-                        return
-                    batch = []
-            self._put(batch)
-            self._put(self._END)
-        except BaseException as exc:  # raised again in the importing thread
-            self._put(exc)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def take(self, n: int) -> Iterator[tuple[Any, ...]]:
-        """The next ``n`` rows (fewer at the end of the file); a reading error raised."""
-        while n > 0:
-            if not self._batch:
-                if self._ended:
-                    return
-                item = self._queue.get()
-                if item is self._END:
-                    self._ended = True
-                    return
-                if isinstance(item, BaseException):
-                    self._ended = True
-                    raise item
-                self._batch = item
-                self._batch.reverse()  # taken from the end
-            while self._batch and n > 0:
-                row = self._batch.pop()
-                self.last = row[0]
-                yield row
-                n -= 1
 
 
 async def spool(body: AsyncIterator[bytes]) -> IO[bytes]:
@@ -286,9 +151,8 @@ def lines_of(file: IO[bytes]) -> IO[str]:
     return io.TextIOWrapper(file, encoding="utf-8", newline="")
 
 
-def _create_stage(tx: Tx) -> None:
-    """The staging table, indexed by number (and row) as the chunks go in: a number
-    twice is found a chunk at a time."""
+def _stage(tx: Tx, rows: Iterator[CardValues]) -> None:
+    """The good rows, as they are read, into the staging table (then indexed by number)."""
     if tx.dialect == "sqlite":
         tx.execute(f"DROP TABLE IF EXISTS temp.{STAGE}")
         # INTEGER PRIMARY KEY: the row number is the rowid, with no index of its own.
@@ -301,7 +165,17 @@ def _create_stage(tx: Tx) -> None:
         " NOT NULL, status TEXT NOT NULL, opening BIGINT NOT NULL)"
         + (" ON COMMIT DROP" if tx.dialect == "postgresql" else "")
     )
+    tx.copy_in(
+        STAGE,
+        _COLUMNS,
+        (
+            (n, number, holder, phone, birthday, tier, json_list(seg), json_list(clubs), st, op)
+            for n, number, holder, phone, birthday, tier, seg, clubs, st, op in rows
+        ),
+    )
     tx.execute(f"CREATE {index} (number, row)")
+    if tx.dialect == "postgresql":
+        tx.execute(f"ANALYZE {STAGE}")  # no autovacuum for a temporary table: plans need it
 
 
 def _lock(tx: Tx) -> None:
@@ -315,13 +189,11 @@ def _lock(tx: Tx) -> None:
         tx.execute("LOCK TABLE cards IN SHARE ROW EXCLUSIVE MODE")
 
 
-def _twice(tx: Tx, part: str, *, first: bool = False) -> list[str]:
-    """A problem for each staged row ``part`` selects whose number an earlier good row
-    has (only the first such with ``first``)."""
+def _twice(tx: Tx) -> list[str]:
+    """A problem for each row whose number an earlier good row has."""
     rows = tx.all(
-        f"SELECT s.row, s.number FROM {STAGE} AS s WHERE {part} AND EXISTS (SELECT 1 FROM"
-        f" {STAGE} AS t WHERE t.number = s.number AND t.row < s.row) ORDER BY s.row"
-        + (" LIMIT 1" if first else "")
+        f"SELECT s.row, s.number FROM {STAGE} AS s WHERE EXISTS (SELECT 1 FROM {STAGE} AS t"
+        " WHERE t.number = s.number AND t.row < s.row) ORDER BY s.row"
     )
     return [twice(int(r["row"]), str(r["number"])) for r in rows]
 
@@ -331,28 +203,24 @@ def _row_order(problem: str) -> int:
     return int(head[4:]) if head.startswith("row ") else 0
 
 
-def _openings(tx: Tx, now: datetime, part: str) -> tuple[tuple[int, int], int, Row | None]:
+def _openings(tx: Tx, now: datetime) -> tuple[tuple[int, int], int, Row | None]:
     """An opening balance is credited once per card, however often the file is imported:
     one ``adjust`` of head office's each, numbered in card order as ``hq_entries`` and
     ``insert_entries`` number them. Reserves their ``seq`` and ``pos``; returns the first
     of each, how many, and the folded fields of a card whose only entry is its opening
     balance (None if no card is such), for :func:`_upsert` to write with the card."""
-    n = int(
-        tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s WHERE {part} AND {_TODO}", (OPENING_NOTE,))
-    )
+    n = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s WHERE {_TODO}", (OPENING_NOTE,)))
     if not n:
         return (0, 0), 0, None
     first = tx.next_ids("hq_seq", n), tx.next_ids("entry", n)
-    return first, n, _lone_fold(tx, now, first, part)
+    return first, n, _lone_fold(tx, now, first)
 
 
-def _lone_fold(tx: Tx, now: datetime, first: tuple[int, int], part: str) -> Row | None:
+def _lone_fold(tx: Tx, now: datetime, first: tuple[int, int]) -> Row | None:
     """What ``refresh_cards`` folds a card whose only entry is its opening balance to:
     the same for every such card but its balance. Folded for one such card in a savepoint,
     rolled back: the fold's own code, on the rows as the import writes them."""
-    sample = tx.scalar(
-        f"SELECT s.number FROM {STAGE} AS s WHERE {part} AND {_LONE} ORDER BY s.number LIMIT 1"
-    )
+    sample = tx.scalar(f"SELECT s.number FROM {STAGE} AS s WHERE {_LONE} ORDER BY s.number LIMIT 1")
     if sample is None:
         return None
     tx.execute("SAVEPOINT lone_fold")
@@ -362,7 +230,7 @@ def _lone_fold(tx: Tx, now: datetime, first: tuple[int, int], part: str) -> Row 
             " ON CONFLICT (number) DO NOTHING",
             (sample, ts(now), ts(now)),
         )
-        _credit(tx, now, first, part, only=sample)
+        _credit(tx, now, first, only=sample)
         refresh_cards(tx, [sample], now)
         folded = tx.one(
             "SELECT next_expiry, balance_until, negative_since FROM cards WHERE number = ?",
@@ -375,16 +243,16 @@ def _lone_fold(tx: Tx, now: datetime, first: tuple[int, int], part: str) -> Row 
     return folded
 
 
-def _upsert(tx: Tx, now: datetime, part: str, lone: Row | None, *, known: int) -> None:
+def _upsert(tx: Tx, now: datetime, lone: Row | None, *, known: int) -> None:
     """The staged cards, new or updated: those whose only entry will be their opening
     balance with that balance and ``lone``'s folded fields, the others with their balance
     left as it is. Each an anti or semi join of the staged rows with the entries (a
     condition per row in the columns would probe the entries once per column)."""
     if lone is None:  # no card's only entry is its opening balance
-        _upsert_some(tx, now, part, folded=None, known=known)
+        _upsert_some(tx, now, "true", folded=None, known=known)
         return
-    _upsert_some(tx, now, f"{part} AND {_LONE}", folded=lone, known=known)
-    _upsert_some(tx, now, f"{part} AND (s.opening = 0 OR {_ENTRIES})", folded=None, known=known)
+    _upsert_some(tx, now, _LONE, folded=lone, known=known)
+    _upsert_some(tx, now, f"(s.opening = 0 OR {_ENTRIES})", folded=None, known=known)
 
 
 _FILE = ("holder", "phone", "birthday", "tier", "segments", "clubs", "status")
@@ -427,9 +295,7 @@ def _upsert_some(tx: Tx, now: datetime, which: str, *, folded: Row | None, known
 _TODO = f"s.opening > 0 AND NOT {_OPENED}"
 
 
-def _credit(
-    tx: Tx, now: datetime, first: tuple[int, int], part: str, *, only: str | None = None
-) -> None:
+def _credit(tx: Tx, now: datetime, first: tuple[int, int], *, only: str | None = None) -> None:
     """The opening balances due (:func:`_openings`), numbered from ``first`` (``seq``,
     ``pos``) in card order; or only card ``only``'s (numbered ``first``: a sample)."""
     seq, pos = first
@@ -447,8 +313,9 @@ def _credit(
         " note, created_at, available_from, expires_at, pos, received_at, quarantine)"
         f" SELECT {new_id}, '{HQ_TILL}', ? + k, number, 'adjust', opening, NULL, NULL, NULL,"
         " ?, ?, ?, NULL, ? + k, ?, NULL FROM (SELECT s.number, s.opening,"
-        f" row_number() OVER (ORDER BY s.number) - 1 AS k FROM {STAGE} AS s WHERE {part}"
-        f" AND {_TODO}" + (" AND s.number = ?" if only else "") + ") AS o ORDER BY number",
+        f" row_number() OVER (ORDER BY s.number) - 1 AS k FROM {STAGE} AS s WHERE {_TODO}"
+        + (" AND s.number = ?" if only else "")
+        + ") AS o ORDER BY number",
         (
             half,
             pos,
@@ -479,7 +346,7 @@ def _fold_others(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) 
         refresh_cards(tx, part, now)
 
 
-def _changes(tx: Tx, n: int, now: datetime, part: str, *, known: int) -> None:
+def _changes(tx: Tx, n: int, now: datetime, *, known: int) -> None:
     """Move every card the import wrote (the new ones, and the ``known`` ones it changed:
     their ``updated_at`` is the import's) to the head of the change feed, in card order.
     PostgreSQL: the rows the feed holds updated, the others inserted, with no ``ON
@@ -495,7 +362,7 @@ def _changes(tx: Tx, n: int, now: datetime, part: str, *, known: int) -> None:
         args.append(ts(now))
     numbered = (
         f"(SELECT s.number, row_number() OVER (ORDER BY s.number) - 1 AS k FROM {STAGE} AS s"
-        f"{written} WHERE {part}) AS s"
+        f"{written}) AS s"
     )
     if tx.dialect == "sqlite":
         tx.execute(

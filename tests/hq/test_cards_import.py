@@ -3,7 +3,6 @@ opening balances folded as ``refresh_cards`` folds them (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ import pytest
 from tests.conftest import ANNA, BORIS, program
 from tests.hq.helpers import HqTest
 from tillgate.core.cards import mask
-from tillgate.core.errors import InvalidCards
 from tillgate.hq.cardimport import import_cards
 from tillgate.hq.ledger import refresh_cards
 
@@ -214,96 +212,3 @@ def test_pushes_while_a_big_import_runs_all_land_and_every_balance_adds_up(hq: H
     assert result[0].status_code == 200, result[0].text
     assert hq.count("quarantine") == 0
     assert {hq.card(n)["balance"] for n in named} == {10 + pushed}
-
-
-CHUNK = 700  # rows written a chunk at a time: several chunks in a FRESH file
-
-
-def _import(hq: HqTest, body: str, chunk: int = CHUNK) -> dict[str, Any]:
-    return import_cards(
-        hq.hq.db,
-        io.StringIO(body, newline=""),
-        hq.clock.now(),
-        pattern=r"^2[89]\d{11}$",
-        operator=None,
-        chunk=chunk,
-    )
-
-
-def test_a_file_written_chunk_by_chunk_ends_as_if_written_whole(hq: HqTest) -> None:
-    """Chunks written while the next is read: each card, entry and change row as one
-    statement over the whole file writes them (folds as refresh_cards folds them)."""
-    hq.publish(program())
-    hq.cards(BORIS)
-    till = hq.enroll("till-1")
-    till.ok_push([till.next(BORIS, "accrue", 50, receipt_id="R-1")])
-    till.ok_push([till.next(VERA, "accrue", 10, receipt_id="R-2")])  # quarantined
-    lines = _fresh().splitlines(keepends=True)
-    # Борис in the second chunk, Вера in the last; opening balances in every chunk.
-    head = ["number,holder,balance\n", f"{ANNA},Анна,100\n", *lines[:1000]]
-    body = "".join([*head, f"{BORIS},Борис,30\n", *lines[1000:], f"{VERA},Вера,5\n"])
-    counts = _import(hq, body)
-    assert (counts["imported"], counts["updated"]) == (FRESH + 2, 1)
-    assert [hq.card(n)["balance"] for n in (ANNA, BORIS, VERA)] == [100, 80, 15]
-    assert hq.count("quarantine", "status = 'open'") == 0
-    openings = sum(1 for i in range(FRESH) if i % 4) + 3
-    assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == openings
-    assert len(set(_feed(hq).values())) == FRESH + 3
-    imported = _folded(hq)
-    with hq.hq.db.write() as tx:
-        credited = [r["card"] for r in tx.all("SELECT DISTINCT card FROM entries")]
-        refresh_cards(tx, credited, hq.clock.now())
-    assert _folded(hq) == imported
-    feed = _feed(hq)
-
-    # Again, chunked otherwise: every card updated as it was, no opening balance twice.
-    hq.clock.advance(minutes=5)
-    counts = _import(hq, body, chunk=999)
-    assert (counts["imported"], counts["updated"]) == (0, FRESH + 3)
-    assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == openings
-    assert _folded(hq) == imported and _feed(hq) == feed
-
-
-def test_a_bad_row_or_a_number_twice_chunks_after_the_first_imports_nothing(
-    hq: HqTest,
-) -> None:
-    """Earlier chunks are already written when a later one turns out bad: the one
-    transaction takes them back, and every bad row is named, as for a file written whole."""
-    hq.publish(program())
-    before = hq.snapshot()
-    lines = _fresh().splitlines(keepends=True)
-    twice_ = f"{2800000000007},Снова,\n"  # row 2 + 2000, card 7 is in the first chunk
-    body = "".join(["number,holder,balance\n", *lines[:2000], twice_, *lines[2000:]])
-    with pytest.raises(InvalidCards) as caught:
-        _import(hq, body)
-    assert caught.value.details["errors"] == [
-        f"row 2002: card {mask('2800000000007')} appears twice"
-    ]
-    assert hq.snapshot() == before
-    with pytest.raises(InvalidCards) as caught:
-        _import(hq, body.replace(twice_, "") + "12,Короткий,\n")
-    assert caught.value.details["errors"] == [
-        f"row {FRESH + 2}: card number {mask('12')!r} does not match the card pattern"
-    ]
-    assert hq.snapshot() == before
-
-
-def test_a_big_file_imported_again_chunk_by_chunk_stays_on_the_indexes(hq: HqTest) -> None:
-    """A re-import whose chunks are planned with the staging table's statistics as they
-    grow: a plan scanning the ledger per staged row would not finish in time (such a plan
-    took 26 s for half this file, a plan on the indexes takes a few)."""
-    hq.publish(program())
-    body = "number,holder,balance\n" + _fresh(60_000)
-    took: list[dict[str, Any]] = []
-
-    def twice() -> None:
-        took.append(_import(hq, body, chunk=8000))
-        hq.clock.advance(minutes=5)
-        took.append(_import(hq, body.replace(",Держатель 1", ",Держатель Один"), chunk=8000))
-
-    run = threading.Thread(target=twice, daemon=True)
-    run.start()
-    run.join(timeout=90)
-    assert not run.is_alive(), "the re-import took over 90 s: a plan off the indexes?"
-    assert [(c["imported"], c["updated"]) for c in took] == [(60_000, 0), (0, 60_000)]
-    assert hq.card("2800000000001")["holder"] == "Держатель Один"
