@@ -71,11 +71,5 @@ def calculate_json(out: dict[str, Any]) -> bytes | None:
     ):
         return None
     if prints and any(tuple(p) != _PRINT for p in prints):
-        out = {
-            **out,
-            "print": [
-                {"kind": p["kind"]} | {k: p.get(k, d) for k, d in _PRINT_DEFAULTS.items()}
-                for p in prints
-            ],
-        }
+        out = {**out, "print": [_print_item(p) for p in prints]}
     return _encode(out)
