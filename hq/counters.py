@@ -254,10 +254,6 @@ def count(tx: Tx, *, till: str, facts: Sequence[FactIn]) -> Counted:
 # ---------------------------------------------------------------- what a till is sent
 
 
-def _in(tx: Tx, column: str, keys: Sequence[str]) -> tuple[str, list[Any]]:
-    return among(tx, column, keys)  # one array on PostgreSQL, an IN list on SQLite
-
-
 @dataclass(frozen=True, kw_only=True)
 class Totals:
     """A card's counts at every till, as :func:`others_of` reads them for ``today``: per name
@@ -300,7 +296,7 @@ def totals(tx: Tx, cards: Iterable[str], *, today: date) -> dict[str, Totals]:
     out = {card: Totals() for card in keys}
     first_spend, first_use, last = _windows(today)
     for part in parts(tx, keys):
-        cards, args = _in(tx, "card", part)
+        cards, args = among(tx, "card", part)
         for r in tx.all(
             "SELECT card, name, SUM(value) AS n, COUNT(DISTINCT till) AS k FROM card_counters"
             f" WHERE {cards} AND name <> 'spend' GROUP BY card, name",
@@ -329,7 +325,7 @@ def ask_mine(tx: Tx, cards: Iterable[str], *, till: str) -> list[Pending]:
     PostgreSQL they go in one round trip with the page's other per-till statements."""
     asked = []
     for part in parts(tx, sorted(set(cards))):
-        where, args = _in(tx, "card", part)
+        where, args = among(tx, "card", part)
         sql = f"SELECT card, name, day, value FROM card_counters WHERE {where} AND till = ?"
         asked.append(tx.ahead(sql, [*args, till]))
     return asked
@@ -419,7 +415,7 @@ def ask_budgets(tx: Tx, promotions: Iterable[str], *, till: str) -> tuple[list[s
     keys = sorted(set(promotions))
     asked = []
     for part in parts(tx, keys):
-        where, args = _in(tx, "promotion_id", part)
+        where, args = among(tx, "promotion_id", part)
         asked.append(
             tx.ahead(
                 "SELECT promotion_id, SUM(points) AS n FROM budget_counters"
