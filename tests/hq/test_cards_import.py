@@ -255,12 +255,37 @@ def test_a_push_on_a_card_the_import_is_adding_waits_for_it_and_is_not_quarantin
     assert hq.card(new)["balance"] == 15
 
 
+def _stale_statistics(hq: HqTest) -> None:
+    """PostgreSQL: statistics that no longer fit the tables, as a ledger, cards and a feed
+    emptied since their last ``ANALYZE`` leave them (``TRUNCATE`` keeps them, and an
+    ``ANALYZE`` of an empty table does not replace them): 20,000 entries of one card, 61
+    cards written at one instant, no card in the feed. CI's run of the test below met
+    such statistics, left by the tests before it, and its re-import ran for minutes."""
+    if hq.hq.db.dialect != "postgresql":
+        return
+    with hq.hq.db.write() as tx:
+        tx.execute(
+            "INSERT INTO entries (id, pos, till, seq, card, kind, points, created_at,"
+            " received_at) SELECT 'x' || g, g, 't1', g, '2900000000001', 'accrue', 5, 'a', 'a'"
+            " FROM generate_series(1, 20000) AS g"
+        )
+        tx.execute(
+            "INSERT INTO cards (number, origin, created_at, updated_at) SELECT"
+            " '29000000000' || lpad(g::text, 2, '0'), 'import', 'a', 'a'"
+            " FROM generate_series(0, 60) AS g"
+        )
+    with hq.hq.db.write() as tx:
+        tx.execute("ANALYZE entries, cards, changes")
+        tx.execute("TRUNCATE entries, cards")
+
+
 def test_a_big_file_imported_again_at_once_stays_on_plans_that_finish(hq: HqTest) -> None:
     """A re-import straight after a first one, before any statistics know of its
-    entries (head office's taken for a handful): a plan scanning the ledger once per
-    staged row would not finish in time (such a plan, met writing in chunks, took 26 s
-    for half this file; the import's plans take a few)."""
+    entries or its cards (head office's taken for a handful), over statistics older than
+    both: a plan scanning the ledger, or sorting the file, once per staged row would not
+    finish in time (one such plan ran for 228 s; the import's plans take a few)."""
     hq.publish(program())
+    _stale_statistics(hq)
     body = "number,holder,balance\n" + _fresh(60_000)
     took: list[dict[str, Any]] = []
 
