@@ -149,13 +149,22 @@ def customer(
         " AND confirmed_at IS NOT NULL AND status IN ('confirmed', 'refunded')",
         (ledger.ts(now - timedelta(days=window_days)), rec.number),
     ).fetchone()
-    # The other tills' spend is by their receipts' local days.
-    spend_kop += others.spend_since((now_local - timedelta(days=window_days)).date().isoformat())
+    # The other tills' spend is by their receipts' local days, as is that of this till's
+    # receipts retention forgot (store/retention.py).
+    since = (now_local - timedelta(days=window_days)).date().isoformat()
+    spend_kop += others.spend_since(since)
+    old_visits, old_kop = conn.execute(
+        "SELECT COALESCE(SUM(visits), 0), COALESCE(SUM(CASE WHEN day >= ? THEN spend_kop END), 0)"
+        " FROM card_days WHERE card = ?",
+        (since, rec.number),
+    ).fetchone()
+    visits += old_visits
+    spend_kop += old_kop
     today = now_local.date().isoformat()
     uses_today = others.uses_on(today)
     uses_total = dict(others.uses_total)
     for row in conn.execute(
-        "SELECT promotion_id, COUNT(*) AS n, SUM(day = ?) AS t FROM promotion_uses"
+        "SELECT promotion_id, SUM(uses) AS n, SUM((day = ?) * uses) AS t FROM promotion_uses"
         " WHERE card = ? GROUP BY promotion_id",
         (today, rec.number),
     ):

@@ -456,7 +456,30 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13)
+
+# V14: what retention forgets still counts (store/retention.py). A card's forgotten receipts
+# become its visits and paid kopecks by the till's local day (the rolling spend window of a
+# tier outlasts retention: 365 days against 90); a forgotten receipt's promotion uses become
+# one row a card and promotion, keyed ``#`` + the card (no receipt id starts with ``#``),
+# with how many uses it stands for. Points budgets are unchanged (the triggers add the
+# folded row's points as they take the forgotten rows'). Run again on a file that has it,
+# it changes nothing.
+def forgotten_counts(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS card_days (card TEXT NOT NULL, day TEXT NOT NULL,"
+        " visits INTEGER NOT NULL, spend_kop INTEGER NOT NULL, PRIMARY KEY (card, day))"
+        " WITHOUT ROWID"
+    )
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(promotion_uses)")}
+    if "uses" not in columns:
+        conn.execute("ALTER TABLE promotion_uses ADD COLUMN uses INTEGER NOT NULL DEFAULT 1")
+
+
+V14: Migration = forgotten_counts
+
+MIGRATIONS: tuple[Migration, ...] = (
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14
+)  # fmt: skip
 
 # Indexes a pull of every card from head office goes without (issue 15). The phone hash is
 # a random key: each card of a snapshot dirtied a random leaf page of its index (≈ 4 KiB

@@ -152,7 +152,11 @@ def prune(ctx: TillContext) -> int:
     while True:
         with ctx.db.write() as conn:
             n = retention.prune_batch(
-                conn, before=before, chain=ctx.settings.chain, now=ctx.clock.now()
+                conn,
+                before=before,
+                chain=ctx.settings.chain,
+                now=ctx.clock.now(),
+                timezone=ctx.settings.timezone,
             )
         total += n
         if n < retention.BATCH:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,9 @@ LINES = [
 ]
 
 
-def _till(tmp_path: Path, *, chain: bool) -> tuple[TillService, ManualClock]:
+def _till(
+    tmp_path: Path, *, chain: bool, promotions: tuple[dict[str, Any], ...] = (), **program_keys: Any
+) -> tuple[TillService, ManualClock]:
     clock = ManualClock(datetime(2026, 11, 23, 6, 0, tzinfo=UTC))
     svc = TillService(
         db=Database(tmp_path / "t.sqlite3"),
@@ -39,7 +42,8 @@ def _till(tmp_path: Path, *, chain: bool) -> tuple[TillService, ManualClock]:
         session=CardSession(seconds=120),
         signer=CouponSigner(KEY),
     )
-    svc.install_program(parse_program(program(accrual_delay_days=1, expiry_days=365)), version="v1")
+    body = program(*promotions, accrual_delay_days=1, expiry_days=365, **program_keys)
+    svc.install_program(parse_program(body), version="v1")
     svc.import_cards(list(CARDS))
     return svc, clock
 
@@ -136,3 +140,98 @@ def test_a_checkpoint_empties_the_wal(tmp_path: Path) -> None:
         assert wal.stat().st_size == 0
     finally:
         db.close()
+
+
+def _counted(svc: TillService, clock: ManualClock, rid: str) -> dict[str, Any]:
+    """A calculate of a fixed basket on the card (then cancelled): what the card's counts
+    decide (tier, welcome bonus, first-purchase and per-card limits), bar the receipt id."""
+    req = CalculateIn.model_validate({"receipt_id": rid, "card": ANNA, "lines": LINES})
+    out = svc.calculate(req.to_request())
+    svc.cancel(rid)
+    return {k: v for k, v in out.items() if k != "receipt_id"}
+
+
+def _budget(svc: TillService) -> tuple[dict[str, int], dict[str, int]]:
+    """Each budget's points used: the running total, and summed over the uses anew."""
+    with svc.db.read() as conn:
+        kept = dict(conn.execute("SELECT promotion_id, points FROM budget_points").fetchall())
+        summed = conn.execute(
+            "SELECT promotion_id, SUM(points) FROM promotion_uses WHERE points != 0"
+            " GROUP BY promotion_id"
+        ).fetchall()
+    return {k: v for k, v in kept.items() if v}, dict(summed)
+
+
+def test_forgotten_receipts_still_count_for_tiers_limits_and_first_purchases(
+    tmp_path: Path,
+) -> None:
+    """A card's visits, its spend in the program's rolling window (365 days, past the 90
+    of retention) and its uses of each promotion are what the rules count: retention
+    keeps them when it forgets the receipts. (It took them away: a gold card fell to
+    silver, and a card's first purchase and welcome bonus came round again.)"""
+    promos = (
+        {
+            "id": "hello",
+            "name": "Первая покупка",
+            "who": {"card": True, "first_purchase": True},
+            "reward": {"kind": "percent", "value": 5, "on": "order"},
+        },
+        {
+            "id": "twice",
+            "name": "Дважды на карту",
+            "reward": {"kind": "amount", "value": "10.00", "on": "order"},
+            "limits": {"per_card_total": 2, "budget_points": 0},
+        },
+        {
+            "id": "extra",
+            "name": "Бонус из бюджета",
+            "reward": {"kind": "points", "value": 7},
+            "limits": {"per_receipt": 1, "budget_points": 100},
+        },
+    )
+    svc, clock = _till(tmp_path, chain=False, promotions=promos, welcome_points=50)
+    try:
+        big = [{"sku": "tv", "qty": 1, "price": "25000.00", "category": "electronics"}]
+        for rid, lines in (("R1", big), ("R2", LINES)):
+            req = CalculateIn.model_validate({"receipt_id": rid, "card": ANNA, "lines": lines})
+            svc.calculate(req.to_request())
+            svc.confirm(rid)
+        clock.advance(timedelta(days=91))
+        before = _counted(svc, clock, "R-before")
+        # Gold by the first sale's spend; no welcome bonus (350 × 5 % and the budget's 7);
+        # first purchase and the limit of two used up.
+        assert (before["card"]["tier"], before["accrued"]["points"]) == ("gold", 24)
+        assert [p["id"] for p in before["promotions"]] == ["extra"]
+        budget = _budget(svc)
+        assert budget == ({"extra": 14}, {"extra": 14})  # two sales' uses, in and out of SQL
+        assert svc.prune() == 2
+        assert _counted(svc, clock, "R-after") == before
+        assert _budget(svc) == budget
+        with svc.db.read() as conn:  # the forgotten uses are one row a promotion
+            folded = conn.execute(
+                "SELECT promotion_id, receipt_id, uses FROM promotion_uses ORDER BY 1"
+            ).fetchall()
+        assert [tuple(r) for r in folded] == [
+            ("extra", f"#{ANNA}", 2),
+            ("hello", f"#{ANNA}", 1),
+            ("twice", f"#{ANNA}", 2),
+        ]
+        # A later sale forgotten in turn adds to the folded rows.
+        req = CalculateIn.model_validate({"receipt_id": "R3", "card": ANNA, "lines": LINES})
+        svc.calculate(req.to_request())
+        svc.confirm("R3")
+        clock.advance(timedelta(days=91))
+        assert svc.prune() == 3  # with the two calculates above, cancelled
+        assert _budget(svc) == ({"extra": 21}, {"extra": 21})
+        with svc.db.read() as conn:
+            days = conn.execute("SELECT * FROM card_days ORDER BY day").fetchall()
+            uses = conn.execute("SELECT SUM(uses) FROM promotion_uses").fetchone()[0]
+        # Sold at 09:00 in Moscow: the local days.
+        assert [tuple(r) for r in days] == [
+            # R1: 25,000.00 less 5 % (first purchase) less 10.00; R2: 350.00 less 10.00.
+            (ANNA, "2026-11-23", 2, 2_374_000 + 34_000),
+            (ANNA, "2027-02-22", 1, 35_000),
+        ]
+        assert uses == 6
+    finally:
+        svc.db.close()
