@@ -167,8 +167,12 @@ def till(stack: ExitStack, tmp: Path, cards: int) -> int:
     return port
 
 
-def http(calls: int, cards: int) -> tuple[dict[int, tuple[float, float]], float]:
-    """Calculate's p50 and p99 (ms) by basket size, and the trivial endpoint's p50."""
+Timing = tuple[dict[int, tuple[float, float]], float]
+
+
+def http(calls: int, cards: int, runs: int = 1) -> list[Timing]:
+    """Per run: calculate's p50 and p99 (ms) by basket size, and the trivial endpoint's
+    p50. The runs go one after the other against the same till and the same endpoint."""
     import httpx
 
     with ExitStack() as stack:
@@ -185,56 +189,82 @@ def http(calls: int, cards: int) -> tuple[dict[int, tuple[float, float]], float]
         gc.freeze()
         gc.disable()
         rng = random.Random(3)
-        ts = []
-        for _ in range(calls + 200):
-            t0 = time.perf_counter()
-            r = client.get(f"http://127.0.0.1:{ping}/ping")
-            ts.append(time.perf_counter() - t0)
-            assert r.status_code == 200
-        trivial_p50 = _percentile(ts[200:], 0.5)
-        out = {}
-        base = f"http://127.0.0.1:{port}/v1/receipts"
-        for size in (10, 50):
-            lines = [
-                {"sku": f"sku{i * 7}", "qty": 2, "price": "99.90", "category": "grocery"}
-                for i in range(size)
-            ]
-            ts = []
-            for i in range(calls + 200):
-                rid = f"L{size}-{i}"
-                body = {
-                    "receipt_id": rid,
-                    "card": card_number(rng.randrange(cards)),
-                    "lines": lines,
-                }
-                t0 = time.perf_counter()
-                r = client.post(f"{base}/calculate", json=body)
-                ts.append(time.perf_counter() - t0)
-                assert r.status_code == 200, r.text
-                client.post(f"{base}/{rid}/confirm").raise_for_status()  # untimed
-            out[size] = (_percentile(ts[200:], 0.5), _percentile(ts[200:], 0.99))
+        timings = [_timed(client, ping, port, calls, cards, rng, run) for run in range(runs)]
         gc.enable()
         gc.unfreeze()
-        return out, trivial_p50
+        return timings
+
+
+def _timed(
+    client: Any, ping: int, port: int, calls: int, cards: int, rng: random.Random, run: int
+) -> Timing:
+    """One run of :func:`http`: the trivial endpoint, then calculates of 10 and 50 lines."""
+    ts = []
+    for _ in range(calls + 200):
+        t0 = time.perf_counter()
+        r = client.get(f"http://127.0.0.1:{ping}/ping")
+        ts.append(time.perf_counter() - t0)
+        assert r.status_code == 200
+    trivial_p50 = _percentile(ts[200:], 0.5)
+    out = {}
+    base = f"http://127.0.0.1:{port}/v1/receipts"
+    for size in (10, 50):
+        lines = [
+            {"sku": f"sku{i * 7}", "qty": 2, "price": "99.90", "category": "grocery"}
+            for i in range(size)
+        ]
+        ts = []
+        for i in range(calls + 200):
+            rid = f"L{size}-{run}-{i}"
+            body = {
+                "receipt_id": rid,
+                "card": card_number(rng.randrange(cards)),
+                "lines": lines,
+            }
+            t0 = time.perf_counter()
+            r = client.post(f"{base}/calculate", json=body)
+            ts.append(time.perf_counter() - t0)
+            assert r.status_code == 200, r.text
+            client.post(f"{base}/{rid}/confirm").raise_for_status()  # untimed
+        out[size] = (_percentile(ts[200:], 0.5), _percentile(ts[200:], 0.99))
+    return out, trivial_p50
+
+
+# Runs of the HTTP loops at scale 1.0, their median reported: this host's speed drifts by
+# a third from one hour to the next (the same calculate's CPU 1.9-3.5 ms), so one run's
+# p99 says more of the hour than of the code. Each run is shown in the detail.
+RUNS = 3
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def run(scale: float = 1.0) -> Scaled:
     calls = max(50, int(CALLS * scale))
     cards = max(100, int(CARDS * scale))
+    runs = RUNS if scale >= 0.5 else 1
     e50, e99 = engine(calls)
-    calc, trivial = http(calls, cards)
-    ratio = calc[10][0] / trivial
+    timings = http(calls, cards, runs)
+    calc = {
+        n: (_median([t[0][n][0] for t in timings]), _median([t[0][n][1] for t in timings]))
+        for n in (10, 50)
+    }
+    trivial = _median([t[1] for t in timings])
+    ratio = _median([t[0][10][0] / t[1] for t in timings])
+    of = f", the median of {runs} runs" if runs > 1 else ""
     rows = [
         Row("engine alone, 10 lines, p99", f"{e99:.3f} ms (p50 {e50:.3f})", "≤ 0.3 ms", e99 <= 0.3),
         Row(
             "calculate over HTTP, 10 / 50 lines, p99",
-            f"{calc[10][1]:.2f} / {calc[50][1]:.2f} ms (p50 {calc[10][0]:.2f} / {calc[50][0]:.2f})",
+            f"{calc[10][1]:.2f} / {calc[50][1]:.2f} ms (p50 {calc[10][0]:.2f} / "
+            f"{calc[50][0]:.2f}){of}",
             "≤ 5 ms",
             max(calc[10][1], calc[50][1]) <= 5,
         ),
         Row(
             "calculate over HTTP, p50 against a trivial FastAPI endpoint",
-            f"{ratio:.1f}× ({calc[10][0]:.2f} ms against {trivial:.2f} ms)",
+            f"{ratio:.1f}× ({calc[10][0]:.2f} ms against {trivial:.2f} ms){of}",
             "≤ 3×",
             ratio <= 3,
         ),
@@ -248,14 +278,19 @@ def run(scale: float = 1.0) -> Scaled:
         "calculates per basket size after 200 unmeasured, each on a random card and confirmed "
         "after (untimed), the client's garbage collector off while it times; "
         "the trivial endpoint is a one-route FastAPI app under uvicorn with "
-        "the till's settings, called from the same client.\n\n"
-        "| what | p50 | p99 |\n| --- | --- | --- |\n"
-        f"| engine, 10 lines | {e50:.3f} ms | {e99:.3f} ms |\n"
-        f"| trivial FastAPI endpoint | {trivial:.2f} ms | |\n"
+        "the till's settings, called from the same client. "
+        f"{runs} run(s) of the HTTP loops one after the other on the same till; the rows give "
+        "each figure's median over the runs.\n\n"
+        "| run | engine, 10 lines: p50 / p99 | trivial endpoint: p50 | calculate, 10 lines: "
+        "p50 / p99 | calculate, 50 lines: p50 / p99 |\n| --- | --- | --- | --- | --- |\n"
         + "".join(
-            f"| calculate, {n} lines | {calc[n][0]:.2f} ms | {calc[n][1]:.2f} ms |\n"
-            for n in (10, 50)
+            f"| {i + 1} | {e50:.3f} / {e99:.3f} ms | {t[1]:.2f} ms | "
+            f"{t[0][10][0]:.2f} / {t[0][10][1]:.2f} ms | "
+            f"{t[0][50][0]:.2f} / {t[0][50][1]:.2f} ms |\n"
+            for i, t in enumerate(timings)
         )
+        + f"| median | | {trivial:.2f} ms | {calc[10][0]:.2f} / {calc[10][1]:.2f} ms | "
+        f"{calc[50][0]:.2f} / {calc[50][1]:.2f} ms |\n"
     )
     return Scaled(rows, detail)
 

@@ -19,7 +19,7 @@ def test_the_latency_bench_measures_its_rows() -> None:
         "calculate over HTTP, p50 against a trivial FastAPI endpoint",
     ]
     assert all(" ms" in r.measured for r in result.rows[:2]), result.rows
-    assert "| calculate, 50 lines |" in result.detail
+    assert "| median |" in result.detail and "calculate, 50 lines" in result.detail
     assert "| engine alone, 10 lines, p99 |" in table(result.rows)
 
 
