@@ -203,15 +203,19 @@ class Seen:
         ]
 
     def all_from_till(
-        self, page: Page, till: Till, count: int
+        self, page: Page, till: Till, count: int, *, url: str | None = None
     ) -> list[tuple[str, int, dict[str, str]]]:
-        """:meth:`from_till` once ``count`` answers are in, or after ``WAIT`` ms. DevTools
-        events reach this side after the page's ``fetch`` has settled (a CI run saw 29 of
-        30 read straight away); waiting on the page lets Playwright deliver them."""
+        """:meth:`from_till` once ``count`` answers (to ``url``, if given) are in, or after
+        ``WAIT`` ms. DevTools events reach this side after the page's ``fetch`` has settled
+        (a CI run saw 29 of 30 read straight away); waiting on the page lets Playwright
+        deliver them."""
         deadline = time.monotonic() + WAIT / 1000
-        while len(answered := self.from_till(till)) < count and time.monotonic() < deadline:
+        while True:
+            answered = self.from_till(till)
+            got = [a for a in answered if url is None or a[0] == url]
+            if len(got) >= count or time.monotonic() >= deadline:
+                return answered
             page.wait_for_timeout(25)
-        return answered
 
 
 @pytest.fixture
@@ -457,7 +461,8 @@ def test_the_panel_and_the_docs_page_work_under_their_own_policies(
     r = till.http.post("/v1/session/card", json={"card": CARD, "source": "api"})
     assert r.status_code == 200, r.text
     expect(testid("customer-name")).to_have_text(re.compile("^Анна"), timeout=WAIT)
-    (headers,) = [h for url, _, h in seen.from_till(till) if url == till.base + "/"]
+    page_answers = seen.all_from_till(page, till, 1, url=till.base + "/")
+    (headers,) = [h for url, _, h in page_answers if url == till.base + "/"]
     assert headers["x-frame-options"] == "DENY"
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "no-referrer"
