@@ -82,7 +82,7 @@ class _TooBig(HqBadReply):
     asked for again with half the ``limit``; to everyone else it is an HqBadReply."""
 
 
-def _transient(exc: Exception) -> bool:
+def _transient(exc: BaseException) -> bool:
     if isinstance(exc, HqUnreachable):
         return True
     return isinstance(exc, HqRefused) and (exc.status >= 500 or exc.status == 429)
