@@ -88,7 +88,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (pyproject.toml): a worker a core, at most 4. Each worker's head offices
     hold PostgreSQL connections (the server allows 100) and its tests start tills,
     browsers and servers of their own; more workers than that only wait on each other."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
 
 
 def program(*promotions: dict[str, Any], **program_overrides: Any) -> dict[str, Any]:

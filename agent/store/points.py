@@ -121,6 +121,11 @@ def credit(
     return entry, available
 
 
+# A receipt that counts as a card's visit (and its paid amount as spend): sold, refunded or
+# not. Retention keeps the counts of those it forgets by the same test (store/retention.py).
+VISIT = "confirmed_at IS NOT NULL AND status IN ('confirmed', 'refunded')"
+
+
 def customer(
     conn: sqlite3.Connection,
     rec: CardRecord,
@@ -145,8 +150,7 @@ def customer(
     # receipt has its confirmed_at, and the card's open calculations are skipped unread.
     visits, spend_kop = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN confirmed_at >= ?"
-        " THEN paid_kop - returned_kop END), 0) FROM receipts WHERE card = ?"
-        " AND confirmed_at IS NOT NULL AND status IN ('confirmed', 'refunded')",
+        f" THEN paid_kop - returned_kop END), 0) FROM receipts WHERE card = ? AND {VISIT}",
         (ledger.ts(now - timedelta(days=window_days)), rec.number),
     ).fetchone()
     # The other tills' spend is by their receipts' local days, as is that of this till's

@@ -29,6 +29,7 @@ from tillgate.core.clock import local
 
 from . import ledgerfold, meta
 from .ledger import parse_ts, ts
+from .points import VISIT
 
 BATCH = 500
 _KEY = "retention.pruned_before"
@@ -99,8 +100,7 @@ def _keep_counts(
     days: dict[tuple[str, str], list[int]] = {}
     for card, confirmed_at, kop in conn.execute(
         f"SELECT card, confirmed_at, paid_kop - returned_kop FROM receipts"
-        f" WHERE receipt_id IN ({marks}) AND card IS NOT NULL AND confirmed_at IS NOT NULL"
-        " AND status IN ('confirmed', 'refunded')",
+        f" WHERE receipt_id IN ({marks}) AND card IS NOT NULL AND {VISIT}",
         ids,
     ):
         day = local(parse_ts(confirmed_at), timezone).date().isoformat()

@@ -142,7 +142,7 @@ def test_a_checkpoint_empties_the_wal(tmp_path: Path) -> None:
         db.close()
 
 
-def _counted(svc: TillService, clock: ManualClock, rid: str) -> dict[str, Any]:
+def _counted(svc: TillService, rid: str) -> dict[str, Any]:
     """A calculate of a fixed basket on the card (then cancelled): what the card's counts
     decide (tier, welcome bonus, first-purchase and per-card limits), bar the receipt id."""
     req = CalculateIn.model_validate({"receipt_id": rid, "card": ANNA, "lines": LINES})
@@ -197,7 +197,7 @@ def test_forgotten_receipts_still_count_for_tiers_limits_and_first_purchases(
             svc.calculate(req.to_request())
             svc.confirm(rid)
         clock.advance(timedelta(days=91))
-        before = _counted(svc, clock, "R-before")
+        before = _counted(svc, "R-before")
         # Gold by the first sale's spend; no welcome bonus (350 × 5 % and the budget's 7);
         # first purchase and the limit of two used up.
         assert (before["card"]["tier"], before["accrued"]["points"]) == ("gold", 24)
@@ -205,7 +205,7 @@ def test_forgotten_receipts_still_count_for_tiers_limits_and_first_purchases(
         budget = _budget(svc)
         assert budget == ({"extra": 14}, {"extra": 14})  # two sales' uses, in and out of SQL
         assert svc.prune() == 2
-        assert _counted(svc, clock, "R-after") == before
+        assert _counted(svc, "R-after") == before
         assert _budget(svc) == budget
         with svc.db.read() as conn:  # the forgotten uses are one row a promotion
             folded = conn.execute(
