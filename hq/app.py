@@ -40,6 +40,7 @@ from . import (
     products,
     roles,
     settings,
+    snapshotapi,
     tills,
     wire,
 )
@@ -152,6 +153,9 @@ def create_app(hq: Hq) -> FastAPI:
         return (await guard.authorize(request))[0]
 
     app.include_router(access.routes(hq, guard, operator))
+    app.include_router(
+        snapshotapi.routes(hq, work=work, till_of=till_of, authorize=authorize, operator=operator)
+    )
 
     # ------------------------------------------------------------ tills
 
@@ -246,7 +250,11 @@ def create_app(hq: Hq) -> FastAPI:
 
     @app.get("/v1/sync/changes", tags=["tills"])
     async def changes(
-        request: Request, cursor: int = 0, limit: int = feed.DEFAULT_LIMIT, cards: str = "objects"
+        request: Request,
+        cursor: int = 0,
+        limit: int = feed.DEFAULT_LIMIT,
+        cards: str = "objects",
+        cards_through: int = 0,
     ) -> Any:
         """Everything that changed after ``cursor``: program, cards (as objects, or as a
         compact page's rows with ``cards=rows``), coupons."""
@@ -268,6 +276,7 @@ def create_app(hq: Hq) -> FastAPI:
                     parts=card_parts,
                     row=asked.one(),
                     shape=cards,
+                    cards_through=cards_through,
                 )
             feed.pulled(hq.db, till, page, now)
             return page.body

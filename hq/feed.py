@@ -76,7 +76,7 @@ CARD_COLUMNS = ("number", "holder", "phone_hash", "birthday", "tier", "segments"
                 "status", "balance", "pending", "lots", "through_seq", "uses", "held")  # fmt: skip
 _SHARED = CARD_COLUMNS[:11]
 # What a card's shared part is built from, in this order (:func:`till_values`).
-_CARD_SQL = "number, holder, phone, birthday, tier, segments, clubs, status"
+CARD_SQL = "number, holder, phone, birthday, tier, segments, clubs, status"
 
 
 def _whole(name: str, value: object, low: int, high: int) -> int:
@@ -117,7 +117,7 @@ def _month_day(birthday: str) -> str:
 
 def till_values(row: tuple[Any, ...], state: CardState, *, lookup_key: bytes) -> list[Any]:
     """A card's shared values as a till may hold them (no full name, phone or birth year),
-    in the order of :data:`CARD_COLUMNS`, from its ``cards`` row read as :data:`_CARD_SQL`."""
+    in the order of :data:`CARD_COLUMNS`, from its ``cards`` row read as :data:`CARD_SQL`."""
     number, holder, phone, birthday, tier, segments, clubs, status = row
     return [
         number,
@@ -144,6 +144,19 @@ def lots_out(state: CardState) -> list[dict[str, Any]]:
         }
         for lot in state.lots
     ]
+
+
+def _rows_after(tx: Tx, cursor: int, n: int, cards_through: int) -> list[Row]:
+    """The first ``n`` changes after ``cursor``, those of kind ``card`` up to
+    ``cards_through`` left out (a till that has them from a card snapshot)."""
+    sql = "SELECT kind, key, id FROM changes WHERE id > ?{} ORDER BY id LIMIT ?"
+    if cursor >= cards_through:
+        return tx.all(sql.format(""), (cursor, n))
+    # The snapshot's own changes: a scan of its span once (a few rows that are no card).
+    rows = tx.all(sql.format(" AND id <= ? AND kind <> 'card'"), (cursor, cards_through, n))
+    if len(rows) < n:
+        rows += tx.all(sql.format(""), (cards_through, n - len(rows)))
+    return rows
 
 
 def _rows_by(tx: Tx, table: str, column: str, keys: list[str]) -> list[Row]:
@@ -181,7 +194,7 @@ def _card_rows(tx: Tx, numbers: list[str]) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for part in chunks(sorted(numbers)):
         out += tx.tuples(
-            f"SELECT {_CARD_SQL} FROM cards WHERE number IN ({marks(len(part))}) ORDER BY number",
+            f"SELECT {CARD_SQL} FROM cards WHERE number IN ({marks(len(part))}) ORDER BY number",
             list(part),
         )
     return out
@@ -231,6 +244,28 @@ def _card_parts(
     return {number: out[number] for number in sorted(out)}
 
 
+def fresh_rows(
+    tx: Tx, rows: list[tuple[Any, ...]], now: datetime, lookup_key: bytes
+) -> list[list[Any]]:
+    """The cards of ``rows`` (read as :data:`CARD_SQL`, ordered by number) as a page
+    would bring them to a till with nothing of its own at head office (no entries pushed,
+    nothing counted, nothing held): its values in :data:`CARD_COLUMNS` order but
+    ``through_seq`` (0 for such a till), ``uses`` every till's counts (``{}``: none) and
+    ``held`` what every open receipt holds. A card snapshot's rows
+    (:mod:`tillgate.hq.snapshots`)."""
+    numbers = [r[0] for r in rows]
+    states = _states(tx, numbers, now)
+    counts = counters.totals(tx, numbers, today=now.astimezone(UTC).date())
+    held = holds.held_elsewhere(tx, numbers, "", now)  # no till is "": every till's holds
+    out = []
+    for r in rows:
+        number = r[0]
+        values = till_values(r, states[number], lookup_key=lookup_key)
+        values += [counters.others_of(number, counts[number]) or {}, held.get(number, 0)]
+        out.append(values)
+    return out
+
+
 def _uses(number: str, part: Part, own: counters.Own | None) -> bytes:
     """The card's ``uses`` for a till that counted ``own`` of it (None: nothing)."""
     if own is None:
@@ -259,6 +294,7 @@ def read_page(
     parts: CardParts | None = None,
     row: Row | None = None,
     shape: str = "objects",
+    cards_through: int = 0,
 ) -> Page:
     """The page of changes after ``cursor`` for ``till``, read in ``tx`` (its cards' phones
     hashed with ``lookup_key``, which the page carries too).
@@ -269,17 +305,17 @@ def read_page(
     (:mod:`tillgate.hq.feedparts`); None builds every card afresh. ``row``: the till's row
     as its credential's check read it in ``tx`` (:func:`~tillgate.hq.tills.ask_till`), else
     read here. ``shape``: the cards as objects or as a compact page's rows (:data:`SHAPES`).
+    ``cards_through``: the till holds every card as of that change id from a card snapshot
+    (:mod:`tillgate.hq.snapshots`), so the page leaves out the ``card`` changes up to it.
     """
     cursor = _whole("cursor", cursor, 0, MAX_CURSOR)
     limit = _whole("limit", limit, 1, MAX_LIMIT)
+    cards_through = _whole("cards_through", cards_through, 0, MAX_CURSOR)
     if shape not in SHAPES:
         raise InvalidRequest(f"cards: must be one of {', '.join(SHAPES)}")
     if parts is not None and parts.lookup_key != lookup_key:
         parts = None  # made with another key: of no use here
-    rows = tx.all(
-        "SELECT kind, key, id FROM changes WHERE id > ? ORDER BY id LIMIT ?",
-        (cursor, limit + 1),
-    )
+    rows = _rows_after(tx, cursor, limit + 1, cards_through)
     more = len(rows) > limit
     rows = rows[:limit]
     keys: dict[str, list[str]] = {}
@@ -340,8 +376,11 @@ def read_page(
             % (part.body, through, _uses(n, part, own.get(n)), held.get(n, 0))
             for n, part in cards.items()
         )
+    last = int(rows[-1]["id"]) if rows else cursor
+    if not more and cursor < cards_through:
+        last = max(last, cards_through)  # every change up to it is the snapshot's or here
     head = {
-        "cursor": int(rows[-1]["id"]) if rows else cursor,
+        "cursor": last,
         "more": more,
         "lookup_key": lookup_key.hex(),
         "program": program,
@@ -379,6 +418,7 @@ def changes(
     coupon_keys: HqKeys | None = None,
     parts: CardParts | None = None,
     shape: str = "objects",
+    cards_through: int = 0,
 ) -> bytes:
     """:func:`read_page` in a read transaction of its own, then :func:`pulled`: the body."""
     with db.read() as tx:
@@ -392,6 +432,7 @@ def changes(
             coupon_keys=coupon_keys,
             parts=parts,
             shape=shape,
+            cards_through=cards_through,
         )
     pulled(db, till, page, now)
     return page.body

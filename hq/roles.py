@@ -94,6 +94,7 @@ ROUTE_ROLES: dict[str, Rule] = {
         "adjust points (support: |POINTS| ≤ support-adjust-limit)", _SUP
     ),
     "POST /v1/admin/cards/import": _rule("import cards (personal data)"),
+    "POST /v1/admin/cards/snapshot": _rule("build the card snapshot new tills start from"),
     "GET /v1/admin/tills": _rule("list tills (store= filters)", _SM, by_store=True),
     "GET /v1/admin/tills/{till}": _rule("one till", _SM, by_store=True),
     "GET /v1/admin/flags": _rule("list flags (store= filters)", _SM, by_store=True),

@@ -441,7 +441,31 @@ DROP INDEX entries_receipt;
 CREATE INDEX entries_receipt ON entries (till, receipt_id) WHERE receipt_id IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, PARTIAL_INDEXES)
+# Card snapshots (hq/snapshots.py): every card as a fresh till's first pull would bring it,
+# a SQLite file built once for every till, kept here in parts so that every hq serve can
+# send it. A snapshot's row is written after its parts: a row names a whole snapshot.
+# BLOB is BYTEA on PostgreSQL (migrate).
+V12 = """
+CREATE TABLE card_snapshots (
+    id        BIGINT PRIMARY KEY,
+    change_id BIGINT NOT NULL,
+    cards     BIGINT NOT NULL,
+    parts     INTEGER NOT NULL,
+    size      BIGINT NOT NULL,
+    file_size BIGINT NOT NULL,
+    sha256    TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    built_at  TEXT NOT NULL
+);
+CREATE TABLE card_snapshot_parts (
+    snapshot BIGINT NOT NULL,
+    seq      INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    PRIMARY KEY (snapshot, seq)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, PARTIAL_INDEXES, V12)
 
 
 def statements(script: str) -> Iterator[str]:
@@ -477,6 +501,8 @@ def migrate(db: Database, *, now: str) -> int:
             if done:  # another HQ process got there first
                 continue
             for statement in statements(script):
+                if db.dialect == "postgresql":
+                    statement = statement.replace(" BLOB ", " BYTEA ")
                 tx.execute(statement)
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",

@@ -28,6 +28,7 @@ from tillgate.core.errors import ConfigError, TillgateError
 from tillgate.core.files import DIR_MODE, siblings
 from tillgate.core.serving import bind, server_class
 
+from . import snapshots
 from .couponkeys import KEYS_FOLDER
 from .db import open_database, sqlite_path
 from .holds import expire_due as expire_holds
@@ -59,6 +60,7 @@ class ServeOptions:
     expire_every: float = 300.0
     reprice_every: float = 5.0
     holds_every: float = 5.0
+    snapshot_every: float = 600.0
 
 
 def admin_token(data_dir: Path) -> tuple[str, Path, bool]:
@@ -183,7 +185,12 @@ def _repriced(hq: Hq) -> str | None:
     return f"{report.agrees} receipts agree, {report.disagrees} disagree"
 
 
+def _card_snapshot(hq: Hq) -> str | None:
+    return snapshots.refresh(hq.db, lookup_key=hq.lookup_key, clock=hq.clock, workdir=hq.data_dir)
+
+
 _expire_job = _job("expiry", _expired_lots)
+_snapshot_job = _job("card snapshot", _card_snapshot)
 _holds_job = _job("holds", _timed_out_holds)
 _reprice_job = _job("re-pricing", _repriced)
 
@@ -242,6 +249,8 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
         # Holds past their time whose till has pulled since reserve nothing already (every
         # grant checks); the job marks them expired and frees their coupon codes for good.
         ("holds", _holds_job, options.holds_every, None),
+        # A card snapshot for new tills when the cards changed enough (hq/snapshots.py).
+        ("card-snapshot", _snapshot_job, options.snapshot_every, None),
     )
     for name, job, every, first in jobs:
         scheduler.add_job(

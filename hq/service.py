@@ -41,6 +41,8 @@ class Hq:
     policies: PolicyCache = field(default_factory=PolicyCache, compare=False)
     # The till each credential authenticated as (a hold's reads go with its check).
     known_tills: KnownTills = field(default_factory=KnownTills, compare=False)
+    # Where head office keeps its files (the key files' folder): scratch files go there too.
+    data_dir: Path | None = field(default=None, compare=False)
 
     @classmethod
     def open(
@@ -78,6 +80,7 @@ class Hq:
             instance_id=meta["instance_id"],
             keys=keys,
             lookup_key=load_lookup_key(Path(keys_home)),
+            data_dir=Path(keys_home),
         )
 
     @property
