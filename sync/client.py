@@ -40,6 +40,7 @@ from tillgate.core.errors import HqBadReply, HqRefused, HqUnreachable, SyncError
 from . import cardrows, jsonpieces
 from .deadline import Deadline, Kept
 from .wire import (
+    CardSnapshotInfo,
     ChangePage,
     EnrollReply,
     ErrorReply,
@@ -70,11 +71,13 @@ class ReplyLimits:
     # A product list page: 5000 products with a barcode and an alias each are ~0.6 MiB.
     products_bytes: int = 4 * MiB
     reply_bytes: int = 1 * MiB  # a push or enrolment reply: 1000 conflicts are ~150 KiB
+    part_bytes: int = 2 * MiB  # a card snapshot's part: 1 MiB (hq/snapshots.py PART_BYTES)
     error_bytes: int = 64 * KiB  # an error's body; past it, the status alone is the answer
     seconds: float = 15.0  # one whole exchange, first byte sent to last byte read
 
 
 DEFAULT_LIMITS = ReplyLimits()
+SNAPSHOT_PATH = "/v1/sync/card-snapshot"
 
 
 class _TooBig(HqBadReply):
@@ -196,8 +199,32 @@ class HqClient:
         data = self._once("POST", "/v1/holds/resolve", what="hold reply", json=body)
         return parse(ResolveReply, data, what="hold reply")
 
-    def changes(self, cursor: int, limit: int) -> ChangePage:
-        """One page of the change feed after ``cursor``, of at most ``limit`` changes.
+    def card_snapshot(self) -> CardSnapshotInfo | None:
+        """The card snapshot head office offers this till, or None (it has none for it, or
+        is from before snapshots: the till pulls the change pages)."""
+        try:
+            data = self._retrying("GET", SNAPSHOT_PATH, what="card snapshot")
+        except HqRefused as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return parse(CardSnapshotInfo, data, what="card snapshot")
+
+    def card_snapshot_part(self, snapshot: int, seq: int) -> bytes:
+        """Part ``seq`` of card snapshot ``snapshot``'s compressed bytes, as sent."""
+        data = self._retrying(
+            "GET",
+            SNAPSHOT_PATH + "/parts",
+            what="card snapshot part",
+            limit=self.limits.part_bytes,
+            params={"id": snapshot, "seq": seq},
+            decode=bytes,
+        )
+        return bytes(data)
+
+    def changes(self, cursor: int, limit: int, *, cards_through: int = 0) -> ChangePage:
+        """One page of the change feed after ``cursor``, of at most ``limit`` changes
+        (``cards_through``: the till holds every card as of that change from a snapshot).
 
         A page over ``page_bytes`` is asked for again with half the ``limit`` (cards with
         many lots make big pages: the till must still get through them, a few at a time),
@@ -208,7 +235,9 @@ class HqClient:
             what="change page",
             unit="changes",
             page_bytes=self.limits.page_bytes,
-            params={"cursor": cursor, "cards": "rows"},  # a compact page (sync/cardrows.py)
+            # a compact page (sync/cardrows.py)
+            params={"cursor": cursor, "cards": "rows"}
+            | ({"cards_through": cards_through} if cards_through > cursor else {}),
             limit=limit,
             decode=cardrows.loads,
         )

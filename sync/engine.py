@@ -31,7 +31,7 @@ from tillgate.core.clock import Clock
 from tillgate.core.errors import HqBadReply, HqRefused, SyncError, TillgateError
 from tillgate.core.products import Product
 
-from . import feed
+from . import feed, snapshot
 from .client import HqClient
 from .wire import ChangePage, ProductPage
 
@@ -112,6 +112,7 @@ class Syncer:
         self.clock = clock
         self.batch_size = batch_size
         self.page_limit = page_limit
+        self._cards_through = 0  # a card snapshot's change id, while the pull after it runs
         self.offline_after_seconds = offline_after_seconds
         self.online = online or OnlineState()
         self.events = events
@@ -257,6 +258,10 @@ class Syncer:
     def _pull(self, report: SyncReport) -> SyncReport:
         with self.db.read() as conn:
             cursor = int(meta.get(conn, syncstate.CURSOR) or 0)
+            self._cards_through = int(meta.get(conn, syncstate.CARDS_THROUGH) or 0)
+        if cursor == 0 and not self._cards_through and snapshot.wanted(self.db):
+            # A fresh till: every card from head office's snapshot, if it has one.
+            self._cards_through = snapshot.start(self.db, self.client, now=self.clock.now)
         started = told = time.monotonic()
         with ThreadPoolExecutor(1, thread_name_prefix="tillgate-feed") as pool:
             ahead: Future[ChangePage] | None = None
@@ -295,7 +300,7 @@ class Syncer:
         raise SyncError(f"pull did not finish in {MAX_PAGES} pages")
 
     def _changes(self, cursor: int) -> ChangePage:
-        return self.client.changes(cursor, self.page_limit)
+        return self.client.changes(cursor, self.page_limit, cards_through=self._cards_through)
 
     def pull_products(self, report: SyncReport | None = None) -> SyncReport:
         """Download the product list the change feed named, if this till is not on it.

@@ -62,7 +62,7 @@ class Applied:
 # Cards written per transaction: a page's cards go in a few hundred at a time, so a sale
 # (whose commit waits for the syncer's) never waits for a whole page of them.
 WRITE_CHUNK = 250
-_NO_COUNTS = json.dumps(NO_COUNTS.model_dump(mode="json"), ensure_ascii=False)
+NO_COUNTS_TEXT = json.dumps(NO_COUNTS.model_dump(mode="json"), ensure_ascii=False)
 
 
 def _rows(card: CardChange) -> tuple[card_store.ChainCard, store_hq.HqCard]:
@@ -75,7 +75,7 @@ def _rows(card: CardChange) -> tuple[card_store.ChainCard, store_hq.HqCard]:
         for lot in card.lots
     ]
     uses = (
-        _NO_COUNTS
+        NO_COUNTS_TEXT
         if card.uses is NO_COUNTS
         else json.dumps(card.uses.model_dump(mode="json"), ensure_ascii=False)
     )
@@ -84,7 +84,7 @@ def _rows(card: CardChange) -> tuple[card_store.ChainCard, store_hq.HqCard]:
     return own, hq
 
 
-def _put_cards(
+def put_cards(
     conn: sqlite3.Connection, cards: list[CardChange | tuple[Any, ...]], *, now: datetime
 ) -> None:
     """Write a chunk of the page's cards: a compact page's plain rows (``page.plain``, in
@@ -93,7 +93,7 @@ def _put_cards(
     if plain:
         card_store.upsert_chain_rows(conn, plain, now=now)
         store_hq.put_cards(conn, [
-            store_hq.HqCard(number, balance, pending, "[]", through_seq, _NO_COUNTS, held)
+            store_hq.HqCard(number, balance, pending, "[]", through_seq, NO_COUNTS_TEXT, held)
             for number, _, _, _, _, _, _, _, balance, pending, _, through_seq, _, held in plain
         ], now=now)  # fmt: skip
     if len(plain) == len(cards):
@@ -195,10 +195,10 @@ def apply(
     for start in range(0, last, chunk):
         with db.write(durable=False) as conn:
             rekeyed = _first(conn, page, cursor) if start == 0 else rekeyed
-            _put_cards(conn, cards[start : start + chunk], now=now)
+            put_cards(conn, cards[start : start + chunk], now=now)
     with db.write(durable=False) as conn:
         rekeyed = _first(conn, page, cursor) if last == 0 else rekeyed
-        _put_cards(conn, cards[last:], now=now)
+        put_cards(conn, cards[last:], now=now)
         applied = _rest(conn, page, program, till=till, now=now)
         meta.put(conn, syncstate.CURSOR, 0 if rekeyed else page.cursor)
         if not page.more:
@@ -222,8 +222,10 @@ def _first(conn: sqlite3.Connection, page: ChangePage, cursor: int) -> bool:
 
 
 def _snapshot_end(conn: sqlite3.Connection) -> None:
-    """The last page of a pull: the late indexes built (once, sorted) with its cursor."""
+    """The last page of a pull: the late indexes built (once, sorted) with its cursor, and
+    a card snapshot's change id forgotten (the cursor is past it)."""
     meta.put(conn, syncstate.SNAPSHOT, None)
+    meta.put(conn, syncstate.CARDS_THROUGH, None)
     built = schema.build_late_indexes(conn)
     if built:
         logger.info("index %s built after the pull of every card", ", ".join(built))
@@ -247,6 +249,7 @@ def _rekey(conn: sqlite3.Connection, page: ChangePage) -> bool:
             "head office's phone look-up key changed: pulling every card again for its hash"
         )
         meta.put(conn, syncstate.CURSOR, 0)
+        meta.put(conn, syncstate.CARDS_THROUGH, None)  # the snapshot's hashes are of the old key
     return rekeyed
 
 

@@ -300,6 +300,22 @@ _TEXT = {"sku": MAX_LEN["sku"], "name": MAX_LEN["name"], "category": MAX_LEN["ca
 _LISTS = {"barcodes": MAX_LEN["barcodes"], "aliases": MAX_LEN["aliases"], "tags": MAX_LEN["tags"]}
 
 
+class CardSnapshotInfo(_Reply):
+    """The card snapshot head office offers a fresh till (``GET /v1/sync/card-snapshot``;
+    :mod:`tillgate.sync.snapshot`): its id, the change id it holds every card as of, and
+    how its compressed bytes come (``parts`` of them, ``size`` in all, ``sha256``) and
+    inflate (``file_size``)."""
+
+    format: int
+    id: Annotated[int, Field(ge=1, le=INT64_MAX)]
+    change_id: NonNeg
+    cards: NonNeg
+    parts: Annotated[int, Field(ge=1, le=1_000_000)]
+    size: NonNeg
+    file_size: NonNeg
+    sha256: HexDigest
+
+
 class ProductPage(_Reply):
     """One page of the product list: the products after position ``after`` asked for.
 

@@ -184,6 +184,23 @@ class Database:
                 finally:
                     self._conn.execute("PRAGMA synchronous = FULL")
 
+    @contextmanager
+    def attached(self, path: Path, name: str) -> Iterator[None]:
+        """Another SQLite file attached to this connection as ``name`` while the block runs
+        (its transactions may read it); not inside a transaction (SQLite refuses)."""
+        with self._lock:
+            if self._depth:
+                raise StoreError(f"cannot attach {path} inside a transaction")
+            try:
+                self._conn.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"cannot open {path}") from exc
+            try:
+                yield
+            finally:
+                with suppress(sqlite3.Error):
+                    self._conn.execute(f"DETACH DATABASE {name}")
+
     def idle(self) -> bool:
         """Whether no thread is writing to the file at this moment (a hint, not a promise:
         another may start the next instant, and a write then waits as any write does)."""

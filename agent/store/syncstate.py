@@ -9,7 +9,9 @@ sync`` and the POS API (each with its own connection) read one truth:
   is in HQ's view, so "redeemed since the last completed sync" is ``seq > mark_seq``;
 * ``sync.last_attempt_at``, ``sync.last_error`` — for ``/v1/status`` and the logs;
 * ``sync.snapshot``      — set while a pull of every card (from cursor 0) is under way,
-  across restarts: its pages go without the late indexes (``schema.LATE_INDEXES``).
+  across restarts: its pages go without the late indexes (``schema.LATE_INDEXES``);
+* ``sync.cards_through`` — the change id a card snapshot from head office holds every
+  card as of, until the pull after it ends (``sync/snapshot.py``).
 
 The offline limits (``domain.md``, Offline) bound how much one card can overspend across
 the chain while tills cannot see each other: each offline till lets a card spend at most
@@ -35,6 +37,7 @@ MARK_SEQ = "sync.mark_seq"
 LAST_ATTEMPT = "sync.last_attempt_at"
 LAST_ERROR = "sync.last_error"
 SNAPSHOT = "sync.snapshot"
+CARDS_THROUGH = "sync.cards_through"
 
 
 def last_sync(conn: sqlite3.Connection) -> datetime | None:

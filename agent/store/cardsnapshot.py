@@ -1,0 +1,134 @@
+"""Head office's card snapshot, copied into a chain till's tables (docs/sync-protocol.md,
+"Card snapshot"; downloaded by :mod:`tillgate.sync.snapshot`).
+
+The snapshot is a SQLite file: ``snapshot`` (name, value: ``format``, ``change_id``,
+``lookup_key``, ``cards``, ``built_at``) and ``cards`` (:data:`COLUMNS`: a card as a change
+page brings it to a till with nothing of its own, the phone's hash as its 32 bytes,
+segments, clubs, lots and uses as JSON text). Attached to the till's connection, it is
+checked and copied in SQL, no Python a card:
+
+* :func:`check` refuses a file whose tables or values are not what a page's rows may be
+  (the bounds of :mod:`tillgate.sync.cardrows`), naming the first bad row;
+* :func:`copy_cards` writes every card's own row, and head office's view of the plain ones
+  (no lots, nothing counted at another till); :func:`others` yields the rest, which the
+  caller checks and writes through the page's model, a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from tillgate.core.cards import display_name, mask
+
+from . import meta, schema, syncstate
+from .cards import MONTH_DAYS
+from .ledger import ts
+
+FORMAT = 1
+SCHEMA = "snap"  # the name the file is attached as
+COLUMNS = ("number", "holder", "phone_hash", "birthday", "tier", "segments", "clubs",
+           "status", "balance", "pending", "lots", "uses", "held")  # fmt: skip
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class BadSnapshot(ValueError):
+    """The file is not a card snapshot this till can take (the message says why)."""
+
+
+def _names_ok(column: str) -> str:
+    return (
+        f"typeof({column}) = 'text' AND ({column} = '[]' OR (json_valid({column})"
+        f" AND json_type({column}) = 'array' AND NOT EXISTS"
+        f" (SELECT 1 FROM json_each({column}) WHERE type <> 'text')))"
+    )
+
+
+_DAYS = sorted(MONTH_DAYS)
+_BAD_ROW = f"""
+SELECT number FROM {SCHEMA}.cards WHERE NOT (
+    typeof(number) = 'text' AND length(number) BETWEEN 1 AND 64
+    AND typeof(holder) = 'text'
+    AND (phone_hash IS NULL OR (typeof(phone_hash) = 'blob' AND length(phone_hash) = 32))
+    AND (birthday IS NULL OR birthday IN ({",".join("?" * len(_DAYS))}))
+    AND (tier IS NULL OR typeof(tier) = 'text')
+    AND {_names_ok("segments")} AND {_names_ok("clubs")}
+    AND status IN ('active', 'new', 'blocked')
+    AND typeof(balance) = 'integer' AND typeof(pending) = 'integer' AND pending >= 0
+    AND typeof(held) = 'integer' AND held >= 0
+    AND typeof(lots) = 'text' AND typeof(uses) = 'text'
+) LIMIT 1
+"""
+_PLAIN = "lots = '[]' AND uses = '{}'"
+
+
+def check(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The attached file's ``snapshot`` values, once its tables and every card's values
+    are what a change page's may be; :class:`BadSnapshot` if not."""
+    kinds = dict(conn.execute(f"SELECT name, type FROM {SCHEMA}.sqlite_master").fetchall())
+    if kinds.get("cards") != "table" or kinds.get("snapshot") != "table":
+        raise BadSnapshot("it has no cards and snapshot tables")
+    have = {r[1] for r in conn.execute(f"PRAGMA {SCHEMA}.table_info(cards)")}
+    missing = [c for c in COLUMNS if c not in have]
+    if missing:
+        raise BadSnapshot(f"its cards have no {', '.join(missing)}")
+    values = dict(conn.execute(f"SELECT name, value FROM {SCHEMA}.snapshot").fetchall())
+    if values.get("format") != FORMAT:
+        raise BadSnapshot(f"it is of format {values.get('format')!r}; this till reads {FORMAT}")
+    change, key, cards = values.get("change_id"), values.get("lookup_key"), values.get("cards")
+    if type(change) is not int or not 0 <= change <= _INT64[1]:
+        raise BadSnapshot("its change_id is not a change id")
+    if not isinstance(key, str) or len(key) != 64 or key.strip("0123456789abcdef"):
+        raise BadSnapshot("its lookup_key is not 64 hex digits")
+    counted = conn.execute(f"SELECT COUNT(*) FROM {SCHEMA}.cards").fetchone()[0]
+    if cards != counted:
+        raise BadSnapshot(f"it says {cards!r} cards and holds {counted}")
+    bad = conn.execute(_BAD_ROW, _DAYS).fetchone()
+    if bad is not None:
+        raise BadSnapshot(f"card {mask(str(bad[0]))} has a value no change page may hold")
+    return values
+
+
+# A chain's holders' display names are far fewer than its cards: each made once.
+_display = lru_cache(maxsize=4096)(display_name)
+
+
+def copy_cards(conn: sqlite3.Connection, *, now: datetime, no_counts: str) -> int:
+    """Every card of the attached file into ``cards``, and head office's view of the plain
+    ones into ``hq_cards`` (``no_counts``: the text of a card nobody counted), in the
+    caller's write transaction; the late indexes dropped, built with the last change page
+    (:mod:`tillgate.sync.feed`). The number of cards."""
+    at = ts(now)
+    conn.create_function("tillgate_display_name", 1, _display, deterministic=True)
+    meta.put(conn, syncstate.SNAPSHOT, 1)
+    schema.drop_late_indexes(conn)
+    n = conn.execute(
+        "INSERT INTO cards (number, holder, phone, phone_hash, birthday, tier, segments, clubs,"
+        " status, origin, created_at, updated_at) SELECT number, tillgate_display_name(holder),"
+        " NULL, phone_hash, birthday, tier, segments, clubs, status, 'hq', ?, ?"
+        f" FROM {SCHEMA}.cards ORDER BY number",
+        (at, at),
+    ).rowcount
+    conn.execute(
+        "INSERT INTO hq_cards (number, balance, pending, lots, through_seq, uses, held,"
+        f" updated_at) SELECT number, balance, pending, '[]', 0, ?, held, ? FROM {SCHEMA}.cards"
+        f" WHERE {_PLAIN} ORDER BY number",
+        (no_counts, at),
+    )
+    return int(n)
+
+
+def others(conn: sqlite3.Connection, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The attached file's cards with lots or counts, ``chunk`` at a time, as rows of
+    :data:`COLUMNS` (the phone's hash as 64 hex digits)."""
+    rows = conn.execute(
+        "SELECT number, holder, CASE WHEN phone_hash IS NOT NULL THEN lower(hex(phone_hash)) END,"
+        " birthday, tier, segments, clubs, status,"
+        f" balance, pending, lots, uses, held FROM {SCHEMA}.cards WHERE NOT ({_PLAIN})"
+        " ORDER BY number"
+    )
+    while batch := rows.fetchmany(chunk):
+        yield [tuple(r) for r in batch]
