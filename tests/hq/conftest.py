@@ -68,6 +68,8 @@ TABLES = (
     "product_lists",
     "job_locks",
     "card_folds",
+    "card_snapshots",
+    "card_snapshot_parts",
 )
 
 
