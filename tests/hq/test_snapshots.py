@@ -69,7 +69,7 @@ def test_a_snapshot_holds_every_card_as_a_fresh_tills_first_page_does(
     assert [r[0] for r in rows] == sorted(by_number)
     for row in rows:
         card = by_number[row[0]]
-        number, holder, phone_hash, birthday, tier, segments, clubs, status = row[:8]
+        _number, holder, phone_hash, birthday, tier, segments, clubs, status = row[:8]
         assert (holder, birthday, tier, status) == (
             card["holder"],
             card["birthday"],
