@@ -59,6 +59,7 @@ PROBES: dict[str, dict[str, Any]] = {
         "json": {"points": 10, "reason": "goodwill"},
     },
     "POST /v1/admin/cards/import": {"content": f"number,holder\n{ANNA},h\n".encode()},
+    "POST /v1/admin/cards/snapshot": {},
     "GET /v1/admin/tills": {},
     "GET /v1/admin/tills/{till}": {"path": "/v1/admin/tills/till-1"},
     "GET /v1/admin/flags": {},

@@ -45,6 +45,7 @@ def test_outbox_goes_in_seq_order_in_batches(make_chain: Any, hq: Any) -> None:
 
 def test_nothing_is_marked_synced_without_hqs_200(make_chain: Any, hq: Any) -> None:
     till = make_chain()
+    till.link.statuses.clear()  # the first start's (its card snapshot: none, 404)
     till.sale("R-1", "500.00", card=ANNA)
     before = till.unsynced()
     till.link.fail_before = [500] * 3  # every retry fails before reaching HQ
