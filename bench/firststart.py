@@ -124,7 +124,7 @@ def _calc(pos: Any, card: str, rid: str) -> float:
     return took
 
 
-def _at(db: str, tmp: Path, n: int) -> dict[str, Any]:
+def _at(db: str, tmp: Path, n: int, *, snapshot: bool) -> dict[str, Any]:
     import httpx
 
     with ExitStack() as stack:
@@ -142,6 +142,12 @@ def _at(db: str, tmp: Path, n: int) -> dict[str, Any]:
         admin = stack.enter_context(httpx.Client(base_url=url, timeout=600, headers=bearer))
         r = admin.post("/v1/admin/program", json={"toml": program_toml(PROMOTIONS)})
         assert r.status_code == 200, r.text
+        out: dict[str, Any] = {"build": None}
+        if snapshot:  # what hq serve's card snapshot job does once the cards are in
+            t0, cpu0 = time.perf_counter(), cpu_s(hq.pid)
+            r = admin.post("/v1/admin/cards/snapshot")
+            assert r.status_code == 200, r.text
+            out["build"] = (time.perf_counter() - t0, cpu_s(hq.pid) - cpu0, r.json()["size"])
         r = admin.post("/v1/admin/enroll-codes", json={"store": "bench", "till": "till"})
         code = r.json()["code"]
         config = tmp / "till.toml"
@@ -162,10 +168,10 @@ def _at(db: str, tmp: Path, n: int) -> dict[str, Any]:
         till = spawn(stack, tmp / "till.log", "run", *args, "--port", str(tport))
         wait_ready(till, tmp / "till.log", lambda: _calc(pos, last, "first") >= 0, 900)
         first = time.perf_counter() - t0
-        out = {"seed": seeded, "first": first, "till_rss": peak_rss_mib(till.pid)}
+        out |= {"seed": seeded, "first": first, "till_rss": peak_rss_mib(till.pid)}
         out["till_cpu"], out["hq_cpu"] = cpu_s(till.pid), cpu_s(hq.pid) - hq_cpu
         out["hq_rss"], out["hq_rss_before"] = peak_rss_mib(hq.pid), hq_base
-        out["stall"], out["quiet"] = _stall(admin, pos, n)
+        out["stall"], out["quiet"] = _stall(admin, pos, n) if snapshot else ([], [])
     return out
 
 
@@ -216,16 +222,24 @@ def run(scale: float = 1.0) -> Scaled:
     """The first start's time and peak RSS, and the stall, per head-office database."""
     pg = os.environ.get("TILLGATE_BENCH_PG") or os.environ.get("TILLGATE_TEST_PG", "")
     n = max(10, int(CARDS * scale))
-    rows, lines, load = [], [], os.getloadavg()[0]
+    rows, lines, builds, load = [], [], [], os.getloadavg()[0]
     for kind in ("SQLite", "PostgreSQL") if pg else ("SQLite",):
-        with ExitStack() as stack:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            db = pg_schema(stack, pg) if kind == "PostgreSQL" else ""
-            got = _at(db, tmp, n)
+        runs = {}
+        for snapshot in (True, False):
+            with ExitStack() as stack:
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                db = pg_schema(stack, pg) if kind == "PostgreSQL" else ""
+                runs[snapshot] = _at(db, tmp, n, snapshot=snapshot)
+        got, paged = runs[True], runs[False]
         rows.append(
             Row(f"{WHAT} ({kind})", f"{got['first']:.1f} s", f"≤ {TARGET_S:g} s",
                 got["first"] <= TARGET_S)
         )  # fmt: skip
+        wall, cpu, size = got["build"]
+        builds.append(
+            f"| {kind} | {wall:.1f} s | {cpu:.1f} s | {size / 2**20:.1f} MiB | "
+            f"{paged['first']:.1f} s | {paged['till_cpu']:.1f} s / {paged['hq_cpu']:.1f} s |"
+        )
         med, p99, top = _q(got["stall"])
         qmed, qp99, qtop = _q(got["quiet"])
         rows.append(
@@ -242,7 +256,9 @@ def run(scale: float = 1.0) -> Scaled:
     detail = (
         f"{n:,} cards and {PROMOTIONS:,} promotions at a real `tillgate hq serve` on loopback; "
         "the cards are written straight into its tables as `hq cards import` writes them "
-        "(a `cards` row and a `card` change each; no opening balances). A fresh till enrolled "
+        "(a `cards` row and a `card` change each; no opening balances), then head office "
+        "builds its card snapshot (`POST /v1/admin/cards/snapshot`, what its `card snapshot` "
+        "job does once the cards are in). A fresh till enrolled "
         "there is timed from `tillgate run` to its first answer to a calculate on the last "
         "card. CPU is each process's user + system time over that start (on a machine busy "
         "with other work the wall time grows, the CPU time much less). Peak RSS is each "
@@ -254,7 +270,13 @@ def run(scale: float = 1.0) -> Scaled:
         f"{'' if pg else '; PostgreSQL not measured (no TILLGATE_BENCH_PG)'}.\n\n"
         "| head office | seed | first start | CPU: till / head office | till peak RSS "
         "| head office RSS | calculate before: median / p99 / max | during the pull |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(lines)
+        "| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(lines) + "\n\n"
+        "The snapshot's build (once for every till; wall time and head office's CPU), its "
+        "compressed size, and a fresh till's first start on a head office that has none yet "
+        "(every card in change pages, as before snapshots):\n\n"
+        "| head office | build | build CPU | size | first start by pages "
+        "| CPU: till / head office |\n"
+        "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(builds)
     )
     return Scaled(rows=rows, detail=detail + "\n\n" + PROFILE)
 
