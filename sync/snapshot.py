@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 import zlib
 from collections.abc import Callable
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 # A card's row is ≈ 100 bytes in the file; more than this a card is no true snapshot.
 MAX_BYTES_A_CARD = 4096
 CHUNK = 1000  # cards with lots or counts checked and written at a time
+SPARE_BYTES = 256 << 20  # what the disk must keep free beyond the snapshot's needs
 
 
 def wanted(db: Database) -> bool:
@@ -71,8 +73,17 @@ def start(db: Database, client: HqClient, *, now: Callable[[], datetime]) -> int
             return 0
         if info.file_size > info.cards * MAX_BYTES_A_CARD + (1 << 20):
             raise HqBadReply(f"a card snapshot of {info.cards} cards said {info.file_size} bytes")
-        started = time.monotonic()
         path = db.path.with_name(db.path.name + ".cards")
+        free = shutil.disk_usage(path.parent).free
+        if free < 3 * info.file_size + SPARE_BYTES:  # the file, its copy and the log
+            logger.warning(
+                "head office's card snapshot (%d MiB) left for want of disk (%d MiB free); "
+                "pulling every card in pages",
+                info.file_size >> 20,
+                free >> 20,
+            )
+            return 0
+        started = time.monotonic()
         try:
             _download(client, info, path)
             cards = _apply(db, path, info, now())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import sqlite3
 import zlib
 from datetime import date
@@ -182,3 +183,26 @@ def test_a_till_that_has_pushed_is_not_offered_one_and_a_till_with_cards_asks_fo
     assert asked(seller, SNAPSHOT) == []
     reply = seller.syncer.client.card_snapshot()
     assert reply is None  # till-1 has pushed: the snapshot's counts would be its own too
+
+
+def test_a_snapshot_the_disk_has_no_room_for_is_left_for_pages(
+    make_chain: Any,
+    hq: ChainHq,
+    chain: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The disk as full as a till's can be: room for the pages, not for the file beside them.
+    from tillgate.sync import snapshot
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        snapshot.shutil,
+        "disk_usage",
+        lambda p: real(p)._replace(free=snapshot.SPARE_BYTES + chain["file_size"]),
+    )
+    with caplog.at_level(logging.WARNING, logger="tillgate.sync.snapshot"):
+        fresh = make_chain("till-2")
+    assert any("for want of disk" in r.getMessage() for r in caplog.records)
+    assert asked(fresh, SNAPSHOT + "/parts") == []
+    assert fresh.balance(NEW) == 120 and fresh.balance("2900000001001") == 250
