@@ -113,6 +113,15 @@ def add_parser(verbs: argparse._SubParsersAction[Any]) -> None:
     _admin_options(show)
     show.set_defaults(handler=_cards_show)
 
+    snap = cards_sub.add_parser(
+        "snapshot",
+        help="build the card snapshot new tills start from",
+        description="Build the card snapshot new tills start from now (hq serve builds one "
+        "when the cards changed enough; docs/sync-protocol.md, 'Card snapshot').",
+    )
+    _admin_options(snap)
+    snap.set_defaults(handler=_cards_snapshot)
+
     adjust = cards_sub.add_parser(
         "adjust",
         help="head office's own credit or debit of a card",
@@ -405,6 +414,14 @@ def _cards_import(args: argparse.Namespace) -> int:
     for warning in out.get("warnings", []):
         print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: {out['imported']} cards imported, {out['updated']} updated")
+    return 0
+
+
+def _cards_snapshot(args: argparse.Namespace) -> int:
+    with _client(args) as hq:
+        out = hq.build_card_snapshot()
+    print(f"card snapshot {out['id']}: {out['cards']} cards as of change {out['change_id']}, "
+          f"{out['size'] / 2**20:.1f} MiB in {out['parts']} parts")  # fmt: skip
     return 0
 
 

@@ -178,6 +178,11 @@ class AdminClient:
             timeout=httpx.Timeout(self._http.timeout.connect, read=UPLOAD_ANSWER_SECONDS),
         )
 
+    def build_card_snapshot(self) -> dict[str, Any]:
+        """Build the card snapshot new tills start from (minutes at millions of cards)."""
+        wait = httpx.Timeout(self._http.timeout.connect, read=UPLOAD_ANSWER_SECONDS)
+        return self._call("POST", "/v1/admin/cards/snapshot", timeout=wait)
+
     def products(self) -> dict[str, Any]:
         return self._call("GET", "/v1/admin/products")
 

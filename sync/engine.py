@@ -259,9 +259,20 @@ class Syncer:
         with self.db.read() as conn:
             cursor = int(meta.get(conn, syncstate.CURSOR) or 0)
             self._cards_through = int(meta.get(conn, syncstate.CARDS_THROUGH) or 0)
-        if cursor == 0 and not self._cards_through and snapshot.wanted(self.db):
+        fresh = cursor == 0 and not self._cards_through and snapshot.wanted(self.db)
+        if fresh:
             # A fresh till: every card from head office's snapshot, if it has one.
             self._cards_through = snapshot.start(self.db, self.client, now=self.clock.now)
+        try:
+            return self._pages(report, cursor)
+        finally:
+            if fresh and self._cards_through:
+                # The copy and the phone index went through the log in a few big writes:
+                # into the file now, before the POS's first calculate reads past them.
+                with suppress(TillgateError):
+                    self.db.checkpoint(truncate=True)
+
+    def _pages(self, report: SyncReport, cursor: int) -> SyncReport:
         started = told = time.monotonic()
         with ThreadPoolExecutor(1, thread_name_prefix="tillgate-feed") as pool:
             ahead: Future[ChangePage] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -152,6 +153,16 @@ def test_an_admin_runs_head_office_with_the_verbs(
     r = tillgate("hq", "cards", "import", str(CARDS), *hq)
     assert r.returncode == 0, r.stderr
     assert "6 cards imported, 0 updated" in r.stdout
+
+    r = tillgate("hq", "cards", "snapshot", *hq)
+    assert r.returncode == 0, r.stderr
+    assert re.match(r"card snapshot 1: 6 cards as of change \d+, 0\.0 MiB in 1 parts", r.stdout)
+    offered = httpx.get(
+        f"{url}/v1/sync/card-snapshot",
+        headers={"Authorization": f"Bearer {enrolled['credential']}"},
+        timeout=10,
+    )
+    assert offered.json()["cards"] == 6
 
     r = tillgate("hq", "cards", "show", ANNA, "--json", *hq)
     assert r.returncode == 0, r.stderr
