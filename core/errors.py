@@ -47,6 +47,7 @@ them to HTTP status codes (each API error carries its stable snake_case ``code``
             ├── NotFound            404 not_found (till, promotion)
             ├── SequenceGap         409 sequence_gap (details: expected)
             ├── UserExists          409 user_exists
+            ├── JobBusy             409 job_busy (a job another process or request runs)
             ├── TooManyAttempts     429 too_many_attempts (sign-in, 5 a minute per name)
             ├── BatchTooLarge       413 batch_too_large
             ├── InvalidProgram      422 invalid_program (details: errors)
@@ -274,6 +275,10 @@ class PasswordChangeRequired(HqApiError):
 
 class UserExists(HqApiError):
     status, code = 409, "user_exists"
+
+
+class JobBusy(HqApiError):
+    status, code = 409, "job_busy"
 
 
 class TooManyAttempts(HqApiError):

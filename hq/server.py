@@ -190,7 +190,7 @@ def _card_snapshot(hq: Hq) -> str | None:
 
 
 _expire_job = _job("expiry", _expired_lots)
-_snapshot_job = _job("card snapshot", _card_snapshot)
+_snapshot_job = _job(snapshots.JOB, _card_snapshot)
 _holds_job = _job("holds", _timed_out_holds)
 _reprice_job = _job("re-pricing", _repriced)
 

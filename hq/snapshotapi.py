@@ -10,14 +10,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from tillgate.core.errors import InvalidRequest
+from tillgate.core.errors import InvalidRequest, JobBusy
 
 from . import audit, roles, snapshots, tills
+from .jobs import alone
 from .service import Hq
 
 Work = Callable[..., Awaitable[Any]]
@@ -76,9 +78,14 @@ def routes(
         await authorize(request)
 
         def run() -> dict[str, Any]:
-            made = snapshots.build(
-                hq.db, lookup_key=hq.lookup_key, clock=hq.clock, workdir=hq.data_dir
-            )
+            # The job's lock: one build at a time, however many processes and requests.
+            owner = f"request:{uuid.uuid4().hex[:12]}"
+            with alone(hq.db, snapshots.JOB, owner=owner, now=hq.clock.now()) as mine:
+                if not mine:
+                    raise JobBusy("a card snapshot is being built already; try again in a minute")
+                made = snapshots.build(
+                    hq.db, lookup_key=hq.lookup_key, clock=hq.clock, workdir=hq.data_dir
+                )
             with hq.db.write() as tx:
                 audit.write(
                     tx,

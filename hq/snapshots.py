@@ -55,6 +55,7 @@ from .wire import parse_ts, ts
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
+JOB = "card snapshot"  # its lock's name (hq/jobs.py): the job's runs and an admin's build
 MIN_CARDS = 20_000  # fewer: the pages are as quick, and no file is kept
 CHUNK = 2000  # cards read to a transaction
 PART_BYTES = 1 << 20  # compressed bytes a part (a request of the till's)

@@ -17,6 +17,7 @@ from typing import Any
 from tests.hq.helpers import HqTest
 from tests.hq.test_counters import sale
 from tillgate.hq import snapshots
+from tillgate.hq.jobs import alone
 
 
 def build(hq: HqTest) -> dict[str, Any]:
@@ -181,3 +182,14 @@ def test_the_job_builds_when_due_and_keeps_the_two_newest(hq: HqTest) -> None:
 def rows(hq: HqTest, sql: str) -> list[dict[str, Any]]:
     with hq.hq.db.read() as tx:
         return [dict(r) for r in tx.all(sql)]
+
+
+def test_one_build_at_a_time_the_jobs_or_an_admins(hq: HqTest) -> None:
+    hq.publish()
+    hq.cards("2900000000001")
+    with alone(hq.hq.db, snapshots.JOB, owner="another process", now=hq.clock.now()) as mine:
+        assert mine
+        r = hq.admin.post("/v1/admin/cards/snapshot")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "job_busy"
+    assert hq.count("card_snapshots") == 0
+    assert build(hq)["cards"] == 1  # the lock given back: the next one builds
