@@ -150,21 +150,21 @@ def _apply(db: Database, path: Path, info: CardSnapshotInfo, now: datetime) -> i
         card_store.put_lookup_key(conn, values["lookup_key"])
         cards = cardsnapshot.copy_cards(conn, now=now, no_counts=feed.NO_COUNTS_TEXT)
         for rows in cardsnapshot.others(conn, CHUNK):
-            feed.put_cards(conn, [_card(r) for r in rows], now=now)
+            plain, models = cardrows.cards_of(list(cardrows.COLUMNS), [_values(r) for r in rows])
+            feed.put_cards(conn, [*plain, *models], now=now)
         meta.put(conn, syncstate.CARDS_THROUGH, info.change_id)
     return cards
 
 
-def _card(row: tuple[Any, ...]) -> Any:
-    """A file's card with lots or counts as a page's (:mod:`.cardrows`' checks): the
-    model, or a plain row if its lots and counts are empty all the same (``[ ]``)."""
+def _values(row: tuple[Any, ...]) -> list[Any]:
+    """A file's card with lots or counts as a compact page's row (:mod:`.cardrows` then
+    checks it as a page's: the model, or a plain row if its lots and counts are empty all
+    the same, ``[ ]``)."""
     number, holder, phone, birthday, tier, segments, clubs, status, balance, pending = row[:10]
     try:
         lots, uses = json.loads(row[10]), json.loads(row[11])
         names = json.loads(segments), json.loads(clubs)
     except ValueError as exc:
         raise HqBadReply(f"card {mask(str(number))} of the snapshot: {exc}") from exc
-    values = [number, holder, phone, birthday, tier, *names, status, balance, pending, lots, 0,
-              uses, row[12]]  # fmt: skip
-    plain, cards = cardrows.cards_of(list(cardrows.COLUMNS), [values])
-    return plain[0] if plain else cards[0]
+    return [number, holder, phone, birthday, tier, *names, status, balance, pending, lots, 0,
+            uses, row[12]]  # fmt: skip
