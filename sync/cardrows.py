@@ -23,6 +23,7 @@ column.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -33,7 +34,17 @@ from tillgate.agent.store.cards import MONTH_DAYS
 from tillgate.core.errors import HqBadReply
 
 from . import jsonpieces
-from .wire import INT64_MAX, INT64_MIN, CardChange, ChangePage, _fast_card, parse
+from .wire import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_PROMOTIONS,
+    MAX_SPEND_DAYS,
+    MAX_USE_DAYS,
+    CardChange,
+    ChangePage,
+    _fast_card,
+    parse,
+)
 
 # The columns this till reads, in the order of its rows (hq/feed.py CARD_COLUMNS).
 COLUMNS = ("number", "holder", "phone_hash", "birthday", "tier", "segments", "clubs",
@@ -71,6 +82,38 @@ _ROWS = list[_Row]
 _CARD = TypeAdapter(Annotated[CardChange, WrapValidator(_fast_card)])
 _HEX = re.compile(r"[0-9a-f]*")
 _AT = re.compile(r"^(?P<why>.*) - at `\$\[(?P<row>\d+)\](?:\[(?P<column>\d+)\])?")
+
+
+# A card's counts at the other tills as :class:`~tillgate.sync.wire.ChainCounts` bounds
+# them, decoded in C: what a card snapshot's ``uses`` text holds, for most cards that have
+# any (:func:`counts_text`). Unknown keys are ignored, as the model ignores them.
+_PromotionId = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class _PromotionUses(msgspec.Struct):
+    total: _NonNeg = 0
+    days: Annotated[dict[date, _NonNeg], Meta(max_length=MAX_USE_DAYS)] = {}
+
+
+class _Counts(msgspec.Struct):
+    visits: _NonNeg = 0
+    spend: Annotated[list[tuple[date, _Int64]], Meta(max_length=MAX_SPEND_DAYS)] = []
+    uses: Annotated[dict[_PromotionId, _PromotionUses], Meta(max_length=MAX_PROMOTIONS)] = {}
+    stamps: Annotated[dict[_PromotionId, _NonNeg], Meta(max_length=MAX_PROMOTIONS)] = {}
+
+
+_COUNTS = msgspec.json.Decoder(_Counts)
+_encode_counts = msgspec.json.Encoder().encode
+
+
+def counts_text(text: str) -> str | None:
+    """A card's ``uses`` JSON as the till keeps it (every field, in the model's order), or
+    None if it is not what :class:`~tillgate.sync.wire.ChainCounts` takes as it is (the
+    caller then goes the model's way, whose error names the field)."""
+    try:
+        return _encode_counts(_COUNTS.decode(text)).decode()
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
 
 
 class CheckedRows(list[tuple[Any, ...]]):

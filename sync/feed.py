@@ -85,13 +85,20 @@ def _rows(card: CardChange) -> tuple[card_store.ChainCard, store_hq.HqCard]:
 
 
 def put_cards(
-    conn: sqlite3.Connection, cards: list[CardChange | tuple[Any, ...]], *, now: datetime
+    conn: sqlite3.Connection,
+    cards: list[CardChange | tuple[Any, ...]],
+    *,
+    now: datetime,
+    own: bool = True,
 ) -> None:
     """Write a chunk of the page's cards: a compact page's plain rows (``page.plain``, in
-    :data:`~tillgate.sync.cardrows.COLUMNS` order) as they are, the others as models."""
+    :data:`~tillgate.sync.cardrows.COLUMNS` order) as they are, the others as models.
+    ``own`` False: head office's view of them alone (``hq_cards``; a card snapshot wrote
+    their own rows already)."""
     plain = [c for c in cards if type(c) is tuple]
     if plain:
-        card_store.upsert_chain_rows(conn, plain, now=now)
+        if own:
+            card_store.upsert_chain_rows(conn, plain, now=now)
         store_hq.put_cards(conn, [
             store_hq.HqCard(number, balance, pending, "[]", through_seq, NO_COUNTS_TEXT, held)
             for number, _, _, _, _, _, _, _, balance, pending, _, through_seq, _, held in plain
@@ -99,7 +106,8 @@ def put_cards(
     if len(plain) == len(cards):
         return
     rows = [_rows(card) for card in cards if isinstance(card, CardChange)]
-    card_store.upsert_chain(conn, [r[0] for r in rows], now=now)
+    if own:
+        card_store.upsert_chain(conn, [r[0] for r in rows], now=now)
     store_hq.put_cards(conn, [r[1] for r in rows], now=now)
 
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
+import sqlite3
 import time
 import zlib
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any
 
 from tillgate.agent.store import cards as card_store
 from tillgate.agent.store import cardsnapshot, meta, syncstate
+from tillgate.agent.store import hqcache as store_hq
 from tillgate.agent.store.db import Database
 from tillgate.core.cards import mask
 from tillgate.core.errors import HqBadReply, TillgateError
@@ -150,10 +152,26 @@ def _apply(db: Database, path: Path, info: CardSnapshotInfo, now: datetime) -> i
         card_store.put_lookup_key(conn, values["lookup_key"])
         cards = cardsnapshot.copy_cards(conn, now=now, no_counts=feed.NO_COUNTS_TEXT)
         for rows in cardsnapshot.others(conn, CHUNK):
-            plain, models = cardrows.cards_of(list(cardrows.COLUMNS), [_values(r) for r in rows])
-            feed.put_cards(conn, [*plain, *models], now=now)
+            _put_others(conn, rows, now)
         meta.put(conn, syncstate.CARDS_THROUGH, info.change_id)
     return cards
+
+
+def _put_others(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], now: datetime) -> None:
+    """Head office's view of a chunk of the file's cards with counts (or lots in another
+    shape): the counts decoded in C as the model bounds them, the lots as SQL kept them;
+    any other card through the page's model, which names what is wrong."""
+    quick, slow = [], []
+    for row in rows:
+        counts = cardrows.counts_text(row[11]) if row[13] else None
+        if counts is None:
+            slow.append(_values(row[:13]))
+        else:
+            quick.append(store_hq.HqCard(row[0], row[8], row[9], row[14], 0, counts, row[12]))
+    store_hq.put_cards(conn, quick, now=now)
+    if slow:
+        plain, models = cardrows.cards_of(list(cardrows.COLUMNS), slow)
+        feed.put_cards(conn, [*plain, *models], now=now, own=False)
 
 
 def _values(row: tuple[Any, ...]) -> list[Any]:

@@ -9,9 +9,10 @@ checked and copied in SQL, no Python a card:
 
 * :func:`check` refuses a file whose tables or values are not what a page's rows may be
   (the bounds of :mod:`tillgate.sync.cardrows`), naming the first bad row;
-* :func:`copy_cards` writes every card's own row, and head office's view of the plain ones
-  (no lots, nothing counted at another till); :func:`others` yields the rest, which the
-  caller checks and writes through the page's model, a chunk at a time.
+* :func:`copy_cards` writes every card's own row, and head office's view of those with
+  nothing counted at another till and their lots in head office's shape; :func:`others`
+  yields the rest, which the caller checks and writes through the page's model, a chunk
+  at a time.
 """
 
 from __future__ import annotations
@@ -62,7 +63,43 @@ SELECT number FROM {SCHEMA}.cards WHERE NOT (
     AND typeof(lots) = 'text' AND typeof(uses) = 'text'
 ) LIMIT 1
 """
-_PLAIN = "lots = '[]' AND uses = '{}'"
+# A lot in the shape head office writes it, checked here as the page's model would: an
+# object of no other keys, ``points`` a 64-bit integer, ``available_from`` and
+# ``expires_at`` (or null, or absent) instants in UTC with microseconds, as the till keeps
+# them (ledger.ts), each a true date and time. Any other lot goes the model's way.
+_TS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00"  # noqa: E501
+
+
+def _instant_ok(x: str) -> str:
+    return (
+        f"({x} GLOB '{_TS}'"
+        f" AND strftime('%Y-%m-%dT%H:%M:%S', substr({x}, 1, 19)) = substr({x}, 1, 19))"
+    )
+
+
+# Each field of a lot weighed: a good lot is points and available_from (9) or those and
+# expires_at (73), each once (a count of 2 or 3 fields); anything else sums otherwise.
+_FIELDS = (
+    "(SELECT count(*) || ':' || sum(CASE"
+    " WHEN f.key = 'points' AND f.type = 'integer' AND typeof(f.atom) = 'integer' THEN 1"
+    f" WHEN f.key = 'available_from' AND f.type = 'text' AND {_instant_ok('f.atom')} THEN 8"
+    " WHEN f.key = 'expires_at' AND (f.type = 'null'"
+    f" OR (f.type = 'text' AND {_instant_ok('f.atom')})) THEN 64"
+    " ELSE 4096 END) FROM json_each(l.value) AS f)"
+)
+_LOT_OK = f"l.type = 'object' AND {_FIELDS} IN ('2:9', '3:73')"
+_FROM, _UNTIL = "json_extract(l.value, '$.available_from')", "json_extract(l.value, '$.expires_at')"
+_LOTS_OK = (
+    "(lots = '[]' OR (json_valid(lots) AND json_type(lots) = 'array'"
+    f" AND NOT EXISTS (SELECT 1 FROM json_each(lots) AS l WHERE NOT ({_LOT_OK}))))"
+)
+# The lots as the till keeps them (hqcache.lots_text): [[points, available_from, expires_at]].
+_LOTS_KEPT = (
+    "CASE WHEN lots = '[]' THEN '[]' ELSE (SELECT json_group_array(json_array("
+    f"json_extract(l.value, '$.points'), {_FROM}, {_UNTIL})) FROM json_each(lots) AS l) END"
+)
+# What SQL writes whole: nothing counted at another till, every lot in head office's shape.
+_PLAIN = f"uses = '{{}}' AND {_LOTS_OK}"
 
 
 def check(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -105,6 +142,12 @@ def copy_cards(conn: sqlite3.Connection, *, now: datetime, no_counts: str) -> in
     conn.create_function("tillgate_display_name", 1, _display, deterministic=True)
     meta.put(conn, syncstate.SNAPSHOT, 1)
     schema.drop_late_indexes(conn)
+    # The cards SQL does not write whole, found once (a lot's check is a few µs).
+    conn.execute("DROP TABLE IF EXISTS temp.snapshot_others")
+    conn.execute("CREATE TEMP TABLE snapshot_others (number TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute(
+        f"INSERT INTO temp.snapshot_others SELECT number FROM {SCHEMA}.cards WHERE NOT ({_PLAIN})"
+    )
     n = conn.execute(
         "INSERT INTO cards (number, holder, phone, phone_hash, birthday, tier, segments, clubs,"
         " status, origin, created_at, updated_at) SELECT number, tillgate_display_name(holder),"
@@ -114,21 +157,25 @@ def copy_cards(conn: sqlite3.Connection, *, now: datetime, no_counts: str) -> in
     ).rowcount
     conn.execute(
         "INSERT INTO hq_cards (number, balance, pending, lots, through_seq, uses, held,"
-        f" updated_at) SELECT number, balance, pending, '[]', 0, ?, held, ? FROM {SCHEMA}.cards"
-        f" WHERE {_PLAIN} ORDER BY number",
+        f" updated_at) SELECT number, balance, pending, {_LOTS_KEPT}, 0, ?, held, ?"
+        f" FROM {SCHEMA}.cards WHERE number NOT IN (SELECT number FROM temp.snapshot_others)"
+        " ORDER BY number",
         (no_counts, at),
     )
     return int(n)
 
 
 def others(conn: sqlite3.Connection, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
-    """The attached file's cards with lots or counts, ``chunk`` at a time, as rows of
-    :data:`COLUMNS` (the phone's hash as 64 hex digits)."""
+    """The attached file's cards :func:`copy_cards` left, ``chunk`` at a time, as rows of
+    :data:`COLUMNS` (the phone's hash as 64 hex digits), then whether their lots are in
+    head office's shape and, if so, the lots as the till keeps them (else None)."""
     rows = conn.execute(
         "SELECT number, holder, CASE WHEN phone_hash IS NOT NULL THEN lower(hex(phone_hash)) END,"
         " birthday, tier, segments, clubs, status,"
-        f" balance, pending, lots, uses, held FROM {SCHEMA}.cards WHERE NOT ({_PLAIN})"
-        " ORDER BY number"
+        f" balance, pending, lots, uses, held, {_LOTS_OK},"
+        f" CASE WHEN {_LOTS_OK} THEN {_LOTS_KEPT} END FROM {SCHEMA}.cards"
+        " WHERE number IN (SELECT number FROM temp.snapshot_others) ORDER BY number"
     )
     while batch := rows.fetchmany(chunk):
         yield [tuple(r) for r in batch]
+    conn.execute("DROP TABLE temp.snapshot_others")

@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import ANNA, BORIS, CARDS
 from tests.sync.realhq import Chain, ChainHq, card
 from tillgate.agent.store import meta, schema, syncstate
+from tillgate.core.clock import ManualClock
 
 NEW = "2900000007777"
 EXTRA = [
@@ -68,12 +69,14 @@ def no_snapshots(hq: ChainHq) -> None:
 
 
 @pytest.fixture
-def chain(make_chain: Any, hq: ChainHq) -> dict[str, Any]:
+def chain(make_chain: Any, hq: ChainHq, clock: ManualClock) -> dict[str, Any]:
     """A till that sold and synced (its counts and entries are every other till's), a
-    snapshot after that, and changes after the snapshot."""
+    card with two lots, a snapshot after that, and changes after the snapshot."""
     seller = make_chain("till-1", cards=[*CARDS, *EXTRA])
     seller.sale("R-1", "500.00", card=ANNA)
     seller.syncer.run_once()
+    clock.advance(hours=1)
+    hq.ok("POST", "/v1/admin/cards/2900000001002/adjust", json={"points": 7, "reason": "gift"})
     info = build(hq)
     hq.import_cards(card(NEW, holder="Дина", opening_balance=120), card(BORIS, tier="silver"))
     return info | {"seller": seller}
@@ -98,6 +101,8 @@ def test_a_fresh_till_from_the_snapshot_holds_what_pages_give(
     assert asked(paged, SNAPSHOT + "/parts") == []
     assert held(fresh) == held(paged)
     assert fresh.balance(NEW) == 120 and fresh.balance("2900000001001") == 250
+    lots = fresh.rows("SELECT lots FROM hq_cards WHERE number = '2900000001002'")[0][0]
+    assert [lot[0] for lot in json.loads(lots)] == [40, 7]  # in head office's order
     # The other till's sale counts here as it does at a till that pulled pages.
     assert fresh.calc("R-9", "100.00", card=ANNA) == paged.calc("R-9", "100.00", card=ANNA)
 
@@ -137,6 +142,7 @@ def spoil(hq: ChainHq, tmp_path: Path, sql: str) -> None:
         ("UPDATE cards SET segments = '[1]' WHERE number = '2900000001001'", "value no change"),
         ("UPDATE cards SET phone_hash = x'00' WHERE phone_hash IS NOT NULL", "value no change"),
         ("UPDATE cards SET lots = '[{\"points\": -5}]' WHERE number = '2900000001002'", "lots"),
+        ("UPDATE cards SET uses = '{\"visits\": -1}' WHERE number = '2900000000011'", "uses"),
         ("UPDATE snapshot SET value = 70 WHERE name = 'cards'", "says 70 cards"),
         ("UPDATE snapshot SET value = 2 WHERE name = 'format'", "format 2"),
         ("DROP TABLE cards", "no cards and snapshot tables"),
