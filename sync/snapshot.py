@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -114,7 +115,8 @@ def _download(client: HqClient, info: CardSnapshotInfo, path: Path) -> None:
     digest = hashlib.sha256()
     inflate = zlib.decompressobj()
     sent = written = 0
-    with path.open("wb") as out:
+    # 0600 from its first byte: the cards are the chain's customers (docs/security.md).
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
         for seq in range(info.parts):
             data = client.card_snapshot_part(info.id, seq)
             sent += len(data)

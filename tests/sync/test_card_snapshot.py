@@ -83,8 +83,18 @@ def chain(make_chain: Any, hq: ChainHq, clock: ManualClock) -> dict[str, Any]:
 
 
 def test_a_fresh_till_from_the_snapshot_holds_what_pages_give(
-    make_chain: Any, hq: ChainHq, chain: dict[str, Any]
+    make_chain: Any, hq: ChainHq, chain: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from tillgate.sync import snapshot
+
+    opened: dict[str, list[int]] = {}  # the downloaded file's mode, as the copy finds it
+    real = snapshot._apply
+
+    def apply(db: Any, path: Path, info: Any, now: Any) -> int:
+        opened.setdefault(str(path), []).append(path.stat().st_mode & 0o777)
+        return real(db, path, info, now)
+
+    monkeypatch.setattr(snapshot, "_apply", apply)
     fresh = make_chain("till-2")
     got = asked(fresh, SNAPSHOT + "/parts")
     assert [p["seq"] for p in got] == [str(n) for n in range(chain["parts"])]
@@ -95,6 +105,8 @@ def test_a_fresh_till_from_the_snapshot_holds_what_pages_give(
         assert meta.get(conn, syncstate.SNAPSHOT) is None
         assert schema.missing_late_indexes(conn) == []
     assert not fresh.path.with_name(fresh.path.name + ".cards").exists()
+    made = [r for r in opened if r.endswith(".cards")]
+    assert made and all(mode == 0o600 for mode in opened[made[0]]), opened
 
     no_snapshots(hq)
     paged = make_chain("till-3")
