@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 # A card's row is ≈ 100 bytes in the file; more than this a card is no true snapshot.
 MAX_BYTES_A_CARD = 4096
 CHUNK = 1000  # cards with lots or counts checked and written at a time
+PROGRESS_SECONDS = 5.0  # a download says how far it got this often
 SPARE_BYTES = 256 << 20  # what the disk must keep free beyond the snapshot's needs
 
 
@@ -115,6 +116,7 @@ def _download(client: HqClient, info: CardSnapshotInfo, path: Path) -> None:
     digest = hashlib.sha256()
     inflate = zlib.decompressobj()
     sent = written = 0
+    told = time.monotonic()
     # 0600 from its first byte: the cards are the chain's customers (docs/security.md).
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
         for seq in range(info.parts):
@@ -135,6 +137,15 @@ def _download(client: HqClient, info: CardSnapshotInfo, path: Path) -> None:
                     )
                 out.write(plain)
                 data = inflate.unconsumed_tail
+            if time.monotonic() - told >= PROGRESS_SECONDS:  # a slow line: say how far
+                told = time.monotonic()
+                logger.info(
+                    "downloading head office's card snapshot %d: %d of %d parts (%.1f MiB)",
+                    info.id,
+                    seq + 1,
+                    info.parts,
+                    sent / (1 << 20),
+                )
     if sent != info.size or digest.hexdigest() != info.sha256:
         raise HqBadReply(f"card snapshot {info.id} is not what head office said (size, sha256)")
     if not inflate.eof or written != info.file_size:

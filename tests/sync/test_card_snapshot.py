@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import sqlite3
 import zlib
@@ -83,7 +84,11 @@ def chain(make_chain: Any, hq: ChainHq, clock: ManualClock) -> dict[str, Any]:
 
 
 def test_a_fresh_till_from_the_snapshot_holds_what_pages_give(
-    make_chain: Any, hq: ChainHq, chain: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    make_chain: Any,
+    hq: ChainHq,
+    chain: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from tillgate.sync import snapshot
 
@@ -95,7 +100,12 @@ def test_a_fresh_till_from_the_snapshot_holds_what_pages_give(
         return real(db, path, info, now)
 
     monkeypatch.setattr(snapshot, "_apply", apply)
-    fresh = make_chain("till-2")
+    monkeypatch.setattr(snapshot, "PROGRESS_SECONDS", 0.0)  # every part says how far
+    with caplog.at_level(logging.INFO, logger="tillgate.sync.snapshot"):
+        fresh = make_chain("till-2")
+    told = [r.getMessage() for r in caplog.records if r.name == "tillgate.sync.snapshot"]
+    assert told[0].startswith(f"downloading head office's card snapshot {chain['id']}: 1 of ")
+    assert re.match(rf"\d+ cards from head office's card snapshot {chain['id']} ", told[-1])
     got = asked(fresh, SNAPSHOT + "/parts")
     assert [p["seq"] for p in got] == [str(n) for n in range(chain["parts"])]
     pages = asked(fresh, "/v1/sync/changes")
