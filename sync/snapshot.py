@@ -117,7 +117,9 @@ def _download(client: HqClient, info: CardSnapshotInfo, path: Path) -> None:
     inflate = zlib.decompressobj()
     sent = written = 0
     told = time.monotonic()
-    # 0600 from its first byte: the cards are the chain's customers (docs/security.md).
+    # 0600 from its first byte: the cards are the chain's customers (docs/security.md);
+    # one a crash left behind is made anew, not reopened with the mode it had.
+    path.unlink(missing_ok=True)
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
         for seq in range(info.parts):
             data = client.card_snapshot_part(info.id, seq)
