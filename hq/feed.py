@@ -61,7 +61,7 @@ from .fold import CardState, fold
 from .folds import among, parts
 from .ledger import card_entries, chunks, fold_entry
 from .tills import TillId, touch
-from .wire import parse_ts, ts
+from .wire import parse_ts, ts, whole
 
 DEFAULT_LIMIT, MAX_LIMIT = 500, 2000
 # Commit ids are 64-bit signed integers in both databases: a cursor beyond that is no id
@@ -77,15 +77,6 @@ CARD_COLUMNS = ("number", "holder", "phone_hash", "birthday", "tier", "segments"
 _SHARED = CARD_COLUMNS[:11]
 # What a card's shared part is built from, in this order (:func:`till_values`).
 CARD_SQL = "number, holder, phone, birthday, tier, segments, clubs, status"
-
-
-def _whole(name: str, value: object, low: int, high: int) -> int:
-    """``value`` if it is an integer (not a bool) within [low, high], else a 400."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{name}: must be an integer")
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name}: must be between {low} and {high}")
-    return value
 
 
 def _names(text: str) -> list[Any]:
@@ -308,9 +299,9 @@ def read_page(
     ``cards_through``: the till holds every card as of that change id from a card snapshot
     (:mod:`tillgate.hq.snapshots`), so the page leaves out the ``card`` changes up to it.
     """
-    cursor = _whole("cursor", cursor, 0, MAX_CURSOR)
-    limit = _whole("limit", limit, 1, MAX_LIMIT)
-    cards_through = _whole("cards_through", cards_through, 0, MAX_CURSOR)
+    cursor = whole("cursor", cursor, 0, MAX_CURSOR)
+    limit = whole("limit", limit, 1, MAX_LIMIT)
+    cards_through = whole("cards_through", cards_through, 0, MAX_CURSOR)
     if shape not in SHAPES:
         raise InvalidRequest(f"cards: must be one of {', '.join(SHAPES)}")
     if parts is not None and parts.lookup_key != lookup_key:

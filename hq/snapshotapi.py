@@ -16,21 +16,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from tillgate.core.errors import InvalidRequest, JobBusy
+from tillgate.core.errors import JobBusy
 
 from . import audit, roles, snapshots, tills
+from .feed import MAX_CURSOR
 from .jobs import alone
 from .service import Hq
+from .wire import whole
 
 Work = Callable[..., Awaitable[Any]]
 TillOf = Callable[..., tills.TillId]
-MAX_ID = 2**63 - 1
-
-
-def _whole(name: str, value: int) -> int:
-    if not 0 <= value <= MAX_ID:
-        raise InvalidRequest(f"{name}: must be between 0 and {MAX_ID}")
-    return value
 
 
 def routes(
@@ -63,7 +58,7 @@ def routes(
     async def card_snapshot_part(request: Request, id: int, seq: int) -> Response:
         """One part of a card snapshot's compressed bytes."""
         token = tills.bearer(request.headers.get("authorization"))
-        snapshot, part = _whole("id", id), _whole("seq", seq)
+        snapshot, part = whole("id", id, 0, MAX_CURSOR), whole("seq", seq, 0, MAX_CURSOR)
 
         def run() -> bytes:
             with hq.db.read() as tx:

@@ -72,6 +72,16 @@ def parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def whole(name: str, value: object, low: int, high: int) -> int:
+    """``value`` if it is an integer (not a bool) within [low, high], else a 400 (a query
+    parameter: FastAPI hands over any integer, however long)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{name}: must be an integer")
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name}: must be between {low} and {high}")
+    return value
+
+
 class _In(BaseModel):
     # Unknown fields are ignored: a newer till may send more than this HQ knows.
     model_config = ConfigDict(extra="ignore", frozen=True)
