@@ -52,13 +52,11 @@ SPARE_BYTES = 256 << 20  # what the disk must keep free beyond the snapshot's ne
 
 
 def wanted(db: Database) -> bool:
-    """Whether the till would start from a snapshot: a data file on disk with no card of
-    any kind yet, pulling from the beginning."""
+    """Whether a till pulling from the beginning (the caller knows its cursor) would start
+    from a snapshot: a data file on disk with no card of any kind yet."""
     if str(db.path) == ":memory:" or not db.path.parent.is_dir():
         return False
     with db.read() as conn:
-        if int(meta.get(conn, syncstate.CURSOR) or 0) or meta.get(conn, syncstate.CARDS_THROUGH):
-            return False
         row = conn.execute(
             "SELECT NOT EXISTS (SELECT 1 FROM cards) AND NOT EXISTS (SELECT 1 FROM hq_cards)"
         ).fetchone()
@@ -178,11 +176,12 @@ def _put_others(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], now: date
     any other card through the page's model, which names what is wrong."""
     quick, slow = [], []
     for row in rows:
-        counts = cardrows.counts_text(row[11]) if row[13] else None
+        lots = row[13]  # None: not in head office's shape
+        counts = cardrows.counts_text(row[11]) if lots is not None else None
         if counts is None:
             slow.append(_values(row[:13]))
         else:
-            quick.append(store_hq.HqCard(row[0], row[8], row[9], row[14], 0, counts, row[12]))
+            quick.append(store_hq.HqCard(row[0], row[8], row[9], lots, 0, counts, row[12]))
     store_hq.put_cards(conn, quick, now=now)
     if slow:
         plain, models = cardrows.cards_of(list(cardrows.COLUMNS), slow)

@@ -163,7 +163,7 @@ def upsert_chain_rows(
     conn.executemany(
         _UPSERT,
         [
-            (c[0], _display(c[1]), None, _hash(c[2]), c[3], c[4], _list_text(c[5]),
+            (c[0], display_holder(c[1]), None, _hash(c[2]), c[3], c[4], _list_text(c[5]),
              _list_text(c[6]), c[7], "hq", at, at)
             for c in cards
         ],
@@ -172,7 +172,7 @@ def upsert_chain_rows(
 
 # A chain's holders' display names are far fewer than its cards (first name, initial):
 # each made once, not a million times on a first start.
-_display = lru_cache(maxsize=4096)(display_name)
+display_holder = lru_cache(maxsize=4096)(display_name)
 
 
 def _hash(phone_hash: str | None) -> bytes | None:
@@ -210,7 +210,7 @@ def _chain_values(
         birthday = month_day_text(birthday)
     return (
         number,
-        _display(holder),
+        display_holder(holder),
         None,
         _hash(phone_hash),
         birthday,

@@ -20,20 +20,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from tillgate.core.cards import display_name, mask
+from tillgate.core.cards import mask
 
 from . import meta, schema, syncstate
-from .cards import MONTH_DAYS
+from .cards import MONTH_DAYS, display_holder
 from .ledger import ts
 
 FORMAT = 1
 SCHEMA = "snap"  # the name the file is attached as
 COLUMNS = ("number", "holder", "phone_hash", "birthday", "tier", "segments", "clubs",
            "status", "balance", "pending", "lots", "uses", "held")  # fmt: skip
-_INT64 = (-(2**63), 2**63 - 1)
+_INT64_MAX = 2**63 - 1
 
 
 class BadSnapshot(ValueError):
@@ -116,7 +115,7 @@ def check(conn: sqlite3.Connection) -> dict[str, Any]:
     if values.get("format") != FORMAT:
         raise BadSnapshot(f"it is of format {values.get('format')!r}; this till reads {FORMAT}")
     change, key, cards = values.get("change_id"), values.get("lookup_key"), values.get("cards")
-    if type(change) is not int or not 0 <= change <= _INT64[1]:
+    if type(change) is not int or not 0 <= change <= _INT64_MAX:
         raise BadSnapshot("its change_id is not a change id")
     if not isinstance(key, str) or len(key) != 64 or key.strip("0123456789abcdef"):
         raise BadSnapshot("its lookup_key is not 64 hex digits")
@@ -129,17 +128,13 @@ def check(conn: sqlite3.Connection) -> dict[str, Any]:
     return values
 
 
-# A chain's holders' display names are far fewer than its cards: each made once.
-_display = lru_cache(maxsize=4096)(display_name)
-
-
 def copy_cards(conn: sqlite3.Connection, *, now: datetime, no_counts: str) -> int:
     """Every card of the attached file into ``cards``, and head office's view of the plain
     ones into ``hq_cards`` (``no_counts``: the text of a card nobody counted), in the
     caller's write transaction; the late indexes dropped, built with the last change page
     (:mod:`tillgate.sync.feed`). The number of cards."""
     at = ts(now)
-    conn.create_function("tillgate_display_name", 1, _display, deterministic=True)
+    conn.create_function("tillgate_display_name", 1, display_holder, deterministic=True)
     meta.put(conn, syncstate.SNAPSHOT, 1)
     schema.drop_late_indexes(conn)
     # The cards SQL does not write whole, found once (a lot's check is a few µs).
@@ -167,13 +162,13 @@ def copy_cards(conn: sqlite3.Connection, *, now: datetime, no_counts: str) -> in
 
 def others(conn: sqlite3.Connection, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
     """The attached file's cards :func:`copy_cards` left, ``chunk`` at a time, as rows of
-    :data:`COLUMNS` (the phone's hash as 64 hex digits), then whether their lots are in
-    head office's shape and, if so, the lots as the till keeps them (else None)."""
+    :data:`COLUMNS` (the phone's hash as 64 hex digits), then the lots as the till keeps
+    them if they are in head office's shape (else None)."""
     rows = conn.execute(
         "SELECT number, holder, CASE WHEN phone_hash IS NOT NULL THEN lower(hex(phone_hash)) END,"
         " birthday, tier, segments, clubs, status,"
-        f" balance, pending, lots, uses, held, {_LOTS_OK},"
-        f" CASE WHEN {_LOTS_OK} THEN {_LOTS_KEPT} END FROM {SCHEMA}.cards"
+        f" balance, pending, lots, uses, held, CASE WHEN {_LOTS_OK} THEN {_LOTS_KEPT} END"
+        f" FROM {SCHEMA}.cards"
         " WHERE number IN (SELECT number FROM temp.snapshot_others) ORDER BY number"
     )
     while batch := rows.fetchmany(chunk):
