@@ -518,14 +518,25 @@ class PostgresDatabase(Database):
                 conn.close()
 
 
+class DuplicateKey(StoreError):
+    """A row's key (a primary key or a unique column) is already in its table."""
+
+
+# SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+_SQLITE_DUPLICATE = frozenset({1555, 2067})
+
+
 def translate(exc: BaseException, what: str) -> BaseException:
     """A database driver's exception as a StoreError (other exceptions pass unchanged)."""
     if isinstance(exc, StoreError):
         return exc
     if isinstance(exc, sqlite3.Error):
         text = str(exc).lower()
-        if getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in text:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == 13 or "disk is full" in text:
             return StorageFullError(f"{what}: the disk is full; nothing was written ({exc})")
+        if code in _SQLITE_DUPLICATE:
+            return DuplicateKey(f"{what}: {exc}")
         return StoreError(f"{what}: {exc}")
     try:
         import psycopg
@@ -533,6 +544,8 @@ def translate(exc: BaseException, what: str) -> BaseException:
         return exc
     if isinstance(exc, psycopg.errors.DiskFull):
         return StorageFullError(f"{what}: the disk is full; nothing was written")
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return DuplicateKey(f"{what}: {_first_line(exc)}")
     if isinstance(exc, psycopg.Error):
         return StoreError(f"{what}: {_first_line(exc)}")
     return exc

@@ -255,6 +255,110 @@ def test_a_push_on_a_card_the_import_is_adding_waits_for_it_and_is_not_quarantin
     assert hq.card(new)["balance"] == 15
 
 
+def _full(n: int) -> str:
+    """A file of every column (and one head office does not know), cards in no order."""
+    head = "number,holder,phone,birthday,tier,segments,clubs,status,balance,colour\n"
+    return head + "".join(
+        f"{2800000000000 + (i * 7919) % n},Держатель {i},{f'+7916{i:07d}' if i % 3 else ''},"
+        f"{'1980-02-29' if i % 5 == 0 else ''},{('gold', '', 'silver')[i % 3]},"
+        f"{'pensioners' if i % 4 == 0 else ''},{'wine' if i % 6 == 0 else ''},"
+        f"{'blocked' if i % 97 == 0 else 'active'},{i % 4 * 10 or ''},red\n"
+        for i in range(n)
+    )
+
+
+def _written(hq: HqTest) -> dict[str, Any]:
+    """What an import wrote: every card row, the entries and the feed's card changes with
+    their counters' values made relative, and the audit's counts."""
+    with hq.hq.db.read() as tx:
+        cards = tx.all("SELECT * FROM cards ORDER BY number")
+        entries = tx.all("SELECT * FROM entries ORDER BY pos")
+        changes = tx.all("SELECT key, id FROM changes WHERE kind = 'card' ORDER BY id")
+        audit = tx.all("SELECT detail FROM audit WHERE action = 'cards.import' ORDER BY id")
+    pos, seq = (min((e[c] for e in entries), default=0) for c in ("pos", "seq"))
+    first = min((c["id"] for c in changes), default=0)
+    return {
+        "cards": cards,
+        "entries": [
+            {k: v for k, v in e.items() if k != "id"}
+            | {"pos": e["pos"] - pos, "seq": e["seq"] - seq}
+            for e in entries
+        ],
+        "changes": [(c["key"], c["id"] - first) for c in changes],
+        "audit": [json.loads(a["detail"]) for a in audit],
+    }
+
+
+def test_a_first_import_writes_straight_into_cards_what_the_staged_import_writes(
+    hq: HqTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain's first import (no card, no entry) skips the staging table: the same cards,
+    folded fields, opening entries, feed order and audit as the staged way, which a file
+    that cannot be read again (or a head office with cards) takes."""
+    from tillgate.hq import cardimport
+
+    hq.publish(program())
+    staged: list[int] = []
+    stage = cardimport._stage
+    monkeypatch.setattr(cardimport, "_stage", lambda *a: staged.append(1) or stage(*a))
+    text, now = _full(2_500), hq.clock.now()
+    out = import_cards(hq.hq.db, iter(text.splitlines(True)), now, pattern=r"^\d+$", operator=None)
+    assert staged == [1]
+    assert out == {
+        "imported": 2_500,
+        "updated": 0,
+        "warnings": ["header: unknown column 'colour' ignored"],
+    }
+    by_stage = _written(hq)
+    assert by_stage["entries"] and any(c["balance_until"] for c in by_stage["cards"])
+    with hq.hq.db.write() as tx:
+        for sql in (
+            "DELETE FROM card_folds",
+            "DELETE FROM entries",
+            "DELETE FROM cards",
+            "DELETE FROM changes WHERE kind = 'card'",
+            "DELETE FROM audit WHERE action = 'cards.import'",
+        ):
+            tx.execute(sql)
+
+    assert import_cards(hq.hq.db, io.StringIO(text), now, pattern=r"^\d+$", operator=None) == out
+    assert staged == [1]  # not staged
+    assert _written(hq) == by_stage
+
+
+def test_a_first_import_with_bad_rows_or_a_number_twice_imports_nothing_and_names_them(
+    hq: HqTest,
+) -> None:
+    """The first import's rows are in ``cards`` as they are read: a bad row refuses the
+    file whole all the same, and a number met twice sends it the staged way, which names
+    every row it is met again in (a reading error, too, leaves nothing)."""
+    before = hq.snapshot()
+    body = "number,holder,balance\n" + _fresh() + "12,Короткий,\n"
+    r = _post(hq, body.encode())
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["errors"] == [
+        f"row {FRESH + 2}: card number {mask('12')!r} does not match the card pattern"
+    ]
+    r = _post(hq, ("number,holder,balance\n" + _fresh() + _fresh(3)).encode())
+    assert r.json()["error"]["errors"] == [
+        f"row {FRESH + 2 + i}: card {mask(str(2800000000000 + i))} appears twice" for i in range(3)
+    ]
+
+    class Failing(io.StringIO):
+        def __next__(self) -> str:
+            if self.tell() > 50_000:
+                raise OSError("the disk went away")
+            return super().__next__()
+
+    with pytest.raises(OSError, match="went away"):
+        import_cards(hq.hq.db, Failing(body), datetime.now(UTC), pattern=r"^\d+$", operator=None)
+    assert hq.snapshot() == before
+    r = _post(hq, ("number,holder,balance\n" + _fresh()).encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["imported"] == FRESH
+    assert hq.count("entries") == sum(1 for i in range(FRESH) if i % 4)
+
+
 def _stale_statistics(hq: HqTest) -> None:
     """PostgreSQL: statistics that no longer fit the tables, as a ledger, cards and a feed
     emptied since their last ``ANALYZE`` leave them (``TRUNCATE`` keeps them, and an
