@@ -16,6 +16,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def reference_ms(runs: int = 5) -> float:
+    """How long this host takes for a fixed piece of work like the till's and head
+    office's (Python objects, JSON, SQLite in memory): the median of ``runs``, in ms.
+    The same code's figures move with the host's speed from hour to hour (±40 % on the
+    shared 2-vCPU guest); this reference, written beside each section, says by how much."""
+    import json
+    import sqlite3
+    import statistics
+
+    def once() -> float:
+        start = time.process_time()
+        rows = [{"sku": f"sku{i}", "qty": i % 7, "price": f"{i % 997}.90"} for i in range(20_000)]
+        text = json.dumps(rows)
+        back = json.loads(text)
+        with sqlite3.connect(":memory:") as db:
+            db.execute("CREATE TABLE t (sku TEXT PRIMARY KEY, qty INTEGER, price TEXT)")
+            db.executemany("INSERT INTO t VALUES (:sku, :qty, :price)", back)
+            db.execute("SELECT SUM(qty), COUNT(DISTINCT price) FROM t").fetchone()
+        db.close()
+        sorted(back, key=lambda r: (r["price"], r["sku"]))
+        return (time.process_time() - start) * 1000
+
+    return statistics.median(once() for _ in range(runs))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

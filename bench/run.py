@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "performance.md"
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, Scaled, free_port  # noqa: E402
+from bench.common import Row, Scaled, free_port, reference_ms  # noqa: E402
 from bench.holds import bench_holds  # noqa: E402
 from bench.productmatch import bench_productmatch  # noqa: E402
 from bench.products_feed import bench_products_feed  # noqa: E402
@@ -366,7 +366,11 @@ def pin(cpus: int = 2) -> str:
 
 def machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{cpu_model()}; {len(os.sched_getaffinity(0))} CPUs used; load average {load}"
+    return (
+        f"{cpu_model()}; {len(os.sched_getaffinity(0))} CPUs used; load average {load};"
+        f" reference work {reference_ms():.0f} ms (bench/common.py `reference_ms`: the host's"
+        " speed, lower is faster)"
+    )
 
 
 def scaled(name: str, scale: float) -> Scaled:
