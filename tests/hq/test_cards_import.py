@@ -353,6 +353,9 @@ def test_a_first_import_with_bad_rows_or_a_number_twice_imports_nothing_and_name
     with pytest.raises(OSError, match="went away"):
         import_cards(hq.hq.db, Failing(body), datetime.now(UTC), pattern=r"^\d+$", operator=None)
     assert hq.snapshot() == before
+    r = _post(hq, b"number,holder,balance\n")  # no rows: nothing but the audit's line
+    assert r.json() == {"imported": 0, "updated": 0, "warnings": []}, r.text
+    assert hq.snapshot() == before | {"audit": before["audit"] + 1}
     r = _post(hq, ("number,holder,balance\n" + _fresh()).encode())
     assert r.status_code == 200, r.text
     assert r.json()["imported"] == FRESH
