@@ -33,3 +33,4 @@ def test_ingest_bench_produces_its_rows() -> None:
         assert names[1] == "head office ingest, 1,000-entry pushes: PostgreSQL"
         assert "PostgreSQL x4" in result["detail"]
     assert all(row["measured"].endswith("entries/s") for row in result["rows"])
+    assert "| SQLite, no receipt facts |" in result["detail"]
