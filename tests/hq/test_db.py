@@ -121,6 +121,39 @@ def test_values_writes_a_set_in_one_statement_per_chunk(db_url: str, tmp_path: P
         db.close()
 
 
+def test_copy_in_writes_every_row_once_however_many(db_url: str, tmp_path: Path) -> None:
+    """Tx.copy_in (SQLite: COPY_ROWS rows a statement, the rest one a row): every row once,
+    NULLs, quotes, tabs and backslashes kept, for counts around a statement's rows; a row
+    of the wrong width and a key twice each fail the whole transaction."""
+    from tillgate.hq.db import COPY_ROWS
+
+    db = open_database(db_url, data_dir=tmp_path)
+    columns = ("number", "holder", "phone", "origin", "created_at", "updated_at")
+    try:
+        for n in (0, 1, COPY_ROWS - 1, COPY_ROWS, COPY_ROWS + 1, 2 * COPY_ROWS + 37):
+            rows = [(f"{n}-{i:05d}", f"it's \"{i}\"\t\\n\n", None if i % 3 else f"+7{i}",
+                     "t", "a", "b") for i in range(n)]  # fmt: skip
+            with db.write() as tx:
+                assert tx.copy_in("cards", columns, iter(rows)) == n
+            with db.read() as tx:
+                got = tx.all(
+                    f"SELECT {', '.join(columns)} FROM cards WHERE number LIKE ? ORDER BY number",
+                    (f"{n}-%",),
+                )
+            assert [tuple(r.values()) for r in got] == rows
+        with db.read() as tx:
+            before = tx.scalar("SELECT COUNT(*) FROM cards")
+        wide = [(f"w{i}", "h", None, "t", "a", "b") for i in range(COPY_ROWS + 5)]
+        with pytest.raises(ValueError, match="a row of 5 values for 6 columns"), db.write() as tx:
+            tx.copy_in("cards", columns, [*wide, ("w-short", "h", None, "t", "a")])
+        with pytest.raises(StoreError), db.write() as tx:
+            tx.copy_in("cards", columns, [*wide, wide[3]])  # a key twice
+        with db.read() as tx:
+            assert tx.scalar("SELECT COUNT(*) FROM cards") == before
+    finally:
+        db.close()
+
+
 def test_a_write_that_need_not_wait_for_the_disk(db_url: str, tmp_path: Path) -> None:
     """``durable=False`` commits (and rolls back) like any write; only the flush differs,
     and only for that transaction."""
