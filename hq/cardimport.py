@@ -43,7 +43,8 @@ from tillgate.core.cardfile import KNOWN_COLUMNS, CardValues, json_list, read_va
 from tillgate.core.errors import InvalidCards
 
 from . import audit, quarantine
-from .db import Database, DuplicateKey, Row, Tx
+from .db import Database, Row, Tx
+from .dberrors import DuplicateKey
 from .ledger import chunks, refresh_cards
 from .tills import HQ_TILL
 from .wire import ts

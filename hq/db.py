@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from tillgate.core.errors import ConfigError, StorageFullError, StoreError
+from tillgate.core.errors import ConfigError, StoreError
 from tillgate.core.files import DIR_MODE, private_file
 from tillgate.hq import dbrows
+from tillgate.hq.dberrors import first_line, translate
 
 if TYPE_CHECKING:
     import psycopg
@@ -460,7 +461,7 @@ class PostgresDatabase(Database):
                 connect_timeout=self._connect_timeout,
             )
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to {self.display}: {_first_line(exc)}") from exc
+            raise StoreError(f"cannot connect to {self.display}: {first_line(exc)}") from exc
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -527,43 +528,6 @@ class PostgresDatabase(Database):
                 break
             with suppress(Exception):
                 conn.close()
-
-
-class DuplicateKey(StoreError):
-    """A row's key (a primary key or a unique column) is already in its table."""
-
-
-# SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
-_SQLITE_DUPLICATE = frozenset({1555, 2067})
-
-
-def translate(exc: BaseException, what: str) -> BaseException:
-    """A database driver's exception as a StoreError (other exceptions pass unchanged)."""
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, sqlite3.Error):
-        text = str(exc).lower()
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code == 13 or "disk is full" in text:
-            return StorageFullError(f"{what}: the disk is full; nothing was written ({exc})")
-        if code in _SQLITE_DUPLICATE:
-            return DuplicateKey(f"{what}: {exc}")
-        return StoreError(f"{what}: {exc}")
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return exc
-    if isinstance(exc, psycopg.errors.DiskFull):
-        return StorageFullError(f"{what}: the disk is full; nothing was written")
-    if isinstance(exc, psycopg.errors.UniqueViolation):
-        return DuplicateKey(f"{what}: {_first_line(exc)}")
-    if isinstance(exc, psycopg.Error):
-        return StoreError(f"{what}: {_first_line(exc)}")
-    return exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def hide_password(url: str) -> str:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .dberrors import translate
+
 if TYPE_CHECKING:
     from .db import Tx
 
@@ -26,8 +28,6 @@ if TYPE_CHECKING:
 def tuples(tx: Tx, conn: Any, sql: str, params: Sequence[Any] | None) -> list[tuple[Any, ...]]:
     """``sql``'s rows in ``tx`` (on ``conn``, its connection) as tuples; errors as
     :meth:`.db.Tx.all` gives them."""
-    from .db import translate
-
     args = tuple(params or ())
     try:
         if tx.dialect == "sqlite":
