@@ -38,6 +38,7 @@ from tillgate.core.errors import ConfigError, StoreError
 from tillgate.core.files import DIR_MODE, private_file
 from tillgate.hq import dbrows
 from tillgate.hq.dberrors import first_line, translate
+from tillgate.hq.walcheckpoint import Checkpointer
 
 if TYPE_CHECKING:
     import psycopg
@@ -381,6 +382,9 @@ class SqliteDatabase(Database):
             if str(mode).lower() != "wal":
                 logger.warning("SQLite refused WAL mode (%s); continuing with %s", mode, mode)
             self._conn.execute("PRAGMA synchronous = FULL")
+            # Checkpoints on a thread of their own, not inside a COMMIT behind the lock.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpoints = Checkpointer(path)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the HQ database {path}: {exc}") from exc
 
@@ -412,6 +416,7 @@ class SqliteDatabase(Database):
             try:
                 with self._tx("BEGIN IMMEDIATE") as tx:
                     yield tx
+                self._checkpoints.wrote()
             finally:
                 if not durable:
                     self._synchronous("FULL")
@@ -429,6 +434,7 @@ class SqliteDatabase(Database):
             yield tx
 
     def close(self) -> None:
+        self._checkpoints.close()
         with self._lock, suppress(sqlite3.Error):
             self._conn.close()
 

@@ -154,6 +154,60 @@ def test_copy_in_writes_every_row_once_however_many(db_url: str, tmp_path: Path)
         db.close()
 
 
+def _in_the_file(path: Path) -> int:
+    """Cards in the database file itself, the WAL not read (what checkpoints copied)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM cards").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _big_write(db: SqliteDatabase, n: int = 20_000) -> None:
+    with db.write() as tx:  # ≈ 2,000 pages: past SQLite's automatic checkpoint at 1,000
+        tx.copy_in(
+            "cards",
+            ("number", "holder", "origin", "created_at", "updated_at"),
+            ((f"{i:013d}", "Держатель " * 20, "t", "a", "b") for i in range(n)),
+        )
+
+
+def test_sqlite_checkpoints_run_beside_the_writes_not_inside_their_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HQ's one SQLite connection never checkpoints inside a COMMIT (behind its lock): its
+    thread copies the WAL into the file after the write, and closing stops it."""
+    import sqlite3
+    import threading
+
+    from tillgate.hq import walcheckpoint
+
+    db = SqliteDatabase(tmp_path / "hq.sqlite3")
+    migrate(db, now=ts(T0))
+    with sqlite3.connect(tmp_path / "hq.sqlite3") as other:  # the schema in the file
+        assert other.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0] == 0
+    other.close()
+    wrote = walcheckpoint.Checkpointer.wrote
+    monkeypatch.setattr(walcheckpoint.Checkpointer, "wrote", lambda self: None)
+    _big_write(db)
+    assert _in_the_file(tmp_path / "hq.sqlite3") == 0  # the commit copied nothing
+    monkeypatch.setattr(walcheckpoint.Checkpointer, "wrote", wrote)
+    with db.write() as tx:
+        tx.execute("UPDATE cards SET holder = 'x' WHERE number = ?", (f"{1:013d}",))
+    for _ in range(200):
+        if _in_the_file(tmp_path / "hq.sqlite3") == 20_000:
+            break
+        threading.Event().wait(0.05)
+    assert _in_the_file(tmp_path / "hq.sqlite3") == 20_000
+    assert "hq-wal-checkpoint" in {t.name for t in threading.enumerate()}
+    db.close()
+    assert "hq-wal-checkpoint" not in {t.name for t in threading.enumerate()}
+    with open_database(str(tmp_path / "hq.sqlite3"), data_dir=tmp_path).read() as tx:
+        assert tx.scalar("SELECT holder FROM cards WHERE number = ?", (f"{1:013d}",)) == "x"
+
+
 def test_a_write_that_need_not_wait_for_the_disk(db_url: str, tmp_path: Path) -> None:
     """``durable=False`` commits (and rolls back) like any write; only the flush differs,
     and only for that transaction."""
