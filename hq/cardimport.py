@@ -24,8 +24,8 @@ the rows are written into ``cards`` as they are read (PostgreSQL: the backend wr
 while the next are parsed), each with its opening balance folded in; then the opening
 entries and the changes, one statement each, from ``cards``. No join with the ledger, no
 check for numbers met twice (the cards' key refuses one; the file is then read again the
-staged way, which names every such row). 1M cards: 18.3 → 13.4 s on PostgreSQL, 16.3 →
-15.7 s on SQLite (docs/performance.md, "cards").
+staged way, which names every such row). 1M cards in process: 18.3 → 13.4 s on
+PostgreSQL, 16.3 → 15.7 s on SQLite (docs/performance.md, "cards").
 """
 
 from __future__ import annotations
