@@ -384,7 +384,7 @@ class SqliteDatabase(Database):
             self._conn.execute("PRAGMA synchronous = FULL")
             # Checkpoints on a thread of their own, not inside a COMMIT behind the lock.
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-            self._checkpoints = Checkpointer(path)
+            self._checkpoints = Checkpointer(path, self._lock)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the HQ database {path}: {exc}") from exc
 

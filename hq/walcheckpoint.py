@@ -6,10 +6,15 @@ committed pages are copied and synced (≈ 1.6 s after an import of 1M cards, so
 milliseconds every few pushes). Here the automatic checkpoint is off on that connection and
 a thread of its own, on a connection of its own, runs SQLite's ``PASSIVE`` checkpoint after
 writes (at most one a :data:`GAP` seconds): the same pages copied, with the same syncs, while
-requests go on (a passive checkpoint waits for no reader and no writer). The WAL is bounded
-as before: the next writer after a complete checkpoint starts it again from its beginning.
-A checkpoint that fails is logged and tried again after the next write; the data is safe in
-the WAL meanwhile, and the last connection to close checkpoints it whole.
+requests go on (a passive checkpoint waits for no reader and no writer).
+
+The WAL stays bounded: writes that never stop would keep a passive checkpoint from ever
+catching up (the WAL starts again from its beginning only after a checkpoint of all of it),
+so once it holds more than :data:`WAL_FRAMES` the thread takes the database's lock (no
+transaction of head office's connection is open then) and checkpoints it whole, truncating
+the file: what SQLite's own checkpoint did inside a commit, now only then. A checkpoint that
+fails is logged and tried again after the next write; the data is safe in the WAL
+meanwhile, and the last connection to close checkpoints it whole.
 """
 
 from __future__ import annotations
@@ -17,18 +22,22 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
-GAP = 1.0  # seconds at least between two checkpoints (two syncs each)
+GAP = 0.5  # seconds at least between two checkpoints (two syncs each)
+WAL_FRAMES = 16_000  # ≈ 64 MiB of 4 KiB pages: past it, the WAL is checkpointed whole
 
 
 class Checkpointer:
     """The checkpoint thread of one SQLite database file; started by the first write."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock: AbstractContextManager[Any]) -> None:
         self._path = path
+        self._db_lock = lock  # held by every transaction of head office's connection
         self._due = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -64,7 +73,10 @@ class Checkpointer:
             while self._due.wait() and not self._stop.is_set():
                 self._due.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames > WAL_FRAMES:  # the writes outran it, or one was huge
+                        with self._db_lock:
+                            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 except sqlite3.Error as exc:
                     logger.warning("checkpoint of %s failed (tried again): %s", self._path, exc)
                 self._stop.wait(GAP)

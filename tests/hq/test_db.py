@@ -208,6 +208,38 @@ def test_sqlite_checkpoints_run_beside_the_writes_not_inside_their_commit(
         assert tx.scalar("SELECT holder FROM cards WHERE number = ?", (f"{1:013d}",)) == "x"
 
 
+def test_the_sqlite_wal_stays_bounded_under_writes_that_never_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-to-back writes keep a passive checkpoint from ever catching up: past its bound
+    the thread checkpoints the WAL whole between two transactions and truncates it (without
+    that, 2 s of these writes grow it past 100 MiB here)."""
+    import os
+    import time
+
+    from tillgate.hq import walcheckpoint
+
+    monkeypatch.setattr(walcheckpoint, "WAL_FRAMES", 1_000)  # ≈ 4 MiB
+    monkeypatch.setattr(walcheckpoint, "GAP", 0.05)
+    db = SqliteDatabase(tmp_path / "hq.sqlite3")
+    migrate(db, now=ts(T0))
+    wal, peak, k = tmp_path / "hq.sqlite3-wal", 0, 0
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        with db.write() as tx:
+            tx.copy_in(
+                "cards",
+                ("number", "holder", "origin", "created_at", "updated_at"),
+                ((f"{k}-{i:04d}", "x" * 400, "t", "a", "b") for i in range(200)),
+            )
+        k += 1
+        peak = max(peak, os.path.getsize(wal))
+    assert peak < 48 * 2**20, (k, peak)
+    with db.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM cards") == 200 * k
+    db.close()
+
+
 def test_a_write_that_need_not_wait_for_the_disk(db_url: str, tmp_path: Path) -> None:
     """``durable=False`` commits (and rolls back) like any write; only the flush differs,
     and only for that transaction."""
