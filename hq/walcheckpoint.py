@@ -65,7 +65,10 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            conn = sqlite3.connect(str(self._path), isolation_level=None, timeout=30.0)
+            # A short busy timeout: a whole checkpoint waits for other processes' readers
+            # and writers (several hq serve on one file) while this one's lock is held; one
+            # that cannot finish soon is left for the next round.
+            conn = sqlite3.connect(str(self._path), isolation_level=None, timeout=0.2)
         except sqlite3.Error as exc:
             logger.warning("no checkpoint thread for %s: %s", self._path, exc)
             return
