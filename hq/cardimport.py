@@ -126,7 +126,7 @@ def _import_fresh(
         # The card folds to the same fields whatever its number and balance: a stand-in.
         lone = _lone_fold(tx, now, (0, 0), "", _ONE, ["", 1])
         at, none = ts(now), (None, None, None)
-        folded = tuple(lone[c] for c in _FOLDED[1:]) if lone else none
+        folded = tuple(lone[c] for c in _FOLDED[1:])
         total = tx.copy_in(
             "cards",
             ("number", "origin", "created_at", "updated_at", *_FILE, *_FOLDED),

@@ -53,6 +53,15 @@ VALUES_PARAMS = 30_000
 COPY_ROWS = 200  # rows per statement of Tx.copy_in on SQLite (200 x 15 columns: 3,000 of 32,766)
 
 
+def _of_width(rows: Iterable[Sequence[Any]], width: int) -> Iterator[Sequence[Any]]:
+    """``rows``, each checked to hold ``width`` values: one that does not is a ValueError
+    (a multi-row statement would take its values for the next row's)."""
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} values for {width} columns")
+        yield row
+
+
 def marks(n: int) -> str:
     """``?, ?, ?`` for an ``IN (…)`` list of ``n`` values."""
     return ", ".join("?" * n)
@@ -252,7 +261,7 @@ class Tx:
     def copy_in(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         """Load rows into a table as they come (PostgreSQL ``COPY … FROM STDIN``; SQLite:
         batches of inserts); returns how many. Memory does not grow with the rows."""
-        count = 0
+        count, rows = 0, _of_width(rows, len(columns))
         if self.dialect == "sqlite":
             # COPY_ROWS rows a statement (one step, not one a row: 1M cards' 15 columns
             # 4.9 → 3.5 s), the last few one a row.
@@ -264,8 +273,6 @@ class Tx:
             try:
                 batch: list[Any] = []
                 for row in rows:
-                    if len(row) != width:  # the statement would take it for another row's
-                        raise ValueError(f"a row of {len(row)} values for {width} columns")
                     batch += row
                     if len(batch) >= n * width:
                         self._conn.execute(many, batch)
@@ -290,8 +297,6 @@ class Tx:
                 ) as copy,
             ):
                 for row in rows:  # an error reading them aborts the COPY, and is raised
-                    if len(row) != len(columns):
-                        raise ValueError(f"a row of {len(row)} values for {len(columns)} columns")
                     copy.write_row(row)
                     count += 1
         except psycopg.Error as exc:
