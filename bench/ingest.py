@@ -239,37 +239,30 @@ def run(scale: float = 1.0) -> Scaled:
     got: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        for i in range(runs):
-            here = Path(tmp) / f"sqlite{i}"
-            here.mkdir()
-            db = str(here / "hq.sqlite3")
-            rate, ms = measure(db, here, servers=1, total=total, batch=batch, cards=cards)
-            got.setdefault("SQLite", []).append(rate)
-            cpu.setdefault("SQLite", []).append(ms)
-        if pg:
-            for servers in (1, 2, 4):
-                for i in range(runs if servers == 1 else 1):
-                    here = Path(tmp) / f"pg{servers}-{i}"
-                    here.mkdir()
-                    with ExitStack() as stack:
-                        url = pg_schema(stack, pg)
-                        rate, ms = measure(
-                            url, here, servers=servers, total=total, batch=batch, cards=cards
-                        )
-                    got.setdefault(f"PostgreSQL x{servers}", []).append(rate)
-                    cpu.setdefault(f"PostgreSQL x{servers}", []).append(ms)
-        # The same entries without their receipt facts: not the issue's row (ingest includes
-        # the facts), the figure its owner asked for to weigh taking facts apart.
-        for name in ("SQLite", *(["PostgreSQL x1"] if pg else [])):
-            here = Path(tmp) / f"bare-{name[:2]}"
+
+        def one(key: str, servers: int = 1, *, facts_too: bool = True) -> None:
+            """A run into a fresh head office (SQLite, or ``servers`` hq serve on a
+            PostgreSQL schema of its own), its figures kept under ``key``."""
+            here = Path(tmp) / f"run{sum(map(len, got.values()))}"
             here.mkdir()
             with ExitStack() as stack:
-                db = pg_schema(stack, pg) if name != "SQLite" else str(here / "hq.sqlite3")
-                rate, ms = measure(
-                    db, here, servers=1, total=total, batch=batch, cards=cards, facts_too=False
-                )
-            got[f"{name}, no receipt facts"] = [rate]
-            cpu[f"{name}, no receipt facts"] = [ms]
+                pg_run = key.startswith("PostgreSQL")
+                db = pg_schema(stack, pg) if pg_run else str(here / "hq.sqlite3")
+                rate, ms = measure(db, here, servers=servers, total=total, batch=batch,
+                                   cards=cards, facts_too=facts_too)  # fmt: skip
+            got.setdefault(key, []).append(rate)
+            cpu.setdefault(key, []).append(ms)
+
+        for _ in range(runs):
+            one("SQLite")
+        if pg:
+            for servers in (1, 2, 4):
+                for _ in range(runs if servers == 1 else 1):
+                    one(f"PostgreSQL x{servers}", servers)
+        # The same entries without their receipt facts: not the issue's row (ingest includes
+        # the facts), the figure its owner asked for to weigh taking facts apart.
+        for key in ("SQLite", *(["PostgreSQL x1"] if pg else [])):
+            one(f"{key}, no receipt facts", facts_too=False)
     rows = []
     for name, target in TARGETS.items():
         key = name if name == "SQLite" else "PostgreSQL x1"
