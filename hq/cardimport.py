@@ -24,8 +24,12 @@ the rows are written into ``cards`` as they are read (PostgreSQL: the backend wr
 while the next are parsed), each with its opening balance folded in; then the opening
 entries and the changes, one statement each, from ``cards``. No join with the ledger, no
 check for numbers met twice (the cards' key refuses one; the file is then read again the
-staged way, which names every such row). 1M cards in process: 18.3 → 13.4 s on
-PostgreSQL, 16.3 → 15.7 s on SQLite (docs/performance.md, "cards").
+staged way, which names every such row). On PostgreSQL the ledger's and the feed's keys
+and indexes are then built once after their rows (:mod:`.bulkload`) when the import can
+have those tables to itself. 1M cards in process: 18.3 → 13.4 s on PostgreSQL, 16.3 →
+15.7 s on SQLite; the keys after the rows, and SQLite numbering the cards without a
+window function, took the whole command ≈ 17 % (PostgreSQL) and ≈ 11 % (SQLite) more
+(docs/performance.md, "cards").
 """
 
 from __future__ import annotations
@@ -35,14 +39,15 @@ import io
 import logging
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import IO, Any
 
 from tillgate.core.cardfile import KNOWN_COLUMNS, CardValues, json_list, read_values, twice
 from tillgate.core.errors import InvalidCards
 
-from . import audit, quarantine
+from . import audit, bulkload, quarantine
 from .db import Database, Row, Tx
 from .dberrors import DuplicateKey
 from .ledger import chunks, refresh_cards
@@ -116,8 +121,11 @@ def _import_fresh(
     problems: list[str] = []
     with db.write() as tx:
         _tune(tx)
-        if tx.dialect == "postgresql":  # as _lock: no card appears until the commit
-            tx.execute("LOCK TABLE cards IN SHARE ROW EXCLUSIVE MODE")
+        # PostgreSQL: the ledger and the feed to itself, to build their keys and indexes
+        # after the rows (bulkload); no card appears until the commit, as _lock says.
+        bare = bulkload.take(tx, _BUILT_AFTER, then=_LOCK_CARDS)
+        if tx.dialect == "postgresql" and not bare:
+            tx.execute(_LOCK_CARDS)
         if tx.scalar(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM cards) OR EXISTS (SELECT 1 FROM entries)"
             " OR EXISTS (SELECT 1 FROM changes WHERE kind = 'card')"
@@ -125,49 +133,67 @@ def _import_fresh(
             return None
         # The card folds to the same fields whatever its number and balance: a stand-in.
         lone = _lone_fold(tx, now, (0, 0), "", _ONE, ["", 1])
-        at, none = ts(now), (None, None, None)
-        folded = tuple(lone[c] for c in _FOLDED[1:])
-        total = tx.copy_in(
-            "cards",
-            ("number", "origin", "created_at", "updated_at", *_FILE, *_FOLDED),
-            (
-                (
-                    number,
-                    "import",
-                    at,
-                    at,
-                    holder,
-                    phone,
-                    birthday,
-                    tier,
-                    json_list(seg),
-                    json_list(clubs),
-                    st,
-                    op,
-                    *(folded if op > 0 else none),
-                )
-                for _, number, holder, phone, birthday, tier, seg, clubs, st, op in read_values(
-                    lines, number_pattern=pattern, problems=problems
-                )
-            ),
-        )
-        warnings = _refuse_bad(problems)
-        if tx.dialect == "postgresql":
-            tx.execute("ANALYZE cards")  # the statements below, and pushes after the commit
-        opening = int(tx.scalar("SELECT COUNT(*) FROM cards WHERE balance > 0"))
-        if opening:
-            first = tx.next_ids("hq_seq", opening), tx.next_ids("entry", opening)
-            _credit(tx, now, first, _CREDITED, [])
-        if total:
-            tx.execute(
-                "INSERT INTO changes (kind, key, id, at) SELECT 'card', number,"
-                " ? + row_number() OVER (ORDER BY number) - 1, ? FROM cards ORDER BY number",
-                (tx.next_ids("change", total), at),
-            )
+        with bulkload.indexes_after(tx, _BUILT_AFTER) if bare else nullcontext():
+            total, opening = _copy_fresh(tx, lines, now, lone, pattern, problems)
+            warnings = _refuse_bad(problems)
+            if tx.dialect == "postgresql":
+                tx.execute("ANALYZE cards")  # the statements below, and pushes after the commit
+            if opening:
+                first = tx.next_ids("hq_seq", opening), tx.next_ids("entry", opening)
+                _credit(tx, now, first, _CREDITED, [])
+            if total:
+                first_change = tx.next_ids("change", total)
+                with _in_card_order(tx, "SELECT number FROM cards", []) as (numbered, _, order):
+                    tx.execute(
+                        "INSERT INTO changes (kind, key, id, at) SELECT 'card', number, ? + k,"
+                        f" ? FROM {numbered}{order}",
+                        (first_change, ts(now)),
+                    )
         # Pushes quarantine entries of unknown cards while the import runs (they write
         # no card): those of the cards it added are released, and folded, now.
         _fold_others(tx, now, first_pos=0, released=_release(tx, now, "cards AS s ON s.number"))
         return _done(tx, now, total, 0, opening, warnings, operator)
+
+
+_LOCK_CARDS = "LOCK TABLE cards IN SHARE ROW EXCLUSIVE MODE"
+_BUILT_AFTER = ("entries", "changes")  # the cards' key finds a number met twice as they go
+
+
+def _copy_fresh(
+    tx: Tx, lines: Iterable[str], now: datetime, lone: Row, pattern: str, problems: list[str]
+) -> tuple[int, int]:
+    """The good rows of the file into ``cards``, a card with an opening balance with
+    ``lone``'s folded fields; the bad ones' problems added to ``problems``. Returns how
+    many cards, and how many of them with an opening balance."""
+    at, none = ts(now), (None, None, None)
+    folded = tuple(lone[c] for c in _FOLDED[1:])
+    opening = 0
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        nonlocal opening
+        for _, number, holder, phone, birthday, tier, seg, clubs, st, op in read_values(
+            lines, number_pattern=pattern, problems=problems
+        ):
+            if op > 0:
+                opening += 1
+            yield (
+                number,
+                "import",
+                at,
+                at,
+                holder,
+                phone,
+                birthday,
+                tier,
+                json_list(seg),
+                json_list(clubs),
+                st,
+                op,
+                *(folded if op > 0 else none),
+            )
+
+    columns = ("number", "origin", "created_at", "updated_at", *_FILE, *_FOLDED)
+    return tx.copy_in("cards", columns, rows()), opening
 
 
 def _tune(tx: Tx) -> None:
@@ -311,7 +337,7 @@ def _lock(tx: Tx) -> None:
     and takes no counter before it has its cards: the import's counters cannot deadlock it.
     SQLite: the write transaction already excludes every other writer."""
     if tx.dialect == "postgresql":
-        tx.execute("LOCK TABLE cards IN SHARE ROW EXCLUSIVE MODE")
+        tx.execute(_LOCK_CARDS)
         # The tables' statistics as they are now: a big import just before (or cards written
         # by other means) leaves the planner taking the ledger or the feed for a handful of
         # rows until autovacuum gets to them, and it then read the whole ledger (or sorted
@@ -448,15 +474,38 @@ def _credit(tx: Tx, now: datetime, first: tuple[int, int], source: str, args: li
         if tx.dialect == "sqlite"
         else "? || lpad(to_hex(? + k), 16, '0')"
     )
+    with _in_card_order(tx, source, args) as (numbered, numbered_args, order):
+        tx.execute(
+            "INSERT INTO entries (id, till, seq, card, kind, points, receipt_id, refund_id,"
+            " ref, note, created_at, available_from, expires_at, pos, received_at, quarantine)"
+            f" SELECT {new_id}, '{HQ_TILL}', ? + k, number, 'adjust', opening, NULL, NULL,"
+            f" NULL, ?, ?, ?, NULL, ? + k, ?, NULL FROM {numbered}{order}",
+            (half, pos, seq, OPENING_NOTE, ts(now), ts(now), pos, ts(now), *numbered_args),
+        )
+
+
+@contextmanager
+def _in_card_order(
+    tx: Tx, source: str, args: Sequence[Any]
+) -> Iterator[tuple[str, list[Any], str]]:
+    """The rows of ``source`` (its ``args``; a ``number`` column, and others) numbered in
+    card order, ``k`` = 0, 1, …: a FROM item (``o``), the arguments it takes, and the
+    ORDER BY that reads its rows in that order. PostgreSQL: ``row_number()``. SQLite:
+    the rowids of a temporary table written in card order (a window's ``row_number()``
+    over a million rows costs SQLite ≈ 0.7 s more, measured, docs/performance.md)."""
+    if tx.dialect == "postgresql":
+        numbered = (
+            f"(SELECT o.*, row_number() OVER (ORDER BY o.number) - 1 AS k FROM ({source})"
+            " AS o) AS o"
+        )
+        yield numbered, list(args), " ORDER BY o.number"
+        return
     tx.execute(
-        "INSERT INTO entries (id, till, seq, card, kind, points, receipt_id, refund_id, ref,"
-        " note, created_at, available_from, expires_at, pos, received_at, quarantine)"
-        f" SELECT {new_id}, '{HQ_TILL}', ? + k, number, 'adjust', opening, NULL, NULL, NULL,"
-        " ?, ?, ?, NULL, ? + k, ?, NULL FROM (SELECT o.number, o.opening,"
-        f" row_number() OVER (ORDER BY o.number) - 1 AS k FROM ({source}) AS o) AS o"
-        " ORDER BY number",
-        (half, pos, seq, OPENING_NOTE, ts(now), ts(now), pos, ts(now), *args),
+        f"CREATE TEMP TABLE card_order AS SELECT o.* FROM ({source}) AS o ORDER BY o.number",
+        args,
     )
+    yield "(SELECT o.*, rowid - 1 AS k FROM temp.card_order AS o) AS o", [], ""
+    tx.execute("DROP TABLE temp.card_order")  # a failure rolls it back with the rest
 
 
 def _fold_others(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:

@@ -12,6 +12,11 @@ class DuplicateKey(StoreError):
     """A row's key (a primary key or a unique column) is already in its table."""
 
 
+class LockBusy(StoreError):
+    """A lock another transaction holds was not granted within the statement's wait
+    (PostgreSQL's ``lock_timeout``)."""
+
+
 # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 _SQLITE_DUPLICATE = frozenset({1555, 2067})
 
@@ -34,6 +39,8 @@ def translate(exc: BaseException, what: str) -> BaseException:
         return exc
     if isinstance(exc, psycopg.errors.DiskFull):
         return StorageFullError(f"{what}: the disk is full; nothing was written")
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return LockBusy(f"{what}: {first_line(exc)}")
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return DuplicateKey(f"{what}: {first_line(exc)}")
     if isinstance(exc, psycopg.Error):
