@@ -11,7 +11,8 @@ either), so :func:`take` asks for the tables first, before anything else of the
 transaction, and waits for them at most :data:`WAIT`. A transaction that holds one of
 them (a till's pull reading the feed, a push) and would wait for another one of them
 cannot then deadlock with the load: the load gives up its locks, the other goes on, and
-the load runs with the indexes kept, as before. Everything is in the transaction: a load
+the load runs with the indexes kept, as before; so it does when head office's role does
+not own the tables (only an owner may drop a key). Everything is in the transaction: a load
 that fails leaves the keys and indexes as they were. SQLite gains nothing from it
 (an index it keeps in key order costs it no more than building it after, measured) and
 keeps its indexes.
@@ -42,13 +43,21 @@ _INDEXES = (
 )
 
 
+# Only a table's owner may drop and build its keys: head office run by another role (its
+# tables' rights granted to it) keeps the indexes.
+_OWNED = (
+    "SELECT bool_and(pg_has_role(c.relowner, 'USAGE')) FROM pg_class AS c"
+    " WHERE c.oid IN (SELECT to_regclass(t) FROM unnest(?::text[]) AS t)"
+)
+
+
 def take(tx: Tx, tables: Sequence[str], *, then: str) -> bool:
     """PostgreSQL, as the transaction's first statements: take ``tables`` for the
     transaction, then the lock statement ``then``, each waited for at most :data:`WAIT`.
-    True if taken; False, holding none of them, if another transaction holds one
-    (the caller then takes ``then`` as it would have, and keeps the indexes).
-    SQLite: False."""
-    if tx.dialect != "postgresql":
+    True if taken; False, holding none of them, if another transaction holds one or
+    head office's role does not own them all (the caller then takes ``then`` as it
+    would have, and keeps the indexes). SQLite: False."""
+    if tx.dialect != "postgresql" or not tx.scalar(_OWNED, [list(tables)]):
         return False
     tx.execute("SAVEPOINT bulk_load")
     try:

@@ -486,3 +486,59 @@ def test_a_first_import_on_postgresql_builds_the_ledger_and_feed_keys_after_the_
         reader.rollback()
     assert taken == [True, True, False] and _keys(hq) == keys
     assert hq.count("entries") == sum(1 for i in range(FRESH) if i % 4)
+
+
+APP_ROLE = "tillgate_app"  # owns nothing; .ci/run creates it
+
+
+def test_a_first_import_by_a_role_that_does_not_own_the_tables_keeps_their_indexes(
+    hq: HqTest, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """PostgreSQL: head office run by a role that the tables' owner granted their rights
+    to. Only the owner may drop and build their keys: that role's first import keeps the
+    indexes and commits, as a later import does."""
+    if hq.hq.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's table owners")
+    import os
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from tillgate.hq import bulkload
+    from tillgate.hq.db import open_database
+
+    parts = urlsplit(hq.hq.db.url)  # type: ignore[attr-defined]
+    other = urlunsplit(
+        parts._replace(netloc=f"{APP_ROLE}:{APP_ROLE}@{parts.hostname}:{parts.port or 5432}")
+    )
+    try:
+        psycopg.connect(other, connect_timeout=10).close()
+    except psycopg.OperationalError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL role {APP_ROLE} here (.ci/run creates it)")
+    with hq.hq.db.write() as tx:
+        schema = tx.scalar("SELECT current_schema()")
+        tx.execute(f"GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE}")
+        tx.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {APP_ROLE}"
+        )
+    taken: list[bool] = []
+    take = bulkload.take
+    monkeypatch.setattr(
+        bulkload, "take", lambda *a, **kw: taken.append(take(*a, **kw)) or taken[-1]
+    )
+    keys = _keys(hq)
+    db = open_database(other, data_dir=tmp_path)
+    try:
+        out = import_cards(
+            db,
+            io.StringIO("number,holder,balance\n" + _fresh()),
+            hq.clock.now(),
+            pattern=r"^\d+$",
+            operator=None,
+        )
+    finally:
+        db.close()
+    assert out["imported"] == FRESH and taken == [False] and _keys(hq) == keys
+    assert hq.count("entries") == sum(1 for i in range(FRESH) if i % 4)
