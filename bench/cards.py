@@ -128,7 +128,7 @@ def run(scale: float = 1.0) -> Scaled:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        runs = 1 if scale < 0.01 else 2  # a smoke run: once each
+        runs = 1 if scale < 0.01 else 3  # a smoke run: once each; else a median of 3
         first, load_peak, restarts, restart_peak = _till(tmp, n, restarts=runs + 1)
         size = (tmp / "cards.csv").stat().st_size
         imports: dict[str, list[tuple[float, float, float]]] = {}
