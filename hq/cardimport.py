@@ -27,9 +27,9 @@ check for numbers met twice (the cards' key refuses one; the file is then read a
 staged way, which names every such row). On PostgreSQL the ledger's and the feed's keys
 and indexes are then built once after their rows (:mod:`.bulkload`) when the import can
 have those tables to itself. 1M cards in process: 18.3 → 13.4 s on PostgreSQL, 16.3 →
-15.7 s on SQLite; the keys after the rows, and SQLite numbering the cards without a
-window function, took the whole command ≈ 17 % (PostgreSQL) and ≈ 11 % (SQLite) more
-(docs/performance.md, "cards").
+15.7 s on SQLite; building the keys after the rows, and SQLite numbering the cards
+without a window function, then cut the whole command by ≈ 17 % (PostgreSQL) and ≈ 11 %
+(SQLite) (docs/performance.md, "cards").
 """
 
 from __future__ import annotations
