@@ -533,30 +533,29 @@ def _changes(tx: Tx, n: int, now: datetime, *, known: int) -> None:
     if not n:
         return
     first = tx.next_ids("change", n)
-    written, args = "", [first, ts(now)]
+    written, source_args = "", []
     if known:
         written = " JOIN cards AS c ON c.number = s.number AND c.updated_at = ?"
-        args.append(ts(now))
-    numbered = (
-        f"(SELECT s.number, row_number() OVER (ORDER BY s.number) - 1 AS k FROM {STAGE} AS s"
-        f"{written}) AS s"
-    )
-    if tx.dialect == "sqlite":
+        source_args.append(ts(now))
+    source = f"SELECT s.number FROM {STAGE} AS s{written}"
+    with _in_card_order(tx, source, source_args) as (numbered, numbered_args, order):
+        args = [first, ts(now), *numbered_args]
+        if tx.dialect == "sqlite":
+            tx.execute(
+                f"INSERT INTO changes (kind, key, id, at) SELECT 'card', o.number, ? + o.k, ?"
+                f" FROM {numbered} WHERE true ON CONFLICT (kind, key) DO UPDATE SET"
+                " id = excluded.id, at = excluded.at",
+                args,
+            )
+            return
         tx.execute(
-            f"INSERT INTO changes (kind, key, id, at) SELECT 'card', s.number, ? + s.k, ? FROM"
-            f" {numbered} WHERE true ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id,"
-            " at = excluded.at",
+            f"UPDATE changes SET id = ? + o.k, at = ? FROM {numbered}"
+            " WHERE changes.kind = 'card' AND changes.key = o.number",
             args,
         )
-        return
-    tx.execute(
-        f"UPDATE changes SET id = ? + s.k, at = ? FROM {numbered}"
-        " WHERE changes.kind = 'card' AND changes.key = s.number",
-        args,
-    )
-    tx.execute(
-        f"INSERT INTO changes (kind, key, id, at) SELECT 'card', s.number, ? + s.k, ? FROM"
-        f" {numbered} WHERE NOT EXISTS (SELECT 1 FROM changes AS c WHERE c.kind = 'card'"
-        " AND c.key = s.number) ORDER BY s.number",
-        args,
-    )
+        tx.execute(
+            f"INSERT INTO changes (kind, key, id, at) SELECT 'card', o.number, ? + o.k, ? FROM"
+            f" {numbered} WHERE NOT EXISTS (SELECT 1 FROM changes AS c WHERE c.kind = 'card'"
+            f" AND c.key = o.number){order}",
+            args,
+        )

@@ -428,6 +428,11 @@ def test_a_big_file_imported_again_at_once_stays_on_plans_that_finish(hq: HqTest
     assert hq.count("entries", "kind = 'adjust' AND till = 'hq'") == 45_000
 
 
+# PostgreSQL only (SQLite keeps its indexes, and has no table owners): the head office of
+# the ``hq`` fixture on its PostgreSQL run alone.
+ON_POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
 def _keys(hq: HqTest) -> list[tuple[Any, ...]]:
     """PostgreSQL: the keys and indexes of the cards, the ledger and the feed, as the
     catalog defines them."""
@@ -445,6 +450,7 @@ def _keys(hq: HqTest) -> list[tuple[Any, ...]]:
     return [tuple(r.values()) for r in rows]
 
 
+@ON_POSTGRESQL
 def test_a_first_import_on_postgresql_builds_the_ledger_and_feed_keys_after_the_rows(
     hq: HqTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -453,8 +459,6 @@ def test_a_first_import_on_postgresql_builds_the_ledger_and_feed_keys_after_the_
     one that is refused. A transaction reading the feed meanwhile (a till's pull) is not
     waited for more than a moment: the import then keeps them, as an import after the
     first does, and still commits."""
-    if hq.hq.db.dialect != "postgresql":
-        pytest.skip("SQLite keeps its indexes (no gain measured)")
     import psycopg
 
     from tillgate.hq import bulkload
@@ -491,14 +495,13 @@ def test_a_first_import_on_postgresql_builds_the_ledger_and_feed_keys_after_the_
 APP_ROLE = "tillgate_app"  # owns nothing; .ci/run creates it
 
 
+@ON_POSTGRESQL
 def test_a_first_import_by_a_role_that_does_not_own_the_tables_keeps_their_indexes(
     hq: HqTest, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     """PostgreSQL: head office run by a role that the tables' owner granted their rights
     to. Only the owner may drop and build their keys: that role's first import keeps the
     indexes and commits, as a later import does."""
-    if hq.hq.db.dialect != "postgresql":
-        pytest.skip("PostgreSQL's table owners")
     import os
     from urllib.parse import urlsplit, urlunsplit
 
