@@ -6,6 +6,7 @@ import copy
 import gc
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -169,9 +170,34 @@ def copy_examples(dest: Path) -> Path:
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
+    """A loopback port nobody listens on right now, below the kernel's ephemeral range
+    where it can: a server a test stops and starts again on its port (a head office the
+    tills know the address of) then never finds it taken by some process's outgoing
+    connection, which draws its local port from that range ("Address already in use", seen
+    in CI). Elsewhere: one the kernel picks."""
+    low = _ephemeral_low()
+    for _ in range(100) if low > _PORTS_FROM else ():
+        port = _random.randrange(_PORTS_FROM, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with free_socket() as sock:
         return int(sock.getsockname()[1])
+
+
+_PORTS_FROM = 20_000
+_random = random.SystemRandom()  # each xdist worker its own draws
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def spawn_agent(
