@@ -268,7 +268,7 @@ def _no_verb(parser: argparse.ArgumentParser) -> Any:
 
 
 def _hq_url(args: argparse.Namespace) -> str:
-    from .server import DEFAULT_URL
+    from .address import DEFAULT_URL
 
     if args.hq:
         return str(args.hq)
@@ -285,7 +285,7 @@ def _hq_url(args: argparse.Namespace) -> str:
 def _token(args: argparse.Namespace) -> str:
     from tillgate.core.errors import ConfigError
 
-    from .server import ADMIN_TOKEN_FILE
+    from .address import ADMIN_TOKEN_FILE
 
     if args.token:
         return str(args.token)

@@ -29,6 +29,7 @@ from tillgate.core.files import DIR_MODE, siblings
 from tillgate.core.serving import bind, server_class
 
 from . import snapshots
+from .address import ADMIN_TOKEN_FILE, DEFAULT_HOST, DEFAULT_PORT
 from .couponkeys import KEYS_FOLDER
 from .db import open_database, sqlite_path
 from .holds import expire_due as expire_holds
@@ -39,9 +40,6 @@ from .service import LOOKUP_KEY_FILE, Hq
 
 logger = logging.getLogger(__name__)
 
-ADMIN_TOKEN_FILE = "hq-admin.token"
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8700
-DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 # Seconds an idle connection stays open: longer than a till keeps one for its holds.
 KEEP_ALIVE_SECONDS = 75
 
