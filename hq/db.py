@@ -286,16 +286,18 @@ class Tx:
 
         self.wrote = self.sent = True
         self.flush()  # what waits goes first
+        types = dbrows.column_types(self, table, columns)  # a binary COPY
         try:
             with (
                 self._conn.cursor() as cur,
                 # A thread of psycopg's sends the data while this one formats the next
                 # rows (it waits on the socket with the interpreter released).
                 cur.copy(
-                    f"COPY {table} ({', '.join(columns)}) FROM STDIN",
+                    f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)",
                     writer=psycopg.copy.QueuedLibpqWriter(cur),
                 ) as copy,
             ):
+                copy.set_types(types)
                 for row in rows:  # an error reading them aborts the COPY, and is raised
                     copy.write_row(row)
                     count += 1
