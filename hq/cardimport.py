@@ -19,17 +19,10 @@ that is one statement per table over the staged rows::
 A card the file names as head office has it, with no opening balance due, is left alone:
 not rewritten, not moved in the feed, so tills are not sent it again.
 
-A chain's first import (head office holds no card and no entry) skips the staging table:
-the rows are written into ``cards`` as they are read (PostgreSQL: the backend writes them
-while the next are parsed), each with its opening balance folded in; then the opening
-entries and the changes, one statement each, from ``cards``. No join with the ledger, no
-check for numbers met twice (the cards' key refuses one; the file is then read again the
-staged way, which names every such row). On PostgreSQL the ledger's and the feed's keys
-and indexes are then built once after their rows (:mod:`.bulkload`) when the import can
-have those tables to itself. 1M cards in process: 18.3 → 13.4 s on PostgreSQL, 16.3 →
-15.7 s on SQLite; building the keys after the rows, and SQLite numbering the cards
-without a window function, then cut the whole command by ≈ 17 % (PostgreSQL) and ≈ 11 %
-(SQLite) (docs/performance.md, "cards").
+A chain's first import (head office holds no card and no entry) skips the staging table
+when the file can be read again (:mod:`.firstimport`). What both ways write alike (the
+opening balances, the fold of a card whose only entry is one, the audit) is in
+:mod:`.openings`.
 """
 
 from __future__ import annotations
@@ -38,34 +31,40 @@ import codecs
 import io
 import logging
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
 from tillgate.core.cardfile import KNOWN_COLUMNS, CardValues, json_list, read_values, twice
 from tillgate.core.errors import InvalidCards
 
-from . import audit, bulkload, quarantine
+from . import firstimport, openings
 from .db import Database, Row, Tx
 from .dberrors import DuplicateKey
-from .ledger import chunks, refresh_cards
+from .openings import FILE_COLUMNS, FOLDED, LOCK_CARDS, OPENING_NOTE
 from .tills import HQ_TILL
 from .wire import ts
 
 logger = logging.getLogger(__name__)
 
-OPENING_NOTE = "opening balance"
+
 STAGE = "cards_import"
 # The staging table's columns: the file's row number, the file's columns, the opening balance.
+
+
 _COLUMNS = ["row", *(c for c in KNOWN_COLUMNS if c != "balance"), "opening"]
+
+
 _OPENED = (
     "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number AND e.kind = 'adjust'"
     f" AND e.till = '{HQ_TILL}' AND e.note = ?)"
 )
 # A staged card whose opening balance will be its only entry (so it folds to that balance).
+
+
 _ENTRIES = "EXISTS (SELECT 1 FROM entries AS e WHERE e.card = s.number)"
+
+
 _LONE = f"s.opening > 0 AND NOT {_ENTRIES}"
 
 
@@ -78,12 +77,12 @@ def import_cards(
     ``UnicodeDecodeError``, ``csv.Error``) comes out as it is, and imports nothing.
 
     A chain's first import (no card, no entry yet) writes the rows straight into ``cards``
-    (:func:`_import_fresh`) when the file can be read again; a number met twice then sends
+    (:mod:`.firstimport`) when the file can be read again; a number met twice then sends
     the file the staged way, which names every such row."""
     start = lines.tell() if isinstance(lines, io.TextIOBase) and lines.seekable() else None
     if start is not None:
         try:
-            done = _import_fresh(db, lines, now, pattern=pattern, operator=operator)
+            done = firstimport.import_fresh(db, lines, now, pattern=pattern, operator=operator)
         except DuplicateKey:
             done = None
         if done is not None:
@@ -91,165 +90,22 @@ def import_cards(
         lines.seek(start)  # type: ignore[attr-defined]
     problems: list[str] = []
     with db.write() as tx:
-        _tune(tx)
+        openings.tune(tx)
         _stage(tx, read_values(lines, number_pattern=pattern, problems=problems))
-        warnings = _refuse_bad(problems + _twice(tx))
+        warnings = openings.refuse_bad(problems + _twice(tx))
         _lock(tx)
         total = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE}"))
         known = int(tx.scalar(f"SELECT COUNT(*) FROM {STAGE} AS s JOIN cards AS c USING (number)"))
         first, opening, lone = _openings(tx, now)
         _upsert(tx, now, lone, known=known)
         if opening:
-            _credit(tx, now, first, _STAGED, [OPENING_NOTE])
-        released = _release(tx, now, f"{STAGE} AS s ON s.number")
-        _fold_others(tx, now, first_pos=first[1], released=released)
+            openings.credit(tx, now, first, _STAGED, [OPENING_NOTE])
+        released = openings.release(tx, now, f"{STAGE} AS s ON s.number")
+        openings.fold_others(tx, now, first_pos=first[1], released=released)
         _changes(tx, total, now, known=known)
         tx.execute(f"DROP TABLE {STAGE}")
-        done = _done(tx, now, total, known, opening, warnings, operator)
+        done = openings.done(tx, now, total, known, opening, warnings, operator)
     return _logged(done)
-
-
-def _import_fresh(
-    db: Database, lines: Iterable[str], now: datetime, *, pattern: str, operator: str | None
-) -> dict[str, Any] | None:
-    """A first import, into a head office with no card and no entry: the rows go straight
-    into ``cards`` as they are read (no staging table, no join with the ledger), a card
-    with an opening balance written with it, folded as :func:`_lone_fold` folds such a
-    card; then its opening entries and the cards' changes, one statement each. None (and
-    nothing written) if head office has a card or an entry already. A number the file has
-    twice raises :class:`DuplicateKey` (rolled back)."""
-    problems: list[str] = []
-    with db.write() as tx:
-        _tune(tx)
-        # PostgreSQL: the ledger and the feed to itself, to build their keys and indexes
-        # after the rows (bulkload); no card appears until the commit, as _lock says.
-        bare = bulkload.take(tx, _BUILT_AFTER, then=_LOCK_CARDS)
-        if tx.dialect == "postgresql" and not bare:
-            tx.execute(_LOCK_CARDS)
-        if tx.scalar(
-            "SELECT 1 WHERE EXISTS (SELECT 1 FROM cards) OR EXISTS (SELECT 1 FROM entries)"
-            " OR EXISTS (SELECT 1 FROM changes WHERE kind = 'card')"
-        ):
-            return None
-        # The card folds to the same fields whatever its number and balance: a stand-in.
-        lone = _lone_fold(tx, now, (0, 0), "", _ONE, ["", 1])
-        with bulkload.indexes_after(tx, _BUILT_AFTER) if bare else nullcontext():
-            total, opening = _copy_fresh(tx, lines, now, lone, pattern, problems)
-            warnings = _refuse_bad(problems)
-            if tx.dialect == "postgresql":
-                tx.execute("ANALYZE cards")  # the statements below, and pushes after the commit
-            if opening:
-                first = tx.next_ids("hq_seq", opening), tx.next_ids("entry", opening)
-                _credit(tx, now, first, _CREDITED, [])
-            if total:
-                first_change = tx.next_ids("change", total)
-                with _in_card_order(tx, "SELECT number FROM cards", []) as (numbered, _, order):
-                    tx.execute(
-                        "INSERT INTO changes (kind, key, id, at) SELECT 'card', number, ? + k,"
-                        f" ? FROM {numbered}{order}",
-                        (first_change, ts(now)),
-                    )
-        # Pushes quarantine entries of unknown cards while the import runs (they write
-        # no card): those of the cards it added are released, and folded, now.
-        _fold_others(tx, now, first_pos=0, released=_release(tx, now, "cards AS s ON s.number"))
-        return _done(tx, now, total, 0, opening, warnings, operator)
-
-
-_LOCK_CARDS = "LOCK TABLE cards IN SHARE ROW EXCLUSIVE MODE"
-_BUILT_AFTER = ("entries", "changes")  # the cards' key finds a number met twice as they go
-
-
-def _copy_fresh(
-    tx: Tx, lines: Iterable[str], now: datetime, lone: Row, pattern: str, problems: list[str]
-) -> tuple[int, int]:
-    """The good rows of the file into ``cards``, a card with an opening balance with
-    ``lone``'s folded fields; the bad ones' problems added to ``problems``. Returns how
-    many cards, and how many of them with an opening balance."""
-    at, none = ts(now), (None, None, None)
-    folded = tuple(lone[c] for c in _FOLDED[1:])
-    opening = 0
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        nonlocal opening
-        for _, number, holder, phone, birthday, tier, seg, clubs, st, op in read_values(
-            lines, number_pattern=pattern, problems=problems
-        ):
-            if op > 0:
-                opening += 1
-            yield (
-                number,
-                "import",
-                at,
-                at,
-                holder,
-                phone,
-                birthday,
-                tier,
-                json_list(seg),
-                json_list(clubs),
-                st,
-                op,
-                *(folded if op > 0 else none),
-            )
-
-    columns = ("number", "origin", "created_at", "updated_at", *_FILE, *_FOLDED)
-    return tx.copy_in("cards", columns, rows()), opening
-
-
-def _tune(tx: Tx) -> None:
-    if tx.dialect == "postgresql":
-        # The sorts of a million rows in memory; no JIT compiling (0.5 s a statement
-        # once a million rows cost it in, for plans whose time is spent writing rows).
-        tx.execute("SET LOCAL work_mem = '64MB'")
-        tx.execute("SET LOCAL jit = off")
-
-
-def _refuse_bad(problems: list[str]) -> list[str]:
-    """The warnings among the problems (an unknown column is ignored with one); raises
-    :class:`InvalidCards` with the others, which refuse the file, in row order."""
-    warnings = [p for p in problems if p.startswith("header: unknown column")]
-    errors = [p for p in problems if p not in warnings]
-    if errors:
-        raise InvalidCards(
-            f"{len(errors)} bad rows in the cards file; nothing was imported",
-            details={"errors": sorted(errors, key=_row_order)},
-        )
-    return warnings
-
-
-def _release(tx: Tx, now: datetime, imported: str) -> list[str]:
-    """Entries quarantined because head office did not know the card: released now that
-    it does (``imported``: the join with the imported numbers)."""
-    waiting = tx.all(
-        f"SELECT DISTINCT q.card FROM quarantine AS q JOIN {imported} = q.card"
-        f" WHERE q.code = 'unknown_card' AND q.status = '{quarantine.OPEN}' ORDER BY q.card"
-    )
-    return quarantine.release_known(
-        tx, [r["card"] for r in waiting], now, till=None, why="head office imported the card"
-    )
-
-
-def _done(
-    tx: Tx,
-    now: datetime,
-    total: int,
-    known: int,
-    opening: int,
-    warnings: list[str],
-    operator: str | None,
-) -> dict[str, Any]:
-    counts = {"imported": total - known, "updated": known}
-    audit.write(
-        tx,
-        action="cards.import",
-        subject="cards",
-        detail=counts | {"opening_balances": opening},
-        reason="",
-        operator=operator,
-        now=now,
-        after=counts,
-    )
-    return counts | {"opening_balances": opening, "warnings": warnings}
 
 
 def _logged(done: dict[str, Any]) -> dict[str, Any]:
@@ -337,7 +193,7 @@ def _lock(tx: Tx) -> None:
     and takes no counter before it has its cards: the import's counters cannot deadlock it.
     SQLite: the write transaction already excludes every other writer."""
     if tx.dialect == "postgresql":
-        tx.execute(_LOCK_CARDS)
+        tx.execute(LOCK_CARDS)
         # The tables' statistics as they are now: a big import just before (or cards written
         # by other means) leaves the planner taking the ledger or the feed for a handful of
         # rows until autovacuum gets to them, and it then read the whole ledger (or sorted
@@ -355,11 +211,6 @@ def _twice(tx: Tx) -> list[str]:
     return [twice(int(r["row"]), str(r["number"])) for r in rows]
 
 
-def _row_order(problem: str) -> int:
-    head = problem.split(":", 1)[0]
-    return int(head[4:]) if head.startswith("row ") else 0
-
-
 def _openings(tx: Tx, now: datetime) -> tuple[tuple[int, int], int, Row | None]:
     """An opening balance is credited once per card, however often the file is imported:
     one ``adjust`` of head office's each, numbered in card order as ``hq_entries`` and
@@ -374,34 +225,11 @@ def _openings(tx: Tx, now: datetime) -> tuple[tuple[int, int], int, Row | None]:
     if sample is None:
         return first, n, None
     only = f"{_STAGED} AND s.number = ?"
-    return first, n, _lone_fold(tx, now, first, sample, only, [OPENING_NOTE, sample])
-
-
-def _lone_fold(
-    tx: Tx, now: datetime, first: tuple[int, int], sample: str, source: str, args: list[Any]
-) -> Row:
-    """What ``refresh_cards`` folds a card whose only entry is its opening balance to:
-    the same for every such card but its balance. Folded for card ``sample`` (credited as
-    ``source`` says) in a savepoint, rolled back: the fold's own code, on the rows as the
-    import writes them."""
-    tx.execute("SAVEPOINT lone_fold")
-    try:
-        tx.execute(
-            "INSERT INTO cards (number, origin, created_at, updated_at) VALUES (?, 'import', ?, ?)"
-            " ON CONFLICT (number) DO NOTHING",
-            (sample, ts(now), ts(now)),
-        )
-        _credit(tx, now, first, source, args)
-        refresh_cards(tx, [sample], now)
-        folded = tx.one(
-            "SELECT next_expiry, balance_until, negative_since FROM cards WHERE number = ?",
-            (sample,),
-        )
-    finally:
-        tx.execute("ROLLBACK TO SAVEPOINT lone_fold")
-    tx.execute("RELEASE SAVEPOINT lone_fold")
-    assert folded is not None
-    return folded
+    return (
+        first,
+        n,
+        openings.lone_fold(tx, now, first, sample, only, [OPENING_NOTE, sample]),
+    )
 
 
 def _upsert(tx: Tx, now: datetime, lone: Row | None, *, known: int) -> None:
@@ -416,18 +244,14 @@ def _upsert(tx: Tx, now: datetime, lone: Row | None, *, known: int) -> None:
     _upsert_some(tx, now, f"(s.opening = 0 OR {_ENTRIES})", folded=None, known=known)
 
 
-_FILE = ("holder", "phone", "birthday", "tier", "segments", "clubs", "status")
-_FOLDED = ("balance", "next_expiry", "balance_until", "negative_since")
-
-
 def _upsert_some(tx: Tx, now: datetime, which: str, *, folded: Row | None, known: int) -> None:
     """The staged cards ``which`` selects: the file's columns, and with ``folded`` the
     opening balance and the other folded fields. The ``known`` cards (how many the table
     held) are updated, the others inserted: a plain insert, not ``ON CONFLICT`` (whose
     speculative insertion cost PostgreSQL 1.9 µs more a row); the table's lock
     (:func:`_lock`) keeps a new card from appearing in between."""
-    columns = _FILE + (_FOLDED if folded else ())
-    values = [f"s.{c}" for c in _FILE]
+    columns = FILE_COLUMNS + (FOLDED if folded else ())
+    values = [f"s.{c}" for c in FILE_COLUMNS]
     args: list[Any] = []
     if folded:
         values += ["s.opening", "CAST(? AS TEXT)", "CAST(? AS TEXT)", "CAST(? AS TEXT)"]
@@ -440,7 +264,7 @@ def _upsert_some(tx: Tx, now: datetime, which: str, *, folded: Row | None, known
             "UPDATE cards SET updated_at = ?, "
             + ", ".join(f"{c} = {v}" for c, v in zip(columns, values, strict=True))
             + f" FROM {STAGE} AS s WHERE cards.number = s.number AND {which} AND NOT ("
-            + " AND ".join(f"cards.{c} {same} s.{c}" for c in _FILE)
+            + " AND ".join(f"cards.{c} {same} s.{c}" for c in FILE_COLUMNS)
             + f" AND NOT (s.opening > 0 AND NOT {_OPENED}))",
             [ts(now), *args, OPENING_NOTE],
         )
@@ -454,73 +278,9 @@ def _upsert_some(tx: Tx, now: datetime, which: str, *, folded: Row | None, known
 
 
 _TODO = f"s.opening > 0 AND NOT {_OPENED}"
-# Where the opening balances come from (a number and its ``opening``): the staged rows not
-# yet credited; the cards of a first import; a stand-in card's.
+
+
 _STAGED = f"SELECT s.number, s.opening FROM {STAGE} AS s WHERE {_TODO}"
-_CREDITED = "SELECT number, balance AS opening FROM cards WHERE balance > 0"
-_ONE = "SELECT CAST(? AS TEXT) AS number, CAST(? AS BIGINT) AS opening"
-
-
-def _credit(tx: Tx, now: datetime, first: tuple[int, int], source: str, args: list[Any]) -> None:
-    """The opening balances of ``source`` (its ``args``), numbered from ``first`` (``seq``,
-    ``pos``) in card order."""
-    seq, pos = first
-    # An id: a random half drawn per import, then the entry's pos in hex. Unique as pos
-    # is, and ascending, so the id index takes the import's entries at one place, not at
-    # a random page each (a uuid4's second half starts 8-b, never 0 as these do).
-    half = uuid.uuid4().hex[:16]
-    new_id = (
-        "printf('%s%016x', ?, ? + k)"
-        if tx.dialect == "sqlite"
-        else "? || lpad(to_hex(? + k), 16, '0')"
-    )
-    with _in_card_order(tx, source, args) as (numbered, numbered_args, order):
-        tx.execute(
-            "INSERT INTO entries (id, till, seq, card, kind, points, receipt_id, refund_id,"
-            " ref, note, created_at, available_from, expires_at, pos, received_at, quarantine)"
-            f" SELECT {new_id}, '{HQ_TILL}', ? + k, number, 'adjust', opening, NULL, NULL,"
-            f" NULL, ?, ?, ?, NULL, ? + k, ?, NULL FROM {numbered}{order}",
-            (half, pos, seq, OPENING_NOTE, ts(now), ts(now), pos, ts(now), *numbered_args),
-        )
-
-
-@contextmanager
-def _in_card_order(
-    tx: Tx, source: str, args: Sequence[Any]
-) -> Iterator[tuple[str, list[Any], str]]:
-    """The rows of ``source`` (its ``args``; a ``number`` column, and others) numbered in
-    card order, ``k`` = 0, 1, …: a FROM item (``o``), the arguments it takes, and the
-    ORDER BY that reads its rows in that order. PostgreSQL: ``row_number()``. SQLite:
-    the rowids of a temporary table written in card order (a window's ``row_number()``
-    over a million rows costs SQLite ≈ 0.7 s more, measured, docs/performance.md)."""
-    if tx.dialect == "postgresql":
-        numbered = (
-            f"(SELECT o.*, row_number() OVER (ORDER BY o.number) - 1 AS k FROM ({source})"
-            " AS o) AS o"
-        )
-        yield numbered, list(args), " ORDER BY o.number"
-        return
-    tx.execute(
-        f"CREATE TEMP TABLE card_order AS SELECT o.* FROM ({source}) AS o ORDER BY o.number",
-        args,
-    )
-    yield "(SELECT o.*, rowid - 1 AS k FROM temp.card_order AS o) AS o", [], ""
-    tx.execute("DROP TABLE temp.card_order")  # a failure rolls it back with the rest
-
-
-def _fold_others(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:
-    """Fold again, whole, every card the import credited that has other entries than its
-    opening balance (quarantined ones too, so every card the import released): the cards
-    whose only entry it is were written folded (:func:`_upsert`)."""
-    whole = set(released)
-    if first_pos:
-        credited = tx.all(
-            f"SELECT e.card FROM entries AS e WHERE e.pos >= {int(first_pos)} AND EXISTS"
-            f" (SELECT 1 FROM entries AS o WHERE o.card = e.card AND o.pos < {int(first_pos)})"
-        )
-        whole |= {r["card"] for r in credited}
-    for part in chunks(sorted(whole), 1000):
-        refresh_cards(tx, part, now)
 
 
 def _changes(tx: Tx, n: int, now: datetime, *, known: int) -> None:
@@ -538,7 +298,7 @@ def _changes(tx: Tx, n: int, now: datetime, *, known: int) -> None:
         written = " JOIN cards AS c ON c.number = s.number AND c.updated_at = ?"
         source_args.append(ts(now))
     source = f"SELECT s.number FROM {STAGE} AS s{written}"
-    with _in_card_order(tx, source, source_args) as (numbered, numbered_args, order):
+    with openings.in_card_order(tx, source, source_args) as (numbered, numbered_args, order):
         args = [first, ts(now), *numbered_args]
         if tx.dialect == "sqlite":
             tx.execute(

@@ -282,6 +282,9 @@ def _written(hq: HqTest) -> dict[str, Any]:
     pos, seq = (min((e[c] for e in entries), default=0) for c in ("pos", "seq"))
     first = min((c["id"] for c in changes), default=0)
     return {
+        # An entry's id: a half drawn once per import, then its pos in hex.
+        "ids": [(e["id"][:16] == entries[0]["id"][:16], e["id"][16:]) for e in entries]
+        == [(True, f"{e['pos']:016x}") for e in entries],
         "cards": cards,
         "entries": [
             {k: v for k, v in e.items() if k != "id"}
@@ -293,23 +296,43 @@ def _written(hq: HqTest) -> dict[str, Any]:
     }
 
 
+def _in_order(text: str, *, but_last: bool = False) -> str:
+    """The file's rows in card order; ``but_last``: its last two rows swapped."""
+    head, *rows = text.splitlines(True)
+    rows.sort(key=lambda line: line.split(",", 1)[0])
+    if but_last:
+        rows[-2:] = rows[:-3:-1]
+    return head + "".join(rows)
+
+
+@pytest.mark.parametrize(
+    "order",
+    # PostgreSQL copies in the ledger and feed of a file in card order, of one not too long
+    ["none", "cards", "cards but the last", "cards, more than are kept"],
+)
 def test_a_first_import_writes_straight_into_cards_what_the_staged_import_writes(
-    hq: HqTest, monkeypatch: pytest.MonkeyPatch
+    hq: HqTest, monkeypatch: pytest.MonkeyPatch, order: str
 ) -> None:
     """A chain's first import (no card, no entry) skips the staging table: the same cards,
     folded fields, opening entries, feed order and audit as the staged way, which a file
-    that cannot be read again (or a head office with cards) takes."""
-    from tillgate.hq import cardimport
+    that cannot be read again (or a head office with cards) takes; whatever the file's
+    order (one in card order but for its last rows: past the first block of numbers that
+    PostgreSQL keeps to copy the entries and changes in)."""
+    from tillgate.hq import cardimport, firstimport
 
+    if order == "cards, more than are kept":
+        monkeypatch.setattr(firstimport._Kept, "MOST", firstimport._Kept.BLOCK)
     hq.publish(program())
     staged: list[int] = []
     stage = cardimport._stage
     monkeypatch.setattr(cardimport, "_stage", lambda *a: staged.append(1) or stage(*a))
-    text, now = _full(2_500), hq.clock.now()
+    text, now = _full(5_000), hq.clock.now()
+    if order != "none":
+        text = _in_order(text, but_last=order == "cards but the last")
     out = import_cards(hq.hq.db, iter(text.splitlines(True)), now, pattern=r"^\d+$", operator=None)
     assert staged == [1]
     assert out == {
-        "imported": 2_500,
+        "imported": 5_000,
         "updated": 0,
         "warnings": ["header: unknown column 'colour' ignored"],
     }
@@ -330,10 +353,17 @@ def test_a_first_import_writes_straight_into_cards_what_the_staged_import_writes
             "DELETE FROM audit WHERE action = 'cards.import'",
         ):
             tx.execute(sql)
+        postgresql = tx.dialect == "postgresql"
+    selected: list[str] = []  # opening balances selected from the cards written
+    credit = firstimport.openings.credit
+    monkeypatch.setattr(
+        firstimport.openings, "credit", lambda *a, **k: selected.append(a[3]) or credit(*a, **k)
+    )
 
     assert import_cards(hq.hq.db, io.StringIO(text), now, pattern=r"^\d+$", operator=None) == out
     assert staged == [1]  # not staged
     assert _written(hq) == by_stage
+    assert (firstimport.openings.CREDITED in selected) == (not postgresql or order != "cards")
 
 
 def test_a_first_import_with_bad_rows_or_a_number_twice_imports_nothing_and_names_them(
