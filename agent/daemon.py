@@ -30,7 +30,7 @@ from tillgate.core.keyfolder import KeyFolder
 from tillgate.core.productfile import load_products
 from tillgate.core.rules.coupons import LEGACY_KEY, CouponSigner, generate_key
 from tillgate.core.rules.program import load_program_file
-from tillgate.core.serving import bind, server_class
+from tillgate.core.serving import bind, http_protocol, server_class
 
 from .store import meta
 from .store.db import Database
@@ -449,7 +449,12 @@ def run_daemon(config: Config, *, clock: Clock | None = None) -> int:
         )
     server = _Server(
         uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            app,
+            http=http_protocol(),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
         )
     )
     server.on_exit = service.events.close

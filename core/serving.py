@@ -200,6 +200,82 @@ def bind(host: str, port: int, *, setting: str = "set pos_api.port") -> socket.s
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class _JoinedWrites:
+    """A connection's transport that sends a response's head with the start of its body.
+
+    uvicorn writes the status line and headers, then the body: two sends, so on loopback
+    two transmissions (each runs the receiving side's TCP work in the sender's system call)
+    and two wake-ups of the POS for one answer. Here a head waits for the next write, and
+    goes with it in one; never longer than the event loop's next turn, so a streamed
+    answer (the panel's events) starts as before. Nothing is reordered: whatever is
+    written while a head waits goes after it, and closing sends it first.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: Any, loop: Any) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data[:9] == b"HTTP/1.1 " and data[9:12] != b"100":  # a head (not 100 Continue)
+            self._held = bytes(data)
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def writelines(self, data: Any) -> None:
+        self.write(b"".join(data))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._held or b"") + int(self._transport.get_write_buffer_size())
+
+    def __getattr__(self, name: str) -> Any:  # the rest as the transport has it
+        return getattr(self._transport, name)
+
+
+def http_protocol() -> type:
+    """uvicorn's HTTP protocol (httptools where installed, as uvicorn's own choice), whose
+    answers go out in one send each (:class:`_JoinedWrites`); for ``uvicorn.Config(http=)``."""
+    base: type
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    except ImportError:  # no httptools: uvicorn's pure-Python parser
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        base = H11Protocol
+
+    class Protocol(base):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(_JoinedWrites(transport, self.loop))
+
+    return Protocol
+
+
 def server_class() -> type:
     import uvicorn
 

@@ -26,7 +26,7 @@ from tillgate.core import __version__, files
 from tillgate.core.clock import Clock, SystemClock
 from tillgate.core.errors import ConfigError, TillgateError
 from tillgate.core.files import DIR_MODE, siblings
-from tillgate.core.serving import bind, server_class
+from tillgate.core.serving import bind, http_protocol, server_class
 
 from . import snapshots
 from .address import ADMIN_TOKEN_FILE, DEFAULT_HOST, DEFAULT_PORT
@@ -226,6 +226,7 @@ def serve(options: ServeOptions, *, clock: Clock | None = None) -> int:
     server = server_class()(
         uvicorn.Config(
             create_app(hq),
+            http=http_protocol(),
             log_config=None,
             access_log=False,
             lifespan="off",
