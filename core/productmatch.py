@@ -34,12 +34,15 @@ from typing import Literal
 from tillgate.core.products import Match, Product, ProductLookup, name_words, normalise_name
 from tillgate.core.rules.program import CategoryMatch
 
+from .frozen import quick_init
+
 UnmatchedPolicy = Literal["earn", "exclude"]
 
 # A printed name shorter than this is never taken for a cut one: "Вода" is not "Водка…".
 MIN_CUT_KEY = 6
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class LineIn:
     """What is known of a line before matching: what the POS sent or the printer showed."""
@@ -62,6 +65,7 @@ class Policy:
     age_restricted_no_loyalty: bool = True
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Resolution:
     """A line as the rules engine will see it, and how its category was found."""

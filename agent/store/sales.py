@@ -29,6 +29,8 @@ from typing import Any
 
 import msgspec
 
+from tillgate.core.frozen import quick_init
+
 from .ledger import ts
 
 _encode = msgspec.json.Encoder().encode
@@ -39,6 +41,7 @@ DONE = ("confirmed", "refunded")
 RECORD_VERSION = 2
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class PaidLine:
     """A line as the calculation left it: sold quantity, paid kopecks, earns points."""

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from tillgate.core.errors import InvalidRequest
+from tillgate.core.frozen import quick_init
 from tillgate.core.money import parse_decimal
 
 RECEIPT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:#\-]{0,63}$"
@@ -95,6 +96,7 @@ def parse_redeem(v: Any) -> Redeem:
     return "max" if v == "max" else int(v)
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class SaleLine:
     """One line of the basket, already checked."""

@@ -19,6 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import get_args
 
+from ..frozen import quick_init
 from ..money import floor_points, to_kop
 from .basket import Basket
 from .catalog import Catalog
@@ -56,6 +57,7 @@ _MONEY = get_args(MoneyReward)
 _POINTS = get_args(PointReward)
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     """A promotion that applies to this receipt, and what it gives here."""
@@ -77,6 +79,7 @@ class Plan:
         return isinstance(self.reward, _POINTS)
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
     """What one plan gave: money off by line position, exact points, and whether it counts."""

@@ -14,7 +14,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
+from ..frozen import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Line:
     """One basket line as the POS sent it (already validated)."""
@@ -97,6 +100,7 @@ class Request:
 # ---------------------------------------------------------------- outputs
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class LineResult:
     index: int
@@ -113,6 +117,7 @@ class LineResult:
         return self.amount - self.discount
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Effect:
     """One promotion's part in the result: the result explains itself."""
