@@ -467,7 +467,7 @@ class PostgresDatabase(Database):
         from psycopg.rows import dict_row
 
         try:
-            return psycopg.connect(
+            conn = psycopg.connect(
                 self.url,
                 autocommit=True,
                 row_factory=dict_row,
@@ -475,6 +475,8 @@ class PostgresDatabase(Database):
             )
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.display}: {first_line(exc)}") from exc
+        dbrows.prefer_lz4(conn)
+        return conn
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:

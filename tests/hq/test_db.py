@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -432,5 +433,26 @@ def test_the_partial_indexes_serve_the_queries_that_name_their_columns(
                     table, rest = sql.split(" FROM ", 1)[1].split(" ", 1)
                     query = f"{sql.split(' FROM ')[0]} FROM {table} INDEXED BY {index} {rest}"
                     tx.all(f"EXPLAIN QUERY PLAN {query}", args)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_long_values_are_compressed_with_lz4_on_postgresql(db_url: str, tmp_path: Path) -> None:
+    """A receipt's facts longer than a row holds are compressed with lz4 (hq/dbrows.py
+    ``prefer_lz4``), on every connection of the pool, and read back whole."""
+    body = json.dumps([{"sku": f"sku{i}", "qty": "2", "price": "99.90"} for i in range(400)])
+    db = open_database(db_url, data_dir=tmp_path)
+    try:
+        with db.write() as tx, db.write() as other:  # two connections at once
+            for n, t in enumerate((tx, other)):
+                t.execute(
+                    "INSERT INTO receipt_facts (till, id, kind, receipt_id, after_seq, body,"
+                    " created_at, received_at) VALUES ('t', ?, 'sale', 'r', 0, ?, 'x', 'x')",
+                    (f"f{n}", body),
+                )
+        with db.read() as tx:
+            rows = tx.all("SELECT body, pg_column_compression(body) AS method FROM receipt_facts")
+        assert [(r["body"] == body, r["method"]) for r in rows] == [(True, "lz4")] * 2
     finally:
         db.close()
