@@ -132,3 +132,19 @@ def test_the_records_of_a_sale_are_hashable_and_equal_as_before() -> None:
     ):
         assert cls.__init__.__code__.co_filename == "<string>"
         assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"
+
+
+def test_fields_named_like_its_own_names_are_kept_apart() -> None:
+    """The generated ``__init__``'s own names never meet a field's, whatever it is called."""
+
+    @quick_init
+    @dataclass(frozen=True)
+    class Odd:
+        _q: int
+        _q_0: str = "d"
+        _q__none: list[int] = field(default_factory=list)
+        _q___: int = 0
+
+    made = Odd(1, _q__none=[2], _q___=4)
+    assert (made._q, made._q_0, made._q__none, made._q___) == (1, "d", [2], 4)
+    assert Odd(3)._q__none == []
