@@ -23,18 +23,10 @@ from .wire import ts
 OPENING_NOTE = "opening balance"
 # No other transaction writes a card until the import commits (see cardimport._lock).
 LOCK_CARDS = "LOCK TABLE cards IN SHARE ROW EXCLUSIVE MODE"
-
-
 FILE_COLUMNS = ("holder", "phone", "birthday", "tier", "segments", "clubs", "status")
-
-
 FOLDED = ("balance", "next_expiry", "balance_until", "negative_since")
-
-
 # Where a first import's opening balances come from, and a stand-in card's.
 CREDITED = "SELECT number, balance AS opening FROM cards WHERE balance > 0"
-
-
 ONE = "SELECT CAST(? AS TEXT) AS number, CAST(? AS BIGINT) AS opening"
 
 
@@ -174,7 +166,8 @@ def in_card_order(tx: Tx, source: str, args: Sequence[Any]) -> Iterator[tuple[st
 def fold_others(tx: Tx, now: datetime, *, first_pos: int, released: list[str]) -> None:
     """Fold again, whole, every card the import credited that has other entries than its
     opening balance (quarantined ones too, so every card the import released): the cards
-    whose only entry it is were written folded (:func:`_upsert`)."""
+    whose only entry it is were written folded (``cardimport._upsert``,
+    ``firstimport._copy_fresh``)."""
     whole = set(released)
     if first_pos:
         credited = tx.all(
